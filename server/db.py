@@ -1,0 +1,116 @@
+"""A very small synchronous database layer shared by the key store and the audit log.
+
+SQLite for development and single-node installs, PostgreSQL (psycopg 3) for production. SQL is written
+once with `?` placeholders and rewritten for psycopg. Callers keep these calls off the event loop.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS api_keys (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        key_hash TEXT NOT NULL UNIQUE,
+        key_prefix TEXT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL,
+        expires_at DOUBLE PRECISION,
+        revoked_at DOUBLE PRECISION,
+        allowed_models TEXT,
+        rpm INTEGER,
+        tpm INTEGER,
+        max_tokens INTEGER,
+        safety_profile TEXT NOT NULL DEFAULT 'patient'
+    )""",
+    "CREATE INDEX IF NOT EXISTS api_keys_name ON api_keys (name)",
+    """CREATE TABLE IF NOT EXISTS audit_log (
+        ts DOUBLE PRECISION NOT NULL,
+        request_id TEXT NOT NULL,
+        key_name TEXT,
+        route TEXT,
+        model TEXT,
+        status INTEGER,
+        prompt_tokens INTEGER,
+        completion_tokens INTEGER,
+        duration_ms DOUBLE PRECISION,
+        safety TEXT
+    )""",
+    """CREATE TABLE IF NOT EXISTS audit_safety_events (
+        ts DOUBLE PRECISION NOT NULL,
+        request_id TEXT NOT NULL,
+        key_name TEXT,
+        category TEXT NOT NULL,
+        action TEXT NOT NULL
+    )""",
+]
+
+
+class Database:
+    """One connection guarded by a lock; fine for the low write rates of keys and batched audit rows."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._lock = threading.Lock()
+        if url.startswith("sqlite:///"):
+            self.kind = "sqlite"
+            path = url.removeprefix("sqlite:///")
+            if path != ":memory:":
+                os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            # isolation_level=None: autocommit; every statement sees other processes' commits at once.
+            self._conn: Any = sqlite3.connect(
+                path, check_same_thread=False, isolation_level=None, timeout=5.0
+            )
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA busy_timeout=5000")
+        else:
+            self.kind = "postgresql"
+            try:
+                import psycopg
+            except ImportError as exc:
+                raise RuntimeError(
+                    "ANGEL_DATABASE_URL is postgresql:// but psycopg is not installed "
+                    "(pip install 'antangelmed-serve[postgres]')"
+                ) from exc
+            self._conn = psycopg.connect(url.replace("postgres://", "postgresql://", 1), autocommit=True)
+
+    def _sql(self, sql: str) -> str:
+        return sql if self.kind == "sqlite" else sql.replace("?", "%s")
+
+    def init_schema(self) -> None:
+        for stmt in SCHEMA:
+            self.execute(stmt)
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        with self._lock:
+            cur = self._conn.execute(self._sql(sql), params)
+            return cur.rowcount
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if not rows:
+            return
+        with self._lock:
+            if self.kind == "sqlite":
+                self._conn.execute("BEGIN")
+                try:
+                    self._conn.executemany(sql, rows)
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+            else:
+                with self._conn.cursor() as cur:
+                    cur.executemany(self._sql(sql), rows)
+
+    def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            cur = self._conn.execute(self._sql(sql), params)
+            return list(cur.fetchall())
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()

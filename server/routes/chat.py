@@ -1,0 +1,320 @@
+"""`POST /v1/chat/completions` and `POST /v1/completions`.
+
+Flow: auth (dependency) -> body -> validation -> model checks -> rate limit -> input rails -> upstream
+(JSON or SSE relay) -> output rails -> client. Bookkeeping happens in the middleware afterwards.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+import orjson
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import Response
+
+from server.auth import ApiKey
+from server.context import RequestCtx
+from server.errors import GatewayError
+from server.keys import KeyRecord
+from server.ratelimit import RateLimiterUnavailable
+from server.routes.schemas import CHAT_SCHEMA, COMPLETION_SCHEMA
+from server.safety_glue import GuardSet
+from server.upstream import StreamRelay, translate_error, translate_response
+from server.validation import apply_max_tokens_cap, validate_chat, validate_completion
+
+router = APIRouter()
+_perf = time.perf_counter
+CHAT, COMPLETION = "chat", "completion"
+
+
+@router.post("/v1/chat/completions", openapi_extra=CHAT_SCHEMA)
+async def chat_completions(request: Request, key: ApiKey) -> Response:
+    return await _handle(request, key, CHAT, "/v1/chat/completions")
+
+
+@router.post("/v1/completions", openapi_extra=COMPLETION_SCHEMA)
+async def completions(request: Request, key: ApiKey) -> Response:
+    return await _handle(request, key, COMPLETION, "/v1/completions")
+
+
+async def read_json(request: Request, limit: int) -> dict[str, Any]:
+    too_big = GatewayError(413, "request_too_large", f"Request body exceeds {limit} bytes.")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_big
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_big
+        chunks.append(chunk)
+    try:
+        body = orjson.loads(b"".join(chunks))
+    except orjson.JSONDecodeError:
+        raise GatewayError(400, "invalid_request_error", "Request body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise GatewayError(400, "invalid_request_error", "Request body must be a JSON object.")
+    return body
+
+
+async def _handle(request: Request, key: KeyRecord, kind: str, path: str) -> Response:
+    state = request.app.state.gateway
+    ctx: RequestCtx = request.scope["angel"]
+    body = await read_json(request, state.settings.max_body_bytes)
+    (validate_chat if kind == CHAT else validate_completion)(body)
+    model = ctx.model = body["model"]
+    if not key.allows(model):
+        raise GatewayError(
+            403, "model_not_allowed", f"This API key may not use model {model!r}.", param="model"
+        )
+    ids = await state.catalog.ids()
+    if ids is not None and model not in ids:
+        raise GatewayError(404, "model_not_found", f"The model {model!r} does not exist.", param="model")
+    apply_max_tokens_cap(body, key.max_tokens)
+    rl_headers = await _admit(state, key, ctx)
+    stream = body.get("stream") is True
+    client_usage = stream and bool((body.get("stream_options") or {}).get("include_usage"))
+
+    guards = None
+    if state.safety is not None:
+        verdicts = _input_rails(state, ctx, key, body, kind)
+        canned = [v.response_text for v in verdicts if v.action == "respond"]
+        if canned:
+            return _canned(
+                kind, model, canned[0], len(verdicts) * (body.get("n") or 1), stream, client_usage, rl_headers
+            )
+        guards = GuardSet(state.safety, verdicts, body.get("n") or 1)
+
+    if stream:
+        # Always meter tokens: ask for the usage chunk and strip it later if the client did not.
+        body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+    content = orjson.dumps(body)
+    headers = state.upstream_headers(ctx.request_id)
+    ctx.upstream_start = _perf()
+    ctx.overhead = ctx.upstream_start - ctx.t0
+    if stream:
+        return await _stream(state, ctx, path, content, headers, kind, client_usage, guards, rl_headers)
+    return await _json(state, ctx, path, content, headers, guards, rl_headers)
+
+
+async def _admit(state: Any, key: KeyRecord, ctx: RequestCtx) -> dict[str, str]:
+    if not key.rpm and not key.tpm:
+        return {}
+    ctx.ratelimit_key = key.id
+    try:
+        d = await state.limiter.admit(key.id, key.rpm or 0, key.tpm or 0)
+    except RateLimiterUnavailable:
+        state.metrics.ratelimit_backend_errors.inc()
+        if state.settings.ratelimit_fail_open:
+            return {}
+        raise GatewayError(
+            503,
+            "rate_limiter_unavailable",
+            "Rate limits cannot be checked right now.",
+            headers={"Retry-After": "1"},
+        ) from None
+    headers = d.headers()
+    if not d.allowed:
+        state.metrics.ratelimit_rejections.labels(d.limited_by).inc()
+        ctx.ratelimit_key = None  # a refused request adds no tokens
+        raise GatewayError(
+            429,
+            "rate_limit_exceeded",
+            f"Rate limit reached for {d.limited_by} per minute.",
+            headers={**headers, "Retry-After": str(d.retry_after)},
+        )
+    return headers
+
+
+def _input_rails(state: Any, ctx: RequestCtx, key: KeyRecord, body: dict[str, Any], kind: str) -> list[Any]:
+    engine, profile = state.safety, key.safety_profile
+    if kind == CHAT:
+        verdicts = [engine.check_input(body["messages"], profile)]
+    else:
+        prompt = body["prompt"]
+        if isinstance(prompt, str):
+            verdicts = [engine.check_prompt(prompt, profile)]
+        elif all(isinstance(p, str) for p in prompt):
+            verdicts = [engine.check_prompt(p, profile) for p in prompt]
+        else:
+            # Token ids would slip past the text rails (PHI included), so they are refused outright.
+            raise GatewayError(
+                400,
+                "invalid_request_error",
+                "Token-id prompts are not accepted while the safety layer is on.",
+                param="prompt",
+            )
+    categories: list[str] = []
+    for v in verdicts:
+        categories += [c for c in v.categories if c not in categories]
+        state.record_safety_events(ctx, list(v.events))
+    ctx.safety = ",".join(categories)
+    for v in verdicts:
+        if v.action == "block":
+            raise GatewayError(
+                400, "content_policy_violation", v.error_message or "Request refused by policy."
+            )
+    if kind == CHAT:
+        if verdicts[0].action != "respond":
+            body["messages"] = verdicts[0].messages
+    elif all(v.action != "respond" for v in verdicts):
+        body["prompt"] = (
+            verdicts[0].prompt if isinstance(body["prompt"], str) else [v.prompt for v in verdicts]
+        )
+    return verdicts
+
+
+def _canned(
+    kind: str, model: str, text: str, choices: int, stream: bool, client_usage: bool, headers: dict[str, str]
+) -> Response:
+    """The safety layer's deterministic answer, shaped like the engine's (no upstream call)."""
+    cid = ("chatcmpl-" if kind == CHAT else "cmpl-") + orjson.dumps(time.time_ns()).decode()
+    created = int(time.time())
+    usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+    obj_name = "chat.completion" if kind == CHAT else "text_completion"
+    if not stream:
+        if kind == CHAT:
+            ch = [
+                {
+                    "index": i,
+                    "message": {"role": "assistant", "content": text},
+                    "finish_reason": "stop",
+                    "logprobs": None,
+                }
+                for i in range(choices)
+            ]
+        else:
+            ch = [
+                {"index": i, "text": text, "finish_reason": "stop", "logprobs": None} for i in range(choices)
+            ]
+        payload = {
+            "id": cid,
+            "object": obj_name,
+            "created": created,
+            "model": model,
+            "choices": ch,
+            "usage": usage,
+        }
+        return Response(orjson.dumps(payload), media_type="application/json", headers=headers)
+    obj_name += ".chunk" if kind == CHAT else ""
+    events = []
+    for i in range(choices):
+        if kind == CHAT:
+            deltas = [({"role": "assistant", "content": ""}, None), ({"content": text}, None), ({}, "stop")]
+            for delta, fin in deltas:
+                events.append(
+                    {
+                        "id": cid,
+                        "object": obj_name,
+                        "created": created,
+                        "model": model,
+                        "choices": [{"index": i, "delta": delta, "finish_reason": fin}],
+                    }
+                )
+        else:
+            events.append(
+                {
+                    "id": cid,
+                    "object": obj_name,
+                    "created": created,
+                    "model": model,
+                    "choices": [{"index": i, "text": text, "finish_reason": "stop"}],
+                }
+            )
+    if client_usage:
+        events.append(
+            {"id": cid, "object": obj_name, "created": created, "model": model, "choices": [], "usage": usage}
+        )
+    out = b"".join(b"data: " + orjson.dumps(e) + b"\n\n" for e in events) + b"data: [DONE]\n\n"
+    return Response(out, media_type="text/event-stream", headers={**headers, "x-accel-buffering": "no"})
+
+
+async def _json(
+    state: Any,
+    ctx: RequestCtx,
+    path: str,
+    content: bytes,
+    headers: dict[str, str],
+    guards: GuardSet | None,
+    rl_headers: dict[str, str],
+) -> Response:
+    try:
+        r = await state.client.post(path, content=content, headers=headers)
+    except httpx.HTTPError as exc:
+        raise translate_error(exc, state.metrics) from None
+    t_back = _perf()
+    if r.status_code != 200:
+        raise translate_response(r.status_code, r.content, state.metrics, r.headers.get("retry-after"))
+    try:
+        obj = orjson.loads(r.content)
+        usage = obj.get("usage") or {}
+        ctx.prompt_tokens, ctx.completion_tokens = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        out = r.content
+        if guards is not None:
+            out = _guard_json(state, ctx, obj, guards)
+    except (orjson.JSONDecodeError, AttributeError, TypeError, KeyError):
+        state.metrics.upstream_errors.labels("malformed").inc()
+        raise GatewayError(
+            502, "upstream_malformed_response", "The model server sent a malformed answer."
+        ) from None
+    ctx.overhead += _perf() - t_back
+    return Response(out, media_type="application/json", headers=rl_headers)
+
+
+def _guard_json(state: Any, ctx: RequestCtx, obj: dict[str, Any], guards: GuardSet) -> bytes:
+    try:
+        for ch in obj["choices"]:
+            msg = ch.get("message")
+            text = msg.get("content") if isinstance(msg, dict) else ch.get("text")
+            if not isinstance(text, str):
+                continue
+            released, blocked = guards.apply_text(ch.get("index", 0), text)
+            if blocked is not None:
+                raise GatewayError(400, "content_policy_violation", blocked)
+            if isinstance(msg, dict):
+                msg["content"] = released
+            else:
+                ch["text"] = released
+    finally:
+        state.record_safety_events(ctx, guards.events())
+    return orjson.dumps(obj)
+
+
+async def _stream(
+    state: Any,
+    ctx: RequestCtx,
+    path: str,
+    content: bytes,
+    headers: dict[str, str],
+    kind: str,
+    client_usage: bool,
+    guards: GuardSet | None,
+    rl_headers: dict[str, str],
+) -> Response:
+    req = state.client.build_request("POST", path, content=content, headers=headers)
+    try:
+        resp = await state.client.send(req, stream=True)
+    except httpx.HTTPError as exc:
+        raise translate_error(exc, state.metrics) from None
+    if resp.status_code != 200:
+        try:
+            body = await resp.aread()
+        except httpx.HTTPError:
+            body = b""
+        finally:
+            await resp.aclose()
+        raise translate_response(resp.status_code, body, state.metrics, resp.headers.get("retry-after"))
+    return StreamRelay(
+        resp,
+        ctx,
+        kind=kind,
+        client_wants_usage=client_usage,
+        guards=guards,
+        headers=rl_headers,
+        drain=state.drain_expired,
+        metrics=state.metrics,
+        on_safety_events=lambda events: state.record_safety_events(ctx, events),
+    )
