@@ -25,7 +25,7 @@ _GENERATE_BODY = {"prompt": "ping", "max_tokens": 1, "temperature": 0}
 
 def _get_ok(url: str, timeout: float) -> tuple[bool, str]:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (loopback URL)
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
             return 200 <= resp.status < 300, f"GET {url} -> {resp.status}"
     except urllib.error.HTTPError as exc:
         return False, f"GET {url} -> {exc.code}"
@@ -39,7 +39,7 @@ def _generate_ok(base: str, model: str, timeout: float) -> tuple[bool, str]:
         f"{base}/v1/completions", data=body, headers={"Content-Type": "application/json"}
     )
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (loopback URL)
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
             payload = json.loads(resp.read() or b"{}")
     except urllib.error.HTTPError as exc:
         return False, f"completion -> {exc.code}"
