@@ -284,7 +284,7 @@ class StreamRelay(Response):
         buf = b""
         ctx = self.ctx
         try:
-            async for raw in self.upstream.aiter_raw():
+            async for raw in self.upstream.aiter_bytes():
                 t0 = _perf()
                 if b"\r" in raw:
                     raw = raw.replace(b"\r\n", b"\n")

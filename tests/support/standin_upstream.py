@@ -13,6 +13,7 @@ Modes (also per request with the `x-standin-mode` header):
   error500       HTTP 500 with a vLLM-shaped error
   error400       HTTP 400 with a vLLM-shaped error (param "temperature")
   overloaded     HTTP 503
+`POST /_control {"mode": ..., "delay_ms": ..., "chunks": ...}` changes the behaviour at run time.
 `GET /_stats` reports counters (requests, completed and client-cancelled streams, last request id and
 headers) so tests can check what the upstream saw, e.g. that a client's disconnect reached it.
 """
@@ -26,8 +27,15 @@ from typing import Any
 
 import orjson
 
-STATS: dict[str, Any] = {"requests": 0, "streams_completed": 0, "streams_cancelled": 0, "last_request_id": None,
-                         "last_authorization": None, "last_body": None, "inflight": 0}
+STATS: dict[str, Any] = {
+    "requests": 0,
+    "streams_completed": 0,
+    "streams_cancelled": 0,
+    "last_request_id": None,
+    "last_authorization": None,
+    "last_body": None,
+    "inflight": 0,
+}
 CFG: dict[str, Any] = {"mode": "normal", "chunks": 64, "delay": 0.0, "model": "angel-standin"}
 ANSWER_WORD = "ok "
 
@@ -43,21 +51,32 @@ async def _read_body(receive: Any) -> bytes:
 
 async def _send_json(send: Any, status: int, obj: Any, raw: bytes | None = None) -> None:
     data = raw if raw is not None else orjson.dumps(obj)
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": data})
 
 
 def _vllm_error(status: int, message: str, param: str | None = None) -> dict[str, Any]:
-    return {"error": {"message": message, "type": "BadRequestError" if status < 500 else "InternalServerError",
-                      "param": param, "code": status}}
+    return {
+        "error": {
+            "message": message,
+            "type": "BadRequestError" if status < 500 else "InternalServerError",
+            "param": param,
+            "code": status,
+        }
+    }
 
 
 def _answer_pieces(mode: str, body: dict[str, Any], chat: bool) -> list[str]:
     if mode == "echo":
         text = orjson.dumps(body.get("messages") if chat else body.get("prompt")).decode()
         size = max(1, -(-len(text) // CFG["chunks"]))
-        return [text[i:i + size] for i in range(0, len(text), size)]
+        return [text[i : i + size] for i in range(0, len(text), size)]
     n = body.get("max_tokens") or CFG["chunks"]
     return [ANSWER_WORD] * min(n, CFG["chunks"])
 
@@ -106,18 +125,33 @@ async def _completion(scope: Any, receive: Any, send: Any, chat: bool) -> None:
     if CFG["delay"]:
         await asyncio.sleep(CFG["delay"])
     text = "".join(pieces)
-    choice: dict[str, Any] = ({"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": None,
-                               "finish_reason": "stop"} if chat else
-                              {"index": 0, "text": text, "logprobs": None, "finish_reason": "stop"})
-    await _send_json(send, 200, {
-        "id": "chatcmpl-standin" if chat else "cmpl-standin", "object": "chat.completion" if chat else
-        "text_completion", "created": int(time.time()), "model": CFG["model"], "choices": [choice],
-        "usage": _usage(body, len(pieces)),
-    })
+    choice: dict[str, Any] = (
+        {
+            "index": 0,
+            "message": {"role": "assistant", "content": text},
+            "logprobs": None,
+            "finish_reason": "stop",
+        }
+        if chat
+        else {"index": 0, "text": text, "logprobs": None, "finish_reason": "stop"}
+    )
+    await _send_json(
+        send,
+        200,
+        {
+            "id": "chatcmpl-standin" if chat else "cmpl-standin",
+            "object": "chat.completion" if chat else "text_completion",
+            "created": int(time.time()),
+            "model": CFG["model"],
+            "choices": [choice],
+            "usage": _usage(body, len(pieces)),
+        },
+    )
 
 
-async def _stream(scope: Any, receive: Any, send: Any, body: dict[str, Any], pieces: list[str], chat: bool,
-                  mode: str) -> None:
+async def _stream(
+    scope: Any, receive: Any, send: Any, body: dict[str, Any], pieces: list[str], chat: bool, mode: str
+) -> None:
     gone = asyncio.Event()
 
     async def watch() -> None:
@@ -128,12 +162,20 @@ async def _stream(scope: Any, receive: Any, send: Any, body: dict[str, Any], pie
     watcher = asyncio.ensure_future(watch())
     STATS["inflight"] += 1
     try:
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")],
+            }
+        )
         created = int(time.time())
-        base = {"id": "chatcmpl-standin" if chat else "cmpl-standin",
-                "object": "chat.completion.chunk" if chat else "text_completion", "created": created,
-                "model": CFG["model"]}
+        base = {
+            "id": "chatcmpl-standin" if chat else "cmpl-standin",
+            "object": "chat.completion.chunk" if chat else "text_completion",
+            "created": created,
+            "model": CFG["model"],
+        }
 
         def event(obj: Any) -> bytes:
             return b"data: " + orjson.dumps(obj) + b"\n\n"
@@ -141,9 +183,15 @@ async def _stream(scope: Any, receive: Any, send: Any, body: dict[str, Any], pie
         def chunk(text: str, finish: str | None = None, role: bool = False) -> bytes:
             if chat:
                 delta: dict[str, Any] = {"role": "assistant", "content": text} if role else {"content": text}
-                return event({**base, "choices": [{"index": 0, "delta": delta, "logprobs": None,
-                                                   "finish_reason": finish}]})
-            return event({**base, "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish}]})
+                return event(
+                    {
+                        **base,
+                        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+                    }
+                )
+            return event(
+                {**base, "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish}]}
+            )
 
         if chat:
             await send({"type": "http.response.body", "body": chunk("", role=True), "more_body": True})
@@ -191,8 +239,24 @@ async def app(scope: Any, receive: Any, send: Any) -> None:
     elif path == "/v1/completions" and method == "POST":
         await _completion(scope, receive, send, chat=False)
     elif path == "/v1/models":
-        await _send_json(send, 200, {"object": "list", "data": [
-            {"id": CFG["model"], "object": "model", "created": 0, "owned_by": "standin"}]})
+        await _send_json(
+            send,
+            200,
+            {
+                "object": "list",
+                "data": [{"id": CFG["model"], "object": "model", "created": 0, "owned_by": "standin"}],
+            },
+        )
+    elif path == "/_control" and method == "POST":
+        # Tests switch behaviour between requests (the gateway forwards no client headers upstream).
+        ctl = orjson.loads(await _read_body(receive))
+        if "mode" in ctl:
+            CFG["mode"] = ctl["mode"]
+        if "delay_ms" in ctl:
+            CFG["delay"] = ctl["delay_ms"] / 1000.0
+        if "chunks" in ctl:
+            CFG["chunks"] = ctl["chunks"]
+        await _send_json(send, 200, {"mode": CFG["mode"], "delay": CFG["delay"], "chunks": CFG["chunks"]})
     elif path in ("/health", "/_stats"):
         await _send_json(send, 200, STATS if path == "/_stats" else {})
     else:
@@ -206,14 +270,36 @@ def main() -> None:
     p.add_argument("--chunks", type=int, default=64)
     p.add_argument("--delay-ms", type=float, default=0.0)
     p.add_argument("--model", default="angel-standin")
-    p.add_argument("--mode", default="normal", choices=["normal", "echo", "die-midstream", "hang", "stall-midstream",
-                                                         "malformed", "error500", "error400", "overloaded"])
+    p.add_argument(
+        "--mode",
+        default="normal",
+        choices=[
+            "normal",
+            "echo",
+            "die-midstream",
+            "hang",
+            "stall-midstream",
+            "malformed",
+            "error500",
+            "error400",
+            "overloaded",
+        ],
+    )
     args = p.parse_args()
     CFG.update(mode=args.mode, chunks=args.chunks, delay=args.delay_ms / 1000.0, model=args.model)
     import uvicorn
 
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False, http="httptools",
-                loop="uvloop", lifespan="on", backlog=4096)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+        http="httptools",
+        loop="uvloop",
+        lifespan="on",
+        backlog=4096,
+    )
 
 
 if __name__ == "__main__":
