@@ -1,0 +1,158 @@
+"""The generated EAGLE3 draft: the layout vLLM's LlamaForCausalLMEagle3 loads, a trimmed draft
+vocabulary with consistent d2t/t2d maps, aux layer ids valid for the target."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+from tokenizers import Tokenizer
+
+from model_plugin.checkpoints import CheckpointError, get_preset, write_checkpoint
+from model_plugin.checkpoints.eagle3 import default_aux_layer_ids, write_eagle3_draft
+from model_plugin.checkpoints.tokenizer import corpus_lines
+
+
+def load(path: Path) -> dict[str, torch.Tensor]:
+    with safe_open(str(path / "model.safetensors"), framework="pt") as f:
+        return {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+
+
+@pytest.fixture(scope="module")
+def target(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_checkpoint(get_preset("tiny"), tmp_path_factory.mktemp("e3") / "target", seed=2)
+
+
+@pytest.fixture(scope="module")
+def draft(target: Path) -> Path:
+    return write_eagle3_draft(target, target.parent / "draft", seed=0, draft_vocab_size=512)
+
+
+@pytest.fixture(scope="module")
+def cfgs(target: Path, draft: Path) -> tuple[dict, dict]:
+    return (json.loads((target / "config.json").read_text()),
+            json.loads((draft / "config.json").read_text()))
+
+
+def test_config(cfgs: tuple[dict, dict]) -> None:
+    t, d = cfgs
+    assert d["architectures"] == ["LlamaForCausalLMEagle3"] and d["model_type"] == "llama"
+    assert d["num_hidden_layers"] == 1
+    assert d["hidden_size"] == d["target_hidden_size"] == t["hidden_size"]
+    assert d["vocab_size"] == t["vocab_size"] and d["draft_vocab_size"] == 512 < t["vocab_size"]
+    ids = d["eagle_config"]["eagle_aux_hidden_state_layer_ids"]
+    assert d["eagle_aux_hidden_state_layer_ids"] == ids and d["eagle_config"]["use_aux_hidden_state"]
+    assert len(ids) == len(set(ids)) == 3 and all(0 <= i < t["num_hidden_layers"] for i in ids)
+    assert d["eos_token_id"] == t["eos_token_id"] and d["head_dim"] == t["head_dim"]
+
+
+def test_config_loads_with_transformers_without_remote_code(draft: Path) -> None:
+    transformers = pytest.importorskip("transformers")
+    cfg = transformers.AutoConfig.from_pretrained(str(draft))
+    assert type(cfg).__name__ == "LlamaConfig"
+    assert cfg.draft_vocab_size == 512 and cfg.target_hidden_size == cfg.hidden_size
+
+
+def test_tensor_layout(cfgs: tuple[dict, dict], draft: Path) -> None:
+    t, d = cfgs
+    h, v, dv = t["hidden_size"], t["vocab_size"], d["draft_vocab_size"]
+    q, kv = t["num_attention_heads"] * t["head_dim"], t["num_key_value_heads"] * t["head_dim"]
+    inter = d["intermediate_size"]
+    want = {
+        "d2t": ((dv,), torch.int64), "t2d": ((v,), torch.bool),
+        "embed_tokens.weight": ((v, h), torch.bfloat16),
+        "fc.weight": ((h, 3 * h), torch.bfloat16),  # three aux hidden states -> hidden
+        "midlayer.hidden_norm.weight": ((h,), torch.bfloat16),
+        "midlayer.input_layernorm.weight": ((h,), torch.bfloat16),
+        "midlayer.post_attention_layernorm.weight": ((h,), torch.bfloat16),
+        "midlayer.self_attn.q_proj.weight": ((q, 2 * h), torch.bfloat16),
+        "midlayer.self_attn.k_proj.weight": ((kv, 2 * h), torch.bfloat16),
+        "midlayer.self_attn.v_proj.weight": ((kv, 2 * h), torch.bfloat16),
+        "midlayer.self_attn.o_proj.weight": ((h, q), torch.bfloat16),
+        "midlayer.mlp.gate_proj.weight": ((inter, h), torch.bfloat16),
+        "midlayer.mlp.up_proj.weight": ((inter, h), torch.bfloat16),
+        "midlayer.mlp.down_proj.weight": ((h, inter), torch.bfloat16),
+        "norm.weight": ((h,), torch.bfloat16),
+        "lm_head.weight": ((dv, h), torch.bfloat16),
+    }
+    got = load(draft)
+    assert {k: (tuple(x.shape), x.dtype) for k, x in got.items()} == want
+
+
+def test_vocab_maps_and_trimmed_vocab(target: Path, cfgs: tuple[dict, dict], draft: Path) -> None:
+    t, d = cfgs
+    w = load(draft)
+    assert len(w["d2t"]) == d["draft_vocab_size"]
+    d2t, t2d = w["d2t"], w["t2d"]
+    target_ids = torch.arange(len(d2t)) + d2t  # vLLM: target = draft + d2t[draft]
+    assert torch.all(target_ids[1:] > target_ids[:-1])  # distinct, ascending
+    assert 0 <= int(target_ids.min()) and int(target_ids.max()) < t["vocab_size"]
+    assert torch.equal(t2d.nonzero().flatten(), target_ids)
+    tok = Tokenizer.from_file(str(target / "tokenizer.json"))
+    chosen = set(target_ids.tolist())
+    specials = ("<|startoftext|>", "<|endoftext|>", "<|role_end|>", "<role>", "</role>")
+    required = {tok.token_to_id(s) for s in specials}
+    assert {t["eos_token_id"], t["bos_token_id"], t["pad_token_id"]} <= required
+    required |= set(tok.encode("<role>SYSTEM</role><role>HUMAN</role><role>ASSISTANT</role>").ids)
+    assert required <= chosen
+    # The rest are the corpus's most frequent tokens: none left out is more frequent than
+    # any frequency-chosen one.
+    counts = Counter(i for line in corpus_lines() for i in tok.encode(line).ids)
+    picked = [counts[i] for i in chosen - required]
+    dropped = [counts[i] for i in set(counts) - chosen]
+    assert dropped and min(picked) >= max(dropped)
+    # Embeddings are the target's; lm_head rows are the target's rows of the draft tokens.
+    with safe_open(str(target / "model.safetensors"), framework="pt") as f:
+        assert torch.equal(w["embed_tokens.weight"], f.get_tensor("model.word_embeddings.weight"))
+        assert torch.equal(w["lm_head.weight"], f.get_tensor("lm_head.weight")[target_ids])
+
+
+def test_deterministic(target: Path, draft: Path, tmp_path: Path) -> None:
+    again = write_eagle3_draft(target, tmp_path / "again", seed=0, draft_vocab_size=512)
+    assert (again / "model.safetensors").read_bytes() == (draft / "model.safetensors").read_bytes()
+
+
+# vLLM's default (2, N//2, N-3) when valid; else first / middle / last layer inputs.
+@pytest.mark.parametrize(("layers", "ids"), [(32, [2, 16, 29]), (8, [2, 4, 5]), (6, [0, 3, 5]),
+                                             (3, [0, 1, 2]), (2, [0, 1]), (4, [0, 2, 3])])
+def test_default_aux_layer_ids(layers: int, ids: list[int]) -> None:
+    got = default_aux_layer_ids(layers)
+    assert got == ids
+    assert all(0 <= i < layers for i in got) and len(set(got)) == len(got)
+
+
+def test_explicit_aux_ids_and_trained_tensors(target: Path, draft: Path, tmp_path: Path) -> None:
+    out = write_eagle3_draft(target, tmp_path / "two", aux_layer_ids=[2, 1], draft_vocab_size=512)
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["eagle_config"]["eagle_aux_hidden_state_layer_ids"] == [1, 2]
+    assert tuple(load(out)["fc.weight"].shape) == (128, 256)  # two aux states
+    trained = {k: v for k, v in load(draft).items() if k not in ("d2t", "t2d")}
+    trained["norm.weight"] = torch.full_like(trained["norm.weight"], 0.5)
+    out = write_eagle3_draft(target, tmp_path / "trained", tensors=trained, draft_vocab_size=512)
+    assert torch.all(load(out)["norm.weight"] == 0.5)
+    trained["fc.weight"] = trained["fc.weight"][:, :10]
+    with pytest.raises(CheckpointError, match="fc.weight"):
+        write_eagle3_draft(target, tmp_path / "bad", tensors=trained, draft_vocab_size=512)
+    with pytest.raises(CheckpointError, match=r"\[0, 3\)"):
+        write_eagle3_draft(target, tmp_path / "bad2", aux_layer_ids=[0, 3])
+    assert not (tmp_path / "bad").exists() and not (tmp_path / "bad2").exists()
+
+
+def test_cli(target: Path, tmp_path: Path) -> None:
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "model_plugin.checkpoints", *args],
+                              check=False, capture_output=True, text=True, timeout=120)
+
+    res = cli("--eagle3-draft", "--target", str(target), "--out", str(tmp_path / "d"))
+    assert res.returncode == 0, res.stderr
+    assert json.loads((tmp_path / "d" / "config.json").read_text())["draft_vocab_size"] == 1024
+    res = cli("--eagle3-draft", "--target", str(tmp_path / "nope"), "--out", str(tmp_path / "e"))
+    assert res.returncode == 2 and "no config.json" in res.stderr and "Traceback" not in res.stderr
+    res = cli("--eagle3-draft", "--out", str(tmp_path / "f"))
+    assert res.returncode == 2 and "--target" in res.stderr
