@@ -65,3 +65,28 @@ def pod_specs(objs: list[Obj]) -> Iterator[tuple[str, Obj]]:
 
 def containers(spec: Obj) -> list[Obj]:
     return list(spec.get("initContainers", [])) + list(spec["containers"])
+
+
+def pod_security_problems(workload: str, spec: Obj) -> list[str]:
+    """What keeps a pod spec from the project's security defaults (empty when it meets them)."""
+    problems = []
+    pod_sc = spec.get("securityContext", {})
+    if spec.get("automountServiceAccountToken") is not False:
+        problems.append(f"{workload}: service-account token mounted")
+    if spec.get("hostNetwork") or spec.get("hostPID") or spec.get("hostIPC"):
+        problems.append(f"{workload}: host namespaces")
+    for c in containers(spec):
+        sc = c.get("securityContext", {})
+        where = f"{workload}/{c['name']}"
+        checks = {
+            "runAsNonRoot": sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot")) is True,
+            "non-root uid": sc.get("runAsUser", pod_sc.get("runAsUser", 1)) != 0,
+            "readOnlyRootFilesystem": sc.get("readOnlyRootFilesystem") is True,
+            "allowPrivilegeEscalation false": sc.get("allowPrivilegeEscalation") is False,
+            "not privileged": sc.get("privileged", False) is False,
+            "drop ALL": sc.get("capabilities", {}).get("drop") == ["ALL"] and not sc["capabilities"].get("add"),
+            "seccomp RuntimeDefault":
+                sc.get("seccompProfile", pod_sc.get("seccompProfile", {})).get("type") == "RuntimeDefault",
+        }
+        problems += [f"{where}: {name}" for name, ok in checks.items() if not ok]
+    return problems

@@ -6,7 +6,17 @@ import json
 import re
 
 import pytest
-from deploy_helpers import GPU_OVERLAYS, OVERLAYS, REPO, Obj, containers, find, one, pod_specs
+from deploy_helpers import (
+    GPU_OVERLAYS,
+    OVERLAYS,
+    REPO,
+    Obj,
+    containers,
+    find,
+    one,
+    pod_security_problems,
+    pod_specs,
+)
 
 ENGINE = "antangelmed-engine"
 GATEWAY = "antangelmed-gateway"
@@ -93,22 +103,16 @@ def test_gateway_probes_use_healthz_and_readyz(rendered: dict[str, list[Obj]], o
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_security_context_everywhere(rendered: dict[str, list[Obj]], overlay: str) -> None:
-    for workload, spec in pod_specs(rendered[overlay]):
-        pod_sc = spec.get("securityContext", {})
-        assert spec.get("automountServiceAccountToken") is False, workload
-        assert not spec.get("hostNetwork") and not spec.get("hostPID") and not spec.get("hostIPC")
-        assert pod_sc.get("seccompProfile", {}).get("type") == "RuntimeDefault", workload
-        for c in containers(spec):
-            sc = c.get("securityContext", {})
-            where = f"{overlay}:{workload}/{c['name']}"
-            assert sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot")) is True, where
-            assert sc.get("runAsUser", pod_sc.get("runAsUser", 1)) != 0, where
-            assert sc.get("readOnlyRootFilesystem") is True, where
-            assert sc.get("allowPrivilegeEscalation") is False, where
-            assert sc.get("privileged", False) is False, where
-            assert sc.get("capabilities", {}).get("drop") == ["ALL"], where
-            assert not sc.get("capabilities", {}).get("add"), where
-            assert sc.get("seccompProfile", pod_sc.get("seccompProfile", {})).get("type") == "RuntimeDefault"
+    problems = [p for workload, spec in pod_specs(rendered[overlay]) for p in pod_security_problems(workload, spec)]
+    assert not problems, problems
+
+
+def test_security_check_catches_a_root_container(rendered: dict[str, list[Obj]]) -> None:
+    spec = json.loads(json.dumps(_gateway(rendered["cpu-demo"])[0]))
+    spec["containers"][0]["securityContext"]["runAsUser"] = 0
+    spec["containers"][0]["securityContext"]["capabilities"]["add"] = ["NET_ADMIN"]
+    del spec["automountServiceAccountToken"]
+    assert len(pod_security_problems("gateway", spec)) == 3
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
