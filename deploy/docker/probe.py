@@ -7,13 +7,16 @@
 
 The second form is the engine's readiness probe: vLLM's /health only says that the engine
 process is alive, while a pod should leave the Service's endpoints as soon as it cannot generate.
-The probe runs inside the container (exec probe) and only talks to 127.0.0.1.
+The probe runs inside the container (exec probe) and only talks to 127.0.0.1. When the engine
+guards its API with a key (VLLM_API_KEY in its environment, which exec probes share), the
+completion is sent with that key.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import urllib.error
 import urllib.request
@@ -35,9 +38,11 @@ def _get_ok(url: str, timeout: float) -> tuple[bool, str]:
 
 def _generate_ok(base: str, model: str, timeout: float) -> tuple[bool, str]:
     body = json.dumps({"model": model, **_GENERATE_BODY}).encode()
-    req = urllib.request.Request(
-        f"{base}/v1/completions", data=body, headers={"Content-Type": "application/json"}
-    )
+    headers = {"Content-Type": "application/json"}
+    api_key = os.environ.get("VLLM_API_KEY")
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    req = urllib.request.Request(f"{base}/v1/completions", data=body, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             payload = json.loads(resp.read() or b"{}")

@@ -4,6 +4,7 @@ against a real HTTP server on 127.0.0.1 that behaves like a healthy, broken or h
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -25,6 +26,7 @@ class Behaviour:
     completion_status: int = 200
     completion_body: dict = field(default_factory=lambda: {"choices": [{"text": "!"}]})
     completion_delay: float = 0.0
+    api_key: str | None = None
     seen: list[tuple[str, str, bytes]] = field(default_factory=list)
 
 
@@ -48,6 +50,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.behaviour.seen.append(("POST", self.path, body))
         time.sleep(self.behaviour.completion_delay)
         b = self.behaviour
+        if b.api_key is not None and self.headers.get("Authorization") != f"Bearer {b.api_key}":
+            self._reply(401, b'{"error": "Unauthorized"}')
+            return
         self._reply(b.completion_status, json.dumps(b.completion_body).encode())
 
     def log_message(self, *args: object) -> None:
@@ -69,9 +74,10 @@ def engine() -> Iterator[tuple[str, Behaviour]]:
         server.server_close()
 
 
-def run_probe(*args: str) -> subprocess.CompletedProcess[str]:
+def run_probe(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if k != "VLLM_API_KEY"} | (env or {})
     return subprocess.run([sys.executable, "-B", str(PROBE), *args], capture_output=True, text=True,
-                          timeout=30, check=False)
+                          timeout=30, check=False, env=environ)
 
 
 def _closed_port() -> int:
@@ -130,3 +136,11 @@ def test_generate_hung_engine_times_out(engine: tuple[str, Behaviour]) -> None:
     proc = run_probe("--generate", url, "--timeout=0.5")
     assert proc.returncode == 1
     assert time.monotonic() - start < 2.5  # the probe gave up, it did not wait for the answer
+
+
+def test_generate_sends_the_engine_api_key(engine: tuple[str, Behaviour]) -> None:
+    url, behaviour = engine
+    behaviour.api_key = "k" * 32
+    proc = run_probe("--generate", url)
+    assert proc.returncode == 1 and "401" in proc.stderr  # without the key the engine refuses
+    assert run_probe("--generate", url, env={"VLLM_API_KEY": "k" * 32}).returncode == 0

@@ -471,6 +471,13 @@ def test_production_shares_rate_limits_and_uses_postgres_secret(rendered: dict[s
     assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]  # engines on several nodes share the weights
 
 
+def test_production_engine_api_needs_the_gateways_key(rendered: dict[str, list[Obj]]) -> None:
+    objs = rendered["production"]
+    engine_key = _env(_engine(objs)[1])["VLLM_API_KEY"]["valueFrom"]["secretKeyRef"]
+    gateway_key = _env(_gateway(objs)[1])["ANGEL_UPSTREAM_API_KEY"]["valueFrom"]["secretKeyRef"]
+    assert engine_key == gateway_key == {"name": "antangelmed-engine-api-key", "key": "key"}
+
+
 # ------------------------------------------------------------------------------------------------
 # Secrets
 
