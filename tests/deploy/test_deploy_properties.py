@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 from deploy_helpers import (
@@ -510,3 +511,27 @@ def test_no_credentials_in_deploy_files() -> None:
                 for m in pat.finditer(text):
                     # README placeholders are written as <...>: allowed, they are not credentials.
                     assert "<" in m.group(0), f"{path.relative_to(REPO)}: {m.group(0)[:12]}..."
+
+
+# ------------------------------------------------------------------------------------------------
+# Safety policy
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_shipped_safety_policy_loads_with_the_gateways_loader(rendered: dict[str, list[Obj]], overlay: str,
+                                                            tmp_path: Path) -> None:
+    """The gateway refuses to start on a bad policy: the ConfigMap's must pass its own validator."""
+    policy_module = pytest.importorskip("server.safety.policy", reason="the gateway's safety layer is absent")
+    spec, gw = _gateway(rendered[overlay])
+    path = _env(gw)["ANGEL_SAFETY_POLICY"]["value"]
+    mount = next(m for m in gw["volumeMounts"] if path.startswith(m["mountPath"] + "/"))
+    cm_name = next(v for v in spec["volumes"] if v["name"] == mount["name"])["configMap"]["name"]
+    text = one(rendered[overlay], "ConfigMap", cm_name)["data"][path.rsplit("/", 1)[1]]
+    (tmp_path / "policy.yaml").write_text(text)
+    policy = policy_module.load_policy(str(tmp_path / "policy.yaml"))
+    assert {"patient", "clinician"} <= set(policy.profiles)
+    assert policy.profiles["patient"].prompt_injection.action == "block"
+    # A broken copy is refused, so this test would notice a policy the gateway cannot load.
+    (tmp_path / "bad.yaml").write_text(text.replace("action: block", "action: shrug", 1))
+    with pytest.raises(policy_module.SafetyPolicyError):
+        policy_module.load_policy(str(tmp_path / "bad.yaml"))
