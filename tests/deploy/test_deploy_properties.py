@@ -535,3 +535,12 @@ def test_shipped_safety_policy_loads_with_the_gateways_loader(rendered: dict[str
     (tmp_path / "bad.yaml").write_text(text.replace("action: block", "action: shrug", 1))
     with pytest.raises(policy_module.SafetyPolicyError):
         policy_module.load_policy(str(tmp_path / "bad.yaml"))
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_object_is_labelled_with_the_stack(rendered: dict[str, list[Obj]], overlay: str) -> None:
+    """`kubectl get all -l app.kubernetes.io/instance=<overlay>` finds everything the overlay made."""
+    for o in rendered[overlay]:
+        labels = o["metadata"].get("labels", {})
+        assert labels.get("app.kubernetes.io/part-of") == "antangelmed", (o["kind"], o["metadata"]["name"])
+        assert labels.get("app.kubernetes.io/instance") == overlay, (o["kind"], o["metadata"]["name"])
