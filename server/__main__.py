@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import re
+import socket
 import sys
 import time
 from typing import Any
@@ -88,10 +89,16 @@ def serve(overrides: dict[str, Any]) -> None:
         timeout_keep_alive=30,
     )
     server = _DrainingServer.make(config, app.state.gateway)
+    # Bind here so that a busy port is one clear line, not uvicorn's log plus exit 3.
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        server.run()
-    except OSError as exc:  # e.g. port already in use
+        sock.bind((settings.host, settings.port))
+    except OSError as exc:
+        sock.close()
         _die(f"cannot serve on {settings.host}:{settings.port}: {exc.strerror or exc}")
+    server.run(sockets=[sock])
 
 
 _DURATION = re.compile(r"^(\d+)([smhdw])$")

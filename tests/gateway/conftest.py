@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
@@ -122,10 +123,9 @@ async def make_gateway(tmp_path: Path, upstream: Upstream) -> AsyncIterator[Call
 
     yield make
     for client in clients:
-        try:
+        # A test may already have closed parts of it.
+        with contextlib.suppress(Exception):
             await state_of(client).aclose()
-        except Exception:  # noqa: BLE001 - a test may already have closed parts of it
-            pass
         await client.aclose()
 
 

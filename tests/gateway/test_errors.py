@@ -244,7 +244,9 @@ async def test_redis_down_policy(make_gateway, fail_open, status):
     assert r.status_code == status
     if status == 503:
         assert_openai_error(r, 503, "rate_limiter_unavailable")
-    m = re.search(r"^gateway_ratelimit_backend_errors_total (\S+)$", (await gw.get("/metrics")).text, re.M)
+    m = re.search(
+        r"^gateway_ratelimit_backend_errors_total (\S+)$", (await gw.get("/metrics")).text, re.MULTILINE
+    )
     assert m and float(m.group(1)) >= 1
 
 

@@ -37,7 +37,8 @@ STATS: dict[str, Any] = {
     "inflight": 0,
 }
 CFG: dict[str, Any] = {"mode": "normal", "chunks": 64, "delay": 0.0, "model": "angel-standin"}
-ANSWER_WORD = "ok "
+# Each piece ends a sentence, so output guards with a sentence hold-back window release it at once.
+ANSWER_WORD = "Fine. "
 
 
 async def _read_body(receive: Any) -> bytes:

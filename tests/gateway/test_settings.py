@@ -1,0 +1,65 @@
+"""Start-up with bad settings: one clear line on stderr, exit status 2, never a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.support.procs import REPO, TEST_KEY, gateway_env
+
+
+def run_server(tmp_path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    e = gateway_env("http://127.0.0.1:9", tmp_path / "gw.db", ANGEL_PORT="1")
+    e.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "server", *args],
+        check=False,
+        env=e,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        ({"ANGEL_PORT": "eighty"}, "ANGEL_PORT"),
+        ({"ANGEL_PORT": "70000"}, "ANGEL_PORT"),
+        ({"ANGEL_UPSTREAM_URL": "localhost:8000"}, "ANGEL_UPSTREAM_URL"),
+        ({"ANGEL_API_KEYS": "changeme"}, "ANGEL_API_KEYS"),
+        ({"ANGEL_API_KEYS": f"{TEST_KEY},short"}, "ANGEL_API_KEYS"),
+        ({"ANGEL_UPSTREAM_API_KEY": "your-key-here"}, "ANGEL_UPSTREAM_API_KEY"),
+        ({"ANGEL_DATABASE_URL": "mysql://x"}, "ANGEL_DATABASE_URL"),
+        ({"ANGEL_REDIS_URL": "http://redis"}, "ANGEL_REDIS_URL"),
+        ({"ANGEL_LOG_LEVEL": "loud"}, "ANGEL_LOG_LEVEL"),
+        ({"ANGEL_SAFETY_ENABLED": "perhaps"}, "ANGEL_SAFETY_ENABLED"),
+    ],
+)
+def test_bad_setting_one_line_exit_2(tmp_path, env, needle):
+    r = run_server(tmp_path, **env)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in r.stderr
+    # The refused secret itself is not echoed back.
+    for v in env.values():
+        if "key" in v or v == "changeme":
+            assert v not in lines[0]
+
+
+def test_bad_flag_value(tmp_path):
+    r = run_server(tmp_path, "--port", "0")
+    assert r.returncode == 2 and "ANGEL_PORT" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_port_in_use(tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        r = run_server(tmp_path, ANGEL_PORT=str(s.getsockname()[1]))
+    assert r.returncode == 2 and "cannot serve" in r.stderr and "Traceback" not in r.stderr
