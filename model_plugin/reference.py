@@ -84,11 +84,12 @@ def apply_partial_neox_rope(x: torch.Tensor, positions: torch.Tensor, rotary_dim
 class ForwardOutput:
     """logits [T, V] (float32); layer_inputs[k] = residual stream entering layer k ([T, H]),
     with layer_inputs[num_layers] the stream before the final norm; expert_ids[k] = [T, top_k]
-    experts chosen at MoE layer k."""
+    experts chosen at MoE layer k; final_hidden = [T, H] after the final norm."""
 
     logits: torch.Tensor
     layer_inputs: list[torch.Tensor]
     expert_ids: dict[int, torch.Tensor] = field(default_factory=dict)
+    final_hidden: torch.Tensor | None = None  # [T, H] after model.norm (what the MTP layer reads)
 
 
 class ReferenceModel:
@@ -128,31 +129,49 @@ class ReferenceModel:
         config = json.loads((path / "config.json").read_text())
         return cls(config, load_safetensors(path), dtype)
 
-    def expected_names(self) -> set[str]:
+    def _layer_names(self, idx: int) -> set[str]:
         c = self.config
+        p = f"model.layers.{idx}"
+        names = {f"{p}.input_layernorm.weight", f"{p}.post_attention_layernorm.weight"}
+        names |= {f"{p}.attention.{n}.weight"
+                  for n in ("query_key_value", "dense", "query_layernorm", "key_layernorm")}
+        proj = ("gate_proj", "up_proj", "down_proj")
+        if idx < self.first_dense:
+            return names | {f"{p}.mlp.{n}.weight" for n in proj}
+        names.add(f"{p}.mlp.gate.weight")
+        if c.get("moe_router_enable_expert_bias", True):
+            names.add(f"{p}.mlp.gate.expert_bias")
+        names |= {f"{p}.mlp.experts.{e}.{n}.weight" for e in range(c["num_experts"]) for n in proj}
+        if c.get("num_shared_experts", 0):
+            names |= {f"{p}.mlp.shared_experts.{n}.weight" for n in proj}
+        return names
+
+    def expected_names(self) -> set[str]:
+        """Tensor names of the main model (MTP layers excluded)."""
         names = {"model.word_embeddings.weight", "model.norm.weight", "lm_head.weight"}
-        for i in range(self.num_layers):
-            p = f"model.layers.{i}"
-            names |= {f"{p}.input_layernorm.weight", f"{p}.post_attention_layernorm.weight"}
-            names |= {f"{p}.attention.{n}.weight"
-                      for n in ("query_key_value", "dense", "query_layernorm", "key_layernorm")}
-            proj = ("gate_proj", "up_proj", "down_proj")
-            if i < self.first_dense:
-                names |= {f"{p}.mlp.{n}.weight" for n in proj}
-                continue
-            names |= {f"{p}.mlp.gate.weight"}
-            if c.get("moe_router_enable_expert_bias", True):
-                names.add(f"{p}.mlp.gate.expert_bias")
-            names |= {f"{p}.mlp.experts.{e}.{n}.weight" for e in range(c["num_experts"]) for n in proj}
-            if c.get("num_shared_experts", 0):
-                names |= {f"{p}.mlp.shared_experts.{n}.weight" for n in proj}
+        for idx in range(self.num_layers):
+            names |= self._layer_names(idx)
+        return names
+
+    def expected_mtp_names(self) -> set[str]:
+        names: set[str] = set()
+        for k in range(int(self.config.get("num_nextn_predict_layers") or 0)):
+            idx = self.num_layers + k
+            p = f"model.layers.{idx}"
+            names |= {f"{p}.{n}.weight" for n in ("enorm", "hnorm", "eh_proj", "final_layernorm")}
+            names |= self._layer_names(idx)
         return names
 
     def _check_weights(self) -> None:
-        # MTP layers (index >= num_layers) are not part of the main forward; ignore them.
-        have = {n for n in self.w if not _is_mtp_name(n, self.num_layers)}
-        missing = self.expected_names() - have
-        unknown = have - self.expected_names()
+        # MTP tensors must be complete when the config announces MTP layers; a chat checkpoint
+        # that ships MTP tensors without announcing them has them ignored (as vLLM does).
+        announced = self.expected_mtp_names()
+        have = set(self.w)
+        if not announced:
+            have = {n for n in have if not _is_mtp_name(n, self.num_layers)}
+        expected = self.expected_names() | announced
+        missing = expected - have
+        unknown = have - expected
         if missing or unknown:
             raise ValueError(f"checkpoint mismatch: missing {sorted(missing)[:5]}, "
                              f"unknown {sorted(unknown)[:5]}")
@@ -244,7 +263,7 @@ class ReferenceModel:
         layer_inputs.append(h.float().clone())
         h = rms_norm(h, self.w["model.norm.weight"], self.eps)
         logits = self._linear(h, "lm_head.weight").float()  # [T, V]
-        return ForwardOutput(logits, layer_inputs, expert_ids)
+        return ForwardOutput(logits, layer_inputs, expert_ids, h.float())
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Logits [T, V] (float32) for one causal sequence."""
@@ -255,6 +274,36 @@ class ReferenceModel:
     def residual_stream(self, input_ids: torch.Tensor) -> list[torch.Tensor]:
         """[T, H] float32 per layer k: the stream entering layer k (vLLM's EAGLE3 aux id k)."""
         return self.forward_with_states(input_ids).layer_inputs[: self.num_layers]
+
+    @property
+    def num_mtp_layers(self) -> int:
+        return int(self.config.get("num_nextn_predict_layers") or 0)
+
+    @torch.no_grad()
+    def mtp_forward(self, next_ids: torch.Tensor, prev_hidden: torch.Tensor,
+                    positions: torch.Tensor | None = None, mtp_index: int = 0) -> torch.Tensor:
+        """Logits [T, V] of MTP layer `mtp_index` (DeepSeek-V3 style, as the notes describe).
+
+        next_ids[t]: the token after position t; prev_hidden[t]: the main model's final-normed
+        hidden state at position t (ForwardOutput.final_hidden), so row t predicts token t + 2.
+            h = eh_proj([enorm(embed(next_ids)) | hnorm(prev_hidden)])
+            h = decoder_layer(h)            # attention over the MTP sequence, MoE MLP
+            logits = lm_head(final_layernorm(h))   # embedding and lm_head shared with the model
+        """
+        if mtp_index >= self.num_mtp_layers:
+            raise ValueError(f"checkpoint has {self.num_mtp_layers} MTP layers, not {mtp_index + 1}")
+        idx = self.num_layers + mtp_index
+        p = f"model.layers.{idx}"
+        next_ids = torch.as_tensor(next_ids, dtype=torch.long).reshape(-1)
+        if positions is None:
+            positions = torch.arange(next_ids.numel())
+        emb = rms_norm(self.w["model.word_embeddings.weight"][next_ids], self.w[f"{p}.enorm.weight"],
+                       self.eps)
+        hid = rms_norm(prev_hidden.to(self.dtype), self.w[f"{p}.hnorm.weight"], self.eps)
+        h = self._linear(torch.cat([emb, hid], dim=-1), f"{p}.eh_proj.weight")  # [T, H]
+        h, _ = self.decoder_layer(h, positions, idx)
+        h = rms_norm(h, self.w[f"{p}.final_layernorm.weight"], self.eps)
+        return self._linear(h, "lm_head.weight").float()
 
     @torch.no_grad()
     def greedy_generate(self, input_ids: list[int] | torch.Tensor, n: int,

@@ -208,3 +208,43 @@ def test_matches_independent_implementation(tiny: Path, model: ReferenceModel) -
     ours = model.forward(ids)
     assert (ours - theirs).abs().max() < 1e-4 * max(1.0, float(ours.abs().max()))
     assert torch.equal(ours.argmax(-1), theirs.argmax(-1))
+
+
+@pytest.fixture(scope="module")
+def tiny_mtp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import dataclasses
+
+    preset = dataclasses.replace(get_preset("tiny"), num_nextn_predict_layers=1)
+    return write_checkpoint(preset, tmp_path_factory.mktemp("mtp") / "tiny-mtp", seed=0)
+
+
+def test_mtp_layer(tiny: Path, tiny_mtp: Path, model: ReferenceModel) -> None:
+    mtp = ReferenceModel.from_pretrained(tiny_mtp)
+    assert mtp.num_mtp_layers == 1 and model.num_mtp_layers == 0
+    ids = prompt(14)
+    out = mtp.forward_with_states(ids)
+    # Tensors depend only on (seed, name): the main model is the MTP-less checkpoint's.
+    assert torch.equal(out.logits, model.forward(ids))
+    logits = mtp.mtp_forward(ids[1:], out.final_hidden[:-1])  # row t predicts token t + 2
+    assert logits.shape == (13, mtp.config["vocab_size"]) and torch.isfinite(logits).all()
+    # Causal over the MTP sequence, and it really reads both inputs.
+    other = ids.clone()
+    other[10:] = prompt(4, seed=3)
+    changed = mtp.mtp_forward(other[1:], out.final_hidden[:-1])
+    assert torch.allclose(changed[:9], logits[:9], atol=1e-5)
+    assert not torch.allclose(changed[9:], logits[9:], atol=1e-3)
+    moved = mtp.mtp_forward(ids[1:], out.final_hidden[:-1].roll(1, dims=0))
+    assert not torch.allclose(moved, logits, atol=1e-3)
+    with pytest.raises(ValueError, match="MTP"):
+        model.mtp_forward(ids[1:], out.final_hidden[:-1])
+
+
+def test_mtp_tensors_checked_only_when_announced(tiny_mtp: Path) -> None:
+    config = json.loads((tiny_mtp / "config.json").read_text())
+    weights = load_safetensors(tiny_mtp)
+    w = dict(weights)
+    del w["model.layers.3.eh_proj.weight"]
+    with pytest.raises(ValueError, match="eh_proj"):
+        ReferenceModel(config, w)
+    # A chat checkpoint (num_nextn_predict_layers 0) that still ships MTP tensors loads.
+    ReferenceModel(dict(config, num_nextn_predict_layers=0), weights)

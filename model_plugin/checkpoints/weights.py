@@ -142,15 +142,23 @@ def tensor_seed(seed: int, name: str) -> int:
     return int.from_bytes(digest[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF
 
 
+# Huge tensors (real-shape embeddings: 644M values) are drawn in chunks so generation never
+# holds more than the stored tensor plus one float32 chunk.
+CHUNK_ELEMENTS = 1 << 24
+
+
 def make_tensor(spec: TensorSpec, seed: int) -> torch.Tensor:
     """Draw one tensor deterministically (same seed and name: byte-identical result)."""
     gen = torch.Generator().manual_seed(tensor_seed(seed, spec.name))
-    noise = torch.randn(spec.shape, generator=gen, dtype=torch.float32)
-    if spec.kind == "norm":
-        values = 1.0 + spec.std * noise
-    else:
-        values = spec.std * noise
-    return values.to(spec.dtype).contiguous()
+    out = torch.empty(spec.shape, dtype=spec.dtype)
+    flat = out.view(-1)
+    for start in range(0, flat.numel(), CHUNK_ELEMENTS):
+        n = min(CHUNK_ELEMENTS, flat.numel() - start)
+        values = torch.randn(n, generator=gen, dtype=torch.float32).mul_(spec.std)
+        if spec.kind == "norm":
+            values.add_(1.0)
+        flat[start:start + n].copy_(values)
+    return out
 
 
 def iter_tensors(specs: list[TensorSpec], seed: int) -> Iterator[tuple[str, torch.Tensor]]:

@@ -19,7 +19,9 @@ from .presets import Preset, build_config, round_vocab
 from .tokenizer import SpecialIds, special_ids, train_tokenizer, write_tokenizer
 from .weights import TensorSpec, make_tensor, tensor_specs
 
-DEFAULT_MAX_SHARD_BYTES = 2 * 1024**3  # bounds peak memory while writing real-shape presets
+# Bounds peak memory while writing real-shape presets: safetensors' save_file holds a shard's
+# tensors and their serialised bytes at once (~2x this).
+DEFAULT_MAX_SHARD_BYTES = 1024**3
 
 # Turns (name, bf16/fp32 tensor) into the tensors stored for it (the FP8 twin adds scales).
 TensorTransform = Callable[[str, torch.Tensor], dict[str, torch.Tensor]]
