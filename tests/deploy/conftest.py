@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from deploy_helpers import OVERLAYS, Obj, render
+
+from tests.deploy.deploy_helpers import OVERLAYS, Obj, render
 
 
 @pytest.fixture(scope="session")

@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from deploy_helpers import REPO
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+
+from tests.deploy.deploy_helpers import REPO
 
 DOCKERFILE = REPO / "Dockerfile"
 FINAL_TARGETS = ("engine", "engine-cpu", "gateway")

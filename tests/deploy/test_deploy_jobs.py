@@ -7,7 +7,8 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
-from deploy_helpers import REPO, Obj, containers, pod_security_problems, pod_specs
+
+from tests.deploy.deploy_helpers import REPO, Obj, containers, pod_security_problems, pod_specs
 
 JOB_FILES = sorted((REPO / "deploy" / "jobs").glob("*.yaml"))
 

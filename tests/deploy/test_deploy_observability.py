@@ -15,7 +15,8 @@ from pathlib import Path
 
 import promql_parser
 import pytest
-from deploy_helpers import GPU_OVERLAYS, REPO, Obj, find, one
+
+from tests.deploy.deploy_helpers import GPU_OVERLAYS, REPO, Obj, find, one
 
 # The gateway's metrics, as promised in the project's contract (names others rely on).
 CONTRACT_GATEWAY_METRICS = {

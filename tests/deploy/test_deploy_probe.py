@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from deploy_helpers import REPO
+
+from tests.deploy.deploy_helpers import REPO
 
 PROBE = REPO / "deploy" / "docker" / "probe.py"
 

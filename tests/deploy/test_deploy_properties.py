@@ -7,7 +7,8 @@ import re
 from pathlib import Path
 
 import pytest
-from deploy_helpers import (
+
+from tests.deploy.deploy_helpers import (
     GPU_OVERLAYS,
     OVERLAYS,
     REPO,

@@ -15,7 +15,8 @@ from pathlib import Path
 import jsonschema
 import kubernetes_validate
 import pytest
-from deploy_helpers import OVERLAYS, Obj
+
+from tests.deploy.deploy_helpers import OVERLAYS, Obj
 
 # The manifests target these Kubernetes versions (the README states the same range).
 K8S_VERSIONS = ("1.32.0", "1.37.0")
