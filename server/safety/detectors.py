@@ -1,0 +1,415 @@
+"""Bilingual rule detectors for crisis, medical emergencies and prompt injection.
+
+Each detector reads the lower-cased match view (see normalize.py) and has three tiers of patterns:
+- strong: fires on its own unless a negation sits right before it ("I'm not going to kill myself");
+- medium: fires unless the message is framed as clinical, academic or hypothetical (suppressors);
+- weak: a cue that only fires together with a cue of another kind (a method question plus intent,
+  giving things away plus a farewell), also silenced by suppressors.
+Rules are plain data so that reviewers can read them and tests can pin each one.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from server.safety.gate import GatedPattern, GateSet
+
+# Rules read the lower-cased view, so they are written in lower case and compiled without IGNORECASE
+# (which would also disable the regex engine's literal-prefix search).
+GATES = GateSet()
+
+
+def _gated(patterns: list[str]) -> list[GatedPattern]:
+    return [GATES.add(p) for p in patterns]
+
+
+Hits = dict[int, list[int]]
+
+
+@dataclass
+class RuleSet:
+    category: str
+    strong: list[str] = field(default_factory=list)
+    medium: list[str] = field(default_factory=list)
+    weak: dict[str, list[str]] = field(default_factory=dict)
+    suppress: list[str] = field(default_factory=list)
+    negation: str | None = None
+    # a weak tag may count twice when two different cues of it appear (two farewell acts)
+    double_tags: frozenset[str] = frozenset()
+
+    def compile(self) -> CompiledRules:
+        return CompiledRules(
+            category=self.category,
+            strong=_gated(self.strong),
+            medium=_gated(self.medium),
+            weak=[(tag, GATES.add(p)) for tag, ps in self.weak.items() for p in ps],
+            suppress=_gated(self.suppress),
+            negation=re.compile(self.negation) if self.negation else None,
+            double_tags=self.double_tags,
+        )
+
+
+@dataclass
+class CompiledRules:
+    category: str
+    strong: list[GatedPattern]
+    medium: list[GatedPattern]
+    weak: list[tuple[str, GatedPattern]]
+    suppress: list[GatedPattern]
+    negation: re.Pattern[str] | None
+    double_tags: frozenset[str]
+
+    def _negated(self, view: str, start: int) -> bool:
+        return self.negation is not None and self.negation.search(view, max(0, start - 14), start) is not None
+
+    def _spans(self, patterns: list[GatedPattern], view: str, hits: Hits) -> list[tuple[int, int]]:
+        return [m.span() for p in patterns for m in p.finditer(view, hits) if not self._negated(view, m.start())]
+
+    def find(self, view: str, hits: Hits) -> list[tuple[int, int]]:
+        """Spans that make the category fire (empty when it does not)."""
+        spans = self._spans(self.strong, view, hits)
+        if spans:
+            return sorted(spans)
+        if any(p.search(view, hits) for p in self.suppress):
+            return []
+        spans = self._spans(self.medium, view, hits)
+        if spans:
+            return sorted(spans)
+        counts: dict[str, int] = {}
+        weak_spans: list[tuple[int, int]] = []
+        for tag, pat in self.weak:
+            for m in pat.finditer(view, hits):
+                if not self._negated(view, m.start()):
+                    counts[tag] = counts.get(tag, 0) + 1
+                    weak_spans.append(m.span())
+                    break
+        score = sum(min(n, 2 if tag in self.double_tags else 1) for tag, n in counts.items())
+        return sorted(weak_spans) if score >= 2 else []
+
+
+# ---------------------------------------------------------------------------------------------------
+# crisis_self_harm
+# ---------------------------------------------------------------------------------------------------
+_SELF = r"(?:my|him|her|them|your|our)sel(?:f|ves)"
+CRISIS = RuleSet(
+    category="crisis_self_harm",
+    strong=[
+        rf"\b(?:kill(?:ing|ed)?|hang(?:ing|ed)?|shoot(?:ing)?|drown(?:ing)?|suffocat(?:e|ing)|off(?:ing)?|starv(?:e|ing)) {_SELF}\b",
+        rf"\b(?:harm(?:ing|ed)?|injur(?:e|ing)|mutilat(?:e|ing)) {_SELF}\b",
+        rf"\b(?:cut|cutting|burn|burning|burned|hurt|hurting|scratch(?:ing|ed)?|punish(?:ing)?) {_SELF}\b ?(?:again|on purpose|deliberately|to feel|when|whenever|every|so|because|deeper|more|till|until|with)",
+        r"\b(?:been|keep|kept|started|start|stop|i) (?:cutting|burning|hurting|harming|scratching|self[- ]?harm)",
+        r"\b(?:end(?:ing|ed)?|take|taking|took) (?:my|his|her|their|your) (?:own )?life\b",
+        r"\bend (?:it all|everything|this all|my suffering for good)\b",
+        r"\bend it\b[^.?!\n]{0,20}\b(?:tonight|today|for good|now|soon|this week)",
+        r"\btonight is the night\b",
+        r"\b(?:want|wanna|wish|going|ready|deserve|plan(?:ning)?|trying|decided|need|longing) to die\b",
+        r"\bwants? to (?:be dead|die)\b",
+        r"\bwish (?:i|he|she) (?:was|were|had been) (?:dead|never born)\b",
+        r"\bbetter off dead\b",
+        r"\bbetter off without (?:me|him|her)\b",
+        r"\b(?:happier|better|easier) if i (?:wasn't|weren't|was not|were not|wasnt|werent|died|was gone|were gone|wasn't around)\b",
+        r"\bif i (?:wasn't|weren't|was not|were not) (?:around|here|alive) anymore\b",
+        r"\b(?:don't|do not|dont|no longer|never) want to (?:live|be alive|be here anymore|exist|wake up|go on)\b",
+        r"\bno (?:reason|point|purpose) (?:in |to |for )?(?:living|live|going on|being alive|life|carry on)\b",
+        r"\bwhat'?s the point (?:of|in) (?:living|life|going on|being alive)\b",
+        r"\b(?:can't|cannot|cant|can not) (?:go on|keep going) (?:like this|anymore)\b",
+        r"\b(?:sleep|go to sleep|fall asleep) and (?:never|not) wake up\b",
+        r"\b(?:so (?:that )?i|so he|so she|to|i'd|i would|and) (?:never|not|don't|won't) wake up\b",
+        r"\bdisappear (?:forever|for good|permanently)\b",
+        r"\b(?:nobody|no one|no-one) would (?:even )?(?:miss|notice|care)\b",
+        r"\b(?:suicide|goodbye|farewell) (?:note|letter|message|post|video)s?\b",
+        r"\bwant (?:it all|everything|it) to (?:end|be over)\b",
+        r"\b(?:picked|chosen|chose|found) the (?:bridge|spot|place|rope|date)\b",
+        r"\bwork up the courage\b",
+    ],
+    medium=[
+        r"\b(?:i|i'm|im|i am|i've|ive|i have|i keep|i feel|feeling|i was|i'd|i'll|i will|i might|he|she|they|he's|she's|he is|she is|my \w+ is|been)\b[^.?!\n]{0,25}\bsuicid",
+        r"\b(?:think(?:ing)?|thought|thoughts|considering|contemplating|planning|plan|attempt(?:ed|ing)?|tried|try|commit(?:ted|ting)?) (?:about |of |to commit |at )?suicid",
+        r"\bsuicid\w* (?:thoughts|plan|attempt|feelings|urges)\b",
+        r"\bself[- ]?harm",
+    ],
+    weak={
+        "method": [
+            r"\b(?:lethal|fatal|deadly|toxic|overdose) (?:dose|amount|quantity|level)\b",
+            r"\bhow (?:many|much) [\w' -]{0,40}(?:would it take|does it take|to die|to kill|is fatal|is lethal|until|enough)",
+            r"\b(?:would|will|could|can|is) (?:it|that|this|a person|someone|you|i) (?:kill|be enough|die|be fatal)",
+            r"\b(?:painless|quickest|easiest|surest|fastest|quick|easy) way to (?:die|go|end)",
+            r"\b(?:most|least) painless\b",
+            r"\b(?:always|definitely) (?:fatal|lethal|deadly)\b",
+            r"\buntil (?:you|i|they|one) die",
+            r"\bdie from (?:taking|an? |\d)",
+            r"\bmost dangerous in (?:large|high|big) (?:amounts|doses)",
+            r"\bjump(?:ing)? (?:off|from)\b",
+            r"\btak(?:e|ing) (?:all|the whole|every one|all of) (?:of )?(?:them|the pills|my pills|the bottle)",
+            r"\b(?:pills|tablets|gun|rope|knife|razor|blade)\b",
+        ],
+        "intent": [
+            r"\basking for (?:myself|me)\b", r"\bi want to try\b", r"\bi'?m done\b", r"\bim done\b",
+            r"\bi have them (?:right )?here\b", r"\bin front of me\b", r"\b(?:i'm|i am) on the (?:roof|bridge|ledge)",
+            r"\bmake sure it works\b", r"\bthis time\b", r"\btonight\b", r"\b(?:saved|stockpiled|collected|hoarded) (?:up )?(?:my|enough|a)\b",
+            r"\bbefore i go\b", r"\bin case something happens to me\b", r"\bjust want it (?:to be )?over\b",
+            r"\bbought a (?:gun|rope)\b", r"\bi want to\b[^.?!]{0,20}\b(?:try|do it)\b",
+        ],
+        "hopeless": [
+            r"\bnothing (?:will )?ever (?:get|gets) better\b", r"\b(?:no|don't see a|can't see a|cant see a) way out\b",
+            r"\bhopeless\b", r"\b(?:can't|cannot|cant) (?:do|keep doing) this anymore\b", r"\bcan keep doing this\b",
+            r"\btired of (?:everything|living|being alive|life|it all)\b", r"\bstopped caring\b",
+            r"\bdone with (?:life|everything)\b", r"\bi give up\b", r"\bnothing matters\b",
+        ],
+        "burden": [r"\b(?:a|such a) burden\b", r"\bburden (?:to|on)\b", r"\bhappier without me\b", r"\bwouldn't (?:even )?notice if i\b"],
+        "farewell": [
+            r"\bgiv(?:e|ing|en) away (?:my|all my|all of my|everything)", r"\bgave (?:away|my \w+ to)\b", r"\bgiving my \w+ to\b",
+            r"\bpaid off (?:all )?(?:of )?my debts\b", r"\btie (?:things|everything) up\b", r"\bwrote (?:letters|a letter|notes?) to\b",
+            r"\bsaid (?:my )?goodbyes?\b", r"\ball settled\b", r"\bfeel calm for the first time\b", r"\bput my affairs in order\b",
+            r"\bwho will (?:take care of|look after) my\b",
+        ],
+        "selfharm": [
+            r"\b(?:cut|cutting|burn|burning|scratch(?:ing)?|hurt|hurting)\b[^.?!]{0,25}\b(?:myself|my arms?|my wrists?|my legs?|my thighs?|her arms?|his arms?|her wrists?|his wrists?)\b",
+            r"\b(?:knife|blade|razor) (?:against|to|on) my (?:wrist|skin|arm)", r"\bto feel something\b",
+        ],
+    },
+    suppress=[
+        r"\brisk assessment\b", r"\bassess(?:ing|ment)\b", r"\bscreen(?:ing)?\b", r"\bscales?\b", r"\bc-?ssrs\b", r"\bcolumbia\b",
+        r"\bphq-?9\b", r"\brates?\b", r"\bstatistic", r"\bepidemiolog", r"\bprevention\b", r"\bhotlines?'? effectiveness",
+        r"\bresearch\b", r"\bstud(?:y|ies)\b", r"\bliterature\b", r"\bnovel\b", r"\bgenes?\b", r"\bapoptosis\b",
+        r"\bcell suicide\b", r"\bassisted suicide\b", r"\beuthanasia\b", r"\bdocument(?:ation)?\b", r"\bdenies\b",
+        r"\btraining\b", r"\blecture\b", r"\bexam\b", r"\bld50\b", r"\btoxicolog", r"\bpharmacolog", r"\btextbook\b",
+        r"\bcase study\b", r"\bprotocol\b", r"\bguidelines?\b", r"\bexplain\b",
+        r"自杀(?:风险|率|预防|干预|热线|基因|意念的评估|评估|量表|筛查)", r"凋亡", r"宣教", r"宣传", r"科普", r"量表", r"研究",
+        r"半数致死", r"毒理", r"安乐死", r"否认",
+    ],
+    negation=r"(?:\b(?:not|never|no|don't|dont|doesn't|didn't|won't|wouldn't|isn't|wasn't|denies|denied|without)\b[^.?!]{0,10}$)|(?:(?:没有|没|不会|否认|并不|从不|从没|从来没)[^。？！]{0,3}$)",
+    double_tags=frozenset({"farewell"}),
+)
+CRISIS.strong += [
+    r"不想活|活不下去|不想再活|活够了|活着(?:真的|还|实在)?(?:没|没有)(?:什么)?(?:意思|意义|盼头)|不如死了|生不如死",
+    r"想死(?![你您他她它]|我了|人)|(?<![冻热累饿困笑吓气烦急忙闷痛疼])(?:去|寻|求|找)死(?![角])",
+    r"轻生|寻短见|割腕|自残|自伤|伤害自己|(?:划|割|烫|打)(?:伤)?自己|(?:用刀|拿刀)(?:划|割)|结束(?:自己的)?生命|结束这一切|了结(?:自己|生命|此生)|一了百了",
+    r"一睡不(?:醒|起)|(?:睡着|一睡|睡过去)[^。？！]{0,6}(?:醒不过来|不再醒|别醒)|不想(?:再)?醒来|永远(?:不要)?醒不过来",
+    r"遗书|交代后事|(?<!价)跳楼(?!价|大甩卖|打折)|(?:楼顶|天台|桥上|楼上|宿舍楼|窗户)[^。？！]{0,4}跳下去|上吊|(?:保证|确保|一定)(?:能)?死",
+    r"没有我[^。？！]{0,6}(?:会|就会)[^。？！]{0,4}更好|世界(?:上)?没有我|从这个世界(?:上)?消失|永远消失|死了[^。？！]{0,6}(?:解脱|轻松)了",
+    r"(?:全|都|全部)吃了算了|吃了算了|叫我去死|不想拖累",
+]
+CRISIS.medium += [r"自杀|自尽"]
+CRISIS.weak["method"] += [
+    r"致死量|多少(?:片|粒|颗|毫克|克|瓶)?[^。？！]{0,6}(?:会|能|就|才|可以)(?:死|致死|醒不)|哪种[^。？！]{0,6}(?:死法|死|方式|方法)|怎么死",
+    r"(?:无痛|不痛苦|最快)的?(?:死|方法|方式)|会不会(?:很)?痛苦|农药|安眠药|百草枯|老鼠药|烧炭|跳下去|几楼",
+]
+CRISIS.weak["intent"] += [r"想试试|攒了|存的药|一个人住|不会有人发现|今晚|这周末|计划好了|准备好了|想好了|下定决心|这次一定"]
+CRISIS.weak["hopeless"] += [r"撑不下去|没有(?:任何)?希望|没有盼头|活得太累|绝望|没意思|解脱"]
+CRISIS.weak["burden"] += [r"拖累|负担|累赘"]
+CRISIS.weak["farewell"] += [
+    r"该交代的|交代完",
+    r"东西都送人|(?:都)?分给了?(?:我们|别人|大家)|存折|银行卡密码|我走了以后|我走以后|我不在了|遗嘱",
+]
+CRISIS.weak["selfharm"] += [r"(?:划|割|烫)(?:自己|手|胳膊)|刀片|烟头"]
+
+# ---------------------------------------------------------------------------------------------------
+# medical_emergency
+# ---------------------------------------------------------------------------------------------------
+_PRON = r"(?:his|her|my|their|the|your)"
+EMERGENCY = RuleSet(
+    category="medical_emergency",
+    strong=[
+        # stroke (FAST) and other neurological red flags
+        r"\bface (?:is |was |looks |seems |went )?(?:drooping|droopy|drooped|sagging|numb)",
+        r"\bdroop(?:ing|y)? on one side", rf"\bone side of {_PRON} face", r"\b(?:smile|mouth) (?:looks |is |seems )?(?:crooked|lopsided|uneven)",
+        r"\bcrooked (?:smile|face)", r"\bslurr(?:ed|ing)\b", r"\bwords (?:are )?(?:coming out wrong|jumbled|garbled)",
+        rf"\bcan'?t (?:lift|raise|move|feel) (?:{_PRON}|one|both|either) (?:\w+ )?(?:arm|arms|leg|legs|side)\b",
+        rf"\b(?:left|right|one) side (?:of {_PRON} (?:body|face) )?(?:feels |is |went |has gone )?(?:numb|weak|paralyzed|dead)",
+        r"\bnumb(?:ness)? on (?:one|the left|the right|my left|my right|his left|her left|his right|her right) side",
+        rf"\bworst headache (?:of|in) {_PRON} life", r"\bthunderclap headache",
+        r"\bsudden(?:ly)? (?:can'?t (?:speak|talk|see|walk)|(?:loss of|lost) (?:vision|sight|speech)|vision loss|blind|confus)",
+        rf"\bloss of vision in {_PRON} (?:left |right )?eye", r"\bsuddenly (?:\w+ ){0,2}(?:confused|can'?t lift|can'?t see)",
+        # heart
+        r"\bcrushing (?:chest )?pain", rf"\bclutching {_PRON} chest", rf"\belephant (?:sitting )?on {_PRON} chest",
+        r"\b(?:having|think (?:i'm|he's|she's|i am|he is|she is) having) a heart attack",
+        # anaphylaxis
+        r"\b(?:lips?|tongue|throat|face|eyes?|mouth)(?: and (?:lips?|tongue|throat|face))? (?:is |are |feels? |started |keeps? )?(?:swelling|swollen|swell(?:ing)? up|puffing up|puffed up)",
+        r"\bthroat (?:feels |is )?(?:tight|closing|closing up|swelling)", r"\btongue feels (?:thick|swollen|big)",
+        r"\bhives\b[^.?!]{0,60}\b(?:breath|wheez|swallow|throat|tongue|lips)", r"\bhard to swallow\b",
+        r"\bwheez\w*[^.?!]{0,40}\b(?:after eating|allerg|nuts?|peanuts?|sting|cookie)",
+        r"\b(?:after eating|allerg\w*|peanuts?|nuts|sting|stung)\b[^.?!]{0,60}\bwheez",
+        r"\b(?:has|have|got) an? epi-?pen but",
+        # breathing
+        r"\b(?:can'?t|cannot|can not|unable to|struggling to|hard to|trouble|difficulty) breath(?:e|ing)?\b(?! through (?:my|his|her|the) nose)",
+        r"\bcan barely (?:breathe|talk|speak)", r"\bgasping\b", r"\bnot breathing properly",
+        r"\b(?:lips?|face|skin|fingers?|fingertips) (?:are |is |look |looks )?(?:turning |going |gone )?(?:blue|purple|grey|gray)",
+        r"\b(?:not|isn't|is not|stopped|wasn't|isnt) breathing\b", r"\bchoking\b",
+        r"\basthma attack\b[^.?!]{0,60}(?:not helping|isn'?t helping|doesn'?t help|barely|can'?t)",
+        # overdose and poisoning
+        r"\b(?:took|taken|swallowed|ate|drank|had) (?:a |an |her |his |my )?(?:whole|entire|full) (?:bottle|pack|box|packet|month|strip)",
+        r"\b(?:took|taken|swallowed|had) (?:\d+|a bunch of|a lot of|too many|lots of|a handful of|handful of|several|all) (?:of )?(?:my |his |her |their |the )?(?:[\w-]+ ){0,2}(?:pills|tablets|capsules|tabs)",
+        r"\btoo many of (?:my|his|her|their) ", r"\b(?:took|taken|take) (?:a )?double (?:dose|the dose)",
+        r"\b(?:i|he|she|they|has|have|just|may have|might have) overdos(?:ed|ing)\b",
+        r"\b(?:swallowed|ate|drank|drunk|ingested|chewed|bit into|got into|eaten|drinking) (?:a |an |some |one |the |of |her |his )?(?:\w+ ){0,2}(?:button )?(?:batter(?:y|ies)|bleach|magnets?|detergent|pods?|poison|antifreeze|drain cleaner|pesticide|weed ?killer|lye|cleaning products?|medicine|mushrooms?)",
+        r"\b(?:pills|tablets)\b[^.?!]{0,10}\b(?:with|and) (?:alcohol|drinks|vodka|booze)", r"\bcarbon monoxide\b",
+        # bleeding
+        r"\b(?:spurting|gushing|pouring|pumping) (?:out )?(?:blood|from)", r"\bblood (?:is )?(?:spurting|gushing|pouring|everywhere)",
+        r"\b(?:won'?t|doesn'?t|will not|can'?t|cannot) stop (?:the )?bleeding", r"\bbleeding (?:won'?t|doesn'?t|will not) stop",
+        r"\bbleeding (?:heavily|a lot|badly|profusely|so much|nonstop)", r"\bheav(?:y|ily) bleeding",
+        r"\b(?:soaked|soaking) (?:through|it|the)", r"\b(?:vomiting|throwing up|coughing up|spitting up|puking) (?:up )?(?:\w+ )?blood",
+        r"\bblack,? tarry", r"\bnose won'?t stop bleeding",
+        # unresponsive, seizures, head injury, meningitis, pregnancy, bites, hypoglycaemia
+        r"\bcan'?t (?:wake|rouse) (?:him|her|them|it|my \w+)\b", r"\b(?<!never )(?<!not )won'?t wake up\b",
+        r"\b(?:unresponsive|unconscious|not responding|passed out and|collapsed|fainted and)\b",
+        r"\bseizure\b[^.?!]{0,40}\b(?:\d+|five|ten) minutes", r"\b(?:still|keeps?) (?:shaking|seizing|fitting|convulsing)\b",
+        r"\bfirst (?:ever )?seizure\b",
+        rf"\bhit {_PRON} head\b[^.?!]{{0,80}}\b(?:vomit|drowsy|sleepy|confused|passed out|unconscious)",
+        r"\bstiff neck\b[^.]{0,60}\b(?:fever|rash)", r"\bfever\b[^.]{0,60}\bstiff neck", r"\brash (?:that )?(?:doesn'?t|does not|won'?t) fade", r"\bnon-?blanching",
+        r"\bpregnant\b[^.?!]{0,50}\bbleed", r"\bbitten by a (?:snake|rattlesnake)|\bsnake ?bite",
+        r"\bdiabet\w*\b[^.]{0,60}\b(?:not making sense|confused|unresponsive|won't wake)",
+    ],
+    weak={
+        "chest": [
+            r"\bchest (?:pain|pressure|tightness|heaviness|discomfort)", r"\b(?:tightness|pressure|pain|heaviness) in (?:my|his|her|the) chest",
+            r"\bchest (?:feels |is )?(?:tight|heavy)",
+        ],
+        "cardiac_assoc": [
+            r"\bsweat(?:ing|y)?\b|\bclammy\b|\bcold sweat|\b(?:left|his|her|my) arm\b|\bjaw\b|\bshort(?:ness)? of breath|\bbreathless",
+            r"\bnause(?:a|ous)|\bfaint|\bdizzy|\bspreading|\bradiat",
+        ],
+    },
+    suppress=[r"\brole-?play\b", r"\bsimulat", r"\bfor (?:my|an|the|our) (?:exam|osce|class|course|handout)", r"\bcase study\b",
+              r"模拟", r"练习问诊", r"科普", r"(?:假装|扮演)"],
+)
+EMERGENCY.strong += [
+    r"嘴歪|口角(?:歪斜|流口水|歪)|口眼歪斜|说话(?:也)?(?:不清楚|含糊|不利索|不太利索|不清|大舌头)|口齿不清|大舌头|说话含糊",
+    r"(?:一侧|半边|左半边|右半边|一边|左侧|右侧)(?:的)?(?:身体|身子|脸|肢体|手脚|胳膊)?(?:突然)?(?:发麻|麻木|麻|没力气|无力|动不了|不能动)",
+    r"(?:胳膊|手臂|手|腿)(?:突然)?(?:抬不起来|拿不住|动不了)|筷子(?:突然)?掉|突然(?:看不见|看不清|失明|说不出话|站不稳|倒地)",
+    r"(?:这辈子|有生以来|人生)?最(?:剧烈|严重|厉害)的头痛|(?:眼睛|眼)突然看不见",
+    r"压榨(?:性|样)?(?:胸)?痛|捂着胸口",
+    r"(?:嘴唇|舌头|脸|眼皮|喉咙|嗓子)(?:都|也)?(?:肿起来|肿了|发肿|肿胀)|喉咙(?:发紧|紧|堵)|嗓子(?:像被堵住|发紧|堵)|过敏[^。？！]{0,10}(?:呼吸困难|喘不|喉咙|嗓子)",
+    r"(?:疹子|风团|荨麻疹)[^。？！]{0,12}(?:呼吸|喘|嗓子|喉咙)",
+    r"呼吸(?:很|非常|特别)?困难|(?<!堵得)喘不(?:上|过)气|透不过气|嘴唇(?:发紫|发青|青紫)|(?:没有|没了)呼吸|不呼吸|呼吸(?:停止|很奇怪|微弱)|憋得(?:说不出话|脸发紫)|说不出(?:完整的)?话",
+    r"一整瓶|整瓶[^。？！]{0,6}吃|(?:吃|服)了(?:很多|好多|大量|一把|过量|太多)|(?:吃|服)(?:多|过量)了|吃了三遍|误(?:服|吞|食|喝)",
+    r"吞(?:下|了)?(?:一颗|一个|了)?[^。？！]{0,4}(?:电池|磁铁|凝珠|硬币)|(?:喝|吃)了(?:农药|百草枯|84|消毒液|洗洁精|老鼠药|敌敌畏)|中毒|咬破吞|吞下去",
+    r"血流不止|止不住|往外喷|喷血|大量出血|大出血|出血不止|(?:吐|呕)(?:了)?(?:好多|很多|大量|一口)血|咯血|湿透|黑便|便血[^。？！]{0,10}晕",
+    r"叫不醒|昏迷|不省人事|(?:突然)?倒地|晕倒|意识不清|抽搐[^。？！]{0,10}(?:分钟|没停|不停|还在)|一直抽",
+    r"(?:撞|摔|磕)(?:到|了|伤)?[^。？！]{0,4}头[^。？！]{0,20}(?:吐|想睡|嗜睡|昏|意识)|嗜睡|说胡话|迷糊|反应(?:很)?慢",
+    r"怀孕[^。？！]{0,12}(?:出血|流血)|脖子(?:僵硬|发硬)|压不褪色|被(?:毒)?蛇咬|被(?:马蜂|蜜蜂|黄蜂|胡蜂)(?:蛰|蜇)",
+    r"糖尿病[^。？！]{0,20}(?:冷汗|发抖|说胡话|意识|叫不醒)",
+]
+EMERGENCY.weak["chest"] += [r"胸(?:口|部|前)?(?:闷痛|疼|痛|闷|压|憋|像压了)|心口(?:疼|痛)"]
+EMERGENCY.weak["cardiac_assoc"] += [r"冷汗|大汗|出汗|发麻|左臂|左胳膊|后背|下巴|喘不上气|呼吸困难|恶心|头晕"]
+
+# infants: a fever in the first three months, or any age of baby with a fever and a red flag
+_INFANT_AGE = re.compile(
+    r"\b(\d+|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|a few)[- ](day|week|month)s?[- ]old\b|\bnewborn\b"
+    r"|(?:宝宝|婴儿|孩子|小孩|儿子|女儿)?(?:才|刚)?(\d+|[一两二三四五六七八九十])(?:个)?(月|周|天)(?:大)?|新生儿",
+    re.IGNORECASE,
+)
+_FEVER = GATES.add(r"\b(?:fever|temperature|temp)\b[^.?!]{0,20}?(3[89](?:\.\d)?|4[0-2](?:\.\d)?|10[0-6](?:\.\d)?)|(?:发烧|发热|体温)[^。？！]{0,8}?(3[89](?:\.\d)?|4[0-2](?:\.\d)?)")
+_BABY = re.compile(r"\b(?:baby|infant|newborn|toddler)\b|宝宝|婴儿|新生儿")
+_BABY_RED_FLAG = re.compile(
+    r"\b(?:very sleepy|lethargic|floppy|won'?t feed|not feeding|won'?t wake|hard to wake|limp|purple rash|stiff neck)\b"
+    r"|睡不醒|叫不醒|不吃奶|精神(?:很)?差|蔫|抽搐|呼吸急促")
+_NUM = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10,
+        "eleven": 11, "twelve": 12, "a few": 3, "一": 1, "两": 2, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7,
+        "八": 8, "九": 9, "十": 10}
+
+
+def _young_infant(view: str) -> bool:
+    for m in _INFANT_AGE.finditer(view):
+        if m.group(0) in ("newborn", "新生儿"):
+            return True
+        raw, unit = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
+        if raw is None:
+            continue
+        n = int(raw) if raw.isdigit() else _NUM.get(raw, 99)
+        days = n * {"day": 1, "天": 1, "week": 7, "周": 7, "month": 30, "月": 30}[unit]
+        if days <= 92:  # NICE/AAP: any fever >= 38 C in the first ~3 months is an emergency
+            return True
+    return False
+
+
+def infant_fever(view: str, hits: Hits) -> list[tuple[int, int]]:
+    fever = _FEVER.search(view, hits)
+    if fever is None and "fever" not in view and "发烧" not in view and "发热" not in view:
+        return []
+    if fever is not None and _young_infant(view):
+        return [fever.span()]
+    red = _BABY_RED_FLAG.search(view)
+    if red is not None and _BABY.search(view) and (fever is not None or "fever" in view or "发烧" in view):
+        return [red.span()]
+    return []
+
+
+# ---------------------------------------------------------------------------------------------------
+# prompt_injection
+# ---------------------------------------------------------------------------------------------------
+_TARGETS = (r"(?:instructions?|prompts?|directions?|rules|guidelines|polic(?:y|ies)|context|programming|constraints|"
+            r"restrictions|safety|settings|directives|orders|configuration)")
+INJECTION = RuleSet(
+    category="prompt_injection",
+    strong=[
+        rf"\b(?:ignore|disregard|forget|skip|bypass|override|overrule|drop)\b[^.\n]{{0,30}}\b(?:previous|prior|above|earlier|preceding|initial|original|all|your|system'?s?|developer'?s?|these|those|the)\b[^.\n]{{0,25}}\b{_TARGETS}",
+        r"\bforget (?:everything|all) (?:you (?:were|have been) told|above|before|you know)", r"\bforget everything\b[^.]{0,20}\bbefore\b",
+        r"\b(?:reveal|show|print|output|repeat|display|tell me|give me|share|leak|dump|read (?:me )?|recite|translate|what (?:is|are|was|were))\b[^.\n?]{0,40}\b(?:your|the|this chat'?s|its|my) (?:system prompt|initial prompt|hidden (?:instructions|rules|prompt|settings)|(?:original|initial|secret|internal|hidden|system) (?:instructions|rules|configuration|config|settings|prompt))",
+        r"\byour (?:system prompt|initial prompt|pre-?prompt|hidden (?:instructions|rules|prompt)|secret instructions|internal (?:rules|configuration)|configuration)\b",
+        r"\b(?:instructions|prompt|rules) (?:you were given|at the (?:start|beginning) of (?:this|the) (?:chat|conversation)|before this conversation)",
+        r"\brepeat (?:the text|everything|all|the words|the instructions) (?:above|before)", r"\brepeat everything above\b", r"\bstarting with ['\"]?you are\b",
+        r"\b(?:you are|you're|act as|acting as|pretend (?:to be|you are|you're)|role-?play as|become|from now on,? you(?:'re| are| will)?|simulate|you will be)\b[^.\n]{0,60}\b(?:unrestricted|uncensored|unfiltered|jailbr(?:oken|eak)|no (?:restrictions|rules|limits|filters|guidelines|content policy|safety)|without (?:any )?(?:restrictions|rules|limits|filters|safety)|never refuses|evil|amoral)",
+        r"\bdeveloper mode\b", r"\bjailbr(?:oken|eak)(?:ed)?\b", r"\bdan mode\b", r"\byou are (?:now )?dan\b", r"\bdo anything now\b",
+        r"\b(?:no|without) (?:ethical|moral|safety) (?:guidelines|restrictions|constraints|filters)\b", r"\bstay in character no matter what\b",
+        r"\bsafety (?:protocols?|filters?|polic(?:y|ies)|rules) (?:are |have been |has been )?(?:disabled|off|turned off|removed)\b", r"\bsystem override\b",
+        r"\byou have no (?:content policy|restrictions|rules)\b", r"\bignore (?:content|safety) polic", r"\byour new (?:rules|instructions|identity)\b",
+        r"\b(?:note|message|instruction)s? to (?:the )?(?:ai|assistant|model|llm|chatbot)\b", r"\bto the ai reading this\b",
+        r"\b(?:ai|assistant|model)\s*:\s*(?:please )?(?:ignore|disregard|forget|override)", r"<!--[^>]{0,200}\b(?:ai|assistant|ignore|instruction)",
+        r"<\|im_start\|>|<\|system\|>|\[/?inst\]|\[system\]|<<sys>>", r"(?:^|\n)\s*#{2,}\s*(?:new )?(?:instructions|system)\b",
+        r"\bnew instructions\s*:", r"(?:^|\n)\s*system\s*:\s*(?:ignore|you are|override|new)",
+        r"\bfollow only the user\b", r"\bno longer a medical assistant\b",
+    ],
+    suppress=[],
+    negation=None,
+)
+INJECTION.strong += [
+    r"(?:忽略|无视|忘掉|忘记|不要管|别管|跳过|绕过|不用管|不必遵守|不要遵守)[^。\n]{0,15}(?:之前|以上|上面|前面|上述|先前|原来|原有|所有|你的|开发者|系统)[^。\n]{0,10}(?:指令|指示|规则|设定|提示|限制|策略|要求|约束|安全)",
+    r"(?:输出|告诉我|显示|展示|重复|复述|泄露|说出|公开|翻译|发给我|打印|透露)[^。\n]{0,12}(?:系统提示|提示词|system prompt|初始提示|初始指令|隐藏(?:的)?(?:指令|设定|提示)|内部配置|你的配置|你的指令|你的设定|第一条指令|收到的[^。\n]{0,4}指令)",
+    r"你的(?:系统提示|提示词|隐藏指令|隐藏设定|初始提示|初始指令|内部配置)|(?:对话开始前|之前)给你的(?:隐藏)?(?:设定|指令|提示)",
+    r"(?:没有任何|不受任何|没有|不受|无)(?:限制|约束|规则|过滤|审查)[^。\n]{0,4}(?:的)?(?:ai|助手|机器人|模型|医疗ai)",
+    r"不受任何(?:道德|伦理|安全)?(?:限制|约束)|开发者模式|越狱|dan模式|无审查|没有审查|无限制",
+    r"(?:系统通知|系统：|系统:)[^。\n]{0,20}(?:忽略|关闭|无限制|安全)|管理员已关闭|关闭(?:了)?安全(?:策略|设置|过滤)",
+    r"(?:给|致)[^。\n]{0,6}ai的?(?:提示|信|指令)|ai请注意|致读到此信的ai|新的指令[：:]|你不再是|你的新身份|只听从用户|不要加任何(?:免责声明|安全提示)|(?:都)?不能拒绝",
+]
+
+# Medical actors whose earlier instructions a patient may legitimately ask about ("ignore my doctor's
+# previous instructions?"): an override aimed at them is not aimed at the model.
+INJECTION_BENIGN_TARGET = re.compile(
+    r"\b(?:doctor|doctor's|physician|cardiologist|surgeon|nurse|pharmacist|dentist|gp|therapist|box|label|leaflet|dosage|prescription)\b|医生|医嘱|药剂师|护士|说明书|盒子|处方",
+)
+
+COMPILED = {
+    "crisis_self_harm": CRISIS.compile(),
+    "medical_emergency": EMERGENCY.compile(),
+    "prompt_injection": INJECTION.compile(),
+}
+
+
+def scan(view: str) -> Hits:
+    """Gate literals of every rule found in one pass over the view; pass the result to detect_*."""
+    return GATES.scan(view)
+
+
+def detect_crisis(view: str, hits: Hits | None = None) -> list[tuple[int, int]]:
+    return COMPILED["crisis_self_harm"].find(view, scan(view) if hits is None else hits)
+
+
+def detect_emergency(view: str, hits: Hits | None = None) -> list[tuple[int, int]]:
+    hits = scan(view) if hits is None else hits
+    return COMPILED["medical_emergency"].find(view, hits) or infant_fever(view, hits)
+
+
+def detect_injection(view: str, hits: Hits | None = None) -> list[tuple[int, int]]:
+    found = COMPILED["prompt_injection"].find(view, scan(view) if hits is None else hits)
+    if not found:
+        return found
+    # drop overrides aimed at a clinician's or a label's instructions, keep every other hit
+    kept = []
+    for start, end in found:
+        window = view[max(0, start - 40):end + 10]
+        if INJECTION_BENIGN_TARGET.search(window) and not re.search(r"\b(?:system|your|ai|assistant)\b|你的|系统", view[start:end]):
+            continue
+        kept.append((start, end))
+    return kept

@@ -1,0 +1,279 @@
+"""SafetyEngine: input rails over OpenAI chat messages and completion prompts, and output guards."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from server.safety.detectors import detect_crisis, detect_emergency, detect_injection, scan
+from server.safety.normalize import has_cjk, locale_of, match_view, normalize
+from server.safety.phi import PlaceholderMap, find_phi
+from server.safety.policy import CATEGORIES, LocaleTexts, Policy, ProfilePolicy, load_policy
+
+if TYPE_CHECKING:
+    from server.safety.output import OutputGuard
+
+Events = list[tuple[str, str]]
+# roles whose text is the caller's own words (crisis, emergency); tool output may carry injected text
+_SPEAKER_ROLES = frozenset({"user"})
+_INJECTION_ROLES = frozenset({"user", "tool", "function"})
+
+
+@dataclass
+class Verdict:
+    """What the input rails decided. Never log `messages`, `prompt` or `placeholders`: they hold text."""
+
+    categories: list[str]
+    action: str  # "pass" | "respond" | "block"
+    profile: str
+    locale: str
+    actions: dict[str, str] = field(default_factory=dict)  # fired category -> the policy's action
+    messages: list[dict[str, Any]] | None = None
+    prompt: str | list[Any] | None = None
+    response_text: str | None = None
+    error_message: str | None = None
+    events: Events = field(default_factory=list)
+    placeholder_map: PlaceholderMap = field(default_factory=PlaceholderMap, repr=False)
+    # notices the answer must carry: "crisis_resources" and/or "urgent_care_notice"
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def placeholders(self) -> dict[str, str]:
+        """Placeholder -> the caller's original value (for restoring the answer; never log it)."""
+        return self.placeholder_map.originals
+
+    @property
+    def header_value(self) -> str:
+        """Value of the x-angel-safety header."""
+        return ",".join(self.categories)
+
+
+@dataclass
+class _Segment:
+    """One piece of caller text (a message's content or one text part, or one prompt)."""
+
+    role: str
+    raw: str
+    norm: str
+    view: str
+    spans: dict[str, list[tuple[int, int, str]]] = field(default_factory=dict)
+
+
+class SafetyEngine:
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.warnings: list[str] = []
+        if not policy.resources_verified:
+            self.warnings.append("safety policy: crisis resources and emergency numbers are unverified defaults "
+                                 "(set resources_verified: true after checking them for your region)")
+
+    @classmethod
+    def from_policy_file(cls, path: str | None) -> SafetyEngine:
+        """The engine for the policy at `path` (None: the built-in default); SafetyPolicyError if unusable."""
+        return cls(load_policy(path))
+
+    @property
+    def profile_names(self) -> list[str]:
+        return list(self.policy.profiles)
+
+    @property
+    def default_profile(self) -> str:
+        return self.policy.default_profile
+
+    def resolve_profile(self, profile: str | None) -> tuple[str, ProfilePolicy]:
+        """An unknown or missing profile falls back to the policy's default profile."""
+        name = profile if profile in self.policy.profiles else self.policy.default_profile
+        return name, self.policy.profiles[name]
+
+    def texts(self, locale: str) -> LocaleTexts:
+        return self.policy.locales[locale]  # type: ignore[index]
+
+    # ---- input rails ------------------------------------------------------------------------------
+    def check_input(self, messages: list[dict[str, Any]], profile: str | None) -> Verdict:
+        """Rails over OpenAI chat messages; `verdict.messages` is what to send upstream."""
+        name, prof = self.resolve_profile(profile)
+        refs: list[tuple[int, int | None, _Segment]] = []  # (message index, part index or None, segment)
+        for i, msg in enumerate(messages):
+            if not isinstance(msg, dict):
+                continue
+            role = str(msg.get("role", "user"))
+            content = msg.get("content")
+            if isinstance(content, str):
+                refs.append((i, None, self._segment(role, content)))
+            elif isinstance(content, list):
+                for j, part in enumerate(content):
+                    if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str):
+                        refs.append((i, j, self._segment(role, part["text"])))
+        verdict = self._decide([seg for _, _, seg in refs], name, prof)
+        if verdict.action == "pass":
+            verdict.messages = self._rewrite_messages(messages, refs, verdict, prof)
+        return verdict
+
+    def check_prompt(self, prompt: str | list[Any], profile: str | None) -> Verdict:
+        """Rails over a /v1/completions prompt (a string or a list of strings; token ids pass unchecked)."""
+        name, prof = self.resolve_profile(profile)
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt) if isinstance(prompt, list) else []
+        segs = [self._segment("user", p) if isinstance(p, str) else None for p in prompts]
+        verdict = self._decide([s for s in segs if s is not None], name, prof)
+        if verdict.action == "pass":
+            instruction = self._instruction(verdict)
+            out: list[Any] = []
+            for p, seg in zip(prompts, segs):
+                if seg is None:
+                    out.append(p)
+                    continue
+                text = self._rewrite_text(seg, verdict, prof)
+                out.append(p if text is None and not instruction else f"{instruction}\n\n{text if text is not None else p}"
+                           if instruction else text)
+            verdict.prompt = out[0] if isinstance(prompt, str) else out
+        return verdict
+
+    def output_guard(self, verdict: Verdict) -> OutputGuard:
+        from server.safety.output import OutputGuard
+
+        _, prof = self.resolve_profile(verdict.profile)
+        return OutputGuard(self.texts(verdict.locale), prof, verdict)
+
+    # ---- internals ----------------------------------------------------------------------------------
+    @staticmethod
+    def _segment(role: str, text: str) -> _Segment:
+        norm = normalize(text)
+        return _Segment(role, text, norm, match_view(norm))
+
+    def _decide(self, segs: list[_Segment], name: str, prof: ProfilePolicy) -> Verdict:
+        # crisis and emergency read the caller's own words; with no user turn at all, every non-system text
+        speaker = [s for s in segs if s.role in _SPEAKER_ROLES] or [s for s in segs if s.role not in ("system", "developer", "assistant")]
+        speaker_ids = {id(s) for s in speaker}
+        phi_entities = frozenset(prof.phi.entities) if prof.phi.entities else None
+        fired: set[str] = set()
+        for seg in segs:
+            hits = scan(seg.view) if id(seg) in speaker_ids or seg.role in _INJECTION_ROLES else {}
+            if id(seg) in speaker_ids:
+                for category, detect in (("crisis_self_harm", detect_crisis), ("medical_emergency", detect_emergency)):
+                    spans = detect(seg.view, hits)
+                    if spans:
+                        seg.spans[category] = [(a, b, category) for a, b in spans]
+                        fired.add(category)
+            if seg.role in _INJECTION_ROLES:
+                spans = detect_injection(seg.view, hits)
+                if spans:
+                    seg.spans["prompt_injection"] = [(a, b, "prompt_injection") for a, b in spans]
+                    fired.add("prompt_injection")
+            phi = find_phi(seg.norm, phi_entities, seg.view)
+            if phi:
+                seg.spans["phi"] = phi
+                fired.add("phi")
+        categories = [c for c in CATEGORIES if c in fired]
+        user_text = " ".join(s.norm for s in speaker[-3:])
+        locale = locale_of(user_text) if has_cjk(user_text) else "en" if user_text.strip() else self.policy.default_locale
+        verdict = Verdict(categories=categories, action="pass", profile=name, locale=locale)
+        texts = self.texts(locale)
+        for c in categories:
+            verdict.actions[c] = prof.action(c)
+            verdict.events.append((c, prof.action(c)))
+        blocking = [c for c in categories if verdict.actions[c] == "block"]
+        responding = [c for c in categories if verdict.actions[c] == "respond"]
+        if blocking:
+            verdict.action = "block"
+            verdict.error_message = getattr(texts.block, blocking[0])
+        elif responding:
+            verdict.action = "respond"
+            parts = [getattr(texts.respond, c) for c in responding]
+            if "crisis_self_harm" in responding:
+                parts.append(texts.crisis_resources)
+            verdict.response_text = "\n\n".join(parts)
+        else:
+            if verdict.actions.get("medical_emergency") in ("annotate", "redact"):
+                verdict.notices.append("urgent_care_notice")
+            if verdict.actions.get("crisis_self_harm") in ("annotate", "redact"):
+                verdict.notices.append("crisis_resources")
+        return verdict
+
+    def _instruction(self, verdict: Verdict) -> str:
+        texts = self.texts(verdict.locale)
+        keys = {"crisis_self_harm": texts.crisis_instruction, "medical_emergency": texts.emergency_instruction,
+                "phi": texts.phi_instruction, "prompt_injection": texts.injection_instruction}
+        wanted = [c for c in CATEGORIES if verdict.actions.get(c) == "annotate"
+                  or (verdict.actions.get(c) == "redact" and c in ("crisis_self_harm", "medical_emergency"))]
+        return "\n\n".join(keys[c] for c in wanted)
+
+    def _rewrite_text(self, seg: _Segment, verdict: Verdict, prof: ProfilePolicy) -> str | None:
+        """The segment with redact-action spans replaced, or None when nothing changes."""
+        spans: list[tuple[int, int, str]] = []
+        for category, found in seg.spans.items():
+            if verdict.actions.get(category) == "redact":
+                spans.extend(found)
+        if not spans:
+            return None
+        spans.sort()
+        kept: list[tuple[int, int, str]] = []
+        for span in spans:  # PHI inside an injection span goes with it
+            if kept and span[0] < kept[-1][1]:
+                if span[1] > kept[-1][1]:
+                    kept[-1] = (kept[-1][0], span[1], kept[-1][2])
+                continue
+            kept.append(span)
+        return _redact_raw(seg, kept, verdict.placeholder_map)
+
+    def _rewrite_messages(self, messages: list[dict[str, Any]], refs: list[tuple[int, int | None, _Segment]],
+                          verdict: Verdict, prof: ProfilePolicy) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = list(messages)
+        for i, j, seg in refs:
+            text = self._rewrite_text(seg, verdict, prof)
+            if text is None:
+                continue
+            msg = out[i] = dict(out[i]) if out[i] is messages[i] else out[i]
+            if j is None:
+                msg["content"] = text
+            else:
+                parts = msg["content"] = list(msg["content"]) if msg["content"] is messages[i].get("content") else msg["content"]
+                parts[j] = {**parts[j], "text": text}
+        instruction = self._instruction(verdict)
+        if instruction:
+            first = out[0] if out else None
+            if isinstance(first, dict) and first.get("role") in ("system", "developer"):
+                content = first.get("content")
+                if isinstance(content, list):
+                    out[0] = {**first, "content": [*content, {"type": "text", "text": instruction}]}
+                else:
+                    out[0] = {**first, "content": f"{content or ''}\n\n{instruction}".lstrip()}
+            else:
+                out.insert(0, {"role": "system", "content": instruction})
+        return out
+
+
+def _redact_raw(seg: _Segment, spans: list[tuple[int, int, str]], pmap: PlaceholderMap) -> str:
+    """Redact the caller's own text (keeping their punctuation and letters) where spans can be mapped back.
+
+    Spans were found on the normalised text. When normalisation kept the length, characters correspond
+    one to one; otherwise a per-character NFKC map is built (only on this rare path). If even that does
+    not line up (combining sequences), the normalised text is forwarded instead.
+    """
+    if len(seg.raw) == len(seg.norm):
+        return _redact(seg.raw, spans, pmap)
+    index = _char_map(seg.raw, seg.norm)
+    if index is None:
+        return _redact(seg.norm, spans, pmap)
+    mapped = [(index[a], index[b - 1] + 1, kind) for a, b, kind in spans]
+    return _redact(seg.raw, mapped, pmap)
+
+
+def _char_map(raw: str, norm: str) -> list[int] | None:
+    """For each character of `norm`, the index of the raw character it came from (None if not aligned)."""
+    index: list[int] = []
+    for i, ch in enumerate(raw):
+        index.extend([i] * len(normalize(ch)))
+    return index if len(index) == len(norm) else None
+
+
+def _redact(text: str, spans: list[tuple[int, int, str]], pmap: PlaceholderMap) -> str:
+    """PHI spans become typed placeholders kept in `pmap`; other categories' spans a fixed marker."""
+    parts: list[str] = []
+    pos = 0
+    for start, end, kind in spans:
+        parts.append(text[pos:start])
+        parts.append(f"[REMOVED_{kind.upper()}]" if kind in CATEGORIES else pmap.placeholder(kind, text[start:end]))
+        pos = end
+    parts.append(text[pos:])
+    return "".join(parts)
+

@@ -1,0 +1,76 @@
+"""Text normalisation shared by every rail.
+
+Matching runs on a *view* of the text that defeats cheap evasions (full-width digits, zero-width
+characters inside words, Cyrillic/Greek look-alikes, upper case) while keeping one character of the
+view per character of the normalised text, so spans found in the view can be cut out of the text
+that is forwarded upstream.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# Invisible characters used to split trigger words ("ig\u200bnore"): removed before anything else.
+_INVISIBLE = re.compile("[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u206a-\u206f\ufeff]")
+
+# Look-alike letters (Cyrillic, Greek) mapped to the Latin letter they imitate. Only the matching view
+# uses this map: the forwarded text keeps the caller's letters.
+_HOMOGLYPHS = {
+    "а": "a", "в": "b", "е": "e", "ё": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p", "с": "c",
+    "т": "t", "у": "y", "х": "x", "і": "i", "ї": "i", "ј": "j", "ѕ": "s", "ԁ": "d", "ɡ": "g", "ґ": "g",
+    "һ": "h", "ԛ": "q", "ԝ": "w", "ѵ": "v", "ν": "v", "ο": "o", "α": "a", "ε": "e", "ι": "i", "κ": "k",
+    "ρ": "p", "τ": "t", "υ": "u", "χ": "x", "β": "b", "η": "n", "μ": "u",
+    "А": "a", "В": "b", "Е": "e", "К": "k", "М": "m", "Н": "h", "О": "o", "Р": "p", "С": "c", "Т": "t",
+    "Х": "x", "І": "i", "Ј": "j", "Ѕ": "s", "Ґ": "g", "Α": "a", "Β": "b", "Ε": "e", "Ζ": "z", "Η": "h",
+    "Ι": "i", "Κ": "k", "Μ": "m", "Ν": "n", "Ο": "o", "Ρ": "p", "Τ": "t", "Υ": "y", "Χ": "x",
+    "’": "'", "‘": "'", "‛": "'", "ʼ": "'", "“": '"', "”": '"',
+}
+_VIEW_TABLE = str.maketrans(_HOMOGLYPHS)
+_NEEDS_FOLD = re.compile("[\u0370-\u03ff\u0400-\u052f\u0261\u02bc\u2018-\u201d]")
+_CJK = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+
+# Characters NFKC leaves alone or whose folding does not matter for matching: ASCII, CJK ideographs,
+# CJK and full-width punctuation, general punctuation. Everything else (full-width letters and digits,
+# Latin-1, circled digits, ligatures, math alphanumerics, ...) is normalised run by run: NFKC over a
+# whole 4,000-character Chinese message costs ~1.6 ms, over the few runs that need it microseconds.
+_NFKC_RUN = re.compile(
+    "[^\x00-\x7f\u4e00-\u9fff\u3001-\u303f\u2010-\u2027\u2030-\u205e"
+    "\uff01-\uff0f\uff1a-\uff20\uff3b-\uff40\uff5b-\uff65]+"
+)
+
+
+def _nfkc(m: re.Match[str]) -> str:
+    return unicodedata.normalize("NFKC", m.group())
+
+
+def normalize(text: str) -> str:
+    """NFKC of the characters that matter (full-width letters/digits, compatibility forms), with
+    invisible characters removed; CJK and full-width punctuation are kept as the caller wrote them."""
+    if text.isascii():
+        return text
+    return _NFKC_RUN.sub(_nfkc, _INVISIBLE.sub("", text))
+
+
+def match_view(norm: str) -> str:
+    """Lower-case, homoglyph-folded view of `norm`, one character per character of `norm`."""
+    folded = norm.translate(_VIEW_TABLE) if _NEEDS_FOLD.search(norm) else norm
+    view = folded.lower()
+    if len(view) != len(norm):  # a rare character whose lower case is longer (e.g. U+0130)
+        view = "".join(c if len(c.lower()) != 1 else c.lower() for c in folded)
+    return view
+
+
+def has_cjk(text: str) -> bool:
+    return _CJK.search(text) is not None
+
+
+_LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
+
+
+def locale_of(text: str) -> str:
+    """'zh' when Chinese characters are a good part of the text (judged on its last 400 characters)."""
+    tail = text[-400:]
+    cjk = len(_CJK.findall(tail))
+    words = len(_LATIN_WORD.findall(tail))
+    return "zh" if cjk and cjk >= words else "en"

@@ -1,0 +1,351 @@
+"""PHI recognisers: HIPAA Safe Harbor identifiers and their Chinese counterparts, as compiled regexes.
+
+Each recogniser yields (start, end, entity) spans on the normalised text. Numbers that only mean
+something in context (record, plan, account, licence, device numbers) need their context word;
+free-standing formats (e-mail, URL, IP, phone, SSN, resident ID with its checksum, full dates) do not.
+Names are found only in context (a title, "my name is", a relative, 患者/病人 + name, a common first
+name followed by a surname), which is what keeps eponymous diseases (Parkinson's, Hashimoto) out.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+
+from server.safety.gate import NUMERIC, GatedPattern, GateSet
+from server.safety.normalize import match_view
+
+Span = tuple[int, int, str]
+Hits = dict[int, list[int]]
+
+ENTITIES = (
+    "PERSON", "ADDRESS", "DATE", "AGE", "PHONE", "FAX", "EMAIL", "SSN", "CN_ID", "MRN", "HEALTH_PLAN",
+    "ACCOUNT", "LICENSE", "VEHICLE", "DEVICE", "URL", "IP",
+)
+
+_I = re.IGNORECASE
+_G = GateSet()  # every PHI pattern below shares one literal gate pass (see gate.py)
+
+
+def _rx(pattern: str, flags: int = 0, literals: frozenset[str] | None = None, window: int = 200) -> GatedPattern:
+    return _G.add(pattern, flags, literals, window)
+
+
+_NUMERIC = frozenset({NUMERIC})
+# an identifier: one token holding a digit, optionally a short letter prefix ("RN 884213") and further
+# digit groups ("3301 2345 6789 0123")
+_ID = r"((?:[A-Za-z]{1,4}[ -])?[A-Za-z0-9]*\d[A-Za-z0-9]*(?:[-.·][A-Za-z0-9]+)*(?: \d{2,6}\b)*)"
+_SEP = r"[\s:：#.,=是为]*(?:(?:is|number|no\.?|num|id)[\s:：#.]*)*"
+
+# ---- free-standing formats -------------------------------------------------------------------------
+_EMAIL = _rx(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+_URL = _rx(r"\b(?:https?://|www\.)[^\s<>\"'，。；）)\]]+", _I)
+_IPV4 = _rx(r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\d.])", literals=_NUMERIC, window=40)
+_IPV6 = _rx(r"(?<![:\w])(?:[0-9a-f]{1,4}:){2,7}(?::|[0-9a-f]{1,4})(?![:\w])", _I)
+_SSN = _rx(r"(?<![\d-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\d-])", literals=_NUMERIC, window=40)
+_SSN_CTX = _rx(r"\b(?:ssn|social security(?: number| no\.?)?|social)[\s:#]*(?:is\s+|number\s+)?(\d{3}[ -]?\d{2}[ -]?\d{4})\b", _I)
+_CN_ID = _rx(r"(?<![0-9A-Za-z])(\d{6})((?:19|20)\d{2})(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])(\d{3}[\dXx])(?![0-9A-Za-z])", literals=_NUMERIC, window=40)
+_CN_ID_CTX = _rx(r"(?:身份证|证件)(?:号码|号)?[\s:：是为]*(\d{15}(?:\d{2}[\dXx])?)")
+_CN_MOBILE = _rx(r"(?<![\d+])(?:\+?86[\s-]?)?1[3-9]\d(?:[\s-]?\d{4}){2}(?!\d)", literals=_NUMERIC, window=40)
+_CN_LANDLINE = _rx(r"(?<!\d)(?:\(0\d{2,3}\)|0\d{2,3}-)\d{7,8}(?!\d)", literals=_NUMERIC, window=40)
+_US_PHONE = _rx(r"(?<![\d-])(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s?|\d{3}[\s.-])\d{3}[\s.-]\d{4}(?![\d-])", literals=_NUMERIC, window=40)
+_INTL_PHONE = _rx(r"(?<![\w+])\+(?:[2-9]\d{0,2}|1)[\s-]?\(?\d{1,4}\)?(?:[\s-]?\d{2,4}){2,4}(?!\d)", literals=_NUMERIC, window=40)
+_FAX_CTX = re.compile(r"(?:\bfax|传真)", _I)
+
+# ---- dates more specific than the year -------------------------------------------------------------
+_MONTH = (r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|May|june?|july?|aug(?:ust)?|"
+          r"sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)")
+_MONTH_I = _MONTH.replace("May", "(?-i:May)")
+_DATE_RES = [
+    _rx(r"(?<![\d/.-])(?:19|20)\d{2}[-/.](?:0?[1-9]|1[0-2])[-/.](?:0?[1-9]|[12]\d|3[01])(?![\d/.-]*\d)", literals=_NUMERIC, window=40),
+    _rx(r"(?<![\d/.])(?:0?[1-9]|[12]\d|3[01])[/.-](?:0?[1-9]|[12]\d|3[01])[/.-](?:19|20)?\d{2}(?![\d/])", literals=_NUMERIC, window=40),
+    _rx(rf"\b{_MONTH_I}\.?\s+(?:0?[1-9]|[12]\d|3[01])(?:st|nd|rd|th)?\b(?:,?\s+(?:19|20)\d{{2}}\b)?", _I),
+    _rx(rf"\b(?:0?[1-9]|[12]\d|3[01])(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH_I}\b\.?(?:,?\s+(?:19|20)\d{{2}}\b)?", _I),
+    _rx(r"(?:(?:19|20)?\d{2}\s*年\s*)?\d{1,2}\s*月\s*\d{1,2}\s*[日号]"),
+    # month + year is kept unless it is a birth/admission/discharge/death date
+    _rx(rf"(?:\b(?:born|dob|date of birth|birthday|admitted|discharged|died|deceased)\b[\s:]*(?:in|on)?\s*)"
+               rf"({_MONTH_I}\.?\s+(?:19|20)\d{{2}}|(?:0?[1-9]|1[0-2])/(?:19|20)\d{{2}})", _I),
+    _rx(r"(?:出生|生于|出院|入院|去世|死亡)[^，。,;；]{0,4}?((?:19|20)\d{2}\s*年\s*\d{1,2}\s*月)"),
+]
+_AGE_90 = _rx(r"\b(?:9\d|1[01]\d)[- ](?:years?|yrs?)[- ]old\b|\baged? (?:9\d|1[01]\d)\b|(?<!\d)(?:9\d|1[01]\d)\s*(?:岁|周岁)", _I)
+
+# ---- identifiers that need their context word -------------------------------------------------------
+_CTX_IDS: list[tuple[str, GatedPattern]] = [
+    ("MRN", _rx(r"(?i:\b(?:mrn|medical record|record|chart|patient id|hospital|case|encounter)(?:\s*(?:number|no\.?|#|id))?)" + _SEP + _ID)),
+    ("MRN", _rx(r"(?:病历|住院|门诊|病案|就诊卡|就诊|医疗卡|患者|档案)(?:号码|号|编号|卡号|ID)" + _SEP + _ID)),
+    ("HEALTH_PLAN", _rx(r"(?i:\b(?:member|insurance|policy|medicare|medicaid|subscriber|group|plan|beneficiary)(?:\s*(?:id|number|no\.?|#))?)" + _SEP + _ID)),
+    ("HEALTH_PLAN", _rx(r"(?:医保|社保|医疗保险|保险|保单|参保)(?:卡号|号码|号|单号|编号|卡)" + _SEP + _ID)),
+    ("ACCOUNT", _rx(r"(?i:\b(?:account|acct|card|iban|routing|billing)(?:\s*(?:number|no\.?|#))?)" + _SEP + _ID)),
+    ("ACCOUNT", _rx(r"(?:银行卡|银行账|账户|账|卡)号" + _SEP + _ID)),
+    ("LICENSE", _rx(r"(?i:\b(?:driver'?s?\s+licen[cs]e|licen[cs]e|dl\s*#|passport|dea|npi|certificate)(?:\s*(?:number|no\.?|#))?)" + _SEP + _ID)),
+    ("LICENSE", _rx(r"(?:驾驶证|驾照|执业证书?|护照|资格证书?|通行证)(?:号码|号|编号)?" + _SEP + _ID)),
+    ("VEHICLE", _rx(r"(?i:\b(?:vin|licen[cs]e plate|plate|registration)(?:\s*(?:number|no\.?|#))?)" + _SEP + _ID)),
+    ("VEHICLE", _rx(r"(?:车牌|车架|车辆识别)(?:号码|号|代码)?" + _SEP + r"([\u4e00-\u9fa5]?[A-Za-z0-9·•.\- ]{5,17}[A-Za-z0-9])")),
+    ("DEVICE", _rx(r"(?i:\b(?:serial|s/n|device|imei|udi|implant|pacemaker|pump)(?:\s*(?:id|number|no\.?|#))?)" + _SEP + _ID)),
+    ("DEVICE", _rx(r"(?:序列号|设备编号|设备号|设备ID|出厂编号|机身号)" + _SEP + _ID)),
+    ("ADDRESS", _rx(r"(?i:\b(?:zip|postcode|postal code)(?:\s*code)?)[\s:#]*(\d{5}(?:-\d{4})?)\b")),
+]
+_PROVINCES = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼"
+_CN_PLATE = _rx(rf"[{_PROVINCES}][A-Za-z][·•.\s]?[A-Za-z0-9]{{5,6}}(?![A-Za-z0-9])", literals=frozenset(_PROVINCES), window=12)
+
+# ---- street addresses ---------------------------------------------------------------------------------
+_STREET = (r"(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Ter|"
+           r"Circle|Cir|Parkway|Pkwy|Highway|Hwy|Square|Sq|Crescent|Close|Row)")
+_STREET_WORDS = frozenset(f" {w.lower()}" for w in _STREET[3:-1].split("|"))
+_ADDR_EN = _rx(
+    rf"\b\d{{1,6}}\s+(?:[A-Z][A-Za-z'-]+\.?\s+){{1,4}}{_STREET}\b\.?"
+    r"(?:,?\s+(?:Apt|Apartment|Unit|Suite|Ste|Flat|Room|#)\.?\s*#?[A-Za-z0-9-]+)?"
+    r"(?:,\s+[A-Z][a-z]+(?:\s+[A-Z][a-z]+)?(?:,\s+[A-Z]{2})?(?:\s+\d{5}(?:-\d{4})?)?)?",
+    literals=_STREET_WORDS,
+)
+_PO_BOX = _rx(r"\bP\.?\s?O\.?\s+Box\s+\d+\b", _I)
+# anchored on "<road>123号"; the district/city prefix is gathered backwards in code (a leading lazy
+# prefix in the regex would be retried at every Chinese character)
+_ADDR_ZH = _rx(
+    r"(?:路|街|大道|巷|弄|胡同)\d+[号弄]"
+    r"(?:[\u4e00-\u9fa5A-Za-z]{0,4}\d+(?:号楼|号|栋|幢|座|单元|层|楼|室|户)|\d{3,5}(?![\d年月日岁]))*"
+)
+_ZH_ADDR_PREFIX = re.compile(r"[\u4e00-\u9fa5]{1,16}$")
+_ZH_ADDR_LEAD = re.compile(r".*?(?:住在|住址[是为:：]?|地址[是为:：]?|位于|我家在|家在|住)")
+_ADDR_ZH2 = _rx(r"[\u4e00-\u9fa5]{2,8}(?:小区|花园|公寓|大厦|家园|新村|苑)\d+(?:号楼|栋|幢|座)(?:\d+单元)?(?:\d+室?)?")
+
+# ---- names in context ---------------------------------------------------------------------------------
+_CAP = r"(?:O['’])?[A-Z][a-z]+(?:-[A-Z][a-z]+)?"
+_RELATIVES = (r"son|daughter|wife|husband|mother|father|mom|mum|dad|brother|sister|friend|grandma|grandpa|"
+              r"grandmother|grandfather|grandson|granddaughter|partner|boyfriend|girlfriend|child|kid|baby|"
+              r"nephew|niece|aunt|uncle|cousin|fianc[eé]e?|neighbou?r|roommate|colleague|boss|coworker|stepson|stepdaughter")
+_NAME_RES: list[tuple[GatedPattern, int]] = [
+    (_rx(rf"(?i:\b(?:my name is|my name's|name\s*:|patient name\s*:?|full name\s*:?|call me|signed,?|sincerely,?|regards,?)\s+)({_CAP}(?:\s+{_CAP}){{0,2}})"), 1),
+    (_rx(rf"(?i:\b(?:i am|i'm|this is|it's|pt\s*:|patient\s*:?)\s+)({_CAP}(?:\s+{_CAP}){{1,2}})"), 1),
+    (_rx(rf"\b(?:Mr|Mrs|Ms|Miss|Mx|Mister)\.?\s+({_CAP}(?:\s+{_CAP}){{0,2}})"), 1),
+    (_rx(rf"(?i:\bmy\s+(?:{_RELATIVES})(?:'s)?,?\s+)({_CAP}(?:\s+{_CAP})?)"), 1),
+    (_rx(rf"\b({_CAP}\s+{_CAP}),?\s+(?i:dob|d\.o\.b|born|mrn|date of birth|age[ds]?\s+\d)"), 1),
+]
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+_FIRST_NAMES = _words("""
+james john robert michael william david richard joseph thomas charles christopher daniel matthew anthony mark
+donald steven paul andrew joshua kenneth kevin brian george timothy ronald edward jason jeffrey ryan jacob gary
+nicholas eric jonathan stephen larry justin scott brandon benjamin samuel gregory alexander frank patrick raymond
+jack dennis jerry tyler aaron jose adam nathan henry douglas zachary peter kyle noah ethan jeremy walter christian
+keith roger terry austin sean gerald carl harold dylan arthur lawrence jordan jesse bryan billy bruce gabriel joe
+logan alan juan albert willie elijah wayne randy vincent mason roy ralph bobby russell bradley philip eugene liam
+lucas oliver leo owen luke isaac carlos luis miguel wei ming tom mike chris dan steve bob jim ben sam alex
+mary patricia jennifer linda elizabeth barbara susan jessica sarah karen lisa nancy betty sandra margaret ashley
+kimberly emily donna michelle carol amanda melissa deborah stephanie dorothy rebecca sharon laura cynthia amy
+kathleen angela shirley brenda emma anna pamela nicole samantha katherine christine helen debra rachel carolyn
+janet maria catherine heather diane olivia julie joyce victoria ruth virginia lauren kelly christina joan evelyn
+judith andrea hannah megan cheryl jacqueline martha madison teresa gloria sara janice ann kathryn abigail sophia
+frances jean alice judy isabella julia grace amber denise danielle marilyn beverly charlotte natalie theresa
+diana brittany doris kayla alexis lori marie mia ava chloe zoe lily ella sophie jane kate lucy rose sue meg
+""")
+_TWO_CAPS = _rx(rf"\b((?:{'|'.join(sorted(n.capitalize() for n in _FIRST_NAMES))}))\s+({_CAP})\b",
+                literals=frozenset(f"{n} " for n in _FIRST_NAMES), window=40)
+_NOT_NAMES = _words("""
+parkinson parkinsons hashimoto hashimotos crohn crohns alzheimer alzheimers graves addison addisons cushing cushings
+hodgkin hodgkins bell bells tourette tourettes down raynaud raynauds sjogren sjogrens kawasaki guillain barre
+huntington huntingtons wilson wilsons paget pagets bright lyme asperger aspergers reye meniere menieres
+the and but not just very so my his her our their your this that what when where how why who which a an
+i im dr doctor nurse monday tuesday wednesday thursday friday saturday sunday january february march april may
+june july august september october november december god jesus covid ok okay hi hello dear thanks thank please
+pregnant diabetic fine sorry worried scared tired afraid sure here there also still only new type stage
+""")
+
+_SURNAMES = ("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘蒋蔡杜叶程苏魏吕丁任沈姚卢"
+             "姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔汤"
+             "庞樊兰殷施陈倪严牛温芦季俞章鲁葛伍申尤毕聂焦向柳邢岳齐沿梅莫庄辛管祝左涂谷祁时舒耿牟卜路詹关苗凌费"
+             "纪靳盛童欧甄项曲成游阳裴席卫查屈鲍位覃霍翁隋植甘景薄单包司柏宁柯阮桂闵")
+_COMPOUND_SURNAMES = "欧阳|司马|上官|诸葛|东方|皇甫|尉迟|公孙|慕容|长孙|宇文|司徒|令狐|夏侯|轩辕"
+_ZH_TRIGGER = (r"(?:患者|病人|病患|患儿|伤者|产妇|孕妇|家属|姓名|我叫|我的名字是|名字叫|名叫|叫做|本人|老公|老婆|丈夫|妻子|爱人|"
+               r"爸爸|妈妈|父亲|母亲|儿子|女儿|爷爷|奶奶|外公|外婆|姥姥|姥爷|哥哥|姐姐|弟弟|妹妹|孙子|孙女|朋友|同事|室友|邻居|先生)")
+_ZH_NAME = _rx(_ZH_TRIGGER + rf"[\s:：，,]*((?:{_COMPOUND_SURNAMES}|[{_SURNAMES}])[\u4e00-\u9fa5]{{1,2}})")
+# characters that end a name rather than belong to it (the next word has begun)
+_ZH_STOP = frozenset("今因于在的是有男女年岁说患诉主自入出需手电身住病来去和与及等也都很就才又还已被将要想会能让给从向对近突无昨前后这那个了吗呢吧啊，")
+_ZH_NOT_NAMES = frozenset(("高血", "高烧", "高热", "高压", "高龄", "黄疸", "白细", "白血", "白天", "马上", "何时", "方便", "常规", "常常",
+                 "夏天", "石膏", "金黄", "毛囊", "任何", "许多", "许久", "周围", "周身", "周前", "周后", "陈旧", "成人", "田间",
+                 "江湖", "曾经", "史上", "龙头", "时候", "时间", "单位", "包括", "齐全", "关节", "管理", "路上", "申请", "程度",
+                 "宁可", "景象", "甘油", "万一", "严重", "于是", "向来", "朱砂", "孔洞", "左侧", "左边", "左手", "左腿", "左眼",
+                 "柏油", "谷丙", "谷草", "牛奶", "牛肉", "章节", "包皮", "苗条", "齐刷", "温度", "温水", "舒服", "季节", "成年",
+                 "游泳", "阳性", "卫生", "屈光", "查出", "查体", "单侧", "司机", "平时", "钱包", "项目", "曲线", "能力"))
+
+
+def _cn_id_ok(digits: str) -> bool:
+    weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+    total = sum(int(d) * w for d, w in zip(digits[:17], weights))
+    return "10X98765432"[total % 11] == digits[17].upper()
+
+
+def _luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch) * (2 if i % 2 else 1)
+        total += d - 9 if d > 9 else d
+    return total % 10 == 0
+
+
+_CARD = _rx(r"(?<![\d-])\d{4}(?:[ -]?\d{4}){2}[ -]?\d{1,7}(?![\d-])", literals=_NUMERIC, window=40)
+
+
+def _simple(pattern: GatedPattern, entity: str, group: int = 0) -> Callable[[str, Hits], Iterator[Span]]:
+    def find(text: str, hits: Hits) -> Iterator[Span]:
+        for m in pattern.finditer(text, hits):
+            yield m.start(group), m.end(group), entity
+    return find
+
+
+def _phones(text: str, hits: Hits) -> Iterator[Span]:
+    for pat in (_CN_MOBILE, _CN_LANDLINE, _US_PHONE, _INTL_PHONE):
+        for m in pat.finditer(text, hits):
+            digits = sum(c.isdigit() for c in m.group())
+            if digits < 7:
+                continue
+            before = text[max(0, m.start() - 24):m.start()]
+            yield m.start(), m.end(), "FAX" if _FAX_CTX.search(before) else "PHONE"
+
+
+def _cn_ids(text: str, hits: Hits) -> Iterator[Span]:
+    for m in _CN_ID.finditer(text, hits):
+        if _cn_id_ok(m.group()):
+            yield m.start(), m.end(), "CN_ID"
+    for m in _CN_ID_CTX.finditer(text, hits):  # the caller said it is an ID number: trust that over the checksum
+        yield m.start(1), m.end(1), "CN_ID"
+
+
+def _ssns(text: str, hits: Hits) -> Iterator[Span]:
+    for m in _SSN.finditer(text, hits):
+        yield m.start(), m.end(), "SSN"
+    for m in _SSN_CTX.finditer(text, hits):
+        yield m.start(1), m.end(1), "SSN"
+
+
+def _dates(text: str, hits: Hits) -> Iterator[Span]:
+    for i, pat in enumerate(_DATE_RES):
+        group = 1 if i >= 5 else 0
+        for m in pat.finditer(text, hits):
+            yield m.start(group), m.end(group), "DATE"
+    for m in _AGE_90.finditer(text, hits):
+        yield m.start(), m.end(), "AGE"
+
+
+def _context_ids(text: str, hits: Hits) -> Iterator[Span]:
+    for entity, pat in _CTX_IDS:
+        for m in pat.finditer(text, hits):
+            yield m.start(1), m.end(1), entity
+    for m in _CN_PLATE.finditer(text, hits):
+        yield m.start(), m.end(), "VEHICLE"
+    for m in _CARD.finditer(text, hits):
+        digits = re.sub(r"\D", "", m.group())
+        if 13 <= len(digits) <= 19 and _luhn_ok(digits):
+            yield m.start(), m.end(), "ACCOUNT"
+
+
+def _addresses(text: str, hits: Hits) -> Iterator[Span]:
+    for pat in (_ADDR_EN, _PO_BOX):
+        for m in pat.finditer(text, hits):
+            yield m.start(), m.end(), "ADDRESS"
+    for m in _ADDR_ZH.finditer(text, hits):
+        prefix = _ZH_ADDR_PREFIX.search(text, max(0, m.start() - 16), m.start())
+        start = prefix.start() if prefix else m.start()
+        # the gathered prefix can include "我家住在": start after the last such lead-in
+        lead = _ZH_ADDR_LEAD.match(text, start, m.start())
+        yield (lead.end() if lead else start), m.end(), "ADDRESS"
+    for m in _ADDR_ZH2.finditer(text, hits):
+        yield m.start(), m.end(), "ADDRESS"
+
+
+def _is_name(candidate: str) -> bool:
+    words = [w.lower().replace("'", "").replace("’", "") for w in candidate.split()]
+    return bool(words) and not any(w in _NOT_NAMES or w.rstrip("s") in _NOT_NAMES for w in words)
+
+
+def _names(text: str, hits: Hits) -> Iterator[Span]:
+    for pat, group in _NAME_RES:
+        for m in pat.finditer(text, hits):
+            start, end = m.span(group)
+            # trim trailing words that are not names ("John Smith Is" -> "John Smith")
+            words = re.sub(r"['’]s$", "", m.group(group)).split()
+            while words and not _is_name(words[-1]):
+                words.pop()
+            if words and _is_name(" ".join(words)):
+                yield start, start + len(" ".join(words)), "PERSON"
+    for m in _TWO_CAPS.finditer(text, hits):
+        if m.group(1).lower() in _FIRST_NAMES and _is_name(m.group(2)):
+            yield m.start(), m.end(), "PERSON"
+    for m in _ZH_NAME.finditer(text, hits):
+        start, end = m.span(1)
+        name = m.group(1)
+        if "某" in name or name[:2] in _ZH_NOT_NAMES:
+            continue
+        if len(name) == 3 and name[2] in _ZH_STOP:
+            name, end = name[:2], end - 1
+        if name[-1] in _ZH_STOP:
+            continue
+        yield start, end, "PERSON"
+
+
+_FINDERS: list[Callable[[str, Hits], Iterator[Span]]] = [
+    _simple(_EMAIL, "EMAIL"), _simple(_URL, "URL"), _simple(_IPV4, "IP"), _simple(_IPV6, "IP"),
+    _ssns, _cn_ids, _phones, _dates, _context_ids, _addresses, _names,
+]
+_TRAILING = ".,;:!?)]}'\"，。；：！？）"
+
+
+def find_phi(text: str, entities: frozenset[str] | None = None, view: str | None = None) -> list[Span]:
+    """Non-overlapping PHI spans in `text` (already normalised), left to right.
+
+    `view` is the lower-cased text of the same length (normalize.match_view) when the caller has it.
+    """
+    hits = _G.scan(match_view(text) if view is None else view)
+    spans: list[Span] = []
+    for finder in _FINDERS:
+        for start, end, entity in finder(text, hits):
+            while end > start and text[end - 1] in _TRAILING:
+                end -= 1
+            while end > start and text[end - 1] == " ":
+                end -= 1
+            if end > start and (entities is None or entity in entities):
+                spans.append((start, end, entity))
+    if not spans:
+        return spans
+    # Longest span wins an overlap: "John Alvarez, MRN 00482913" style contexts can be matched twice.
+    spans.sort(key=lambda s: (s[0], -(s[1] - s[0])))
+    merged: list[Span] = []
+    for span in spans:
+        if merged and span[0] < merged[-1][1]:
+            last = merged[-1]
+            if span[1] > last[1]:
+                merged[-1] = (last[0], span[1], last[2] if last[1] - last[0] >= span[1] - span[0] else span[2])
+            continue
+        merged.append(span)
+    return merged
+
+
+class PlaceholderMap:
+    """Typed placeholders ([PHONE_1], [PERSON_2], ...) for one request; the same value gets the same one."""
+
+    def __init__(self) -> None:
+        self.by_value: dict[tuple[str, str], str] = {}
+        self.originals: dict[str, str] = {}
+        self._counts: dict[str, int] = {}
+
+    def placeholder(self, entity: str, value: str) -> str:
+        key = (entity, value)
+        found = self.by_value.get(key)
+        if found is None:
+            n = self._counts.get(entity, 0) + 1
+            self._counts[entity] = n
+            found = self.by_value[key] = f"[{entity}_{n}]"
+            self.originals[found] = value
+        return found
+
+    def redact(self, text: str, spans: list[Span]) -> str:
+        parts: list[str] = []
+        pos = 0
+        for start, end, entity in spans:
+            parts.append(text[pos:start])
+            parts.append(self.placeholder(entity, text[start:end]))
+            pos = end
+        parts.append(text[pos:])
+        return "".join(parts)
