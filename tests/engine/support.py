@@ -1,0 +1,138 @@
+"""Helpers for tests that run real vLLM engines and servers on generated checkpoints."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[2]
+PROMPTS = [
+    "The patient reports a mild headache and",
+    "高血压患者应该注意",
+    "Hello doctor, I have a question about",
+    "糖尿病的常见症状包括",
+    "What is the normal range for fasting glucose",
+    "咳嗽三天，伴有低热，",
+    "Aspirin is commonly used to",
+    "请解释一下心电图的基本原理",
+]
+
+# A checkpoint-shipped config file that must never run: it would leave this marker behind.
+_REMOTE_CONFIG = '''"""Shipped with the checkpoint like a hub repo's remote code; executing it leaves a marker."""
+import os
+from pathlib import Path
+
+from model_plugin.config import AntAngelMedConfig
+
+_marker = os.environ.get("ANTANGELMED_REMOTE_CODE_MARKER")
+if _marker:
+    Path(_marker).write_text("remote code executed")
+
+
+class BailingMoeV2Config(AntAngelMedConfig):
+    pass
+'''
+
+
+def engine_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(extra)
+    return env
+
+
+def with_remote_code(src: Path, dst: Path) -> Path:
+    """A copy of ``src`` that carries ``auto_map`` and a config file, as hub checkpoints do.
+
+    vLLM's built-in implementation needs it (with --trust-remote-code); our plugin must ignore it.
+    """
+    shutil.copytree(src, dst)
+    (dst / "configuration_bailing_moe_v2.py").write_text(_REMOTE_CONFIG)
+    config = json.loads((dst / "config.json").read_text())
+    config["auto_map"] = {"AutoConfig": "configuration_bailing_moe_v2.BailingMoeV2Config"}
+    (dst / "config.json").write_text(json.dumps(config, indent=2))
+    return dst
+
+
+def run_probe(model: Path, out: Path, *, prompts: list[str] = PROMPTS, plugin: bool = True,
+              extra_args: list[str] = (), env: dict[str, str] | None = None, timeout: int = 600) -> dict:
+    """Run tests/engine/probe.py in its own process and return its JSON."""
+    prompts_file = out.with_suffix(".prompts.json")
+    prompts_file.write_text(json.dumps(prompts, ensure_ascii=False))
+    extra_env = dict(env or {})
+    if not plugin:
+        extra_env["VLLM_PLUGINS"] = "none"  # any value without "antangelmed" keeps our plugin out
+    cmd = [sys.executable, "-m", "tests.engine.probe", "--model", str(model), "--out", str(out),
+           "--prompts-file", str(prompts_file), *extra_args]
+    proc = subprocess.run(cmd, cwd=REPO, env=engine_env(**extra_env), capture_output=True, text=True,
+                          timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"probe failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
+    return json.loads(out.read_text())
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerProcess:
+    """A real server process on a free loopback port, stopped with SIGTERM (then SIGKILL)."""
+
+    def __init__(self, cmd: list[str], env: dict[str, str], port: int, health_path: str, log: Path):
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = log
+        self._health = health_path
+        self._log_file = open(log, "wb")
+        self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=self._log_file, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+
+    def wait_ready(self, timeout: float = 300.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.tail()}")
+            try:
+                if httpx.get(self.url + self._health, timeout=2.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        self.stop()
+        raise TimeoutError(f"server not ready after {timeout}s:\n{self.tail()}")
+
+    def tail(self, n: int = 6000) -> str:
+        self._log_file.flush()
+        return self.log.read_bytes()[-n:].decode(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self._log_file.close()
+
+
+def start_vllm_server(model: Path, log: Path, *, served_name: str = "antangelmed",
+                      extra_args: list[str] = (), env: dict[str, str] | None = None) -> ServerProcess:
+    port = free_port()
+    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),
+           "--served-model-name", served_name, "--host", "127.0.0.1", "--port", str(port),
+           "--max-model-len", "2048", "--enforce-eager", *extra_args]
+    server = ServerProcess(cmd, engine_env(**(env or {})), port, "/health", log)
+    server.model = served_name
+    server.wait_ready()
+    return server
