@@ -100,12 +100,13 @@ class OutputGuard:
         for m in _SENTENCE_END.finditer(buf):
             last = m
         cut = last.end() if last is not None else 0
+        tail = min(_TAIL, self.window // 2)
         if cut == 0 and len(buf) > self.window:
-            cut = len(buf) - _TAIL
+            cut = len(buf) - tail
             while cut > 0 and _TOKEN_CHAR.match(buf[cut - 1]) and _TOKEN_CHAR.match(buf[cut]):
                 cut -= 1
             if cut == 0 and len(buf) > 4 * self.window:  # one huge token: bound the memory we hold
-                cut = len(buf) - _TAIL
+                cut = len(buf) - tail
         # never split a placeholder such as [PHONE_1]
         open_at = buf.rfind("[", 0, cut)
         if open_at != -1 and buf.rfind("]", 0, cut) < open_at and cut - open_at < 32:

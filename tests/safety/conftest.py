@@ -1,0 +1,35 @@
+"""Fixtures for the safety layer's tests: the built-in engine and engines built from small policies."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+from server.safety import SafetyEngine
+
+
+@pytest.fixture(scope="session")
+def engine() -> SafetyEngine:
+    return SafetyEngine.from_policy_file(None)
+
+
+@pytest.fixture
+def make_engine(tmp_path: Path) -> Callable[..., SafetyEngine]:
+    """An engine whose single profile `p` uses the given per-category actions and output settings."""
+
+    def build(output: dict | None = None, **actions: str | dict) -> SafetyEngine:
+        profile: dict = {c: (a if isinstance(a, dict) else {"action": a}) for c, a in actions.items()}
+        if output is not None:
+            profile["output"] = output
+        path = tmp_path / "policy.yaml"
+        path.write_text(yaml.safe_dump({"default_profile": "p", "profiles": {"p": profile}}), encoding="utf-8")
+        return SafetyEngine.from_policy_file(str(path))
+
+    return build
+
+
+def user(text: str) -> list[dict]:
+    return [{"role": "user", "content": text}]
