@@ -67,6 +67,9 @@ class Database:
             )
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA busy_timeout=5000")
+            # WAL + NORMAL: commits survive a crash of this process; only an OS crash or power loss can
+            # drop the last few (batched) audit rows. FULL would fsync every audit batch.
+            self._conn.execute("PRAGMA synchronous=NORMAL")
         else:
             self.kind = "postgresql"
             try:

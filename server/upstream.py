@@ -13,6 +13,7 @@ import orjson
 from starlette.responses import Response
 
 from server.errors import GatewayError, error_payload, sse_error_event
+from server.http1 import FastHTTP1Transport
 
 log = logging.getLogger("server.upstream")
 _perf = time.perf_counter
@@ -34,6 +35,8 @@ def make_client(
     max_connections: int,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> httpx.AsyncClient:
+    if transport is None and base_url.startswith("http://"):
+        transport = FastHTTP1Transport(max_keepalive=min(max_connections, 1024))
     return httpx.AsyncClient(
         base_url=base_url,
         transport=transport,
