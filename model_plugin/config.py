@@ -169,6 +169,11 @@ class AntAngelMedLegacyConfig(AntAngelMedConfig):
 
     model_type = "bailing_moe"
 
+    # transformers 5 replaces the __init__ of a config subclass that defines none with a generated
+    # dataclass __init__, which would skip ours.
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+
 
 def _rope_parameters(
     given: dict | None, rope_theta: float, partial_rotary_factor: float, max_position_embeddings: int
