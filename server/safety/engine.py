@@ -147,7 +147,7 @@ class SafetyEngine:
         phi_entities = frozenset(prof.phi.entities) if prof.phi.entities else None
         fired: set[str] = set()
         for seg in segs:
-            hits = scan(seg.view) if id(seg) in speaker_ids or seg.role in _INJECTION_ROLES else {}
+            hits = scan(seg.view)  # one gate pass serves every rail, PHI included
             if id(seg) in speaker_ids:
                 for category, detect in (("crisis_self_harm", detect_crisis), ("medical_emergency", detect_emergency)):
                     spans = detect(seg.view, hits)
@@ -159,7 +159,7 @@ class SafetyEngine:
                 if spans:
                     seg.spans["prompt_injection"] = [(a, b, "prompt_injection") for a, b in spans]
                     fired.add("prompt_injection")
-            phi = find_phi(seg.norm, phi_entities, seg.view)
+            phi = find_phi(seg.norm, phi_entities, seg.view, hits or None)
             if phi:
                 seg.spans["phi"] = phi
                 fired.add("phi")

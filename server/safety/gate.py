@@ -25,7 +25,7 @@ except ImportError:  # pragma: no cover - Python 3.10
 _MAX_LITERALS = 256
 _WINDOW = 120  # characters either side of a literal that an unbounded rule may reach
 _MAX_WINDOWS = 64
-_MARGIN = 40  # beyond this many occurrences scanning the whole text is cheaper
+_MARGIN = 24  # look-behind/look-ahead reach of our rules (" through my nose" is 16)  # beyond this many occurrences scanning the whole text is cheaper
 
 
 _MAX_PRODUCT = 64
@@ -73,14 +73,20 @@ def _quality(s: frozenset[str]) -> tuple[int, int, int]:
     return (int(good), shortest, -len(s))
 
 
-def _seq(items: list) -> frozenset[str] | None:
+_ZERO_WIDTH = (_c.AT, _c.ASSERT, _c.ASSERT_NOT)
+Gate = tuple[frozenset[str], bool]  # (literals, True when a match starts at its literal)
+
+
+def _seq(items: list) -> Gate | None:
     """Best required-literal set for a sequence of parsed items (None: nothing is required)."""
-    candidates: list[frozenset[str]] = []
+    candidates: list[Gate] = []
     run: frozenset[str] = frozenset({""})
+    run_at_start = True  # the current literal run began before any character-consuming item
+    consumed = False
 
     def flush() -> None:
         if "" not in run:
-            candidates.append(run)
+            candidates.append((run, run_at_start))
 
     for op, arg in items:
         e = _exact(op, arg)
@@ -88,46 +94,65 @@ def _seq(items: list) -> frozenset[str] | None:
             run = frozenset(a + b for a in run for b in e)
             continue
         flush()
-        run = e if e is not None else frozenset({""})
-        sub: frozenset[str] | None = None
+        at_start = not consumed
+        if op not in _ZERO_WIDTH:
+            consumed = True
+        run, run_at_start = (e, at_start) if e is not None else (frozenset({""}), False)
+        sub: Gate | None = None
         if op is _c.SUBPATTERN:
             sub = _seq(list(arg[-1]))
         elif op is _c.BRANCH:
             sub = _branch(arg[1])
         elif op in (_c.MAX_REPEAT, _c.MIN_REPEAT) and arg[0] >= 1:
             sub = _seq(list(arg[2]))
+            sub = (sub[0], False) if sub else None
         if sub:
-            candidates.append(sub)
+            candidates.append((sub[0], sub[1] and at_start))
     flush()
     if not candidates:
         return None
-    return max(candidates, key=_quality)
+    return max(candidates, key=lambda g: _quality(g[0]))
 
 
-def _branch(branches: list) -> frozenset[str] | None:
+def _branch(branches: list) -> Gate | None:
     out: set[str] = set()
+    prefix = True
     for b in branches:
         sub = _seq(list(b))
         if not sub:
             return None
-        out |= sub
-    return frozenset(out)
+        out |= sub[0]
+        prefix = prefix and sub[1]
+    return frozenset(out), prefix
 
 
-def required_literals(pattern: str, flags: int = 0) -> frozenset[str] | None:
-    """Literals one of which every match contains, lower-cased; None when the pattern has none usable."""
+def gate_of(pattern: str, flags: int = 0) -> Gate | None:
+    """Literals one of which every match contains (lower-cased), and whether matches start there."""
     try:
         parsed = _p.parse(pattern, flags)
     except re.error:
         return None
     found = _seq(list(parsed))
-    if not found or len(found) > _MAX_LITERALS:
+    if not found or len(found[0]) > _MAX_LITERALS:
         return None
-    return frozenset(s.lower() for s in found)
+    return frozenset(s.lower() for s in found[0]), found[1]
+
+
+def required_literals(pattern: str, flags: int = 0) -> frozenset[str] | None:
+    gate = gate_of(pattern, flags)
+    return gate[0] if gate else None
 
 
 NUMERIC = "#numeric"  # pseudo-literal: windows around runs of digits (phone numbers, IDs, numeric dates)
 _NUM_RUN = re.compile(r"\d[\d\s().+/:-]{3,}\d")
+_NUM_SEPARATORS = re.compile(r"[./-]")
+
+
+def _identifier_like(run: str) -> bool:
+    """Runs that can hold an identifier: >= 6 digits (phones, IDs) or >= 2 separators (dates, IPs).
+    Lab values and blood pressures ("135/85", "8.1") do not qualify, so their rules never run."""
+    digits = sum(c.isdigit() for c in run)
+    return digits >= 6 or (digits >= 3 and len(_NUM_SEPARATORS.findall(run)) >= 2)
 
 
 class GateSet:
@@ -175,7 +200,7 @@ class GateSet:
                 elif len(found) <= _MAX_WINDOWS:
                     found.append(end - back)
         if self._numeric:
-            runs = [m.start() for m in _NUM_RUN.finditer(view)]
+            runs = [m.start() for m in _NUM_RUN.finditer(view) if _identifier_like(m.group())]
             if runs:
                 for i in self._numeric:
                     spots.setdefault(i, []).extend(runs)
@@ -188,15 +213,18 @@ Hits = dict[int, list[int]]
 class GatedPattern:
     """A compiled regex plus the literal gate that decides where it needs to run."""
 
-    __slots__ = ("index", "literals", "regex", "window")
+    __slots__ = ("before", "index", "literals", "regex", "window")
 
     def __init__(self, pattern: str, flags: int = 0, window: int = _WINDOW,
                  literals: frozenset[str] | None = None, index: int = -1) -> None:
         self.regex = re.compile(pattern, flags)
-        self.literals = literals if literals is not None else required_literals(pattern, flags)
-        # a match cannot reach further from its literal than the pattern's longest match
+        gate = gate_of(pattern, flags) if literals is None else (literals, False)
+        self.literals = gate[0] if gate else None
+        # a match cannot reach further from its literal than the pattern's longest match; a match that
+        # starts at its literal cannot begin before it
         longest = _p.parse(pattern, flags).getwidth()[1]
         self.window = min(window, longest + 2)
+        self.before = 0 if gate and gate[1] else self.window
         self.index = index
 
     def _windows(self, spots: list[int]) -> list[tuple[int, int]] | None:
@@ -206,7 +234,7 @@ class GatedPattern:
         windows: list[tuple[int, int]] = []
         for at in spots:
             # the margin lets look-behind/look-ahead assertions see past the match itself
-            start, end = max(0, at - self.window - _MARGIN), at + self.window + _MARGIN
+            start, end = max(0, at - self.before - _MARGIN), at + self.window + _MARGIN
             if windows and start <= windows[-1][1]:
                 windows[-1] = (windows[-1][0], max(end, windows[-1][1]))
             else:
@@ -234,3 +262,7 @@ class GatedPattern:
 
     def search(self, text: str, hits: Hits) -> re.Match[str] | None:
         return next(self.finditer(text, hits), None)
+
+
+# One automaton for the input rails and the PHI recognisers: a single pass over each message.
+SHARED = GateSet()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 
-from server.safety.gate import NUMERIC, GatedPattern, GateSet
+from server.safety.gate import NUMERIC, SHARED, GatedPattern
 from server.safety.normalize import match_view
 
 Span = tuple[int, int, str]
@@ -24,7 +24,7 @@ ENTITIES = (
 )
 
 _I = re.IGNORECASE
-_G = GateSet()  # every PHI pattern below shares one literal gate pass (see gate.py)
+_G = SHARED  # PHI recognisers share the input rails' literal gate pass (see gate.py)
 
 
 def _rx(pattern: str, flags: int = 0, literals: frozenset[str] | None = None, window: int = 200) -> GatedPattern:
@@ -67,7 +67,11 @@ _DATE_RES = [
                rf"({_MONTH_I}\.?\s+(?:19|20)\d{{2}}|(?:0?[1-9]|1[0-2])/(?:19|20)\d{{2}})", _I),
     _rx(r"(?:出生|生于|出院|入院|去世|死亡)[^，。,;；]{0,4}?((?:19|20)\d{2}\s*年\s*\d{1,2}\s*月)"),
 ]
-_AGE_90 = _rx(r"\b(?:9\d|1[01]\d)[- ](?:years?|yrs?)[- ]old\b|\baged? (?:9\d|1[01]\d)\b|(?<!\d)(?:9\d|1[01]\d)\s*(?:岁|周岁)", _I)
+_AGES_90 = [
+    _rx(r"\b(?:9\d|1[01]\d)[- ](?:years?|yrs?)[- ]old\b", _I),
+    _rx(r"\baged? (?:9\d|1[01]\d)\b", _I),
+    _rx(r"(?<!\d)(?:9\d|1[01]\d)\s*(?:岁|周岁)"),
+]
 
 # ---- identifiers that need their context word -------------------------------------------------------
 _CTX_IDS: list[tuple[str, GatedPattern]] = [
@@ -115,11 +119,11 @@ _RELATIVES = (r"son|daughter|wife|husband|mother|father|mom|mum|dad|brother|sist
               r"grandmother|grandfather|grandson|granddaughter|partner|boyfriend|girlfriend|child|kid|baby|"
               r"nephew|niece|aunt|uncle|cousin|fianc[eé]e?|neighbou?r|roommate|colleague|boss|coworker|stepson|stepdaughter")
 _NAME_RES: list[tuple[GatedPattern, int]] = [
-    (_rx(rf"(?i:\b(?:my name is|my name's|name\s*:|patient name\s*:?|full name\s*:?|call me|signed,?|sincerely,?|regards,?)\s+)({_CAP}(?:\s+{_CAP}){{0,2}})"), 1),
-    (_rx(rf"(?i:\b(?:i am|i'm|this is|it's|pt\s*:|patient\s*:?)\s+)({_CAP}(?:\s+{_CAP}){{1,2}})"), 1),
-    (_rx(rf"\b(?:Mr|Mrs|Ms|Miss|Mx|Mister)\.?\s+({_CAP}(?:\s+{_CAP}){{0,2}})"), 1),
-    (_rx(rf"(?i:\bmy\s+(?:{_RELATIVES})(?:'s)?,?\s+)({_CAP}(?:\s+{_CAP})?)"), 1),
-    (_rx(rf"\b({_CAP}\s+{_CAP}),?\s+(?i:dob|d\.o\.b|born|mrn|date of birth|age[ds]?\s+\d)"), 1),
+    (_rx(window=60, pattern=rf"(?i:\b(?:my name is|my name's|name\s*:|patient name\s*:?|full name\s*:?|call me|signed,?|sincerely,?|regards,?)\s+)({_CAP}(?:\s+{_CAP}){{0,2}})"), 1),
+    (_rx(window=60, pattern=rf"(?i:\b(?:i am|i'm|this is|it's|pt\s*:|patient\s*:?)\s+)({_CAP}(?:\s+{_CAP}){{1,2}})"), 1),
+    (_rx(window=60, pattern=rf"\b(?:Mr|Mrs|Ms|Miss|Mx|Mister)\.?\s+({_CAP}(?:\s+{_CAP}){{0,2}})"), 1),
+    (_rx(window=60, pattern=rf"(?i:\bmy\s+(?:{_RELATIVES})(?:'s)?,?\s+)({_CAP}(?:\s+{_CAP})?)"), 1),
+    (_rx(window=60, pattern=rf"\b({_CAP}\s+{_CAP}),?\s+(?i:dob|d\.o\.b|born|mrn|date of birth|age[ds]?\s+\d)"), 1),
 ]
 def _words(text: str) -> frozenset[str]:
     return frozenset(text.split())
@@ -225,8 +229,9 @@ def _dates(text: str, hits: Hits) -> Iterator[Span]:
         group = 1 if i >= 5 else 0
         for m in pat.finditer(text, hits):
             yield m.start(group), m.end(group), "DATE"
-    for m in _AGE_90.finditer(text, hits):
-        yield m.start(), m.end(), "AGE"
+    for pat in _AGES_90:
+        for m in pat.finditer(text, hits):
+            yield m.start(), m.end(), "AGE"
 
 
 def _context_ids(text: str, hits: Hits) -> Iterator[Span]:
@@ -292,12 +297,17 @@ _FINDERS: list[Callable[[str, Hits], Iterator[Span]]] = [
 _TRAILING = ".,;:!?)]}'\"，。；：！？）"
 
 
-def find_phi(text: str, entities: frozenset[str] | None = None, view: str | None = None) -> list[Span]:
+def find_phi(text: str, entities: frozenset[str] | None = None, view: str | None = None,
+             hits: Hits | None = None) -> list[Span]:
     """Non-overlapping PHI spans in `text` (already normalised), left to right.
 
-    `view` is the lower-cased text of the same length (normalize.match_view) when the caller has it.
+    `view` is the lower-cased text of the same length (normalize.match_view) and `hits` its gate scan
+    (gate.SHARED.scan) when the caller already has them.
     """
-    hits = _G.scan(match_view(text) if view is None else view)
+    if hits is None:
+        hits = _G.scan(match_view(text) if view is None else view)
+    if not hits:  # every recogniser is gated: no gate literal, no PHI
+        return []
     spans: list[Span] = []
     for finder in _FINDERS:
         for start, end, entity in finder(text, hits):
