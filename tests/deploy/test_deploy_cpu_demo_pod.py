@@ -50,6 +50,8 @@ class Pod:
 
     def map(self, text: str) -> str:
         """One pass over the text, so a mapped path is never mapped again."""
+        if text.startswith("sqlite:///"):  # sqlite:////data/x.db: an absolute path after the scheme
+            return "sqlite:///" + self.map(text.removeprefix("sqlite:///"))
         text = text.replace("http://antangelmed-engine:8000", f"http://127.0.0.1:{self.engine_port}")
         text = text.replace("http://127.0.0.1:8000", f"http://127.0.0.1:{self.engine_port}")
         text = text.replace("--port=8000", f"--port={self.engine_port}").replace("0.0.0.0", "127.0.0.1")
@@ -174,15 +176,26 @@ def test_readme_key_flow_through_gateway(demo: dict) -> None:
     assert refused.status_code == 401
 
 
+def _exposes(exposition: str, name: str) -> bool:
+    """A metric is exposed when it has a sample line or a TYPE line (counters and histograms are
+    declared under their base name and sampled with suffixes)."""
+    base = re.sub(r"_(total|bucket|sum|count)$", "", name)
+    lines = exposition.splitlines()
+    declared = any(f"# TYPE {n} " in exposition for n in (name, base, f"{base}_total"))
+    return declared or any(ln.startswith((f"{name} ", f"{name}{{")) for ln in lines)
+
+
 def test_metrics_used_by_keda_alerts_and_dashboard_are_live(demo: dict) -> None:
     pod = demo["pod"]
     engine_metrics = httpx.get(f"http://127.0.0.1:{pod.engine_port}/metrics", timeout=10).text
     for name in ("vllm:num_requests_waiting", "vllm:num_requests_running", "vllm:kv_cache_usage_perc",
                  "vllm:time_to_first_token_seconds_bucket", "vllm:generation_tokens_total"):
-        assert f"\n{name}" in engine_metrics, name
+        assert _exposes(engine_metrics, name), name
     gateway_metrics = httpx.get(f"http://127.0.0.1:{pod.gateway_port}/metrics", timeout=10).text
-    for name in ("gateway_requests_total", "gateway_inflight_requests", "gateway_request_duration_seconds_bucket"):
-        assert f"\n{name}" in gateway_metrics, name
+    for name in ("gateway_requests_total", "gateway_inflight_requests", "gateway_request_duration_seconds_bucket",
+                 "gateway_time_to_first_token_seconds_bucket", "gateway_safety_events_total"):
+        assert _exposes(gateway_metrics, name), name
+    assert not _exposes(gateway_metrics, "gateway_made_up_total")
 
 
 def test_engine_started_inside_its_startup_window(demo: dict) -> None:
