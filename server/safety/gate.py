@@ -192,7 +192,8 @@ class GateSet:
         if self._automaton is None:
             self._automaton = self._build()
         spots: Hits = {}
-        for end, (back, idxs) in self._automaton.iter(view):
+        # the trailing newline lets literals that need a word end ("terrace\n") match at the very end
+        for end, (back, idxs) in self._automaton.iter(view + "\n"):
             for i in idxs:
                 found = spots.get(i)
                 if found is None:
