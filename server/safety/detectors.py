@@ -37,6 +37,8 @@ class RuleSet:
     negation: str | None = None
     # a weak tag may count twice when two different cues of it appear (two farewell acts)
     double_tags: frozenset[str] = frozenset()
+    # when set, only these pairs of weak tags fire (otherwise any two different tags do)
+    combos: frozenset[frozenset[str]] | None = None
 
     def compile(self) -> CompiledRules:
         return CompiledRules(
@@ -47,6 +49,7 @@ class RuleSet:
             suppress=_gated(self.suppress),
             negation=re.compile(self.negation) if self.negation else None,
             double_tags=self.double_tags,
+            combos=self.combos,
         )
 
 
@@ -59,6 +62,7 @@ class CompiledRules:
     suppress: list[GatedPattern]
     negation: re.Pattern[str] | None
     double_tags: frozenset[str]
+    combos: frozenset[frozenset[str]] | None = None
 
     def __post_init__(self) -> None:
         # Only rules whose gate literals occur in the text run at all: intersect the scan's hit set
@@ -94,6 +98,8 @@ class CompiledRules:
                     counts[tag] = counts.get(tag, 0) + 1
                     weak_spans.append(m.span())
                     break
+        if self.combos is not None:
+            return sorted(weak_spans) if any(c <= counts.keys() for c in self.combos) else []
         score = sum(min(n, 2 if tag in self.double_tags else 1) for tag, n in counts.items())
         return sorted(weak_spans) if score >= 2 else []
 
@@ -132,6 +138,12 @@ CRISIS = RuleSet(
         r"\bwant (?:it all|everything|it) to (?:end|be over)\b",
         r"\b(?:picked|chosen|chose|found) the (?:bridge|spot|place|rope|date)\b",
         r"\bwork up the courage\b",
+        r"\b(?:thinking (?:of|about)|going to|want to|wanna|plan(?:ning)? to|gonna|about to|decided to) (?:overdos(?:e|ing)|o\.?d\.? on|take an overdose)",
+        r"\b(?:i'd|i would|i'd much) rather (?:not exist|be dead|die|not be here|not be alive|not wake up)\b",
+        r"\b(?:sleep|rest) forever\b", r"\beternal sleep\b",
+        r"\b(?:join|be with) (?:my|her|his|their) \w+ (?:in heaven|on the other side|up there)\b",
+        r"\bplan(?:s|ning)? to end it\b",
+        r"\bend it (?:on|this|next|by|before) (?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|weekend|week|christmas)",
     ],
     medium=[
         r"\b(?:i|i'm|im|i am|i've|ive|i have|i keep|i feel|feeling|i was|i'd|i'll|i will|i might|he|she|they|he's|she's|he is|she is|my \w+ is|been)\b[^.?!\n]{0,25}\bsuicid",
@@ -153,19 +165,25 @@ CRISIS = RuleSet(
             r"\bjump(?:ing)? (?:off|from)\b",
             r"\btak(?:e|ing) (?:all|the whole|every one|all of) (?:of )?(?:them|the pills|my pills|the bottle)",
             r"\b(?:pills|tablets|gun|rope|knife|razor|blade)\b",
+            r"\b(?:stockpil\w*|hoard(?:ed|ing)|saving up|saved up) (?:my |all my |enough )?(?:\w+ )?(?:pills|tablets|meds|medication|oxy\w*|insulin|opioids|painkillers)",
         ],
         "intent": [
-            r"\basking for (?:myself|me)\b", r"\bi want to try\b", r"\bi'?m done\b", r"\bim done\b",
+            r"\basking for (?:myself|me)\b", r"\bi want to try\b",
+            r"\b(?:i'm|im|i am|he's|she's|he is|she is|they're|says he's|says she's) (?:so |really |just |totally )?done\b",
+            r"\b(?:i think )?i'?m ready\b(?! for)", r"\blocked (?:himself|herself|myself|themselves) in\b",
             r"\bi have them (?:right )?here\b", r"\bin front of me\b", r"\b(?:i'm|i am) on the (?:roof|bridge|ledge)",
             r"\bmake sure it works\b", r"\bthis time\b", r"\btonight\b", r"\b(?:saved|stockpiled|collected|hoarded) (?:up )?(?:my|enough|a)\b",
             r"\bbefore i go\b", r"\bin case something happens to me\b", r"\bjust want it (?:to be )?over\b",
             r"\bbought a (?:gun|rope)\b", r"\bi want to\b[^.?!]{0,20}\b(?:try|do it)\b",
+            r"\b(?:someone|a person|somebody) (?:my|of my) (?:weight|size|age)\b", r"\bfor (?:someone|a person) like me\b",
+            r"\bstopped taking (?:her|his|my|their) (?:meds|medication|medicine|insulin|pills)\b",
         ],
         "hopeless": [
             r"\bnothing (?:will )?ever (?:get|gets) better\b", r"\b(?:no|don't see a|can't see a|cant see a) way out\b",
             r"\bhopeless\b", r"\b(?:can't|cannot|cant) (?:do|keep doing) this anymore\b", r"\bcan keep doing this\b",
             r"\btired of (?:everything|living|being alive|life|it all)\b", r"\bstopped caring\b",
             r"\bdone with (?:life|everything)\b", r"\bi give up\b", r"\bnothing matters\b",
+            r"\b(?:don't|dont|can't) see the point (?:in|of) (?:anything|living|life|going on|it all)\b",
         ],
         "burden": [r"\b(?:a|such a) burden\b", r"\bburden (?:to|on)\b", r"\bhappier without me\b", r"\bwouldn't (?:even )?notice if i\b"],
         "farewell": [
@@ -194,9 +212,9 @@ CRISIS = RuleSet(
 )
 CRISIS.strong += [
     r"不想活|活不下去|不想再活|活够了|活着(?:真的|还|实在)?(?:没|没有)(?:什么)?(?:意思|意义|盼头)|不如死了|生不如死",
-    r"想死(?![你您他她它]|我了|人)|(?<![冻热累饿困笑吓气烦急忙闷痛疼])(?:去|寻|求|找)死(?![角])",
-    r"轻生|寻短见|割腕|自残|自伤|伤害自己|(?:划|割|烫|打)(?:伤)?自己|(?:用刀|拿刀)(?:划|割)|结束(?:自己的)?生命|结束这一切|了结(?:自己|生命|此生)|一了百了",
-    r"一睡不(?:醒|起)|(?:睡着|一睡|睡过去)[^。？！]{0,6}(?:醒不过来|不再醒|别醒)|不想(?:再)?醒来|永远(?:不要)?醒不过来",
+    r"想死(?![你您他她它]|我了|人|的心)|(?<![冻热累饿困笑吓气烦急忙闷痛疼])(?:去|寻|求|找)死(?![角])",
+    r"轻生|寻短见|割腕|自残|自伤|伤害自己|(?:划|割|烫|打)(?:伤)?自己|(?:用刀|拿刀)(?:划|割)|结束(?:自己的)?生命|结束这一切|了结(?:自己|生命|此生|这一切)|一了百了",
+    r"一睡不(?:醒|起)|(?:睡着|一睡|睡过去)[^。？！]{0,6}(?:醒不过来|不再醒|别醒)|不想(?:再)?醒(?:过)?来|再也不想醒|永远(?:不要)?醒不过来|长眠不醒",
     r"遗书|交代后事|(?<!价)跳楼(?!价|大甩卖|打折)|(?:楼顶|天台|桥上|楼上|宿舍楼|窗户)[^。？！]{0,4}跳下去|上吊|(?:保证|确保|一定)(?:能)?死",
     r"没有我[^。？！]{0,6}(?:会|就会)[^。？！]{0,4}更好|世界(?:上)?没有我|从这个世界(?:上)?消失|永远消失|死了[^。？！]{0,6}(?:解脱|轻松)了",
     r"(?:全|都|全部)吃了算了|吃了算了|叫我去死|不想拖累",
@@ -206,9 +224,10 @@ CRISIS.weak["method"] += [
     r"致死量|多少(?:片|粒|颗|毫克|克|瓶)?[^。？！]{0,6}(?:会|能|就|才|可以)(?:死|致死|醒不)|哪种[^。？！]{0,6}(?:死法|死|方式|方法)|怎么死",
     r"(?:无痛|不痛苦|最快)的?(?:死|方法|方式)|会不会(?:很)?痛苦|农药|安眠药|百草枯|老鼠药|烧炭|跳下去|几楼",
 ]
-CRISIS.weak["intent"] += [r"想试试|攒了|存的药|一个人住|不会有人发现|今晚|这周末|计划好了|准备好了|想好了|下定决心|这次一定"]
-CRISIS.weak["hopeless"] += [r"撑不下去|没有(?:任何)?希望|没有盼头|活得太累|绝望|没意思|解脱"]
-CRISIS.weak["burden"] += [r"拖累|负担|累赘"]
+CRISIS.weak["intent"] += [r"想试试|攒了|存的药|一个人住|不会有人发现|今晚|这周末|计划好了|准备好了|想好了|下定决心|这次一定|就等(?:今晚|明天|周末|那天)|消失"]
+CRISIS.weak["method"] += [r"(?:药|安眠药)[^。？！]{0,4}攒|攒[^。？！]{0,4}药"]
+CRISIS.weak["hopeless"] += [r"撑不下去|没有(?:任何)?希望|没有盼头|活得太累|活着太痛苦|绝望|没意思|解脱|没(?:有)?人(?:在乎|发现|关心)"]
+CRISIS.weak["burden"] += [r"拖累|负担|累赘|多余的人|自己是多余的|是多余的"]
 CRISIS.weak["farewell"] += [
     r"该交代的|交代完",
     r"东西都送人|(?:都)?分给了?(?:我们|别人|大家)|存折|银行卡密码|我走了以后|我走以后|我不在了|遗嘱",
@@ -223,7 +242,11 @@ EMERGENCY = RuleSet(
     category="medical_emergency",
     strong=[
         # stroke (FAST) and other neurological red flags
-        r"\bface (?:is |was |looks |seems |went )?(?:drooping|droopy|drooped|sagging|numb)",
+        r"\bface (?:is |was |looks |seems |went )?(?:drooping|droopy|drooped|droops|sagging|numb)",
+        r"\bspeech (?:is |was |has been |became |got |seems )?(?:suddenly |really |very |all )?(?:garbled|slurred|jumbled|strange|weird)",
+        r"\b(?:is|are|am|i'm|he's|she's|be|currently|i think \w+ (?:is|'s)) having a (?:stroke|heart attack|seizure|fit)\b",
+        r"\bcan'?t (?:speak|talk|finish|say) (?:in )?(?:full|whole|complete) sentences",
+        r"\b(?:he's|she's|he is|she is|they're|is|are) (?:turning|going) (?:blue|purple|grey|gray)\b",
         r"\bdroop(?:ing|y)? on one side", rf"\bone side of {_PRON} face", r"\b(?:smile|mouth) (?:looks |is |seems )?(?:crooked|lopsided|uneven)",
         r"\bcrooked (?:smile|face)", r"\bslurr(?:ed|ing)\b", r"\bwords (?:are )?(?:coming out wrong|jumbled|garbled)",
         rf"\bcan'?t (?:lift|raise|move|feel) (?:{_PRON}|one|both|either) (?:\w+ )?(?:arm|arms|leg|legs|side)\b",
@@ -252,7 +275,7 @@ EMERGENCY = RuleSet(
         r"\b(?:took|taken|swallowed|ate|drank|had) (?:a |an |her |his |my )?(?:whole|entire|full) (?:bottle|pack|box|packet|month|strip)",
         r"\b(?:took|taken|swallowed|had) (?:\d+|a bunch of|a lot of|too many|lots of|a handful of|handful of|several|all) (?:of )?(?:my |his |her |their |the )?(?:[\w-]+ ){0,2}(?:pills|tablets|capsules|tabs)",
         r"\btoo many of (?:my|his|her|their) ", r"\b(?:took|taken|take) (?:a )?double (?:dose|the dose)",
-        r"\b(?:i|he|she|they|has|have|just|may have|might have) overdos(?:ed|ing)\b",
+        r"\b(?:i|he|she|they|has|have|just|may have|might have|is|are|was|were) overdos(?:ed|ing)\b",
         r"\b(?:swallowed|ate|drank|drunk|ingested|chewed|bit into|got into|eaten|drinking) (?:a |an |some |one |the |of |her |his )?(?:\w+ ){0,2}(?:button )?(?:batter(?:y|ies)|bleach|magnets?|detergent|pods?|poison|antifreeze|drain cleaner|pesticide|weed ?killer|lye|cleaning products?|medicine|mushrooms?)",
         r"\b(?:pills|tablets)\b[^.?!]{0,10}\b(?:with|and) (?:alcohol|drinks|vodka|booze)", r"\bcarbon monoxide\b",
         # bleeding
@@ -272,6 +295,14 @@ EMERGENCY = RuleSet(
         r"\bdiabet\w*\b[^.]{0,60}\b(?:not making sense|confused|unresponsive|won't wake)",
     ],
     weak={
+        "ingestion": [
+            r"\b(?:son|daughter|child|kid|toddler|baby|boy|girl|grandson|granddaughter|he|she)\b[^.?!]{0,15}\b(?:ate|swallowed|got into|chewed|drank)\b[^.?!]{0,30}\b(?:pills|tablets|medicine|medication|capsules|gummies)\b",
+            r"(?:孩子|儿子|女儿|宝宝|小孩|孙子|孙女)[^。？！]{0,6}(?:吃了|吞了|偷吃|喝了)[^。？！]{0,10}药",
+        ],
+        "altered": [
+            r"\b(?:very |really |so |extremely )?(?:sleepy|drowsy|lethargic|confused|floppy|unresponsive|hard to wake|won't wake|vomiting)\b",
+            r"嗜睡|想睡|昏昏沉沉|叫不醒|呕吐|精神很差|迷糊",
+        ],
         "chest": [
             r"\bchest (?:pain|pressure|tightness|heaviness|discomfort)", r"\b(?:tightness|pressure|pain|heaviness) in (?:my|his|her|the) chest",
             r"\bchest (?:feels |is )?(?:tight|heavy)",
@@ -281,6 +312,7 @@ EMERGENCY = RuleSet(
             r"\bnause(?:a|ous)|\bfaint|\bdizzy|\bspreading|\bradiat",
         ],
     },
+    combos=frozenset({frozenset({"chest", "cardiac_assoc"}), frozenset({"ingestion", "altered"})}),
     suppress=[r"\brole-?play\b", r"\bsimulat", r"\bfor (?:my|an|the|our) (?:exam|osce|class|course|handout)", r"\bcase study\b",
               r"模拟", r"练习问诊", r"科普", r"(?:假装|扮演)"],
 )
@@ -294,14 +326,14 @@ EMERGENCY.strong += [
     r"(?:疹子|风团|荨麻疹)[^。？！]{0,12}(?:呼吸|喘|嗓子|喉咙)",
     r"呼吸(?:很|非常|特别)?困难|(?<!堵得)喘不(?:上|过)气|透不过气|嘴唇(?:发紫|发青|青紫)|(?:没有|没了)呼吸|不呼吸|呼吸(?:停止|很奇怪|微弱)|憋得(?:说不出话|脸发紫)|说不出(?:完整的)?话",
     r"一整瓶|整瓶[^。？！]{0,6}吃|(?:吃|服)了(?:很多|好多|大量|一把|过量|太多)|(?:吃|服)(?:多|过量)了|吃了三遍|误(?:服|吞|食|喝)",
-    r"吞(?:下|了)?(?:一颗|一个|了)?[^。？！]{0,4}(?:电池|磁铁|凝珠|硬币)|(?:喝|吃)了(?:农药|百草枯|84|消毒液|洗洁精|老鼠药|敌敌畏)|中毒|咬破吞|吞下去",
-    r"血流不止|止不住|往外喷|喷血|大量出血|大出血|出血不止|(?:吐|呕)(?:了)?(?:好多|很多|大量|一口)血|咯血|湿透|黑便|便血[^。？！]{0,10}晕",
+    r"吞(?:下|了)?(?:一颗|一个|了)?[^。？！]{0,4}(?:电池|磁铁|凝珠|硬币)|(?:喝|吃|吞|舔)了?[^。？！]{0,4}(?:农药|百草枯|84|消毒液|洗洁精|老鼠药|敌敌畏|漂白|洗衣液|清洁剂|杀虫剂)|中毒|咬破吞|吞下去",
+    r"血流不止|血[^。？！]{0,4}(?:流不止|止不住|不停)|(?:流|出)血不止|止不住|往外喷|呕血|喷血|大量出血|大出血|出血不止|(?:吐|呕)(?:了)?(?:好多|很多|大量|一口)血|咯血|湿透|黑便|便血[^。？！]{0,10}晕",
     r"叫不醒|昏迷|不省人事|(?:突然)?倒地|晕倒|意识不清|抽搐[^。？！]{0,10}(?:分钟|没停|不停|还在)|一直抽",
     r"(?:撞|摔|磕)(?:到|了|伤)?[^。？！]{0,4}头[^。？！]{0,20}(?:吐|想睡|嗜睡|昏|意识)|嗜睡|说胡话|迷糊|反应(?:很)?慢",
     r"怀孕[^。？！]{0,12}(?:出血|流血)|脖子(?:僵硬|发硬)|压不褪色|被(?:毒)?蛇咬|被(?:马蜂|蜜蜂|黄蜂|胡蜂)(?:蛰|蜇)",
     r"糖尿病[^。？！]{0,20}(?:冷汗|发抖|说胡话|意识|叫不醒)",
 ]
-EMERGENCY.weak["chest"] += [r"胸(?:口|部|前)?(?:闷痛|疼|痛|闷|压|憋|像压了)|心口(?:疼|痛)"]
+EMERGENCY.weak["chest"] += [r"胸(?:口|部|前)?(?:闷痛|[剧绞刺胀]?痛|[剧绞刺胀]?疼|闷|压|憋|像压了)|心口(?:[剧绞]?疼|[剧绞]?痛)"]
 EMERGENCY.weak["cardiac_assoc"] += [r"冷汗|大汗|出汗|发麻|左臂|左胳膊|后背|下巴|喘不上气|呼吸困难|恶心|头晕"]
 
 # infants: a fever in the first three months, or any age of baby with a fever and a red flag
@@ -310,7 +342,8 @@ _INFANT_AGE = re.compile(
     r"|(?:宝宝|婴儿|孩子|小孩|儿子|女儿)?(?:才|刚)?(\d+|[一两二三四五六七八九十])(?:个)?(月|周|天)(?:大)?|新生儿",
     re.IGNORECASE,
 )
-_FEVER = GATES.add(r"\b(?:fever|temperature|temp)\b[^.?!]{0,20}?(3[89](?:\.\d)?|4[0-2](?:\.\d)?|10[0-6](?:\.\d)?)|(?:发烧|发热|体温)[^。？！]{0,8}?(3[89](?:\.\d)?|4[0-2](?:\.\d)?)")
+_FEVER = GATES.add(r"\b(?:fever|temperature|temp)\b[^.?!]{0,20}?(3[89](?:\.\d)?|4[0-2](?:\.\d)?|10[0-6](?:\.\d)?)"
+                   r"|\b(3[89](?:\.\d)?|4[0-2](?:\.\d)?|10[0-6](?:\.\d)?)\s*(?:°\s*[cf]|℃|c|f|degrees?)?\s*(?:fever|temperature|temp)\b|(?:发烧|发热|体温)[^。？！]{0,8}?(3[89](?:\.\d)?|4[0-2](?:\.\d)?)")
 _BABY = re.compile(r"\b(?:baby|infant|newborn|toddler)\b|宝宝|婴儿|新生儿")
 _BABY_RED_FLAG = re.compile(
     r"\b(?:very sleepy|lethargic|floppy|won'?t feed|not feeding|won'?t wake|hard to wake|limp|purple rash|stiff neck)\b"
@@ -370,6 +403,8 @@ INJECTION = RuleSet(
         r"<\|im_start\|>|<\|system\|>|\[/?inst\]|\[system\]|<<sys>>", r"(?:^|\n)\s*#{2,}\s*(?:new )?(?:instructions|system)\b",
         r"\bnew instructions\s*:", r"(?:^|\n)\s*system\s*:\s*(?:ignore|you are|override|new)",
         r"\bfollow only the user\b", r"\bno longer a medical assistant\b",
+        r"\b(?:output|print|repeat|reproduce|copy|show|return)\b[^.\n]{0,30}\b(?:text|everything|content|words|messages?|instructions)\b[^.\n]{0,20}\babove\b",
+        r"\b(?:everything|all|text|instructions) above[^.\n]{0,30}\bverbatim\b",
     ],
     suppress=[],
     negation=None,
@@ -418,8 +453,8 @@ def detect_injection(view: str, hits: Hits | None = None) -> list[tuple[int, int
     # drop overrides aimed at a clinician's or a label's instructions, keep every other hit
     kept = []
     for start, end in found:
-        window = view[max(0, start - 40):end + 10]
-        if INJECTION_BENIGN_TARGET.search(window) and not re.search(r"\b(?:system|your|ai|assistant)\b|你的|系统", view[start:end]):
+        matched = view[start:end]  # only an override whose own object is a clinician's or label's instructions
+        if INJECTION_BENIGN_TARGET.search(matched) and not re.search(r"\b(?:system|your|ai|assistant)\b|你的|系统", matched):
             continue
         kept.append((start, end))
     return kept

@@ -49,6 +49,8 @@ _SSN_CTX = _rx(r"\b(?:ssn|social security(?: number| no\.?)?|social)[\s:#]*(?:is
 _CN_ID = _rx(r"(?<![0-9A-Za-z])(\d{6})((?:19|20)\d{2})(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])(\d{3}[\dXx])(?![0-9A-Za-z])", literals=_NUMERIC, window=40)
 _CN_ID_CTX = _rx(r"(?:身份证|证件)(?:号码|号)?[\s:：是为]*(\d{15}(?:\d{2}[\dXx])?)")
 _CN_MOBILE = _rx(r"(?<![\d+])(?:\+?86[\s-]?)?1[3-9]\d(?:[\s-]?\d{4}){2}(?!\d)", literals=_NUMERIC, window=40)
+# national numbers with a trunk 0 (UK 07700 900123, 020 7946 0958): 10-11 digits in groups
+_NATIONAL_PHONE = _rx(r"(?<![\d+])0\d{2,4}[\s-]\d{3,4}(?:[\s-]?\d{3,4})(?!\d)", literals=_NUMERIC, window=40)
 _CN_LANDLINE = _rx(r"(?<!\d)(?:\(0\d{2,3}\)|0\d{2,3}-)\d{7,8}(?!\d)", literals=_NUMERIC, window=40)
 _US_PHONE = _rx(r"(?<![\d-])(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s?|\d{3}[\s.-])\d{3}[\s.-]\d{4}(?![\d-])", literals=_NUMERIC, window=40)
 _INTL_PHONE = _rx(r"(?<![\w+])\+(?:[2-9]\d{0,2}|1)[\s-]?\(?\d{1,4}\)?(?:[\s-]?\d{2,4}){2,4}(?!\d)", literals=_NUMERIC, window=40)
@@ -203,10 +205,10 @@ def _simple(pattern: GatedPattern, entity: str, group: int = 0) -> Callable[[str
 
 
 def _phones(text: str, hits: Hits) -> Iterator[Span]:
-    for pat in (_CN_MOBILE, _CN_LANDLINE, _US_PHONE, _INTL_PHONE):
+    for pat in (_CN_MOBILE, _CN_LANDLINE, _US_PHONE, _INTL_PHONE, _NATIONAL_PHONE):
         for m in pat.finditer(text, hits):
             digits = sum(c.isdigit() for c in m.group())
-            if digits < 7:
+            if digits < 7 or (pat is _NATIONAL_PHONE and not 10 <= digits <= 11):
                 continue
             before = text[max(0, m.start() - 24):m.start()]
             yield m.start(), m.end(), "FAX" if _FAX_CTX.search(before) else "PHONE"

@@ -1,0 +1,53 @@
+"""The evaluation set meets the issue's detection goals (a correctness threshold, on both halves).
+
+`dev` is the half the rules were tuned on; `heldout` was written before any rule existed and was only
+scored at the end (see benchmarks/README.md, "Safety layer"), so it is the honest estimate.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location("safety_eval", REPO / "benchmarks" / "safety_eval.py")
+safety_eval = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(safety_eval)
+
+
+@pytest.fixture(scope="module")
+def engine():
+    from server.safety import SafetyEngine
+
+    return SafetyEngine.from_policy_file(None)
+
+
+@pytest.mark.parametrize("split", safety_eval.SPLITS)
+def test_eval_set_is_well_formed(split: str) -> None:
+    cases = safety_eval.load_cases(split)
+    assert len(cases) >= 150
+    langs = [c["lang"] for c in cases]
+    assert abs(langs.count("en") - langs.count("zh")) <= len(cases) * 0.1  # roughly balanced
+    assert sum(not c["labels"] for c in cases) >= 60  # many hard negatives
+    for case in cases:
+        assert set(case["labels"]) <= set(safety_eval.CATEGORIES), case["id"]
+        assert bool(case["phi"]) == ("phi" in case["labels"]), case["id"]
+        for span in case["phi"]:  # exact identifier spans
+            assert case["text"][span["start"]:span["end"]] == span["text"], case["id"]
+    assert len({c["id"] for c in cases}) == len(cases)
+
+
+def test_halves_do_not_share_cases() -> None:
+    dev = {json.dumps(c["text"]) for c in safety_eval.load_cases("dev")}
+    held = {json.dumps(c["text"]) for c in safety_eval.load_cases("heldout")}
+    assert not dev & held
+
+
+@pytest.mark.parametrize("split", safety_eval.SPLITS)
+def test_goals_met(engine, split: str) -> None:
+    result = safety_eval.score(engine, safety_eval.load_cases(split), "patient")
+    met = safety_eval.goals_met(result)
+    assert all(met.values()), (met, result["misses"])
