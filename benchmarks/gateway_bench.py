@@ -207,13 +207,13 @@ async def control(url: str, **kw: object) -> None:
         (await c.post(url + "/_control", json=kw)).raise_for_status()
 
 
-async def run(args: argparse.Namespace) -> dict:
+async def run(args: argparse.Namespace, safety: bool) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="gwbench-"))
     standin = start_standin(tmp, chunks=CHUNKS)
     db = tmp / "gw.db"
     key, _ = KeyStore(Database(f"sqlite:///{db}")).create("bench", rpm=10**9, tpm=10**12)
     procs: list[Proc] = [standin]
-    extra = {"ANGEL_LOG_LEVEL": "info", "ANGEL_SAFETY_ENABLED": "true"}
+    extra = {"ANGEL_LOG_LEVEL": "info", "ANGEL_SAFETY_ENABLED": "true" if safety else "false"}
     if args.redis:
         redis = start_redis(tmp)
         procs.append(redis)
@@ -266,59 +266,69 @@ async def run(args: argparse.Namespace) -> dict:
     return results
 
 
-def table(r: dict) -> str:
+def _rows(r: dict) -> list[tuple[str, str, str]]:
     a, s = r["c1_nonstream"], r["c1_stream_ttft"]
+    sr, ss = r["sustained_requests"], r["sustained_streams"]
     rows = [
         (
             "added latency, c=1 non-stream, p50 / p99",
             f"{a['added_p50_ms']:.3f} / {a['added_p99_ms']:.3f} ms",
-            f"direct {a['direct']['p50_ms']:.3f} / {a['direct']['p99_ms']:.3f} ms",
+            f"{a['direct']['p50_ms']:.3f} / {a['direct']['p99_ms']:.3f} ms",
         ),
         (
-            "added TTFT, c=1 stream, p50 / p99",
+            "added TTFT, c=1 64-chunk stream, p50 / p99",
             f"{s['added_p50_ms']:.3f} / {s['added_p99_ms']:.3f} ms",
-            f"direct {s['direct']['p50_ms']:.3f} / {s['direct']['p99_ms']:.3f} ms",
+            f"{s['direct']['p50_ms']:.3f} / {s['direct']['p99_ms']:.3f} ms",
         ),
         (
-            "gateway CPU per request (c=1 / c=32)",
-            f"{a['gateway_cpu_ms_per_request']:.3f} / {r['sustained_requests']['gateway']['gateway_cpu_ms_per_request']:.3f} ms",
+            "gateway CPU per request, c=1 / c=32",
+            f"{a['gateway_cpu_ms_per_request']:.3f} / {sr['gateway']['gateway_cpu_ms_per_request']:.3f} ms",
             "",
         ),
         (
-            "gateway CPU per 64-chunk stream (c=1 / c=32)",
-            f"{s['gateway_cpu_ms_per_request']:.3f} / {r['sustained_streams']['gateway']['gateway_cpu_ms_per_request']:.3f} ms",
+            "gateway CPU per 64-chunk stream, c=1 / c=32",
+            f"{s['gateway_cpu_ms_per_request']:.3f} / {ss['gateway']['gateway_cpu_ms_per_request']:.3f} ms",
             "",
         ),
         (
-            "sustained requests/s (c=32)",
-            f"{r['sustained_requests']['gateway']['per_s']}",
-            f"direct {r['sustained_requests']['direct']['per_s']}",
+            "sustained requests/s, c=32 (gateway CPU use)",
+            f"{sr['gateway']['per_s']} ({sr['gateway']['gateway_cpu_util'] * 100:.0f}% of a core)",
+            f"{sr['direct']['per_s']}",
         ),
         (
-            "sustained 64-chunk streams/s (c=32)",
-            f"{r['sustained_streams']['gateway']['per_s']}",
-            f"direct {r['sustained_streams']['direct']['per_s']}",
+            "sustained 64-chunk streams/s, c=32 (gateway CPU use)",
+            f"{ss['gateway']['per_s']} ({ss['gateway']['gateway_cpu_util'] * 100:.0f}% of a core)",
+            f"{ss['direct']['per_s']}",
         ),
     ]
     for n in (64, 256):
-        c = r[f"concurrent_{n}"]
-        g, d = c["gateway"], c["direct"]
+        g, d = r[f"concurrent_{n}"]["gateway"], r[f"concurrent_{n}"]["direct"]
         rows.append(
             (
-                f"{n} concurrent streams: TTFT p50 / p99, errors",
-                f"{g['ttft_p50_ms']} / {g['ttft_p99_ms']} ms, {g['errors']} errors",
-                f"direct {d['ttft_p50_ms']} / {d['ttft_p99_ms']} ms, {d['errors']} errors",
+                f"{n} concurrent streams: TTFT p50 / p99 (errors)",
+                f"{g['ttft_p50_ms']} / {g['ttft_p99_ms']} ms ({g['errors']})",
+                f"{d['ttft_p50_ms']} / {d['ttft_p99_ms']} ms ({d['errors']})",
             )
         )
         rows.append(
             (
-                f"{n} concurrent streams: full stream p50 / p99",
+                f"{n} concurrent streams: whole stream p50 / p99",
                 f"{g['total_p50_ms']} / {g['total_p99_ms']} ms",
-                f"direct {d['total_p50_ms']} / {d['total_p99_ms']} ms",
+                f"{d['total_p50_ms']} / {d['total_p99_ms']} ms",
             )
         )
-    out = ["| measure | through the gateway | reference |", "|---|---|---|"]
-    out += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    return rows
+
+
+def table(results: dict) -> str:
+    names = list(results)
+    per = {n: _rows(results[n]) for n in names}
+    out = [
+        "| measure | " + " | ".join(f"gateway, {n}" for n in names) + " | stand-in direct |",
+        "|---|" + "---|" * (len(names) + 1),
+    ]
+    for i, (label, _, ref) in enumerate(per[names[0]]):
+        out.append(f"| {label} | " + " | ".join(per[n][i][1] for n in names) + f" | {ref or '-'} |")
     return "\n".join(out)
 
 
@@ -326,6 +336,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="smaller samples (a smoke run)")
     p.add_argument("--redis", action="store_true", help="rate limits in a real redis-server")
+    p.add_argument("--safety", default="on,off", help="configurations to run: on, off or on,off")
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "gateway.json"))
     args = p.parse_args()
     try:
@@ -334,7 +345,11 @@ def main() -> None:
         uvloop.install()
     except ImportError:
         pass
-    results = asyncio.run(run(args))
+    results = {}
+    for mode in args.safety.split(","):
+        name = "safety on (production)" if mode == "on" else "safety off"
+        print(f"== {name}", flush=True)
+        results[name] = asyncio.run(run(args, mode == "on"))
     print()
     print(table(results))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

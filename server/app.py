@@ -74,7 +74,7 @@ class GatewayState:
             settings.ready_timeout,
         )
         self.draining = False
-        self.drain_expired = asyncio.Event()
+        self.streams: set[Any] = set()  # open SSE relays (StreamRelay)
 
     def upstream_headers(self, request_id: str | None = None) -> dict[str, str]:
         h = {"content-type": "application/json"}
@@ -88,7 +88,11 @@ class GatewayState:
         """SIGTERM: report not-ready, and end streams still open shortly before the grace period ends."""
         self.draining = True
         loop = asyncio.get_running_loop()
-        loop.call_later(max(grace_seconds - 1.0, 0.0), self.drain_expired.set)
+        loop.call_later(max(grace_seconds - 1.0, 0.0), self._end_streams)
+
+    def _end_streams(self) -> None:
+        for relay in list(self.streams):
+            relay.stop("drain")
 
     def record_safety_events(self, ctx: RequestCtx, events: list[tuple[str, str]]) -> None:
         for category, action in events:

@@ -105,6 +105,15 @@ def upstream_headers(request_id: str, api_key: str | None) -> dict[str, str]:
     return h
 
 
+def _has_content(piece: bytes) -> bool:
+    """Whether an outgoing SSE piece carries generated text (a non-empty content/text field)."""
+    for marker in (b'"content":"', b'"text":"'):
+        i = piece.find(marker)
+        if i >= 0 and piece[i + len(marker) : i + len(marker) + 1] != b'"':
+            return True
+    return b'"error"' in piece
+
+
 class ModelCatalog:
     """The upstream's model ids, cached for a few seconds (None when the upstream cannot be asked).
 
@@ -220,7 +229,7 @@ class StreamRelay(Response):
         client_wants_usage: bool,
         guards: Any | None,
         headers: dict[str, str],
-        drain: asyncio.Event,
+        streams: set[Any],
         on_safety_events: Callable[[list[tuple[str, str]]], None] | None = None,
         metrics: Any = None,
     ) -> None:
@@ -232,7 +241,9 @@ class StreamRelay(Response):
         self.client_wants_usage = client_wants_usage
         self.guards = guards  # GuardSet or None
         self.extra_headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
-        self.drain = drain
+        self.streams = streams  # the app's open relays, for the end of a shutdown drain
+        self._task: asyncio.Task | None = None
+        self._stop_reason = None
         self.metrics = metrics
         self.on_safety_events = on_safety_events
         self.done = False
@@ -242,46 +253,54 @@ class StreamRelay(Response):
         await send(
             {"type": "http.response.start", "status": 200, "headers": SSE_HEADERS + self.extra_headers}
         )
-        pump = asyncio.ensure_future(self._pump(send))
+        # The pump runs in this task; one small watcher task cancels it when the client disconnects, and
+        # the drain timer cancels it (through `self.streams`) when the shutdown grace period runs out.
+        self._task = asyncio.current_task()
+        self._stop_reason: str | None = None
         watch = asyncio.ensure_future(self._watch(receive))
-        drain = asyncio.ensure_future(self.drain.wait())
+        self.streams.add(self)
         try:
-            done, _ = await asyncio.wait({pump, watch, drain}, return_when=asyncio.FIRST_COMPLETED)
-            if pump not in done:
-                pump.cancel()
-                try:
-                    await pump
-                except asyncio.CancelledError:
-                    pass
-                if watch in done:
+            try:
+                await self._pump(send)
+            except asyncio.CancelledError:
+                if self._stop_reason is None:
+                    raise  # cancelled from outside (forced shutdown): let it propagate
+                uncancel = getattr(self._task, "uncancel", None)
+                if uncancel is not None:
+                    uncancel()
+                if self._stop_reason == "disconnect":
                     self.ctx.disconnected = True
                     if self.metrics is not None:
                         self.metrics.client_disconnects.inc()
                     return
-                await send(
-                    {
-                        "type": "http.response.body",
-                        "more_body": True,
-                        "body": sse_error_event(
-                            "The gateway is shutting down; retry the request.", "server_shutting_down"
-                        ),
-                    }
-                )
                 self.ctx.stream_error = "server_shutting_down"
+                err = sse_error_event(
+                    "The gateway is shutting down; retry the request.", "server_shutting_down"
+                )
+                await send({"type": "http.response.body", "more_body": True, "body": err})
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
-            else:
-                pump.result()  # re-raise anything unexpected from the pump
         finally:
-            for t in (watch, drain):
-                t.cancel()
+            watch.cancel()
+            self.streams.discard(self)
             # Closing the stream closes the upstream connection: vLLM sees the disconnect and aborts.
-            await self.upstream.aclose()
+            try:
+                await self.upstream.aclose()
+            except asyncio.CancelledError:
+                if self._stop_reason is None:  # a stop() that raced the end of the pump is not an error
+                    raise
             if self.guards is not None and self.on_safety_events is not None:
                 self.on_safety_events(self.guards.events())
+
+    def stop(self, reason: str) -> None:
+        """End the stream from outside: `disconnect` (client gone) or `drain` (grace period over)."""
+        if self._stop_reason is None and self._task is not None and not self.done:
+            self._stop_reason = reason
+            self._task.cancel()
 
     async def _watch(self, receive: Callable) -> None:
         while (await receive())["type"] != "http.disconnect":
             pass
+        self.stop("disconnect")
 
     async def _pump(self, send: Callable) -> None:
         buf = b""
@@ -307,10 +326,15 @@ class StreamRelay(Response):
                     piece = self._event(event)
                     if piece:
                         out.append(piece)
+                        if not self.sent_first and _has_content(piece):
+                            # The first token goes out alone, without waiting for the rest of this read.
+                            self.sent_first = True
+                            ctx.ttft = _perf() - ctx.t0
+                            await send(
+                                {"type": "http.response.body", "body": b"".join(out), "more_body": True}
+                            )
+                            out = []
                 if out:
-                    if not self.sent_first:
-                        self.sent_first = True
-                        ctx.ttft = _perf() - ctx.t0
                     await send({"type": "http.response.body", "body": b"".join(out), "more_body": True})
                 ctx.overhead += _perf() - t0
                 if self.done:

@@ -314,7 +314,7 @@ async def _stream(
         client_wants_usage=client_usage,
         guards=guards,
         headers=rl_headers,
-        drain=state.drain_expired,
+        streams=state.streams,
         metrics=state.metrics,
         on_safety_events=lambda events: state.record_safety_events(ctx, events),
     )

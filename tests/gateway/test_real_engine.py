@@ -1,0 +1,137 @@
+"""The gateway in front of a real vLLM server (our plugin, generated tiny checkpoint), driven by the
+`openai` client: chat and completions, stream and non-stream, usage metering, vLLM's own errors
+translated, readiness, and a client disconnect aborting the engine's request."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+
+import httpx
+import openai
+import pytest
+
+from tests.support.procs import TEST_KEY, Proc, start_gateway
+
+pytestmark = pytest.mark.vllm
+
+
+@pytest.fixture(scope="module")
+def gateway(vllm_server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
+    g = start_gateway(tmp_path_factory.mktemp("gw-real"), vllm_server.url, ANGEL_UPSTREAM_READ_TIMEOUT="120")
+    yield g
+    g.stop()
+
+
+def sdk(gw: Proc) -> openai.OpenAI:
+    return openai.OpenAI(base_url=gw.url + "/v1", api_key=TEST_KEY, max_retries=0, timeout=120)
+
+
+MSG = [{"role": "user", "content": "What are common symptoms of the flu?"}]
+
+
+def test_chat_non_stream(gateway: Proc, vllm_server) -> None:
+    raw = sdk(gateway).chat.completions.with_raw_response.create(
+        model=vllm_server.model, messages=MSG, max_tokens=8, extra_body={"ignore_eos": True}
+    )
+    assert raw.headers["x-request-id"] and raw.headers["x-angel-safety"] == ""
+    r = raw.parse()
+    assert r.choices[0].message.role == "assistant" and isinstance(r.choices[0].message.content, str)
+    assert r.usage is not None and r.usage.completion_tokens == 8 and r.usage.prompt_tokens > 0
+
+
+def test_chat_stream_usage_stripped_and_metered(gateway: Proc, vllm_server) -> None:
+    chunks = list(
+        sdk(gateway).chat.completions.create(
+            model=vllm_server.model, messages=MSG, max_tokens=8, stream=True, extra_body={"ignore_eos": True}
+        )
+    )
+    assert chunks and all(c.usage is None for c in chunks)
+    assert chunks[-1].choices[0].finish_reason == "length"
+    m = httpx.get(gateway.url + "/metrics").text
+    found = re.search(rf'gateway_tokens_total{{kind="completion",model="{vllm_server.model}"}} (\S+)', m)
+    assert found and float(found.group(1)) >= 8  # the stripped usage chunk was still metered
+
+
+def test_chat_stream_with_usage(gateway: Proc, vllm_server) -> None:
+    chunks = list(
+        sdk(gateway).chat.completions.create(
+            model=vllm_server.model,
+            messages=MSG,
+            max_tokens=6,
+            stream=True,
+            stream_options={"include_usage": True},
+            extra_body={"ignore_eos": True},
+        )
+    )
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 6
+
+
+async def test_async_completions_stream(gateway: Proc, vllm_server) -> None:
+    async with openai.AsyncOpenAI(
+        base_url=gateway.url + "/v1", api_key=TEST_KEY, max_retries=0, timeout=120
+    ) as c:
+        stream = await c.completions.create(
+            model=vllm_server.model,
+            prompt="Fever and cough",
+            max_tokens=5,
+            stream=True,
+            extra_body={"ignore_eos": True},
+        )
+        pieces = [ch async for ch in stream]
+        r = await c.completions.create(
+            model=vllm_server.model, prompt="Fever", max_tokens=3, extra_body={"ignore_eos": True}
+        )
+    assert pieces and isinstance(pieces[0].choices[0].text, str)
+    assert r.usage is not None and r.usage.completion_tokens == 3
+
+
+def test_vllm_errors_translated(gateway: Proc, vllm_server) -> None:
+    with pytest.raises(openai.BadRequestError) as e:  # longer than --max-model-len 2048: vLLM refuses
+        sdk(gateway).chat.completions.create(model=vllm_server.model, messages=MSG, max_tokens=100_000)
+    assert isinstance(e.value.code, str) and e.value.body["type"] == "invalid_request_error"
+    with pytest.raises(openai.NotFoundError) as e:
+        sdk(gateway).chat.completions.create(model="not-served", messages=MSG)
+    assert e.value.code == "model_not_found"
+
+
+def test_readyz_and_models(gateway: Proc, vllm_server) -> None:
+    r = httpx.get(gateway.url + "/readyz", timeout=60)
+    assert r.status_code == 200 and r.json()["status"] == "ready"
+    assert [m.id for m in sdk(gateway).models.list().data] == [vllm_server.model]
+
+
+def _running(vllm_url: str) -> float:
+    m = re.search(
+        r"^vllm:num_requests_running\{[^}]*\} (\S+)$", httpx.get(vllm_url + "/metrics").text, re.MULTILINE
+    )
+    return float(m.group(1)) if m else -1.0
+
+
+def test_disconnect_aborts_engine_request(gateway: Proc, vllm_server) -> None:
+    body = {
+        "model": vllm_server.model,
+        "messages": MSG,
+        "max_tokens": 1500,
+        "stream": True,
+        "ignore_eos": True,
+    }
+    with httpx.stream(
+        "POST",
+        gateway.url + "/v1/chat/completions",
+        json=body,
+        headers={"Authorization": f"Bearer {TEST_KEY}"},
+        timeout=60,
+    ) as r:
+        seen = 0
+        for raw in r.iter_raw():
+            seen += raw.count(b"\n\n")
+            if seen >= 4:
+                assert _running(vllm_server.url) == 1.0  # the engine is generating for us
+                break
+    # 1500 tokens would keep the engine busy far longer than this: it must have aborted the request.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _running(vllm_server.url) != 0.0:
+        time.sleep(0.1)
+    assert _running(vllm_server.url) == 0.0
