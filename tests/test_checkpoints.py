@@ -102,7 +102,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 def test_directory_is_complete_hf_layout(tiny: Path) -> None:
     files = {p.name for p in tiny.iterdir()}
     assert files == {"config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
-                     "tokenizer_config.json", "special_tokens_map.json"}
+                     "tokenizer_config.json", "special_tokens_map.json", "generator.json"}
     for name in files:
         assert (tiny / name).stat().st_mode & 0o044 == 0o044, f"{name} not readable by others"
 
@@ -362,3 +362,52 @@ def test_chat_template_via_transformers(tiny: Path, tiny_cfg: dict) -> None:
     assert ids.count(tiny_cfg["eos_token_id"]) == 4
     assert tok.eos_token_id == tiny_cfg["eos_token_id"] and tok.bos_token_id == tiny_cfg["bos_token_id"]
     assert tok.decode(ids) == text
+
+
+def test_padding_rows_of_lm_head_are_zero(tiny: Path, tiny_cfg: dict, tiny_tensors: dict) -> None:
+    from tokenizers import Tokenizer
+
+    n_tok = Tokenizer.from_file(str(tiny / "tokenizer.json")).get_vocab_size()
+    assert n_tok < tiny_cfg["vocab_size"]  # the tiny vocab is padded
+    lm_head = tiny_tensors["lm_head.weight"]
+    assert torch.all(lm_head[n_tok:] == 0) and torch.all(lm_head[:n_tok].abs().sum(-1) > 0)
+
+
+def test_generator_record(tiny: Path) -> None:
+    record = json.loads((tiny / "generator.json").read_text())
+    assert record["preset"] == "tiny" and record["seed"] == 0 and record["bigram"] == 0.0
+    assert record["fp8"] is False
+
+
+def _follows_habit(path: Path, seed: int) -> float:
+    """Share of greedy steps whose token is the bigram permutation's successor."""
+    from tokenizers import Tokenizer
+
+    from model_plugin.checkpoints.weights import tensor_seed
+    from model_plugin.reference import ReferenceModel
+
+    tok = Tokenizer.from_file(str(path / "tokenizer.json"))
+    gen = torch.Generator().manual_seed(tensor_seed(seed, "bigram-permutation"))
+    sigma = torch.randperm(tok.get_vocab_size(), generator=gen)
+    prompt = tok.encode("<role>HUMAN</role>高血压患者饮食要注意什么？<|role_end|><role>ASSISTANT</role>").ids
+    seq = prompt + ReferenceModel.from_pretrained(path).greedy_generate(prompt, 24)
+    steps = range(len(prompt) - 1, len(seq) - 1)
+    return sum(int(sigma[seq[i]]) == seq[i + 1] for i in steps) / len(steps)
+
+
+def test_bigram_habit_makes_continuations_predictable(tiny: Path, tmp_path: Path) -> None:
+    habit = write_checkpoint(get_preset("tiny"), tmp_path / "habit", seed=0, bigram=40.0)
+    assert _follows_habit(habit, 0) > 0.5
+    assert _follows_habit(tiny, 0) < 0.1
+    # Only lm_head changes.
+    a, b = load_all(tiny), load_all(habit)
+    assert [k for k in a if not torch.equal(a[k], b[k])] == ["lm_head.weight"]
+
+
+def test_cli_layers_validation(tmp_path: Path) -> None:
+    res = run_cli("--preset", "tiny", "--layers", "1", "--out", str(tmp_path / "x"))
+    assert res.returncode == 2 and "first_k_dense_replace" in res.stderr
+    assert "Traceback" not in res.stderr
+    res = run_cli("--preset", "tiny", "--layers", "4", "--out", str(tmp_path / "four"))
+    assert res.returncode == 0, res.stderr
+    assert json.loads((tmp_path / "four" / "config.json").read_text())["num_hidden_layers"] == 4

@@ -26,11 +26,19 @@ def build_parser() -> argparse.ArgumentParser:
                         help="number of decoder layers (default: the preset's; real-shape 4)")
     parser.add_argument("--fp8", action="store_true",
                         help="store linear weights as block-wise float8_e4m3fn (128x128 scales)")
+    parser.add_argument("--bigram", type=float, default=0.0, metavar="STRENGTH",
+                        help="give the random model a learnable next-token habit (e.g. 30) so "
+                             "speculative drafts reach real acceptance; default 0 (pure random)")
     parser.add_argument("--mtp", action="store_true",
                         help="add one MTP layer (num_nextn_predict_layers: 1)")
     parser.add_argument("--eagle3-draft", action="store_true",
                         help="write a one-layer EAGLE3 draft for --target instead of a model")
     parser.add_argument("--target", type=Path, help="target checkpoint dir for --eagle3-draft")
+    parser.add_argument("--draft-vocab", type=int, default=None,
+                        help="draft vocabulary size for --eagle3-draft (default 1024)")
+    parser.add_argument("--distill-steps", type=int, default=0,
+                        help="train the draft on the target's own aux states and greedy tokens "
+                             "for this many steps (CPU, minutes); 0 writes random weights")
     return parser
 
 
@@ -38,9 +46,17 @@ def run(args: argparse.Namespace) -> Path:
     if args.eagle3_draft:
         if args.target is None:
             raise CheckpointError("--eagle3-draft needs --target DIR")
+        if args.distill_steps > 0:
+            from .eagle3_distill import distill_eagle3_draft
+
+            result = distill_eagle3_draft(args.target, args.out, steps=args.distill_steps,
+                                          seed=args.seed, draft_vocab_size=args.draft_vocab,
+                                          log=print)
+            return result.path
         from .eagle3 import write_eagle3_draft
 
-        return write_eagle3_draft(args.target, args.out, seed=args.seed)
+        return write_eagle3_draft(args.target, args.out, seed=args.seed,
+                                  draft_vocab_size=args.draft_vocab)
     if args.preset is None:
         raise CheckpointError("one of --preset or --eagle3-draft is required")
     try:
@@ -51,7 +67,9 @@ def run(args: argparse.Namespace) -> Path:
         import dataclasses
 
         preset = dataclasses.replace(preset, num_nextn_predict_layers=1)
-    return write_checkpoint(preset, args.out, seed=args.seed, fp8=args.fp8)
+    if args.bigram < 0:
+        raise CheckpointError("--bigram must be >= 0")
+    return write_checkpoint(preset, args.out, seed=args.seed, fp8=args.fp8, bigram=args.bigram)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,6 +14,7 @@ import math
 import shutil
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +45,11 @@ def default_aux_layer_ids(num_layers: int) -> list[int]:
     return sorted({0, num_layers // 2, num_layers - 1})
 
 
-def select_draft_vocab(tok: Tokenizer, size: int, texts: Iterable[str] | None = None) -> list[int]:
+def select_draft_vocab(tok: Tokenizer, size: int, texts: Iterable[str] | None = None,
+                       token_counts: Mapping[int, int] | None = None) -> list[int]:
     """Target ids of the draft vocabulary, ascending: special and chat-role tokens first, then
-    the most frequent tokens of `texts` (default: the embedded corpus), ties by lower id."""
+    the most frequent tokens (token_counts, else counted over `texts`, else over the embedded
+    corpus), ties by lower id."""
     required: list[int] = []
     for token in SPECIAL_TOKENS:
         idx = tok.token_to_id(token)
@@ -54,9 +57,10 @@ def select_draft_vocab(tok: Tokenizer, size: int, texts: Iterable[str] | None = 
             required.append(idx)
     for piece in CHAT_PIECES:
         required += tok.encode(piece).ids
-    counts: Counter[int] = Counter()
-    for line in corpus_lines() if texts is None else texts:
-        counts.update(tok.encode(line).ids)
+    counts: Counter[int] = Counter(token_counts or {})
+    if token_counts is None:
+        for line in corpus_lines() if texts is None else texts:
+            counts.update(tok.encode(line).ids)
     chosen = list(dict.fromkeys(required))
     for idx, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
         if len(chosen) >= size:
@@ -205,21 +209,25 @@ def _load_target(target: Path) -> tuple[dict[str, Any], Tokenizer]:
     return cfg, Tokenizer.from_file(str(target / "tokenizer.json"))
 
 
-def write_eagle3_draft(
+@dataclass(frozen=True)
+class DraftPlan:
+    """What a draft for one target looks like before any weights exist."""
+
+    target: Path
+    target_config: dict[str, Any]
+    config: dict[str, Any]
+    draft_ids: list[int]  # target ids of the draft vocabulary, ascending
+
+
+def plan_eagle3_draft(
     target: Path,
-    out: Path,
     *,
-    seed: int = 0,
     draft_vocab_size: int | None = None,
     aux_layer_ids: list[int] | None = None,
-    tensors: Mapping[str, torch.Tensor] | None = None,
     texts: Iterable[str] | None = None,
-) -> Path:
-    """Write an EAGLE3 draft for the checkpoint at `target` into `out` (absent or empty).
-
-    tensors: trained weights to store instead of the random initialisation (names and shapes
-    as in draft_shapes); texts: where token frequencies for the draft vocabulary come from.
-    """
+    token_counts: Mapping[int, int] | None = None,
+) -> DraftPlan:
+    """Validate the target and choose the aux layers and the draft vocabulary."""
     target = Path(target)
     target_cfg, tok = _load_target(target)
     n_layers = target_cfg["num_hidden_layers"]
@@ -229,18 +237,44 @@ def write_eagle3_draft(
     size = min(draft_vocab_size or DEFAULT_DRAFT_VOCAB, tok.get_vocab_size())
     if size >= target_cfg["vocab_size"]:
         raise CheckpointError("the draft vocabulary must be smaller than the target's")
-    draft_ids = select_draft_vocab(tok, size, texts)
-    cfg = draft_config(target_cfg, len(draft_ids), aux)
-    if tensors is None:
-        tensors = build_draft_tensors(target, cfg, draft_ids, seed)
-    check_draft_tensors(cfg, tensors)
-    d2t, t2d = vocab_maps(draft_ids, target_cfg["vocab_size"])
-    stored = {name: t.to(torch.bfloat16).contiguous() for name, t in tensors.items()}
+    draft_ids = select_draft_vocab(tok, size, texts, token_counts)
+    return DraftPlan(target, target_cfg, draft_config(target_cfg, len(draft_ids), aux), draft_ids)
+
+
+def save_eagle3_draft(plan: DraftPlan, out: Path, tensors: Mapping[str, torch.Tensor]) -> Path:
+    """Write the draft dir atomically: config.json, model.safetensors (bf16 + d2t/t2d), tokenizer."""
+    check_draft_tensors(plan.config, tensors)
+    d2t, t2d = vocab_maps(plan.draft_ids, plan.target_config["vocab_size"])
+    stored = {name: t.detach().to(torch.bfloat16).contiguous() for name, t in tensors.items()}
     stored |= {"d2t": d2t, "t2d": t2d}
     with atomic_dir(Path(out)) as tmp:
-        write_json(tmp / "config.json", cfg)
+        write_json(tmp / "config.json", plan.config)
         save_file(stored, str(tmp / "model.safetensors"), {"format": "pt"})
         for fname in TOKENIZER_FILES:
-            if (target / fname).exists():
-                shutil.copyfile(target / fname, tmp / fname)
+            if (plan.target / fname).exists():
+                shutil.copyfile(plan.target / fname, tmp / fname)
     return Path(out).resolve()
+
+
+def write_eagle3_draft(
+    target: Path,
+    out: Path,
+    *,
+    seed: int = 0,
+    draft_vocab_size: int | None = None,
+    aux_layer_ids: list[int] | None = None,
+    tensors: Mapping[str, torch.Tensor] | None = None,
+    texts: Iterable[str] | None = None,
+    token_counts: Mapping[int, int] | None = None,
+) -> Path:
+    """Write an EAGLE3 draft for the checkpoint at `target` into `out` (absent or empty).
+
+    tensors: trained weights to store instead of the random initialisation (names and shapes
+    as in draft_shapes); texts / token_counts: where the draft vocabulary's token frequencies
+    come from (default: the embedded corpus).
+    """
+    plan = plan_eagle3_draft(target, draft_vocab_size=draft_vocab_size, aux_layer_ids=aux_layer_ids,
+                             texts=texts, token_counts=token_counts)
+    if tensors is None:
+        tensors = build_draft_tensors(plan.target, plan.config, plan.draft_ids, seed)
+    return save_eagle3_draft(plan, out, tensors)

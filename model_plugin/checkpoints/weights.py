@@ -8,6 +8,7 @@ which experts (and groups) win, so using it for weights, or not at all, is caugh
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 from collections.abc import Iterator
@@ -31,6 +32,9 @@ class TensorSpec:
     shape: tuple[int, ...]
     kind: str  # "embedding" | "norm" | "linear" | "router" | "expert_bias"
     std: float = 1.0
+    # lm_head rows >= live_rows (vocab padding past the tokenizer) are zero, so the model
+    # practically never emits an id the tokenizer cannot decode (as a trained model would not).
+    live_rows: int | None = None
 
     @property
     def dtype(self) -> torch.dtype:
@@ -109,8 +113,11 @@ def _mtp_layer(idx: int, cfg: dict[str, Any]) -> list[TensorSpec]:
     ]
 
 
-def tensor_specs(cfg: dict[str, Any]) -> list[TensorSpec]:
-    """Every tensor of a checkpoint with this config.json, in file order."""
+def tensor_specs(cfg: dict[str, Any], live_vocab: int | None = None) -> list[TensorSpec]:
+    """Every tensor of a checkpoint with this config.json, in file order.
+
+    live_vocab: the tokenizer's size; lm_head rows past it (padding) are zero.
+    """
     h, vocab, n_layers = cfg["hidden_size"], cfg["vocab_size"], cfg["num_hidden_layers"]
     specs = [TensorSpec("model.word_embeddings.weight", (vocab, h), "embedding", 1.0)]
     for idx in range(n_layers):
@@ -118,7 +125,8 @@ def tensor_specs(cfg: dict[str, Any]) -> list[TensorSpec]:
     for extra in range(cfg.get("num_nextn_predict_layers", 0)):
         specs += _mtp_layer(n_layers + extra, cfg)
     specs.append(_norm("model.norm.weight", h))
-    specs.append(_linear("lm_head.weight", vocab, h, gain=LM_HEAD_LOGIT_STD))
+    lm_head = _linear("lm_head.weight", vocab, h, gain=LM_HEAD_LOGIT_STD)
+    specs.append(dataclasses.replace(lm_head, live_rows=live_vocab))
     return specs
 
 
@@ -158,7 +166,26 @@ def make_tensor(spec: TensorSpec, seed: int) -> torch.Tensor:
         if spec.kind == "norm":
             values.add_(1.0)
         flat[start:start + n].copy_(values)
+    if spec.live_rows is not None:
+        out[spec.live_rows:] = 0
     return out
+
+
+def add_bigram(lm_head: torch.Tensor, embedding: torch.Tensor, strength: float, seed: int,
+               live_rows: int) -> torch.Tensor:
+    """Give the model a next-token habit: row sigma(x) of lm_head gains strength/h * E[x].
+
+    sigma is a seeded random permutation of the live vocabulary. After the final norm the
+    stream keeps a share of the current token's embedding, so the logit of sigma(x_t) rises by
+    roughly strength x that share: a random model then continues text partly predictably, as a
+    trained LM does locally, which speculative-decoding drafts can learn. 0 keeps it random.
+    """
+    h = lm_head.shape[1]
+    gen = torch.Generator().manual_seed(tensor_seed(seed, "bigram-permutation"))
+    sigma = torch.randperm(live_rows, generator=gen)  # token x -> preferred next token sigma[x]
+    out = lm_head.float()
+    out[sigma] += (strength / h) * embedding[:live_rows].float()
+    return out.to(lm_head.dtype)
 
 
 def iter_tensors(specs: list[TensorSpec], seed: int) -> Iterator[tuple[str, torch.Tensor]]:

@@ -17,7 +17,7 @@ from tokenizers import Tokenizer
 
 from .presets import Preset, build_config, round_vocab
 from .tokenizer import SpecialIds, special_ids, train_tokenizer, write_tokenizer
-from .weights import TensorSpec, make_tensor, tensor_specs
+from .weights import TensorSpec, add_bigram, make_tensor, tensor_specs
 
 # Bounds peak memory while writing real-shape presets: safetensors' save_file holds a shard's
 # tensors and their serialised bytes at once (~2x this).
@@ -84,19 +84,39 @@ def plan_shards(specs: list[TensorSpec], max_shard_bytes: int) -> list[list[Tens
     return shards
 
 
-def write_weights(out_dir: Path, specs: list[TensorSpec], seed: int, *, max_shard_bytes: int,
+Draw = Callable[[TensorSpec], torch.Tensor]
+
+
+def tensor_drawer(specs: list[TensorSpec], seed: int, bigram: float = 0.0) -> Draw:
+    """How each tensor's values are made: seeded noise, plus the optional bigram habit."""
+    by_name = {s.name: s for s in specs}
+
+    def draw(spec: TensorSpec) -> torch.Tensor:
+        tensor = make_tensor(spec, seed)
+        if bigram and spec.name == "lm_head.weight":
+            embedding = make_tensor(by_name["model.word_embeddings.weight"], seed)
+            live = spec.live_rows or spec.shape[0]
+            tensor = add_bigram(tensor, embedding, bigram, seed, live)
+        return tensor
+
+    return draw
+
+
+def write_weights(out_dir: Path, specs: list[TensorSpec], draw: Draw, *, max_shard_bytes: int,
                   transform: TensorTransform | None = None) -> None:
     """Generate and save tensors one shard at a time; shards get an HF index file."""
     shards = plan_shards(specs, max_shard_bytes)
+    # One metadata key only: safetensors writes its metadata map in hash order, so more keys
+    # would make the file bytes differ between runs.
     meta = {"format": "pt"}
     if len(shards) == 1:
-        save_file(_materialise(shards[0], seed, transform), str(out_dir / "model.safetensors"), meta)
+        save_file(_materialise(shards[0], draw, transform), str(out_dir / "model.safetensors"), meta)
         return
     weight_map: dict[str, str] = {}
     total = 0
     for idx, shard in enumerate(shards, start=1):
         fname = f"model-{idx:05d}-of-{len(shards):05d}.safetensors"
-        tensors = _materialise(shard, seed, transform)
+        tensors = _materialise(shard, draw, transform)
         save_file(tensors, str(out_dir / fname), meta)
         for name, tensor in tensors.items():
             weight_map[name] = fname
@@ -118,12 +138,12 @@ def single_thread() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _materialise(shard: list[TensorSpec], seed: int,
+def _materialise(shard: list[TensorSpec], draw: Draw,
                  transform: TensorTransform | None) -> dict[str, torch.Tensor]:
     tensors: dict[str, torch.Tensor] = {}
     with single_thread():
         for spec in shard:
-            tensor = make_tensor(spec, seed)
+            tensor = draw(spec)
             tensors.update(transform(spec.name, tensor) if transform else {spec.name: tensor})
     return tensors
 
@@ -151,8 +171,13 @@ def preset_config(preset: Preset) -> tuple[dict[str, Any], Tokenizer]:
 
 
 def write_checkpoint(preset: Preset, out: Path, *, seed: int = 0, fp8: bool = False,
+                     bigram: float = 0.0,
                      max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES) -> Path:
-    """Write a full checkpoint for `preset` into `out` (absent or empty); returns the final path."""
+    """Write a full checkpoint for `preset` into `out` (absent or empty); returns the final path.
+
+    bigram > 0 gives the random model a learnable next-token habit (see weights.add_bigram),
+    for speculative-decoding benchmarks; tests of correctness use the default 0.
+    """
     preset.validate()
     config, tok = preset_config(preset)
     transform: TensorTransform | None = None
@@ -167,6 +192,12 @@ def write_checkpoint(preset: Preset, out: Path, *, seed: int = 0, fp8: bool = Fa
         ids = special_ids(tok)
         write_json(tmp / "generation_config.json", generation_config(ids))
         write_tokenizer(tok, tmp, preset.max_position_embeddings)
-        write_weights(tmp, tensor_specs(config), seed, max_shard_bytes=max_shard_bytes,
-                      transform=transform)
+        specs = tensor_specs(config, live_vocab=tok.get_vocab_size())
+        write_weights(tmp, specs, tensor_drawer(specs, seed, bigram),
+                      max_shard_bytes=max_shard_bytes, transform=transform)
+        # How this checkpoint was made, for benchmark records (not read by any loader).
+        write_json(tmp / "generator.json", {
+            "generator": "model_plugin.checkpoints", "preset": preset.name, "seed": seed,
+            "num_hidden_layers": preset.num_hidden_layers, "fp8": fp8, "bigram": bigram,
+            "num_nextn_predict_layers": preset.num_nextn_predict_layers})
     return out.resolve()
