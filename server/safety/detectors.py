@@ -133,6 +133,7 @@ CRISIS = RuleSet(
         r"\b(?:sleep|go to sleep|fall asleep) and (?:never|not) wake up\b",
         r"\b(?:so (?:that )?i|so he|so she|to|i'd|i would|and) (?:never|not|don't|won't) wake up\b",
         r"\bdisappear (?:forever|for good|permanently)\b",
+        r"\b(?:nobody|no one|no-one)(?: would| will|'d|'ll)? (?:even )?(?:miss me|notice|care when|care if|miss him|miss her)\b",
         r"\b(?:nobody|no one|no-one) would (?:even )?(?:miss|notice|care)\b",
         r"\b(?:suicide|goodbye|farewell) (?:note|letter|message|post|video)s?\b",
         r"\bwant (?:it all|everything|it) to (?:end|be over)\b",
@@ -141,6 +142,14 @@ CRISIS = RuleSet(
         r"\b(?:thinking (?:of|about)|going to|want to|wanna|plan(?:ning)? to|gonna|about to|decided to) (?:overdos(?:e|ing)|o\.?d\.? on|take an overdose)",
         r"\b(?:i'd|i would|i'd much) rather (?:not exist|be dead|die|not be here|not be alive|not wake up)\b",
         r"\b(?:sleep|rest) forever\b", r"\beternal sleep\b",
+        r"\b(?:slit|slitting|slash|slashing|cut|cutting|open|opening) (?:my|his|her|their) (?:wrists?|throat|veins?)\b",
+        r"\b(?:looking up|searching|search for|researching|googling|googled|looked up|reading about) (?:ways|how|methods?|the best way) (?:to|of) (?:die|kill (?:myself|himself|herself)|end (?:my|it)|suicide)",
+        r"\bhow to (?:kill myself|end my life|commit suicide)\b",
+        r"\bend(?:ing)? (?:things|everything)\b(?! with| between| on a| off)",
+        r"\b(?:took|taken|take|taking|swallowed|jumped|jump|drank|drink)\b[^.?!]{0,40}\b(?:to die|to end (?:it|my life|her life|his life))\b",
+        r"\bdisappear (?:and never come back|and not come back|from (?:this|the) world)\b",
+        r"\b(?:jump(?:ed|ing)?|step(?:ped|ping)?|throw(?:ing)? myself|lie down|lay down) in front of (?:a |the )?(?:train|bus|truck|car|subway)\b",
+        r"\bwon't need (?:them|it|my \w+|any of (?:this|it|them)) (?:where i'm going|anymore after|after i'm gone)",
         r"\b(?:join|be with) (?:my|her|his|their) \w+ (?:in heaven|on the other side|up there)\b",
         r"\bplan(?:s|ning)? to end it\b",
         r"\bend it (?:on|this|next|by|before) (?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|weekend|week|christmas)",
@@ -177,12 +186,14 @@ CRISIS = RuleSet(
             r"\bbought a (?:gun|rope)\b", r"\bi want to\b[^.?!]{0,20}\b(?:try|do it)\b",
             r"\b(?:someone|a person|somebody) (?:my|of my) (?:weight|size|age)\b", r"\bfor (?:someone|a person) like me\b",
             r"\bstopped taking (?:her|his|my|their) (?:meds|medication|medicine|insulin|pills)\b",
+            r"\bwould it be (?:quick|painless|fast|instant)\b", r"\bwhere i'?m going\b", r"\bi want to end things\b",
         ],
         "hopeless": [
             r"\bnothing (?:will )?ever (?:get|gets) better\b", r"\b(?:no|don't see a|can't see a|cant see a) way out\b",
             r"\bhopeless\b", r"\b(?:can't|cannot|cant) (?:do|keep doing) this anymore\b", r"\bcan keep doing this\b",
             r"\btired of (?:everything|living|being alive|life|it all)\b", r"\bstopped caring\b",
             r"\bdone with (?:life|everything)\b", r"\bi give up\b", r"\bnothing matters\b",
+            r"\b(?:can't|cannot|cant) (?:take|handle|bear) (?:it|this) any ?more\b", r"\bi'?ve had enough\b",
             r"\b(?:don't|dont|can't) see the point (?:in|of) (?:anything|living|life|going on|it all)\b",
         ],
         "burden": [r"\b(?:a|such a) burden\b", r"\bburden (?:to|on)\b", r"\bhappier without me\b", r"\bwouldn't (?:even )?notice if i\b"],
@@ -212,9 +223,9 @@ CRISIS = RuleSet(
 )
 CRISIS.strong += [
     r"不想活|活不下去|不想再活|活够了|活着(?:真的|还|实在)?(?:没|没有)(?:什么)?(?:意思|意义|盼头)|不如死了|生不如死",
-    r"想死(?![你您他她它]|我了|人|的心)|(?<![冻热累饿困笑吓气烦急忙闷痛疼])(?:去|寻|求|找)死(?![角])",
+    r"(?<![到得])想死(?![你您他她它]|我了|人|的心)|(?<![冻热累饿困笑吓气烦急忙闷痛疼])(?:去|寻|求|找)死(?![角])",
     r"轻生|寻短见|割腕|自残|自伤|伤害自己|(?:划|割|烫|打)(?:伤)?自己|(?:用刀|拿刀)(?:划|割)|结束(?:自己的)?生命|结束这一切|了结(?:自己|生命|此生|这一切)|一了百了",
-    r"一睡不(?:醒|起)|(?:睡着|一睡|睡过去)[^。？！]{0,6}(?:醒不过来|不再醒|别醒)|不想(?:再)?醒(?:过)?来|再也不想醒|永远(?:不要)?醒不过来|长眠不醒",
+    r"一睡不(?:醒|起)|(?:睡着|一睡|睡过去)[^。？！]{0,6}(?:醒不过来|不再醒|别醒)|不想(?:再)?醒(?:过)?来|再也不想醒|再也不(?:要)?醒(?:来|过来)|睡过去[^。？！]{0,6}不(?:再)?醒|永远(?:不要)?醒不过来|长眠不醒",
     r"遗书|交代后事|(?<!价)跳楼(?!价|大甩卖|打折)|(?:楼顶|天台|桥上|楼上|宿舍楼|窗户)[^。？！]{0,4}跳下去|上吊|(?:保证|确保|一定)(?:能)?死",
     r"没有我[^。？！]{0,6}(?:会|就会)[^。？！]{0,4}更好|世界(?:上)?没有我|从这个世界(?:上)?消失|永远消失|死了[^。？！]{0,6}(?:解脱|轻松)了",
     r"(?:全|都|全部)吃了算了|吃了算了|叫我去死|不想拖累",
@@ -224,13 +235,15 @@ CRISIS.weak["method"] += [
     r"致死量|多少(?:片|粒|颗|毫克|克|瓶)?[^。？！]{0,6}(?:会|能|就|才|可以)(?:死|致死|醒不)|哪种[^。？！]{0,6}(?:死法|死|方式|方法)|怎么死",
     r"(?:无痛|不痛苦|最快)的?(?:死|方法|方式)|会不会(?:很)?痛苦|农药|安眠药|百草枯|老鼠药|烧炭|跳下去|几楼",
 ]
-CRISIS.weak["intent"] += [r"想试试|攒了|存的药|一个人住|不会有人发现|今晚|这周末|计划好了|准备好了|想好了|下定决心|这次一定|就等(?:今晚|明天|周末|那天)|消失"]
-CRISIS.weak["method"] += [r"(?:药|安眠药)[^。？！]{0,4}攒|攒[^。？！]{0,4}药"]
-CRISIS.weak["hopeless"] += [r"撑不下去|没有(?:任何)?希望|没有盼头|活得太累|活着太痛苦|绝望|没意思|解脱|没(?:有)?人(?:在乎|发现|关心)"]
+CRISIS.weak["intent"] += [r"想试试|攒了|存的药|一个人住|不会有人发现|今晚|这周末|计划好了|准备好了|想好了|下定决心|这次一定|就等(?:今晚|明天|周末|那天)|消失|准备好"]
+CRISIS.weak["method"] += [r"(?:药|安眠药)[^。？！]{0,4}攒|攒[^。？！]{0,4}药|绳子|木炭|刀片|煤气"]
+CRISIS.weak["hopeless"] += [r"撑不下去|没有(?:任何)?希望|没有盼头|活得太累|活着太痛苦|绝望|没意思|解脱|没(?:有)?人(?:在乎|发现|关心)|受够了|受不了了|撑不住了"]
 CRISIS.weak["burden"] += [r"拖累|负担|累赘|多余的人|自己是多余的|是多余的"]
 CRISIS.weak["farewell"] += [
     r"该交代的|交代完",
     r"东西都送人|(?:都)?分给了?(?:我们|别人|大家)|存折|银行卡密码|我走了以后|我走以后|我不在了|遗嘱",
+    r"送给了?|送人|送走了",
+    r"以后(?:也|都)?用不(?:上|着)|再也用不(?:上|着)",
 ]
 CRISIS.weak["selfharm"] += [r"(?:划|割|烫)(?:自己|手|胳膊)|刀片|烟头"]
 
@@ -252,7 +265,12 @@ EMERGENCY = RuleSet(
         rf"\bcan'?t (?:lift|raise|move|feel) (?:{_PRON}|one|both|either) (?:\w+ )?(?:arm|arms|leg|legs|side)\b",
         rf"\b(?:left|right|one) side (?:of {_PRON} (?:body|face) )?(?:feels |is |went |has gone )?(?:numb|weak|paralyzed|dead)",
         r"\bnumb(?:ness)? on (?:one|the left|the right|my left|my right|his left|her left|his right|her right) side",
-        rf"\bworst headache (?:of|in) {_PRON} life", r"\bthunderclap headache",
+        rf"\bworst headache (?:of|in) {_PRON} life", r"\bworst headache ever\b", r"\bthunderclap headache",
+        r"\b(?:belly|abdomen|stomach|tummy) (?:is |feels )?(?:hard|rigid) (?:as|like) a board|\brigid (?:belly|abdomen)",
+        r"\bsudden(?:ly)? (?:severe|terrible|excruciating|intense) (?:abdominal|stomach|belly|chest|back) pain",
+        r"\bneck (?:is |feels )?stiff\b[^.]{0,60}\bfever|\bfever\b[^.]{0,60}\bneck (?:is |feels )?stiff",
+        r"\btoo much of (?:my|his|her|their) (?:\w+ ){0,2}(?:medication|medicine|pills|tablets|meds|insulin)",
+        r"\b(?:fell|fallen|went) (?:into|in) (?:the )?(?:pool|water|lake|river|bath|pond)\b|\bunderwater for\b|\bnearly drowned\b|\bdrowning\b",
         r"\bsudden(?:ly)? (?:can'?t (?:speak|talk|see|walk)|(?:loss of|lost) (?:vision|sight|speech)|vision loss|blind|confus)",
         rf"\bloss of vision in {_PRON} (?:left |right )?eye", r"\bsuddenly (?:\w+ ){0,2}(?:confused|can'?t lift|can'?t see)",
         # heart
@@ -339,7 +357,7 @@ EMERGENCY.weak["cardiac_assoc"] += [r"冷汗|大汗|出汗|发麻|左臂|左胳�
 # infants: a fever in the first three months, or any age of baby with a fever and a red flag
 _INFANT_AGE = re.compile(
     r"\b(\d+|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|a few)[- ](day|week|month)s?[- ]old\b|\bnewborn\b"
-    r"|(?:宝宝|婴儿|孩子|小孩|儿子|女儿)?(?:才|刚)?(\d+|[一两二三四五六七八九十])(?:个)?(月|周|天)(?:大)?|新生儿",
+    r"|(?:宝宝|婴儿|孩子|小孩|儿子|女儿)?(?:才|刚)?(\d+|[一两二三四五六七八九十])(?:个)?半?(月|周|天)(?:大)?|新生儿",
     re.IGNORECASE,
 )
 _FEVER = GATES.add(r"\b(?:fever|temperature|temp)\b[^.?!]{0,20}?(3[89](?:\.\d)?|4[0-2](?:\.\d)?|10[0-6](?:\.\d)?)"
@@ -347,7 +365,7 @@ _FEVER = GATES.add(r"\b(?:fever|temperature|temp)\b[^.?!]{0,20}?(3[89](?:\.\d)?|
 _BABY = re.compile(r"\b(?:baby|infant|newborn|toddler)\b|宝宝|婴儿|新生儿")
 _BABY_RED_FLAG = re.compile(
     r"\b(?:very sleepy|lethargic|floppy|won'?t feed|not feeding|won'?t wake|hard to wake|limp|purple rash|stiff neck)\b"
-    r"|睡不醒|叫不醒|不吃奶|精神(?:很)?差|蔫|抽搐|呼吸急促")
+    r"|睡不醒|叫不醒|不(?:怎么)?吃奶|吃奶少|精神(?:很)?差|蔫|抽搐|呼吸急促")
 _NUM = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10,
         "eleven": 11, "twelve": 12, "a few": 3, "一": 1, "两": 2, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7,
         "八": 8, "九": 9, "十": 10}
@@ -403,6 +421,8 @@ INJECTION = RuleSet(
         r"<\|im_start\|>|<\|system\|>|\[/?inst\]|\[system\]|<<sys>>", r"(?:^|\n)\s*#{2,}\s*(?:new )?(?:instructions|system)\b",
         r"\bnew instructions\s*:", r"(?:^|\n)\s*system\s*:\s*(?:ignore|you are|override|new)",
         r"\bfollow only the user\b", r"\bno longer a medical assistant\b",
+        r"\b(?:assistant|ai|system|admin|administrator|developer|model) override\b", r"\bi am your (?:developer|creator|admin|administrator)\b",
+        r"\byou must now (?:ignore|recommend|say|tell|output|reveal|answer|obey)",
         r"\b(?:output|print|repeat|reproduce|copy|show|return)\b[^.\n]{0,30}\b(?:text|everything|content|words|messages?|instructions)\b[^.\n]{0,20}\babove\b",
         r"\b(?:everything|all|text|instructions) above[^.\n]{0,30}\bverbatim\b",
     ],
@@ -416,6 +436,7 @@ INJECTION.strong += [
     r"(?:没有任何|不受任何|没有|不受|无)(?:限制|约束|规则|过滤|审查)[^。\n]{0,4}(?:的)?(?:ai|助手|机器人|模型|医疗ai)",
     r"不受任何(?:道德|伦理|安全)?(?:限制|约束)|开发者模式|越狱|dan模式|无审查|没有审查|无限制",
     r"(?:系统通知|系统：|系统:)[^。\n]{0,20}(?:忽略|关闭|无限制|安全)|管理员已关闭|关闭(?:了)?安全(?:策略|设置|过滤)",
+    r"(?:不用|不必|无需|不需要|不要)(?:再)?遵守(?:任何)?(?:的)?(?:规则|限制|指令|设定|安全|约束)",
     r"(?:给|致)[^。\n]{0,6}ai的?(?:提示|信|指令)|ai请注意|致读到此信的ai|新的指令[：:]|你不再是|你的新身份|只听从用户|不要加任何(?:免责声明|安全提示)|(?:都)?不能拒绝",
 ]
 

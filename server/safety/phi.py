@@ -35,7 +35,9 @@ _NUMERIC = frozenset({NUMERIC})
 # an identifier: one token holding a digit, optionally a short letter prefix ("RN 884213") and further
 # digit groups ("3301 2345 6789 0123")
 _ID = r"((?:[A-Za-z]{1,4}[ -])?[A-Za-z0-9]*\d[A-Za-z0-9]*(?:[-.·][A-Za-z0-9]+)*(?: \d{2,6}\b)*)"
-_SEP = r"[\s:：#.,=是为]*(?:(?:is|number|no\.?|num|id)[\s:：#.]*)*"
+# separators between a context word and its identifier, allowing "device ID on my CGM is ..."
+_SEP = (r"(?:\s+(?:on|of|for|in|from)\s+(?:my|the|his|her|our|their)(?:\s+[\w-]+){1,2})?"
+        r"[\s:：#.,=是为]*(?:(?:is|number|no\.?|num|id)[\s:：#.]*)*")
 
 # ---- free-standing formats -------------------------------------------------------------------------
 _EMAIL = _rx(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
@@ -111,11 +113,13 @@ _PO_BOX = _rx(r"\bP\.?\s?O\.?\s+Box\s+\d+\b", _I)
 # anchored on "<road>123号"; the district/city prefix is gathered backwards in code (a leading lazy
 # prefix in the regex would be retried at every Chinese character)
 _ADDR_ZH = _rx(
-    r"(?:路|街|大道|巷|弄|胡同)\d+[号弄]"
+    r"(?:路|街|大道|巷|弄|胡同)(?:[一二三四五六七八九十\d]+段)?\d+[号弄]"
     r"(?:[\u4e00-\u9fa5A-Za-z]{0,4}\d+(?:号楼|号|栋|幢|座|单元|层|楼|室|户)|\d{3,5}(?![\d年月日岁]))*"
 )
 _ZH_ADDR_PREFIX = re.compile(r"[\u4e00-\u9fa5]{1,16}$")
 _ZH_ADDR_LEAD = re.compile(r".*?(?:住在|住址[是为:：]?|地址[是为:：]?|位于|我家在|家在|住)")
+# after an address word, a run holding a number: "地址：成都市武侯区人民南路四段12号6栋302"
+_ADDR_ZH_CTX = _rx(r"(?:地址|住址|家住|住在|寄到|收货地址)(?:是|为|在)?[：:\s]*([\u4e00-\u9fa5A-Za-z0-9#\-]{4,40}?\d[\u4e00-\u9fa5A-Za-z0-9#\-]*)")
 _ADDR_ZH2 = _rx(r"[\u4e00-\u9fa5]{2,8}(?:小区|花园|公寓|大厦|家园|新村|苑)\d+(?:号楼|栋|幢|座)(?:\d+单元)?(?:\d+室?)?")
 
 # ---- names in context ---------------------------------------------------------------------------------
@@ -263,6 +267,8 @@ def _addresses(text: str, hits: Hits) -> Iterator[Span]:
         yield (lead.end() if lead else start), m.end(), "ADDRESS"
     for m in _ADDR_ZH2.finditer(text, hits):
         yield m.start(), m.end(), "ADDRESS"
+    for m in _ADDR_ZH_CTX.finditer(text, hits):
+        yield m.start(1), m.end(1), "ADDRESS"
 
 
 def _is_name(candidate: str) -> bool:
