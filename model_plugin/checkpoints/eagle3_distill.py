@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from tokenizers import Tokenizer
 from torch import nn
 
 from model_plugin.reference import ReferenceModel, apply_partial_neox_rope, rms_norm
@@ -136,6 +137,52 @@ def acceptance(student: Eagle3Student, samples: list[Sample], draft_ids: torch.T
     return hits / max(total, 1)
 
 
+def teacher_data(ref: ReferenceModel, tok: Tokenizer, aux_ids: list[int], *, gen_prompts: int,
+                 gen_tokens: int, random_sequences: int, rng: random.Random,
+                 seed: int) -> tuple[list[Sample], list[Sample]]:
+    """(train, held-out) teacher sequences: chat-formatted corpus lines (teacher-forced), the
+    target's own greedy continuations of some of them, and random token sequences (cheap, one
+    forward each, and they show the draft every token). Held-out: 8 unseen prompts, continued."""
+    prompts = [tok.encode(CHAT_PROMPT.format(line)).ids[:64] for line in corpus_lines()]
+    rng.shuffle(prompts)
+    held_out, prompts = prompts[:8], prompts[8:]
+    gen = torch.Generator().manual_seed(seed)
+    randoms = [torch.randint(0, tok.get_vocab_size(), (64,), generator=gen).tolist()
+               for _ in range(random_sequences)]
+    train = teacher_samples(ref, aux_ids, prompts[gen_prompts:] + randoms, 0)
+    train += teacher_samples(ref, aux_ids, prompts[:gen_prompts], gen_tokens)
+    return train, teacher_samples(ref, aux_ids, held_out, gen_tokens)
+
+
+def label_counts(train: list[Sample]) -> Counter[int]:
+    """Frequencies of the target's greedy tokens; its own generations count double, being
+    closest to what it says when served. They pick the draft vocabulary."""
+    counts = Counter(int(t) for s in train for t in _pairs(s)[2])
+    counts.update(int(t) for s in train if s.generated_from < len(s.tokens) for t in _pairs(s)[2])
+    return counts
+
+
+def train_student(student: Eagle3Student, train: list[Sample], to_draft: torch.Tensor, *,
+                  steps: int, batch: int, lr: float, rng: random.Random,
+                  log: Callable[[str], None]) -> None:
+    """Cross-entropy on the target's greedy tokens (ids outside the draft vocab are ignored)."""
+    opt = torch.optim.AdamW(student.parameters(), lr=lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1))
+    for step in range(steps):
+        picked = rng.sample(train, min(batch, len(train)))
+        loss = torch.zeros(())
+        for s in picked:
+            nxt, aux, labels = _pairs(s)
+            loss = loss + F.cross_entropy(student(nxt, aux), to_draft[labels], ignore_index=-100)
+        loss = loss / len(picked)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        if step % 100 == 0 or step == steps - 1:
+            log(f"step {step}: loss {loss.item():.3f}")
+
+
 def distill_eagle3_draft(
     target: Path,
     out: Path,
@@ -154,60 +201,28 @@ def distill_eagle3_draft(
     """Train a draft on the target's own aux states and greedy tokens; write it to `out`."""
     log = log or (lambda _msg: None)
     check_output_dir(Path(out).resolve())  # fail before minutes of training, not after
-    plan_eagle3_draft(target, aux_layer_ids=aux_layer_ids)  # validates the target
+    aux_ids = plan_eagle3_draft(target, aux_layer_ids=aux_layer_ids).config[
+        "eagle_config"]["eagle_aux_hidden_state_layer_ids"]  # also validates the target
     rng = random.Random(seed)
     torch.manual_seed(seed)
     with single_thread():
         ref = ReferenceModel.from_pretrained(target, dtype=torch.float32)
-        from tokenizers import Tokenizer
-
         tok = Tokenizer.from_file(str(Path(target) / "tokenizer.json"))
-        lines = corpus_lines()
-        prompts = [tok.encode(CHAT_PROMPT.format(line)).ids[:64] for line in lines]
-        rng.shuffle(prompts)
-        held_out, prompts = prompts[:8], prompts[8:]
-        aux_plan = plan_eagle3_draft(target, aux_layer_ids=aux_layer_ids)
-        aux_ids = aux_plan.config["eagle_config"]["eagle_aux_hidden_state_layer_ids"]
-        log(f"teacher: {len(prompts)} corpus prompts, {gen_prompts} with {gen_tokens} generated tokens")
-        train = teacher_samples(ref, aux_ids, prompts[gen_prompts:], 0)
-        train += teacher_samples(ref, aux_ids, prompts[:gen_prompts], gen_tokens)
-        # Random token sequences are cheap (one forward each) and show the draft every token:
-        # a random-weight target's next token depends strongly on the current one.
-        gen = torch.Generator().manual_seed(seed)
-        vocab = tok.get_vocab_size()
-        randoms = [torch.randint(0, vocab, (64,), generator=gen).tolist()
-                   for _ in range(random_sequences)]
-        train += teacher_samples(ref, aux_ids, randoms, 0)
-        evals = teacher_samples(ref, aux_ids, held_out, gen_tokens)
-        # The draft vocabulary covers what the target says; its own generations count double,
-        # being closest to what it says when served.
-        counts = Counter(int(t) for s in train if s.generated_from < len(s.tokens)
-                         for t in _pairs(s)[2])
-        counts.update(int(t) for s in train for t in _pairs(s)[2])
+        log(f"teacher: corpus prompts, {gen_prompts} continued for {gen_tokens} tokens, "
+            f"{random_sequences} random sequences")
+        train, evals = teacher_data(ref, tok, aux_ids, gen_prompts=gen_prompts,
+                                    gen_tokens=gen_tokens, random_sequences=random_sequences,
+                                    rng=rng, seed=seed)
         plan = plan_eagle3_draft(target, draft_vocab_size=draft_vocab_size,
-                                 aux_layer_ids=aux_layer_ids, token_counts=counts)
+                                 aux_layer_ids=aux_layer_ids, token_counts=label_counts(train))
         init = build_draft_tensors(plan.target, plan.config, plan.draft_ids, seed)
         student = Eagle3Student(plan, {k: v.float() for k, v in init.items()})
         draft_ids = torch.tensor(plan.draft_ids)
         to_draft = torch.full((plan.target_config["vocab_size"],), -100, dtype=torch.long)
         to_draft[draft_ids] = torch.arange(len(draft_ids))
         before = acceptance(student, evals, draft_ids)
-        opt = torch.optim.AdamW(student.parameters(), lr=lr, weight_decay=0.0)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1))
-        for step in range(steps):
-            picked = rng.sample(train, min(batch, len(train)))
-            loss = torch.zeros(())
-            for s in picked:
-                nxt, aux, labels = _pairs(s)
-                loss = loss + F.cross_entropy(student(nxt, aux), to_draft[labels], ignore_index=-100)
-            opt.zero_grad()
-            (loss / len(picked)).backward()
-            opt.step()
-            sched.step()
-            if step % 100 == 0 or step == steps - 1:
-                log(f"step {step}: loss {loss.item() / len(picked):.3f}")
+        train_student(student, train, to_draft, steps=steps, batch=batch, lr=lr, rng=rng, log=log)
         after = acceptance(student, evals, draft_ids)
     log(f"first-token acceptance on held-out target generations: {before:.3f} -> {after:.3f}")
     path = save_eagle3_draft(plan, out, student.tensors())
-    n_pos = sum(len(s.tokens) - 1 for s in train)
-    return DistillResult(path, before, after, n_pos)
+    return DistillResult(path, before, after, sum(len(s.tokens) - 1 for s in train))
