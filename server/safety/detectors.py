@@ -39,6 +39,8 @@ class RuleSet:
     double_tags: frozenset[str] = frozenset()
     # when set, only these pairs of weak tags fire (otherwise any two different tags do)
     combos: frozenset[frozenset[str]] | None = None
+    # framings that silence every tier ("nothing has happened, asking to prepare")
+    veto: list[str] = field(default_factory=list)
 
     def compile(self) -> CompiledRules:
         return CompiledRules(
@@ -50,6 +52,7 @@ class RuleSet:
             negation=re.compile(self.negation) if self.negation else None,
             double_tags=self.double_tags,
             combos=self.combos,
+            veto=_gated(self.veto),
         )
 
 
@@ -63,6 +66,7 @@ class CompiledRules:
     negation: re.Pattern[str] | None
     double_tags: frozenset[str]
     combos: frozenset[frozenset[str]] | None = None
+    veto: list[GatedPattern] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         # Only rules whose gate literals occur in the text run at all: intersect the scan's hit set
@@ -81,6 +85,8 @@ class CompiledRules:
 
     def find(self, view: str, hits: Hits) -> list[tuple[int, int]]:
         """Spans that make the category fire (empty when it does not)."""
+        if self.veto and any(v.search(view, hits) for v in self.veto):
+            return []
         spans = self._spans(self._strong, view, hits)
         if spans:
             return sorted(spans)
@@ -142,6 +148,11 @@ CRISIS = RuleSet(
         r"\b(?:thinking (?:of|about)|going to|want to|wanna|plan(?:ning)? to|gonna|about to|decided to) (?:overdos(?:e|ing)|o\.?d\.? on|take an overdose)",
         r"\b(?:i'd|i would|i'd much) rather (?:not exist|be dead|die|not be here|not be alive|not wake up)\b",
         r"\b(?:sleep|rest) forever\b", r"\beternal sleep\b",
+        r"\b(?:wish(?:ing)?|hope|hoping|pray(?:ing)?) (?:that )?i (?:wouldn't|won't|don't|didn't|never|would never|wouldnt) wake up\b",
+        r"\b(?:doesn't|does not|didn't|did not|don't|do not) want to (?:be here|be alive|live|exist) (?:anymore|any more)\b",
+        r"\bplanning (?:my|his|her) (?:exit|death|suicide|way out)\b|\bmy exit plan\b",
+        r"\bbleed out\b[^.?!]{0,30}\bwrists?\b|\bwrists?\b[^.?!]{0,30}\bbleed out\b",
+        r"\b(?:world|everyone|everybody|they|family|kids) (?:would|will)(?: be)? (?:better|happier) (?:off )?without me\b",
         r"\b(?:slit|slitting|slash|slashing|cut|cutting|open|opening) (?:my|his|her|their) (?:wrists?|throat|veins?)\b",
         r"\b(?:looking up|searching|search for|researching|googling|googled|looked up|reading about) (?:ways|how|methods?|the best way) (?:to|of) (?:die|kill (?:myself|himself|herself)|end (?:my|it)|suicide)",
         r"\bhow to (?:kill myself|end my life|commit suicide)\b",
@@ -163,7 +174,7 @@ CRISIS = RuleSet(
     weak={
         "method": [
             r"\b(?:lethal|fatal|deadly|toxic|overdose) (?:dose|amount|quantity|level)\b",
-            r"\bhow (?:many|much) [\w' -]{0,40}(?:would it take|does it take|to die|to kill|is fatal|is lethal|until|enough)",
+            r"\bhow (?:many|much) [\w' -]{0,40}(?:would it take|does it take|to die|to kill|is fatal|is lethal|would be fatal|would be lethal|would be enough|until|enough)",
             r"\b(?:would|will|could|can|is) (?:it|that|this|a person|someone|you|i) (?:kill|be enough|die|be fatal)",
             r"\b(?:painless|quickest|easiest|surest|fastest|quick|easy) way to (?:die|go|end)",
             r"\b(?:most|least) painless\b",
@@ -187,6 +198,7 @@ CRISIS = RuleSet(
             r"\b(?:someone|a person|somebody) (?:my|of my) (?:weight|size|age)\b", r"\bfor (?:someone|a person) like me\b",
             r"\bstopped taking (?:her|his|my|their) (?:meds|medication|medicine|insulin|pills)\b",
             r"\bwould it be (?:quick|painless|fast|instant)\b", r"\bwhere i'?m going\b", r"\bi want to end things\b",
+            r"\bhow many of my\b", r"\b(?:been )?research(?:ing|ed)\b",
         ],
         "hopeless": [
             r"\bnothing (?:will )?ever (?:get|gets) better\b", r"\b(?:no|don't see a|can't see a|cant see a) way out\b",
@@ -229,6 +241,9 @@ CRISIS.strong += [
     r"遗书|交代后事|(?<!价)跳楼(?!价|大甩卖|打折)|(?:楼顶|天台|桥上|楼上|宿舍楼|窗户)[^。？！]{0,4}跳下去|上吊|(?:保证|确保|一定)(?:能)?死",
     r"没有我[^。？！]{0,6}(?:会|就会)[^。？！]{0,4}更好|世界(?:上)?没有我|从这个世界(?:上)?消失|永远消失|死了[^。？！]{0,6}(?:解脱|轻松)了",
     r"(?:全|都|全部)吃了算了|吃了算了|叫我去死|不想拖累",
+    r"一死了之|自尽|遗言|永别了|永别吧|来世再见|下辈子再见|活着(?:就)?是(?:个|一个)?(?:错误|多余的|负担|累赘)|我不该(?:出生|活着|来到这个世界)",
+    r"(?:想|在想|琢磨|研究|查|搜)[^。？！]{0,4}怎么(?:死|自杀|结束自己)|怎么死(?:比较|最)?(?:快|不痛|不难受)",
+    r"(?:吃|喝)多少[^。？！]{0,8}(?:会|能|就|才)死",
 ]
 CRISIS.medium += [r"自杀|自尽"]
 CRISIS.weak["method"] += [
@@ -270,6 +285,11 @@ EMERGENCY = RuleSet(
         r"\bsudden(?:ly)? (?:severe|terrible|excruciating|intense) (?:abdominal|stomach|belly|chest|back) pain",
         r"\bneck (?:is |feels )?stiff\b[^.]{0,60}\bfever|\bfever\b[^.]{0,60}\bneck (?:is |feels )?stiff",
         r"\btoo much of (?:my|his|her|their) (?:\w+ ){0,2}(?:medication|medicine|pills|tablets|meds|insulin)",
+        r"\b(?:took|taken|has taken|had|take) an? overdose\b",
+        r"\b(?:hit|struck|bumped|banged|kicked) (?:in|on) the head\b[^.?!]{0,80}\b(?:vomit\w*|drowsy|sleepy|confused|passed out|unconscious|seizure)",
+        r"\b(?:head injury|concussion)\b[^.?!]{0,60}\b(?:vomit\w*|drowsy|confused|unconscious)",
+        r"\brash (?:that )?(?:doesn'?t|does not|won'?t) (?:fade|go away|disappear|blanch)",
+        r"\bfloppy\b", r"\b(?:large|big|huge|deep|severe) burns?\b|\bburn(?:s|ed)? (?:all )?over (?:his|her|my|the) (?:body|chest|face)|\bskin (?:is |looks )?(?:white|charred|leathery)\b",
         r"\b(?:fell|fallen|went) (?:into|in) (?:the )?(?:pool|water|lake|river|bath|pond)\b|\bunderwater for\b|\bnearly drowned\b|\bdrowning\b",
         r"\bsudden(?:ly)? (?:can'?t (?:speak|talk|see|walk)|(?:loss of|lost) (?:vision|sight|speech)|vision loss|blind|confus)",
         rf"\bloss of vision in {_PRON} (?:left |right )?eye", r"\bsuddenly (?:\w+ ){0,2}(?:confused|can'?t lift|can'?t see)",
@@ -313,13 +333,16 @@ EMERGENCY = RuleSet(
         r"\bdiabet\w*\b[^.]{0,60}\b(?:not making sense|confused|unresponsive|won't wake)",
     ],
     weak={
+        "radiating": [r"\b(?:left arm|jaw|left shoulder)\b[^.?!]{0,25}\b(?:hurt|hurts|pain|aching|ache|numb)"],
+        "sweat": [r"\bsweat(?:ing|y)?\b|\bclammy\b|\bcold sweat"],
         "ingestion": [
             r"\b(?:son|daughter|child|kid|toddler|baby|boy|girl|grandson|granddaughter|he|she)\b[^.?!]{0,15}\b(?:ate|swallowed|got into|chewed|drank)\b[^.?!]{0,30}\b(?:pills|tablets|medicine|medication|capsules|gummies)\b",
             r"(?:孩子|儿子|女儿|宝宝|小孩|孙子|孙女)[^。？！]{0,6}(?:吃了|吞了|偷吃|喝了)[^。？！]{0,10}药",
+            r"吃错(?:了)?药",
         ],
         "altered": [
             r"\b(?:very |really |so |extremely )?(?:sleepy|drowsy|lethargic|confused|floppy|unresponsive|hard to wake|won't wake|vomiting)\b",
-            r"嗜睡|想睡|昏昏沉沉|叫不醒|呕吐|精神很差|迷糊",
+            r"嗜睡|想睡|昏昏沉沉|叫不醒|呕吐|精神很差|迷糊|手抖|发抖|冒汗|冷汗|心慌",
         ],
         "chest": [
             r"\bchest (?:pain|pressure|tightness|heaviness|discomfort)", r"\b(?:tightness|pressure|pain|heaviness) in (?:my|his|her|the) chest",
@@ -330,9 +353,12 @@ EMERGENCY = RuleSet(
             r"\bnause(?:a|ous)|\bfaint|\bdizzy|\bspreading|\bradiat",
         ],
     },
-    combos=frozenset({frozenset({"chest", "cardiac_assoc"}), frozenset({"ingestion", "altered"})}),
+    combos=frozenset({frozenset({"chest", "cardiac_assoc"}), frozenset({"ingestion", "altered"}),
+                      frozenset({"radiating", "sweat"})}),
     suppress=[r"\brole-?play\b", r"\bsimulat", r"\bfor (?:my|an|the|our) (?:exam|osce|class|course|handout)", r"\bcase study\b",
               r"模拟", r"练习问诊", r"科普", r"(?:假装|扮演)"],
+    veto=[r"\bnothing (?:has )?happened\b", r"\basking (?:to prepare|in advance|ahead of time)\b", r"\bhypothetically\b",
+          r"还没发生", r"先问问", r"以防万一", r"假设"],
 )
 EMERGENCY.strong += [
     r"嘴歪|口角(?:歪斜|流口水|歪)|口眼歪斜|说话(?:也)?(?:不清楚|含糊|不利索|不太利索|不清|大舌头)|口齿不清|大舌头|说话含糊",
@@ -344,10 +370,11 @@ EMERGENCY.strong += [
     r"(?:疹子|风团|荨麻疹)[^。？！]{0,12}(?:呼吸|喘|嗓子|喉咙)",
     r"呼吸(?:很|非常|特别)?困难|(?<!堵得)喘不(?:上|过)气|透不过气|嘴唇(?:发紫|发青|青紫)|(?:没有|没了)呼吸|不呼吸|呼吸(?:停止|很奇怪|微弱)|憋得(?:说不出话|脸发紫)|说不出(?:完整的)?话",
     r"一整瓶|整瓶[^。？！]{0,6}吃|(?:吃|服)了(?:很多|好多|大量|一把|过量|太多)|(?:吃|服)(?:多|过量)了|吃了三遍|误(?:服|吞|食|喝)",
-    r"吞(?:下|了)?(?:一颗|一个|了)?[^。？！]{0,4}(?:电池|磁铁|凝珠|硬币)|(?:喝|吃|吞|舔)了?[^。？！]{0,4}(?:农药|百草枯|84|消毒液|洗洁精|老鼠药|敌敌畏|漂白|洗衣液|清洁剂|杀虫剂)|中毒|咬破吞|吞下去",
+    r"吞(?:下|了)?(?:一颗|一个|了)?[^。？！]{0,4}(?:电池|磁铁|凝珠|硬币)|(?:喝|吃|吞|舔)了?[^。？！]{0,4}(?:农药|百草枯|84|消毒液|洗洁精|老鼠药|敌敌畏|漂白|洗衣液|清洁剂|杀虫剂)|中毒了|(?:一氧化碳|煤气)中毒|咬破吞|吞下去",
     r"血流不止|血[^。？！]{0,4}(?:流不止|止不住|不停)|(?:流|出)血不止|止不住|往外喷|呕血|喷血|大量出血|大出血|出血不止|(?:吐|呕)(?:了)?(?:好多|很多|大量|一口)血|咯血|湿透|黑便|便血[^。？！]{0,10}晕",
     r"叫不醒|昏迷|不省人事|(?:突然)?倒地|晕倒|意识不清|抽搐[^。？！]{0,10}(?:分钟|没停|不停|还在)|一直抽",
     r"(?:撞|摔|磕)(?:到|了|伤)?[^。？！]{0,4}头[^。？！]{0,20}(?:吐|想睡|嗜睡|昏|意识)|嗜睡|说胡话|迷糊|反应(?:很)?慢",
+    r"大面积(?:烫伤|烧伤|起泡)|(?:烫伤|烧伤)[^。？！]{0,10}大面积|皮肤(?:发白|焦黑)|头(?:部)?(?:撞|摔|磕)(?:到|了|伤)?[^。？！]{0,16}(?:一直吐|呕吐|吐了|想睡|嗜睡|昏|意识)",
     r"怀孕[^。？！]{0,12}(?:出血|流血)|脖子(?:僵硬|发硬)|压不褪色|被(?:毒)?蛇咬|被(?:马蜂|蜜蜂|黄蜂|胡蜂)(?:蛰|蜇)",
     r"糖尿病[^。？！]{0,20}(?:冷汗|发抖|说胡话|意识|叫不醒)",
 ]
@@ -386,6 +413,11 @@ def _young_infant(view: str) -> bool:
 
 
 def infant_fever(view: str, hits: Hits) -> list[tuple[int, int]]:
+    """A fever in the first three months, or a red flag (floppy, not feeding, hard to wake) in that age
+    or, with a fever, at any baby age."""
+    red = _BABY_RED_FLAG.search(view)
+    if red is not None and _young_infant(view):
+        return [red.span()]
     fever = _FEVER.search(view, hits)
     if fever is None and "fever" not in view and "发烧" not in view and "发热" not in view:
         return []
