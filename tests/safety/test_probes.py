@@ -24,4 +24,5 @@ def test_probe(engine: SafetyEngine, probe: dict) -> None:
     if probe["expect"]:
         assert probe["expect"] in got
     else:
-        assert not [c for c in got if c != "phi"], got  # an age over 89 is PHI, not a false alarm
+        # nothing may fire; an age over 89 is PHI (Safe Harbor), so that probe may carry phi
+        assert [c for c in got if c != "phi" or not probe.get("phi_ok")] == [], got
