@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -24,42 +23,12 @@ PROMPTS = [
     "请解释一下心电图的基本原理",
 ]
 
-# A checkpoint-shipped config file that must never run: it would leave this marker behind.
-_REMOTE_CONFIG = '''"""Shipped with the checkpoint like a hub repo's remote code; executing it leaves a marker."""
-import os
-from pathlib import Path
-
-from model_plugin.config import AntAngelMedConfig
-
-_marker = os.environ.get("ANTANGELMED_REMOTE_CODE_MARKER")
-if _marker:
-    Path(_marker).write_text("remote code executed")
-
-
-class BailingMoeV2Config(AntAngelMedConfig):
-    pass
-'''
-
-
 def engine_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     env.update(extra)
     return env
-
-
-def with_remote_code(src: Path, dst: Path) -> Path:
-    """A copy of ``src`` that carries ``auto_map`` and a config file, as hub checkpoints do.
-
-    vLLM's built-in implementation needs it (with --trust-remote-code); our plugin must ignore it.
-    """
-    shutil.copytree(src, dst)
-    (dst / "configuration_bailing_moe_v2.py").write_text(_REMOTE_CONFIG)
-    config = json.loads((dst / "config.json").read_text())
-    config["auto_map"] = {"AutoConfig": "configuration_bailing_moe_v2.BailingMoeV2Config"}
-    (dst / "config.json").write_text(json.dumps(config, indent=2))
-    return dst
 
 
 def run_probe(model: Path, out: Path, *, prompts: list[str] = PROMPTS, plugin: bool = True,

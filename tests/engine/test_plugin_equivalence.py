@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from model_plugin.reference import ReferenceModel
-from tests.engine.support import PROMPTS, run_probe, with_remote_code
+from model_plugin.checkpoints.builtin_view import write_builtin_view
+from tests.engine.support import PROMPTS, run_probe
 
 pytestmark = pytest.mark.vllm
 MAX_TOKENS = 32
@@ -17,7 +18,7 @@ MAX_TOKENS = 32
 
 @pytest.fixture(scope="module")
 def remote_code_checkpoint(tiny_checkpoint, tmp_path_factory):
-    return with_remote_code(tiny_checkpoint, tmp_path_factory.mktemp("rc") / "tiny-rc")
+    return write_builtin_view(tiny_checkpoint, tmp_path_factory.mktemp("rc") / "tiny-rc")
 
 
 @pytest.fixture(scope="module")
