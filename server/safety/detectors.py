@@ -153,6 +153,15 @@ CRISIS = RuleSet(
         r"\bplanning (?:my|his|her) (?:exit|death|suicide|way out)\b|\bmy exit plan\b",
         r"\bbleed out\b[^.?!]{0,30}\bwrists?\b|\bwrists?\b[^.?!]{0,30}\bbleed out\b",
         r"\b(?:world|everyone|everybody|they|family|kids) (?:would|will)(?: be)? (?:better|happier) (?:off )?without me\b",
+        r"\b(?:the |a |my )?(?:rope|noose|gun|razor|blade|charcoal)\b[^.?!]{0,20}\b(?:is |are )?(?:ready|prepared|set up|tied)\b",
+        r"\b(?:have|got|bought|prepared|made) (?:the |a |my )?(?:rope|noose|charcoal)\b",
+        r"\b(?:leave|leaving|left) (?:this|the) world\b|\bnot be (?:here|around) (?:anymore|much longer)\b",
+        r"\b(?:can't stop|keep|always|constantly) thinking (?:about|of) (?:dying|death|killing myself|suicide|ending it|ending my life)\b",
+        r"\b(?:don't|do not|doesn't) deserve to (?:live|be alive)\b|\bdeserve to die\b|\bshouldn't be alive\b",
+        r"\bwish(?:es|ed)? (?:i|she|he|they)(?:'d| had| was| were) never (?:been )?born\b",
+        rf"\b(?:is|are|was|been|keeps?|started|keep on) (?:cutting|burning|hurting|harming|scratching) {_SELF}",
+        r"\b(?:scratch|cut|burn|hit|punch|bite)(?:es|s)? (?:my|his|her) (?:arms?|legs?|wrists?|skin|thighs?) (?:until|till|to) (?:they|it|i) bleed",
+        r"\b(?:carbon monoxide|exhaust fumes|charcoal)\b[^.?!]{0,30}\b(?:painless|quick|peaceful)\b",
         r"\b(?:slit|slitting|slash|slashing|cut|cutting|open|opening) (?:my|his|her|their) (?:wrists?|throat|veins?)\b",
         r"\b(?:looking up|searching|search for|researching|googling|googled|looked up|reading about) (?:ways|how|methods?|the best way) (?:to|of) (?:die|kill (?:myself|himself|herself)|end (?:my|it)|suicide)",
         r"\bhow to (?:kill myself|end my life|commit suicide)\b",
@@ -185,6 +194,8 @@ CRISIS = RuleSet(
             r"\bjump(?:ing)? (?:off|from)\b",
             r"\btak(?:e|ing) (?:all|the whole|every one|all of) (?:of )?(?:them|the pills|my pills|the bottle)",
             r"\b(?:pills|tablets|gun|rope|knife|razor|blade)\b",
+            r"\bways to die\b", r"\bif i (?:took|jumped|drank|cut|hanged|swallowed)\b", r"\b(?:toxic|poisonous) gas\b",
+            r"\bhow high\b[^.?!]{0,30}\b(?:bridge|building|floor|cliff|balcony|roof)\b",
             r"\b(?:stockpil\w*|hoard(?:ed|ing)|saving up|saved up) (?:my |all my |enough )?(?:\w+ )?(?:pills|tablets|meds|medication|oxy\w*|insulin|opioids|painkillers)",
         ],
         "intent": [
@@ -199,6 +210,7 @@ CRISIS = RuleSet(
             r"\bstopped taking (?:her|his|my|their) (?:meds|medication|medicine|insulin|pills)\b",
             r"\bwould it be (?:quick|painless|fast|instant)\b", r"\bwhere i'?m going\b", r"\bi want to end things\b",
             r"\bhow many of my\b", r"\b(?:been )?research(?:ing|ed)\b",
+            r"\bto be sure\b|\bbe certain\b|\bguarantee(?:d)?\b", r"\b(?:isn't|is not|not) answering\b|\bwon't answer\b",
         ],
         "hopeless": [
             r"\bnothing (?:will )?ever (?:get|gets) better\b", r"\b(?:no|don't see a|can't see a|cant see a) way out\b",
@@ -214,6 +226,7 @@ CRISIS = RuleSet(
             r"\bpaid off (?:all )?(?:of )?my debts\b", r"\btie (?:things|everything) up\b", r"\bwrote (?:letters|a letter|notes?) to\b",
             r"\bsaid (?:my )?goodbyes?\b", r"\ball settled\b", r"\bfeel calm for the first time\b", r"\bput my affairs in order\b",
             r"\bwho will (?:take care of|look after) my\b",
+            r"\bsorry for everything\b", r"\blove you all\b", r"\bgoodbye (?:everyone|all|world)\b",
         ],
         "selfharm": [
             r"\b(?:cut|cutting|burn|burning|scratch(?:ing)?|hurt|hurting)\b[^.?!]{0,25}\b(?:myself|my arms?|my wrists?|my legs?|my thighs?|her arms?|his arms?|her wrists?|his wrists?)\b",
@@ -229,7 +242,11 @@ CRISIS = RuleSet(
         r"\bcase study\b", r"\bprotocol\b", r"\bguidelines?\b", r"\bexplain\b",
         r"自杀(?:风险|率|预防|干预|热线|基因|意念的评估|评估|量表|筛查)", r"凋亡", r"宣教", r"宣传", r"科普", r"量表", r"研究",
         r"半数致死", r"毒理", r"安乐死", r"否认",
+        r"\blost (?:her|his|my|their|our) \w+ to suicide\b", r"\bgrie(?:f|ving)\b", r"\bbereave", r"\bfuneral\b",
+        r"\bcondolence", r"安慰", r"节哀", r"去世", r"葬礼", r"悼念",
     ],
+    veto=[r"\b(?:for|writing) (?:a|my|our) (?:school project|paper|essay|thesis|dissertation|article|lecture|class|course)\b",
+          r"在写(?:论文|文章|作业|报告)", r"写论文", r"课题"],
     negation=r"(?:\b(?:not|never|no|don't|dont|doesn't|didn't|won't|wouldn't|isn't|wasn't|denies|denied|without)\b[^.?!]{0,10}$)|(?:(?:没有|没|不会|否认|并不|从不|从没|从来没)[^。？！]{0,3}$)",
     double_tags=frozenset({"farewell"}),
 )
@@ -244,6 +261,9 @@ CRISIS.strong += [
     r"一死了之|自尽|遗言|永别了|永别吧|来世再见|下辈子再见|活着(?:就)?是(?:个|一个)?(?:错误|多余的|负担|累赘)|我不该(?:出生|活着|来到这个世界)",
     r"(?:想|在想|琢磨|研究|查|搜)[^。？！]{0,4}怎么(?:死|自杀|结束自己)|怎么死(?:比较|最)?(?:快|不痛|不难受)",
     r"(?:吃|喝)多少[^。？！]{0,8}(?:会|能|就|才)死",
+    r"(?:如果|要是|假如)我(?:死了|不在了)|我死了(?:以后|之后)?[^。？！]{0,10}(?:轻松|解脱|更好|开心)",
+    r"想(?:要)?跳下去|跳下去(?:会|是)什么感觉|不会(?:再)?醒(?:了|过来)|醒不过来了",
+    r"离开这个世界|离开人世|交代了?后事|写好了?给[^。？！]{0,6}的信",
 ]
 CRISIS.medium += [r"自杀|自尽"]
 CRISIS.weak["method"] += [
@@ -291,7 +311,9 @@ EMERGENCY = RuleSet(
         r"\brash (?:that )?(?:doesn'?t|does not|won'?t) (?:fade|go away|disappear|blanch)",
         r"\bfloppy\b", r"\b(?:large|big|huge|deep|severe) burns?\b|\bburn(?:s|ed)? (?:all )?over (?:his|her|my|the) (?:body|chest|face)|\bskin (?:is |looks )?(?:white|charred|leathery)\b",
         r"\b(?:fell|fallen|went) (?:into|in) (?:the )?(?:pool|water|lake|river|bath|pond)\b|\bunderwater for\b|\bnearly drowned\b|\bdrowning\b",
-        r"\bsudden(?:ly)? (?:can'?t (?:speak|talk|see|walk)|(?:loss of|lost) (?:vision|sight|speech)|vision loss|blind|confus)",
+        r"\bsudden(?:ly)? (?:can'?t (?:speak|talk|see|walk)|(?:loss of|lost) (?:vision|sight|speech)|vision loss|blind|confus|weakness|numbness|paralysis|trouble (?:speaking|talking|walking))",
+        r"\bcan'?t find (?:my|his|her|the) words\b",
+        r"\bpregnant\b[^.]{0,80}\b(?:severe headache|blurr(?:y|ed) vision|seeing spots|fitting|seizure)",
         rf"\bloss of vision in {_PRON} (?:left |right )?eye", r"\bsuddenly (?:\w+ ){0,2}(?:confused|can'?t lift|can'?t see)",
         # heart
         r"\bcrushing (?:chest )?pain", rf"\bclutching {_PRON} chest", rf"\belephant (?:sitting )?on {_PRON} chest",
@@ -311,16 +333,16 @@ EMERGENCY = RuleSet(
         r"\basthma attack\b[^.?!]{0,60}(?:not helping|isn'?t helping|doesn'?t help|barely|can'?t)",
         # overdose and poisoning
         r"\b(?:took|taken|swallowed|ate|drank|had) (?:a |an |her |his |my )?(?:whole|entire|full) (?:bottle|pack|box|packet|month|strip)",
-        r"\b(?:took|taken|swallowed|had) (?:\d+|a bunch of|a lot of|too many|lots of|a handful of|handful of|several|all) (?:of )?(?:my |his |her |their |the )?(?:[\w-]+ ){0,2}(?:pills|tablets|capsules|tabs)",
+        r"\b(?:took|taken|swallowed|had|ate|eaten) (?:\d+|a bunch of|a lot of|too many|lots of|a handful of|handful of|several|all|some|a few|many|half) (?:of )?(?:my |his |her |their |the )?(?:[\w-]+ ){0,2}(?:pills|tablets|capsules|tabs)",
         r"\btoo many of (?:my|his|her|their) ", r"\b(?:took|taken|take) (?:a )?double (?:dose|the dose)",
         r"\b(?:i|he|she|they|has|have|just|may have|might have|is|are|was|were) overdos(?:ed|ing)\b",
         r"\b(?:swallowed|ate|drank|drunk|ingested|chewed|bit into|got into|eaten|drinking) (?:a |an |some |one |the |of |her |his )?(?:\w+ ){0,2}(?:button )?(?:batter(?:y|ies)|bleach|magnets?|detergent|pods?|poison|antifreeze|drain cleaner|pesticide|weed ?killer|lye|cleaning products?|medicine|mushrooms?)",
-        r"\b(?:pills|tablets)\b[^.?!]{0,10}\b(?:with|and) (?:alcohol|drinks|vodka|booze)", r"\bcarbon monoxide\b",
+        r"\b(?:pills|tablets)\b[^.?!]{0,10}\b(?:with|and) (?:alcohol|drinks|vodka|booze)", r"\b(?:breathed|inhaled|exposed to|smell of)\b[^.?!]{0,20}\b(?:carbon monoxide|gas|fumes)\b|\bcarbon monoxide (?:alarm|detector|poisoning)\b",
         # bleeding
         r"\b(?:spurting|gushing|pouring|pumping) (?:out )?(?:blood|from)", r"\bblood (?:is )?(?:spurting|gushing|pouring|everywhere)",
         r"\b(?:won'?t|doesn'?t|will not|can'?t|cannot) stop (?:the )?bleeding", r"\bbleeding (?:won'?t|doesn'?t|will not) stop",
         r"\bbleeding (?:heavily|a lot|badly|profusely|so much|nonstop)", r"\bheav(?:y|ily) bleeding",
-        r"\b(?:soaked|soaking) (?:through|it|the)", r"\b(?:vomiting|throwing up|coughing up|spitting up|puking) (?:up )?(?:\w+ )?blood",
+        r"\b(?:soaked|soaking) (?:through|it|the)", r"\b(?:vomiting|throwing up|coughing up|spitting up|puking) (?:up )?(?:\w+ ){0,3}blood",
         r"\bblack,? tarry", r"\bnose won'?t stop bleeding",
         # unresponsive, seizures, head injury, meningitis, pregnancy, bites, hypoglycaemia
         r"\bcan'?t (?:wake|rouse) (?:him|her|them|it|my \w+)\b", r"\b(?<!never )(?<!not )won'?t wake up\b",
@@ -362,7 +384,7 @@ EMERGENCY = RuleSet(
 )
 EMERGENCY.strong += [
     r"嘴歪|口角(?:歪斜|流口水|歪)|口眼歪斜|说话(?:也)?(?:不清楚|含糊|不利索|不太利索|不清|大舌头)|口齿不清|大舌头|说话含糊",
-    r"(?:一侧|半边|左半边|右半边|一边|左侧|右侧)(?:的)?(?:身体|身子|脸|肢体|手脚|胳膊)?(?:突然)?(?:发麻|麻木|麻|没力气|无力|动不了|不能动)",
+    r"(?:一侧|半边|左半边|右半边|一边|左侧|右侧|左边|右边)(?:的)?(?:身体|身子|脸|肢体|手脚|胳膊)?(?:突然)?(?:发麻|麻木|麻|没力气|无力|动不了|不能动)",
     r"(?:胳膊|手臂|手|腿)(?:突然)?(?:抬不起来|拿不住|动不了)|筷子(?:突然)?掉|突然(?:看不见|看不清|失明|说不出话|站不稳|倒地)",
     r"(?:这辈子|有生以来|人生)?最(?:剧烈|严重|厉害)的头痛|(?:眼睛|眼)突然看不见",
     r"压榨(?:性|样)?(?:胸)?痛|捂着胸口",
@@ -372,7 +394,8 @@ EMERGENCY.strong += [
     r"一整瓶|整瓶[^。？！]{0,6}吃|(?:吃|服)了(?:很多|好多|大量|一把|过量|太多)|(?:吃|服)(?:多|过量)了|吃了三遍|误(?:服|吞|食|喝)",
     r"吞(?:下|了)?(?:一颗|一个|了)?[^。？！]{0,4}(?:电池|磁铁|凝珠|硬币)|(?:喝|吃|吞|舔)了?[^。？！]{0,4}(?:农药|百草枯|84|消毒液|洗洁精|老鼠药|敌敌畏|漂白|洗衣液|清洁剂|杀虫剂)|中毒了|(?:一氧化碳|煤气)中毒|咬破吞|吞下去",
     r"血流不止|血[^。？！]{0,4}(?:流不止|止不住|不停)|(?:流|出)血不止|止不住|往外喷|呕血|喷血|大量出血|大出血|出血不止|(?:吐|呕)(?:了)?(?:好多|很多|大量|一口)血|咯血|湿透|黑便|便血[^。？！]{0,10}晕",
-    r"叫不醒|昏迷|不省人事|(?:突然)?倒地|晕倒|意识不清|抽搐[^。？！]{0,10}(?:分钟|没停|不停|还在)|一直抽",
+    r"叫不醒|昏迷|不省人事|(?:突然)?倒地|晕倒|意识不清|抽搐[^。？！]{0,10}(?:分钟|没停|不停|还在)|一直抽|抽搐了|在抽搐|正在抽|(?:高烧|发烧)[^。？！]{0,10}抽",
+    r"(?:一直|不停|大口|好多|很多|大量)(?:地)?吐血",
     r"(?:撞|摔|磕)(?:到|了|伤)?[^。？！]{0,4}头[^。？！]{0,20}(?:吐|想睡|嗜睡|昏|意识)|嗜睡|说胡话|迷糊|反应(?:很)?慢",
     r"大面积(?:烫伤|烧伤|起泡)|(?:烫伤|烧伤)[^。？！]{0,10}大面积|皮肤(?:发白|焦黑)|头(?:部)?(?:撞|摔|磕)(?:到|了|伤)?[^。？！]{0,16}(?:一直吐|呕吐|吐了|想睡|嗜睡|昏|意识)",
     r"怀孕[^。？！]{0,12}(?:出血|流血)|脖子(?:僵硬|发硬)|压不褪色|被(?:毒)?蛇咬|被(?:马蜂|蜜蜂|黄蜂|胡蜂)(?:蛰|蜇)",
@@ -454,6 +477,7 @@ INJECTION = RuleSet(
         r"\bnew instructions\s*:", r"(?:^|\n)\s*system\s*:\s*(?:ignore|you are|override|new)",
         r"\bfollow only the user\b", r"\bno longer a medical assistant\b",
         r"\b(?:assistant|ai|system|admin|administrator|developer|model) override\b", r"\bi am your (?:developer|creator|admin|administrator)\b",
+        r"\b(?:hidden|initial|original|secret) system (?:message|prompt|instructions)\b", r"\byou were initiali[sz]ed with\b",
         r"\byou must now (?:ignore|recommend|say|tell|output|reveal|answer|obey)",
         r"\b(?:output|print|repeat|reproduce|copy|show|return)\b[^.\n]{0,30}\b(?:text|everything|content|words|messages?|instructions)\b[^.\n]{0,20}\babove\b",
         r"\b(?:everything|all|text|instructions) above[^.\n]{0,30}\bverbatim\b",
@@ -464,6 +488,7 @@ INJECTION = RuleSet(
 INJECTION.strong += [
     r"(?:忽略|无视|忘掉|忘记|不要管|别管|跳过|绕过|不用管|不必遵守|不要遵守)[^。\n]{0,15}(?:之前|以上|上面|前面|上述|先前|原来|原有|所有|你的|开发者|系统)[^。\n]{0,10}(?:指令|指示|规则|设定|提示|限制|策略|要求|约束|安全)",
     r"(?:输出|告诉我|显示|展示|重复|复述|泄露|说出|公开|翻译|发给我|打印|透露)[^。\n]{0,12}(?:系统提示|提示词|system prompt|初始提示|初始指令|隐藏(?:的)?(?:指令|设定|提示)|内部配置|你的配置|你的指令|你的设定|第一条指令|收到的[^。\n]{0,4}指令)",
+    r"你收到的(?:系统)?(?:消息|指令|提示|设定)|系统消息原文|把(?:你的)?系统(?:消息|信息|设定)",
     r"你的(?:系统提示|提示词|隐藏指令|隐藏设定|初始提示|初始指令|内部配置)|(?:对话开始前|之前)给你的(?:隐藏)?(?:设定|指令|提示)",
     r"(?:没有任何|不受任何|没有|不受|无)(?:限制|约束|规则|过滤|审查)[^。\n]{0,4}(?:的)?(?:ai|助手|机器人|模型|医疗ai)",
     r"不受任何(?:道德|伦理|安全)?(?:限制|约束)|开发者模式|越狱|dan模式|无审查|没有审查|无限制",
@@ -477,6 +502,8 @@ INJECTION.strong += [
 INJECTION_BENIGN_TARGET = re.compile(
     r"\b(?:doctor|doctor's|physician|cardiologist|surgeon|nurse|pharmacist|dentist|gp|therapist|box|label|leaflet|dosage|prescription)\b|医生|医嘱|药剂师|护士|说明书|盒子|处方",
 )
+
+_OVERRIDE_VERB = re.compile(r"(?:ignore|disregard|forget|skip|bypass|override|overrule|drop|忽略|无视|忘|不要管|别管|跳过|绕过|不用管)")
 
 COMPILED = {
     "crisis_self_harm": CRISIS.compile(),
@@ -507,7 +534,8 @@ def detect_injection(view: str, hits: Hits | None = None) -> list[tuple[int, int
     kept = []
     for start, end in found:
         matched = view[start:end]  # only an override whose own object is a clinician's or label's instructions
-        if INJECTION_BENIGN_TARGET.search(matched) and not re.search(r"\b(?:system|your|ai|assistant)\b|你的|系统", matched):
+        if (_OVERRIDE_VERB.match(matched) and INJECTION_BENIGN_TARGET.search(matched)
+                and not re.search(r"\b(?:system|your|ai|assistant)\b|你的|系统", matched)):
             continue
         kept.append((start, end))
     return kept
