@@ -77,7 +77,7 @@ class CompiledRules:
         self._weak = {p.index: (tag, p) for tag, p in self.weak}
 
     def _negated(self, view: str, start: int) -> bool:
-        return self.negation is not None and self.negation.search(view, max(0, start - 14), start) is not None
+        return self.negation is not None and self.negation.search(view, max(0, start - 24), start) is not None
 
     def _spans(self, tier: dict[int, GatedPattern], view: str, hits: Hits) -> list[tuple[int, int]]:
         return [m.span() for i in tier.keys() & hits.keys() for m in tier[i].finditer(view, hits)
@@ -130,7 +130,9 @@ CRISIS = RuleSet(
         r"\bwish (?:i|he|she) (?:was|were|had been) (?:dead|never born)\b",
         r"\bbetter off dead\b",
         r"\bbetter off without (?:me|him|her)\b",
-        r"\b(?:happier|better|easier) if i (?:wasn't|weren't|was not|were not|wasnt|werent|died|was gone|were gone|wasn't around)\b",
+        r"\b(?:happier|better|easier) if i (?:just |simply |really )?(?:wasn't|weren't|was not|were not|wasnt|werent|died|was gone|were gone|wasn't around)\b",
+        r"\b(?:life insurance|insurance (?:money|payout))\b[^.?!]{0,30}\bworth more\b|\bworth more dead\b",
+        r"\b(?:she'll|he'll|i'll|i will|she will|he will|going to|gonna|threatening to|wants? to|want to) jump\b(?! rope| start| in\b| on the| into)",
         r"\bif i (?:wasn't|weren't|was not|were not) (?:around|here|alive) anymore\b",
         r"\b(?:don't|do not|dont|no longer|never) want to (?:live|be alive|be here anymore|exist|wake up|go on)\b",
         r"\bno (?:reason|point|purpose) (?:in |to |for )?(?:living|live|going on|being alive|life|carry on)\b",
@@ -195,6 +197,8 @@ CRISIS = RuleSet(
             r"\btak(?:e|ing) (?:all|the whole|every one|all of) (?:of )?(?:them|the pills|my pills|the bottle)",
             r"\b(?:pills|tablets|gun|rope|knife|razor|blade)\b",
             r"\bways to die\b", r"\bif i (?:took|jumped|drank|cut|hanged|swallowed)\b", r"\b(?:toxic|poisonous) gas\b",
+            r"\bwhat happens if (?:you|i|someone|a person) (?:take|took|swallow|swallowed|takes) (?:\d+|all|a whole|a bottle)",
+            r"\b(?:stockpil\w*|hoard(?:ed|ing)|saving up|saved up) (?:my |all my |enough |up )?[a-z]+",
             r"\bhow high\b[^.?!]{0,30}\b(?:bridge|building|floor|cliff|balcony|roof)\b",
             r"\b(?:stockpil\w*|hoard(?:ed|ing)|saving up|saved up) (?:my |all my |enough )?(?:\w+ )?(?:pills|tablets|meds|medication|oxy\w*|insulin|opioids|painkillers)",
         ],
@@ -209,6 +213,7 @@ CRISIS = RuleSet(
             r"\b(?:someone|a person|somebody) (?:my|of my) (?:weight|size|age)\b", r"\bfor (?:someone|a person) like me\b",
             r"\bstopped taking (?:her|his|my|their) (?:meds|medication|medicine|insulin|pills)\b",
             r"\bwould it be (?:quick|painless|fast|instant)\b", r"\bwhere i'?m going\b", r"\bi want to end things\b",
+            r"\bnot that i'?m planning\b", r"\bgo through with it\b", r"\bstanding on the (?:balcony|ledge|roof|railing|edge|bridge)",
             r"\bhow many of my\b", r"\b(?:been )?research(?:ing|ed)\b",
             r"\bto be sure\b|\bbe certain\b|\bguarantee(?:d)?\b", r"\b(?:isn't|is not|not) answering\b|\bwon't answer\b",
         ],
@@ -227,6 +232,7 @@ CRISIS = RuleSet(
             r"\bsaid (?:my )?goodbyes?\b", r"\ball settled\b", r"\bfeel calm for the first time\b", r"\bput my affairs in order\b",
             r"\bwho will (?:take care of|look after) my\b",
             r"\bsorry for everything\b", r"\blove you all\b", r"\bgoodbye (?:everyone|all|world)\b",
+            r"\bmade (?:my )?peace\b", r"\bsold (?:my|all my) (?:car|things|stuff|belongings)\b",
         ],
         "selfharm": [
             r"\b(?:cut|cutting|burn|burning|scratch(?:ing)?|hurt|hurting)\b[^.?!]{0,25}\b(?:myself|my arms?|my wrists?|my legs?|my thighs?|her arms?|his arms?|her wrists?|his wrists?)\b",
@@ -247,7 +253,7 @@ CRISIS = RuleSet(
     ],
     veto=[r"\b(?:for|writing) (?:a|my|our) (?:school project|paper|essay|thesis|dissertation|article|lecture|class|course)\b",
           r"在写(?:论文|文章|作业|报告)", r"写论文", r"课题"],
-    negation=r"(?:\b(?:not|never|no|don't|dont|doesn't|didn't|won't|wouldn't|isn't|wasn't|denies|denied|without)\b[^.?!]{0,10}$)|(?:(?:没有|没|不会|否认|并不|从不|从没|从来没)[^。？！]{0,3}$)",
+    negation=r"(?:\b(?:not|never|no|don't|dont|doesn't|didn't|won't|wouldn't|isn't|wasn't|denies|denied|without)\b(?: thoughts? of| history of| intention of| plans? to)?[^.?!]{0,10}$)|(?:(?:没有|没|不会|否认|并不|从不|从没|从来没)[^。？！]{0,3}$)",
     double_tags=frozenset({"farewell"}),
 )
 CRISIS.strong += [
@@ -257,7 +263,7 @@ CRISIS.strong += [
     r"一睡不(?:醒|起)|(?:睡着|一睡|睡过去)[^。？！]{0,6}(?:醒不过来|不再醒|别醒)|不想(?:再)?醒(?:过)?来|再也不想醒|再也不(?:要)?醒(?:来|过来)|睡过去[^。？！]{0,6}不(?:再)?醒|永远(?:不要)?醒不过来|长眠不醒",
     r"遗书|交代后事|(?<!价)跳楼(?!价|大甩卖|打折)|(?:楼顶|天台|桥上|楼上|宿舍楼|窗户)[^。？！]{0,4}跳下去|上吊|(?:保证|确保|一定)(?:能)?死",
     r"没有我[^。？！]{0,6}(?:会|就会)[^。？！]{0,4}更好|世界(?:上)?没有我|从这个世界(?:上)?消失|永远消失|死了[^。？！]{0,6}(?:解脱|轻松)了",
-    r"(?:全|都|全部)吃了算了|吃了算了|叫我去死|不想拖累",
+    r"(?:全|都|全部)吃了算了|吃了算了|叫我去死|不想拖累|死了算了|干脆死了|死掉算了",
     r"一死了之|自尽|遗言|永别了|永别吧|来世再见|下辈子再见|活着(?:就)?是(?:个|一个)?(?:错误|多余的|负担|累赘)|我不该(?:出生|活着|来到这个世界)",
     r"(?:想|在想|琢磨|研究|查|搜)[^。？！]{0,4}怎么(?:死|自杀|结束自己)|怎么死(?:比较|最)?(?:快|不痛|不难受)",
     r"(?:吃|喝)多少[^。？！]{0,8}(?:会|能|就|才)死",
@@ -268,16 +274,17 @@ CRISIS.strong += [
 CRISIS.medium += [r"自杀|自尽"]
 CRISIS.weak["method"] += [
     r"致死量|多少(?:片|粒|颗|毫克|克|瓶)?[^。？！]{0,6}(?:会|能|就|才|可以)(?:死|致死|醒不)|哪种[^。？！]{0,6}(?:死法|死|方式|方法)|怎么死",
-    r"(?:无痛|不痛苦|最快)的?(?:死|方法|方式)|会不会(?:很)?痛苦|农药|安眠药|百草枯|老鼠药|烧炭|跳下去|几楼",
+    r"(?:无痛|不痛苦|没有痛苦|最快|最没有痛苦|最不痛苦)的?(?:死|方法|方式)|会不会(?:很)?痛苦|农药|安眠药|百草枯|老鼠药|烧炭|跳下去|几楼",
 ]
 CRISIS.weak["intent"] += [r"想试试|攒了|存的药|一个人住|不会有人发现|今晚|这周末|计划好了|准备好了|想好了|下定决心|这次一定|就等(?:今晚|明天|周末|那天)|消失|准备好"]
 CRISIS.weak["method"] += [r"(?:药|安眠药)[^。？！]{0,4}攒|攒[^。？！]{0,4}药|绳子|木炭|刀片|煤气"]
-CRISIS.weak["hopeless"] += [r"撑不下去|没有(?:任何)?希望|没有盼头|活得太累|活着太痛苦|绝望|没意思|解脱|没(?:有)?人(?:在乎|发现|关心)|受够了|受不了了|撑不住了"]
+CRISIS.weak["hopeless"] += [r"不想再撑|撑不下去|没有(?:任何)?希望|没有盼头|活得太累|活着太痛苦|绝望|没意思|解脱|没(?:有)?人(?:在乎|发现|关心)|受够了|受不了了|撑不住了"]
 CRISIS.weak["burden"] += [r"拖累|负担|累赘|多余的人|自己是多余的|是多余的"]
 CRISIS.weak["farewell"] += [
     r"该交代的|交代完",
     r"东西都送人|(?:都)?分给了?(?:我们|别人|大家)|存折|银行卡密码|我走了以后|我走以后|我不在了|遗嘱",
     r"送给了?|送人|送走了",
+    r"交代(?:事情|清楚)", r"存款|存折|银行卡", r"你们要好好的|以后你们要好好|好好照顾(?:妈|爸|自己)",
     r"以后(?:也|都)?用不(?:上|着)|再也用不(?:上|着)",
 ]
 CRISIS.weak["selfharm"] += [r"(?:划|割|烫)(?:自己|手|胳膊)|刀片|烟头"]
@@ -309,7 +316,8 @@ EMERGENCY = RuleSet(
         r"\b(?:hit|struck|bumped|banged|kicked) (?:in|on) the head\b[^.?!]{0,80}\b(?:vomit\w*|drowsy|sleepy|confused|passed out|unconscious|seizure)",
         r"\b(?:head injury|concussion)\b[^.?!]{0,60}\b(?:vomit\w*|drowsy|confused|unconscious)",
         r"\brash (?:that )?(?:doesn'?t|does not|won'?t) (?:fade|go away|disappear|blanch)",
-        r"\bfloppy\b", r"\b(?:large|big|huge|deep|severe) burns?\b|\bburn(?:s|ed)? (?:all )?over (?:his|her|my|the) (?:body|chest|face)|\bskin (?:is |looks )?(?:white|charred|leathery)\b",
+        r"\bfloppy\b", r"\b(?:it's|is|blood's|it is|blood is) (?:spurting|gushing|pouring)\b", r"\b(?:there's|there is) (?:a lot of|so much|lots of) blood\b",
+        r"\b(?:isn't|is not|not|won't|isnt|stopped) (?:responding|responsive)\b", r"\b(?:large|big|huge|deep|severe) burns?\b|\bburn(?:s|ed)? (?:all )?over (?:his|her|my|the) (?:body|chest|face)|\bskin (?:is |looks )?(?:white|charred|leathery)\b",
         r"\b(?:fell|fallen|went) (?:into|in) (?:the )?(?:pool|water|lake|river|bath|pond)\b|\bunderwater for\b|\bnearly drowned\b|\bdrowning\b",
         r"\bsudden(?:ly)? (?:can'?t (?:speak|talk|see|walk)|(?:loss of|lost) (?:vision|sight|speech)|vision loss|blind|confus|weakness|numbness|paralysis|trouble (?:speaking|talking|walking))",
         r"\bcan'?t find (?:my|his|her|the) words\b",
@@ -383,7 +391,7 @@ EMERGENCY = RuleSet(
           r"还没发生", r"先问问", r"以防万一", r"假设"],
 )
 EMERGENCY.strong += [
-    r"嘴歪|口角(?:歪斜|流口水|歪)|口眼歪斜|说话(?:也)?(?:不清楚|含糊|不利索|不太利索|不清|大舌头)|口齿不清|大舌头|说话含糊",
+    r"嘴歪|嘴角(?:歪|下垂)|说话[^。？！]{0,4}含糊|口角(?:歪斜|流口水|歪)|口眼歪斜|说话(?:也)?(?:不清楚|含糊|不利索|不太利索|不清|大舌头)|口齿不清|大舌头|说话含糊",
     r"(?:一侧|半边|左半边|右半边|一边|左侧|右侧|左边|右边)(?:的)?(?:身体|身子|脸|肢体|手脚|胳膊)?(?:突然)?(?:发麻|麻木|麻|没力气|无力|动不了|不能动)",
     r"(?:胳膊|手臂|手|腿)(?:突然)?(?:抬不起来|拿不住|动不了)|筷子(?:突然)?掉|突然(?:看不见|看不清|失明|说不出话|站不稳|倒地)",
     r"(?:这辈子|有生以来|人生)?最(?:剧烈|严重|厉害)的头痛|(?:眼睛|眼)突然看不见",
@@ -391,7 +399,7 @@ EMERGENCY.strong += [
     r"(?:嘴唇|舌头|脸|眼皮|喉咙|嗓子)(?:都|也)?(?:肿起来|肿了|发肿|肿胀)|喉咙(?:发紧|紧|堵)|嗓子(?:像被堵住|发紧|堵)|过敏[^。？！]{0,10}(?:呼吸困难|喘不|喉咙|嗓子)",
     r"(?:疹子|风团|荨麻疹)[^。？！]{0,12}(?:呼吸|喘|嗓子|喉咙)",
     r"呼吸(?:很|非常|特别)?困难|(?<!堵得)喘不(?:上|过)气|透不过气|嘴唇(?:发紫|发青|青紫)|(?:没有|没了)呼吸|不呼吸|呼吸(?:停止|很奇怪|微弱)|憋得(?:说不出话|脸发紫)|说不出(?:完整的)?话",
-    r"一整瓶|整瓶[^。？！]{0,6}吃|(?:吃|服)了(?:很多|好多|大量|一把|过量|太多)|(?:吃|服)(?:多|过量)了|吃了三遍|误(?:服|吞|食|喝)",
+    r"一瓶[^。？！]{0,8}(?:都|全)?吃(?:了|下)|把[^。？！]{0,8}(?:药|片)[^。？！]{0,4}(?:都|全)吃了|一整瓶|整瓶[^。？！]{0,6}吃|(?:吃|服)了(?:很多|好多|大量|一把|过量|太多)|(?:吃|服)(?:多|过量)了|吃了三遍|误(?:服|吞|食|喝)",
     r"吞(?:下|了)?(?:一颗|一个|了)?[^。？！]{0,4}(?:电池|磁铁|凝珠|硬币)|(?:喝|吃|吞|舔)了?[^。？！]{0,4}(?:农药|百草枯|84|消毒液|洗洁精|老鼠药|敌敌畏|漂白|洗衣液|清洁剂|杀虫剂)|中毒了|(?:一氧化碳|煤气)中毒|咬破吞|吞下去",
     r"血流不止|血[^。？！]{0,4}(?:流不止|止不住|不停)|(?:流|出)血不止|止不住|往外喷|呕血|喷血|大量出血|大出血|出血不止|(?:吐|呕)(?:了)?(?:好多|很多|大量|一口)血|咯血|湿透|黑便|便血[^。？！]{0,10}晕",
     r"叫不醒|昏迷|不省人事|(?:突然)?倒地|晕倒|意识不清|抽搐[^。？！]{0,10}(?:分钟|没停|不停|还在)|一直抽|抽搐了|在抽搐|正在抽|(?:高烧|发烧)[^。？！]{0,10}抽",
@@ -411,7 +419,8 @@ _INFANT_AGE = re.compile(
     re.IGNORECASE,
 )
 _FEVER = GATES.add(r"\b(?:fever|temperature|temp)\b[^.?!]{0,20}?(3[89](?:\.\d)?|4[0-2](?:\.\d)?|10[0-6](?:\.\d)?)"
-                   r"|\b(3[89](?:\.\d)?|4[0-2](?:\.\d)?|10[0-6](?:\.\d)?)\s*(?:°\s*[cf]|℃|c|f|degrees?)?\s*(?:fever|temperature|temp)\b|(?:发烧|发热|体温)[^。？！]{0,8}?(3[89](?:\.\d)?|4[0-2](?:\.\d)?)")
+                   r"|\b(3[89](?:\.\d)?|4[0-2](?:\.\d)?|10[0-6](?:\.\d)?)\s*(?:°\s*[cf]|℃|c|f|degrees?)?\s*(?:fever|temperature|temp)\b"
+                   r"|\b(3[89](?:\.\d)?|4[0-2](?:\.\d)?)\s*(?:°\s*c|℃|c\b|degrees|under the arm|in the armpit|rectally|orally)|(?:发烧|发热|体温)[^。？！]{0,8}?(3[89](?:\.\d)?|4[0-2](?:\.\d)?)")
 _BABY = re.compile(r"\b(?:baby|infant|newborn|toddler)\b|宝宝|婴儿|新生儿")
 _BABY_RED_FLAG = re.compile(
     r"\b(?:very sleepy|lethargic|floppy|won'?t feed|not feeding|won'?t wake|hard to wake|limp|purple rash|stiff neck)\b"
@@ -462,8 +471,8 @@ INJECTION = RuleSet(
     strong=[
         rf"\b(?:ignore|disregard|forget|skip|bypass|override|overrule|drop)\b[^.\n]{{0,30}}\b(?:previous|prior|above|earlier|preceding|initial|original|all|your|system'?s?|developer'?s?|these|those|the)\b[^.\n]{{0,25}}\b{_TARGETS}",
         r"\bforget (?:everything|all) (?:you (?:were|have been) told|above|before|you know)", r"\bforget everything\b[^.]{0,20}\bbefore\b",
-        r"\b(?:reveal|show|print|output|repeat|display|tell me|give me|share|leak|dump|read (?:me )?|recite|translate|what (?:is|are|was|were))\b[^.\n?]{0,40}\b(?:your|the|this chat'?s|its|my) (?:system prompt|initial prompt|hidden (?:instructions|rules|prompt|settings)|(?:original|initial|secret|internal|hidden|system) (?:instructions|rules|configuration|config|settings|prompt))",
-        r"\byour (?:system prompt|initial prompt|pre-?prompt|hidden (?:instructions|rules|prompt)|secret instructions|internal (?:rules|configuration)|configuration)\b",
+        r"\b(?:reveal|show|print|output|repeat|display|tell me|give me|share|leak|dump|read (?:me )?|recite|translate|what (?:is|are|was|were))\b[^.\n?]{0,40}\b(?:your|the|this chat'?s|its|my) (?:full |entire |complete |whole |exact |actual )?(?:system prompt|initial prompt|hidden (?:instructions|rules|prompt|settings)|(?:original|initial|secret|internal|hidden|system) (?:instructions|rules|configuration|config|settings|prompt))",
+        r"\byour (?:full |entire |complete |whole |exact |actual )?(?:system prompt|initial prompt|pre-?prompt|hidden (?:instructions|rules|prompt)|secret instructions|internal (?:rules|configuration)|configuration)\b",
         r"\b(?:instructions|prompt|rules) (?:you were given|at the (?:start|beginning) of (?:this|the) (?:chat|conversation)|before this conversation)",
         r"\brepeat (?:the text|everything|all|the words|the instructions) (?:above|before)", r"\brepeat everything above\b", r"\bstarting with ['\"]?you are\b",
         r"\b(?:you are|you're|act as|acting as|pretend (?:to be|you are|you're)|role-?play as|become|from now on,? you(?:'re| are| will)?|simulate|you will be)\b[^.\n]{0,60}\b(?:unrestricted|uncensored|unfiltered|jailbr(?:oken|eak)|no (?:restrictions|rules|limits|filters|guidelines|content policy|safety)|without (?:any )?(?:restrictions|rules|limits|filters|safety)|never refuses|evil|amoral)",
@@ -491,6 +500,7 @@ INJECTION.strong += [
     r"你收到的(?:系统)?(?:消息|指令|提示|设定)|系统消息原文|把(?:你的)?系统(?:消息|信息|设定)",
     r"你的(?:系统提示|提示词|隐藏指令|隐藏设定|初始提示|初始指令|内部配置)|(?:对话开始前|之前)给你的(?:隐藏)?(?:设定|指令|提示)",
     r"(?:没有任何|不受任何|没有|不受|无)(?:限制|约束|规则|过滤|审查)[^。\n]{0,4}(?:的)?(?:ai|助手|机器人|模型|医疗ai)",
+    r"(?:扮演|假装|当)[^。\n]{0,8}(?:没有|不受|无)(?:任何)?(?:道德|伦理|安全)?(?:限制|约束|底线)",
     r"不受任何(?:道德|伦理|安全)?(?:限制|约束)|开发者模式|越狱|dan模式|无审查|没有审查|无限制",
     r"(?:系统通知|系统：|系统:)[^。\n]{0,20}(?:忽略|关闭|无限制|安全)|管理员已关闭|关闭(?:了)?安全(?:策略|设置|过滤)",
     r"(?:不用|不必|无需|不需要|不要)(?:再)?遵守(?:任何)?(?:的)?(?:规则|限制|指令|设定|安全|约束)",
