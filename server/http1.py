@@ -43,6 +43,7 @@ class _Conn(asyncio.Protocol):
         self.chunks: deque[bytes] = deque()
         self.waiter: asyncio.Future | None = None
         self.complete = False
+        self.keep_alive = False
         self.got_bytes = False
         self.error: Exception | None = None
         self.paused = False
@@ -73,6 +74,8 @@ class _Conn(asyncio.Protocol):
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
+        # Read now: httptools forgets it once the message is complete.
+        self.keep_alive = self.parser.should_keep_alive()
         if self.head is not None and not self.head.done():
             self.head.set_result(self.parser.get_status_code())
 
@@ -162,7 +165,7 @@ class _Body(httpx.AsyncByteStream):
             return
         self.released = True
         conn = self.conn
-        if conn.complete and not conn.closed and conn.error is None and conn.parser.should_keep_alive():
+        if conn.complete and not conn.closed and conn.error is None and conn.keep_alive:
             self.pool._release(self.key, conn)
         else:
             conn.close()  # unread body or broken: the only safe thing is to drop the connection
