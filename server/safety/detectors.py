@@ -418,9 +418,27 @@ _INFANT_AGE = re.compile(
     r"|(?:宝宝|婴儿|孩子|小孩|儿子|女儿)?(?:才|刚)?(\d+|[一两二三四五六七八九十])(?:个)?半?(月|周|天)(?:大)?|新生儿",
     re.IGNORECASE,
 )
-_FEVER = GATES.add(r"\b(?:fever|temperature|temp)\b[^.?!]{0,20}?(3[89](?:\.\d)?|4[0-2](?:\.\d)?|10[0-6](?:\.\d)?)"
-                   r"|\b(3[89](?:\.\d)?|4[0-2](?:\.\d)?|10[0-6](?:\.\d)?)\s*(?:°\s*[cf]|℃|c|f|degrees?)?\s*(?:fever|temperature|temp)\b"
-                   r"|\b(3[89](?:\.\d)?|4[0-2](?:\.\d)?)\s*(?:°\s*c|℃|c\b|degrees|under the arm|in the armpit|rectally|orally)|(?:发烧|发热|体温)[^。？！]{0,8}?(3[89](?:\.\d)?|4[0-2](?:\.\d)?)")
+_TEMPS = frozenset({"38", "39", "40", "41", "42", "100", "101", "102", "103", "104", "105", "106"})
+_FEVERS = [
+    GATES.add(r"\b(?:fever|temperature|temp)\b[^.?!]{0,20}?(3[89](?:\.\d)?|4[0-2](?:\.\d)?|10[0-6](?:\.\d)?)"),
+    GATES.add(r"\b(3[89](?:\.\d)?|4[0-2](?:\.\d)?|10[0-6](?:\.\d)?)\s*(?:°\s*[cf]|℃|c|f|degrees?)?\s*(?:fever|temperature|temp)\b",
+              literals=_TEMPS, prefix=True),
+    GATES.add(r"\b(3[89](?:\.\d)?|4[0-2](?:\.\d)?)\s*(?:°\s*c|℃|c\b|degrees|under the arm|in the armpit|rectally|orally)",
+              literals=_TEMPS, prefix=True),
+    GATES.add(r"(?:发烧|发热|体温)[^。？！]{0,8}?(3[89](?:\.\d)?|4[0-2](?:\.\d)?)"),
+]
+
+
+class _Fever:
+    """The first fever reading any of the forms above finds."""
+
+    @staticmethod
+    def search(view: str, hits: Hits) -> re.Match[str] | None:
+        found = [m for p in _FEVERS if p.index in hits for m in [p.search(view, hits)] if m is not None]
+        return min(found, key=lambda m: m.start()) if found else None
+
+
+_FEVER = _Fever()
 _BABY = re.compile(r"\b(?:baby|infant|newborn|toddler)\b|宝宝|婴儿|新生儿")
 _BABY_RED_FLAG = re.compile(
     r"\b(?:very sleepy|lethargic|floppy|won'?t feed|not feeding|won'?t wake|hard to wake|limp|purple rash|stiff neck)\b"

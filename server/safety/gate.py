@@ -164,8 +164,8 @@ class GateSet:
         self._numeric: list[int] = []
 
     def add(self, pattern: str, flags: int = 0, literals: frozenset[str] | None = None,
-            window: int = _WINDOW) -> GatedPattern:
-        gp = GatedPattern(pattern, flags, window, literals, index=len(self.patterns))
+            window: int = _WINDOW, prefix: bool = False) -> GatedPattern:
+        gp = GatedPattern(pattern, flags, window, literals, index=len(self.patterns), prefix=prefix)
         self.patterns.append(gp)
         self._automaton = None
         return gp
@@ -192,8 +192,10 @@ class GateSet:
         if self._automaton is None:
             self._automaton = self._build()
         spots: Hits = {}
-        # the trailing newline lets literals that need a word end ("terrace\n") match at the very end
-        for end, (back, idxs) in self._automaton.iter(view + "\n"):
+        # newlines around the text let literals that need a word edge (" terrace\n", "\nmarch") match at
+        # its very start and end; positions are shifted back by the leading one
+        for end, (back, idxs) in self._automaton.iter("\n" + view + "\n"):
+            back += 1
             for i in idxs:
                 found = spots.get(i)
                 if found is None:
@@ -217,9 +219,9 @@ class GatedPattern:
     __slots__ = ("before", "index", "literals", "regex", "window")
 
     def __init__(self, pattern: str, flags: int = 0, window: int = _WINDOW,
-                 literals: frozenset[str] | None = None, index: int = -1) -> None:
+                 literals: frozenset[str] | None = None, index: int = -1, prefix: bool = False) -> None:
         self.regex = re.compile(pattern, flags)
-        gate = gate_of(pattern, flags) if literals is None else (literals, False)
+        gate = gate_of(pattern, flags) if literals is None else (literals, prefix)
         self.literals = gate[0] if gate else None
         # a match cannot reach further from its literal than the pattern's longest match; a match that
         # starts at its literal cannot begin before it

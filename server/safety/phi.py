@@ -27,8 +27,9 @@ _I = re.IGNORECASE
 _G = SHARED  # PHI recognisers share the input rails' literal gate pass (see gate.py)
 
 
-def _rx(pattern: str, flags: int = 0, literals: frozenset[str] | None = None, window: int = 200) -> GatedPattern:
-    return _G.add(pattern, flags, literals, window)
+def _rx(pattern: str, flags: int = 0, literals: frozenset[str] | None = None, window: int = 200,
+        prefix: bool = False) -> GatedPattern:
+    return _G.add(pattern, flags, literals, window, prefix)
 
 
 _NUMERIC = frozenset({NUMERIC})
@@ -62,11 +63,16 @@ _FAX_CTX = re.compile(r"(?:\bfax|传真)", _I)
 _MONTH = (r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|May|june?|july?|aug(?:ust)?|"
           r"sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)")
 _MONTH_I = _MONTH.replace("May", "(?-i:May)")
+# month names are also pieces of common words ("mar" in "summary"): gate on the word's start
+_MONTH_GATE = frozenset(f"{edge}{m}" for edge in " \n(,-/" for m in
+                        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"))
 _DATE_RES = [
     _rx(r"(?<![\d/.-])(?:19|20)\d{2}[-/.](?:0?[1-9]|1[0-2])[-/.](?:0?[1-9]|[12]\d|3[01])(?![\d/.-]*\d)", literals=_NUMERIC, window=40),
     _rx(r"(?<![\d/.])(?:0?[1-9]|[12]\d|3[01])[/.-](?:0?[1-9]|[12]\d|3[01])[/.-](?:19|20)?\d{2}(?![\d/])", literals=_NUMERIC, window=40),
-    _rx(rf"\b{_MONTH_I}\.?\s+(?:0?[1-9]|[12]\d|3[01])(?:st|nd|rd|th)?\b(?:,?\s+(?:19|20)\d{{2}}\b)?", _I),
-    _rx(rf"\b(?:0?[1-9]|[12]\d|3[01])(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH_I}\b\.?(?:,?\s+(?:19|20)\d{{2}}\b)?", _I),
+    _rx(rf"\b{_MONTH_I}\.?\s+(?:0?[1-9]|[12]\d|3[01])(?:st|nd|rd|th)?\b(?:,?\s+(?:19|20)\d{{2}}\b)?", _I,
+        literals=_MONTH_GATE, window=30, prefix=True),
+    _rx(rf"\b(?:0?[1-9]|[12]\d|3[01])(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH_I}\b\.?(?:,?\s+(?:19|20)\d{{2}}\b)?", _I,
+        literals=_MONTH_GATE, window=30),
     _rx(r"(?:(?:19|20)?\d{2}\s*年\s*)?\d{1,2}\s*月\s*\d{1,2}\s*[日号]"),
     # month + year is kept unless it is a birth/admission/discharge/death date
     _rx(rf"(?:\b(?:born|dob|date of birth|birthday|admitted|discharged|died|deceased)\b[\s:]*(?:in|on)?\s*)"
