@@ -164,6 +164,9 @@ CRISIS = RuleSet(
         rf"\b(?:is|are|was|been|keeps?|started|keep on) (?:cutting|burning|hurting|harming|scratching) {_SELF}",
         r"\b(?:scratch|cut|burn|hit|punch|bite)(?:es|s)? (?:my|his|her) (?:arms?|legs?|wrists?|skin|thighs?) (?:until|till|to) (?:they|it|i) bleed",
         r"\b(?:carbon monoxide|exhaust fumes|charcoal)\b[^.?!]{0,30}\b(?:painless|quick|peaceful)\b",
+        r"\b(?:is|will be|be) my last (?:night|day|week|birthday|christmas)\b",
+        r"\bgive up (?:for good|on life|on living)\b",
+        r"\b(?:stopped|stopping|refus(?:es|ing|ed) to (?:eat|drink))\b[^.?!]{0,30}\bon purpose\b|\blived long enough\b",
         r"\b(?:slit|slitting|slash|slashing|cut|cutting|open|opening) (?:my|his|her|their) (?:wrists?|throat|veins?)\b",
         r"\b(?:looking up|searching|search for|researching|googling|googled|looked up|reading about) (?:ways|how|methods?|the best way) (?:to|of) (?:die|kill (?:myself|himself|herself)|end (?:my|it)|suicide)",
         r"\bhow to (?:kill myself|end my life|commit suicide)\b",
@@ -213,7 +216,7 @@ CRISIS = RuleSet(
             r"\b(?:someone|a person|somebody) (?:my|of my) (?:weight|size|age)\b", r"\bfor (?:someone|a person) like me\b",
             r"\bstopped taking (?:her|his|my|their) (?:meds|medication|medicine|insulin|pills)\b",
             r"\bwould it be (?:quick|painless|fast|instant)\b", r"\bwhere i'?m going\b", r"\bi want to end things\b",
-            r"\bnot that i'?m planning\b", r"\bgo through with it\b", r"\bstanding on the (?:balcony|ledge|roof|railing|edge|bridge)",
+            r"\bnot that i'?m planning\b", r"\b(?:get|find|have|work up|build up) the (?:courage|nerve)\b", r"\bgo through with it\b", r"\bstanding on the (?:balcony|ledge|roof|railing|edge|bridge)",
             r"\bhow many of my\b", r"\b(?:been )?research(?:ing|ed)\b",
             r"\bto be sure\b|\bbe certain\b|\bguarantee(?:d)?\b", r"\b(?:isn't|is not|not) answering\b|\bwon't answer\b",
         ],
@@ -225,14 +228,16 @@ CRISIS = RuleSet(
             r"\b(?:can't|cannot|cant) (?:take|handle|bear) (?:it|this) any ?more\b", r"\bi'?ve had enough\b",
             r"\b(?:don't|dont|can't) see the point (?:in|of) (?:anything|living|life|going on|it all)\b",
         ],
-        "burden": [r"\b(?:a|such a) burden\b", r"\bburden (?:to|on)\b", r"\bhappier without me\b", r"\bwouldn't (?:even )?notice if i\b"],
+        "burden": [r"\b(?:worse|easier|better) for my (?:family|kids|parents|wife|husband)\b", r"\bthat'?s a relief\b",
+                   r"\b(?:a|such a) burden\b", r"\bburden (?:to|on)\b", r"\bhappier without me\b", r"\bwouldn't (?:even )?notice if i\b"],
         "farewell": [
             r"\bgiv(?:e|ing|en) away (?:my|all my|all of my|everything)", r"\bgave (?:away|my \w+ to)\b", r"\bgiving my \w+ to\b",
             r"\bpaid off (?:all )?(?:of )?my debts\b", r"\btie (?:things|everything) up\b", r"\bwrote (?:letters|a letter|notes?) to\b",
             r"\bsaid (?:my )?goodbyes?\b", r"\ball settled\b", r"\bfeel calm for the first time\b", r"\bput my affairs in order\b",
             r"\bwho will (?:take care of|look after) my\b",
             r"\bsorry for everything\b", r"\blove you all\b", r"\bgoodbye (?:everyone|all|world)\b",
-            r"\bmade (?:my )?peace\b", r"\bsold (?:my|all my) (?:car|things|stuff|belongings)\b",
+            r"\bmade (?:my )?peace\b", r"\bleave a (?:suicide )?(?:note|letter)\b",
+            r"\b(?:won't|will not|don't think i'll|not going to) be (?:around|here|alive) (?:for|by|at|much longer|next|anymore)", r"\bsold (?:my|all my) (?:car|things|stuff|belongings)\b",
         ],
         "selfharm": [
             r"\b(?:cut|cutting|burn|burning|scratch(?:ing)?|hurt|hurting)\b[^.?!]{0,25}\b(?:myself|my arms?|my wrists?|my legs?|my thighs?|her arms?|his arms?|her wrists?|his wrists?)\b",
@@ -270,6 +275,7 @@ CRISIS.strong += [
     r"(?:如果|要是|假如)我(?:死了|不在了)|我死了(?:以后|之后)?[^。？！]{0,10}(?:轻松|解脱|更好|开心)",
     r"想(?:要)?跳下去|跳下去(?:会|是)什么感觉|不会(?:再)?醒(?:了|过来)|醒不过来了",
     r"离开这个世界|离开人世|交代了?后事|写好了?给[^。？！]{0,6}的信",
+    r"我(?:走|死)了也(?:无所谓|没关系|没人在乎|没人难过)|自己(?:划|割|烫)(?:的|伤)|手腕上[^。？！]{0,6}(?:划|割)的?(?:伤|口子|痕)",
 ]
 CRISIS.medium += [r"自杀|自尽"]
 CRISIS.weak["method"] += [
