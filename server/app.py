@@ -24,7 +24,7 @@ from server.metrics import Metrics
 from server.ratelimit import RateLimiter, RateLimiterUnavailable, make_rate_limiter
 from server.safety_glue import load_safety_engine
 from server.settings import Settings
-from server.upstream import ModelCatalog, Readiness, make_client
+from server.upstream import ModelCatalog, Readiness, UpstreamClient
 
 log = logging.getLogger("server.request")
 _UNSET: Any = object()
@@ -38,13 +38,14 @@ class GatewayState:
     ) -> None:
         self.settings = settings
         self.metrics = Metrics()
-        self.client = make_client(
+        self.upstream = UpstreamClient(
             settings.upstream_url,
             settings.upstream_connect_timeout,
             settings.upstream_read_timeout,
             settings.upstream_max_connections,
             transport,
         )
+        self.client = self.upstream.client
         key = settings.upstream_api_key
         self.upstream_key = key.get_secret_value() if key else None
         self.db: Database | None = Database(settings.database_url)
@@ -159,7 +160,7 @@ class GatewayState:
         )
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        await self.upstream.aclose()
         await self.limiter.close()
         self.audit.close()
         if self.db is not None:

@@ -242,7 +242,7 @@ async def _json(
     rl_headers: dict[str, str],
 ) -> Response:
     try:
-        r = await state.client.post(path, content=content, headers=headers)
+        r = await state.upstream.post(path, content, headers, stream=False)
     except httpx.HTTPError as exc:
         raise translate_error(exc, state.metrics) from None
     t_back = _perf()
@@ -294,9 +294,8 @@ async def _stream(
     guards: GuardSet | None,
     rl_headers: dict[str, str],
 ) -> Response:
-    req = state.client.build_request("POST", path, content=content, headers=headers)
     try:
-        resp = await state.client.send(req, stream=True)
+        resp = await state.upstream.post(path, content, headers, stream=True)
     except httpx.HTTPError as exc:
         raise translate_error(exc, state.metrics) from None
     if resp.status_code != 200:
