@@ -41,6 +41,8 @@ class RuleSet:
     combos: frozenset[frozenset[str]] | None = None
     # framings that silence every tier ("nothing has happened, asking to prepare")
     veto: list[str] = field(default_factory=list)
+    # a negation inside a match, before its key term ("i'm not suicidal")
+    inner_negation: str | None = None
 
     def compile(self) -> CompiledRules:
         return CompiledRules(
@@ -53,6 +55,7 @@ class RuleSet:
             double_tags=self.double_tags,
             combos=self.combos,
             veto=_gated(self.veto),
+            inner_negation=re.compile(self.inner_negation) if self.inner_negation else None,
         )
 
 
@@ -67,6 +70,7 @@ class CompiledRules:
     double_tags: frozenset[str]
     combos: frozenset[frozenset[str]] | None = None
     veto: list[GatedPattern] = field(default_factory=list)
+    inner_negation: re.Pattern[str] | None = None
 
     def __post_init__(self) -> None:
         # Only rules whose gate literals occur in the text run at all: intersect the scan's hit set
@@ -76,12 +80,16 @@ class CompiledRules:
         self._suppress = {p.index: p for p in self.suppress}
         self._weak = {p.index: (tag, p) for tag, p in self.weak}
 
-    def _negated(self, view: str, start: int) -> bool:
-        return self.negation is not None and self.negation.search(view, max(0, start - 24), start) is not None
+    def _negated(self, view: str, start: int, end: int | None = None) -> bool:
+        if self.negation is not None and self.negation.search(view, max(0, start - 24), start) is not None:
+            return True
+        # "i'm not suicidal": the negation sits inside the match, before its key term
+        return (end is not None and self.inner_negation is not None
+                and self.inner_negation.search(view, start, end) is not None)
 
     def _spans(self, tier: dict[int, GatedPattern], view: str, hits: Hits) -> list[tuple[int, int]]:
         return [m.span() for i in tier.keys() & hits.keys() for m in tier[i].finditer(view, hits)
-                if not self._negated(view, m.start())]
+                if not self._negated(view, m.start(), m.end())]
 
     def find(self, view: str, hits: Hits) -> list[tuple[int, int]]:
         """Spans that make the category fire (empty when it does not)."""
@@ -165,6 +173,12 @@ CRISIS = RuleSet(
         r"\b(?:scratch|cut|burn|hit|punch|bite)(?:es|s)? (?:my|his|her) (?:arms?|legs?|wrists?|skin|thighs?) (?:until|till|to) (?:they|it|i) bleed",
         r"\b(?:carbon monoxide|exhaust fumes|charcoal)\b[^.?!]{0,30}\b(?:painless|quick|peaceful)\b",
         r"\b(?:is|will be|be) my last (?:night|day|week|birthday|christmas)\b",
+        r"\b(?:wish|hope|hoping|wishing|pray)\b[^.?!]{0,30}\b(?:would (?:hit|kill) me|i (?:would|could) (?:die|just die)|to die|i was dead|i were dead)\b",
+        r"\bmake (?:it|this|everything) (?:all )?stop (?:forever|for good|permanently)\b",
+        r"\b(?:does it|would it|will it|do you think it) hurts? (?:to|when you) (?:die|drown|hang|bleed out)",
+        r"\b(?:can't|cannot|can not) (?:see|imagine|picture) myself (?:being )?(?:alive|living|here|around) (?:next|in|by|for)",
+        r"\b(?:think(?:ing)?|thought) about (?:stepping|jumping|throwing myself) (?:off|in front|down|from)",
+        r"\bhate my life\b[^.?!]{0,20}\bwant out\b|\bi want out\b(?! of (?:this|my) (?:job|marriage|relationship|contract|lease|house))",
         r"\bgive up (?:for good|on life|on living)\b",
         r"\b(?:stopped|stopping|refus(?:es|ing|ed) to (?:eat|drink))\b[^.?!]{0,30}\bon purpose\b|\blived long enough\b",
         r"\b(?:slit|slitting|slash|slashing|cut|cutting|open|opening) (?:my|his|her|their) (?:wrists?|throat|veins?)\b",
@@ -199,7 +213,8 @@ CRISIS = RuleSet(
             r"\bjump(?:ing)? (?:off|from)\b",
             r"\btak(?:e|ing) (?:all|the whole|every one|all of) (?:of )?(?:them|the pills|my pills|the bottle)",
             r"\b(?:pills|tablets|gun|rope|knife|razor|blade)\b",
-            r"\bways to die\b", r"\bif i (?:took|jumped|drank|cut|hanged|swallowed)\b", r"\b(?:toxic|poisonous) gas\b",
+            r"\bways to die\b", r"\bhow long (?:does it|it) takes? to (?:drown|die|bleed|suffocate)\b",
+ r"\bif i (?:took|jumped|drank|cut|hanged|swallowed)\b", r"\b(?:toxic|poisonous) gas\b",
             r"\bwhat happens if (?:you|i|someone|a person) (?:take|took|swallow|swallowed|takes) (?:\d+|all|a whole|a bottle)",
             r"\b(?:stockpil\w*|hoard(?:ed|ing)|saving up|saved up) (?:my |all my |enough |up )?[a-z]+",
             r"\bhow high\b[^.?!]{0,30}\b(?:bridge|building|floor|cliff|balcony|roof)\b",
@@ -216,13 +231,14 @@ CRISIS = RuleSet(
             r"\b(?:someone|a person|somebody) (?:my|of my) (?:weight|size|age)\b", r"\bfor (?:someone|a person) like me\b",
             r"\bstopped taking (?:her|his|my|their) (?:meds|medication|medicine|insulin|pills)\b",
             r"\bwould it be (?:quick|painless|fast|instant)\b", r"\bwhere i'?m going\b", r"\bi want to end things\b",
-            r"\bnot that i'?m planning\b", r"\b(?:get|find|have|work up|build up) the (?:courage|nerve)\b", r"\bgo through with it\b", r"\bstanding on the (?:balcony|ledge|roof|railing|edge|bridge)",
+            r"\bnot that i'?m planning\b", r"\bit'?s time\b", r"\bwaiting for the right (?:moment|time)\b",
+            r"\b(?:googled|searched|looked up)\b", r"\b(?:get|find|have|work up|build up) the (?:courage|nerve)\b", r"\bgo through with it\b", r"\bstanding on the (?:balcony|ledge|roof|railing|edge|bridge)",
             r"\bhow many of my\b", r"\b(?:been )?research(?:ing|ed)\b",
             r"\bto be sure\b|\bbe certain\b|\bguarantee(?:d)?\b", r"\b(?:isn't|is not|not) answering\b|\bwon't answer\b",
         ],
         "hopeless": [
             r"\bnothing (?:will )?ever (?:get|gets) better\b", r"\b(?:no|don't see a|can't see a|cant see a) way out\b",
-            r"\bhopeless\b", r"\b(?:can't|cannot|cant) (?:do|keep doing) this anymore\b", r"\bcan keep doing this\b",
+            r"\bhopeless\b", r"\bno future for me\b", r"\bhate my life\b", r"\b(?:can't|cannot|cant) (?:do|keep doing) this anymore\b", r"\bcan keep doing this\b",
             r"\btired of (?:everything|living|being alive|life|it all)\b", r"\bstopped caring\b",
             r"\bdone with (?:life|everything)\b", r"\bi give up\b", r"\bnothing matters\b",
             r"\b(?:can't|cannot|cant) (?:take|handle|bear) (?:it|this) any ?more\b", r"\bi'?ve had enough\b",
@@ -236,7 +252,7 @@ CRISIS = RuleSet(
             r"\bsaid (?:my )?goodbyes?\b", r"\ball settled\b", r"\bfeel calm for the first time\b", r"\bput my affairs in order\b",
             r"\bwho will (?:take care of|look after) my\b",
             r"\bsorry for everything\b", r"\blove you all\b", r"\bgoodbye (?:everyone|all|world)\b",
-            r"\bmade (?:my )?peace\b", r"\bleave a (?:suicide )?(?:note|letter)\b",
+            r"\bmade (?:my )?peace\b", r"\b(?:updated|wrote|made|finished) my will\b", r"\bgave (?:my )?passwords\b", r"\bleave a (?:suicide )?(?:note|letter)\b",
             r"\b(?:won't|will not|don't think i'll|not going to) be (?:around|here|alive) (?:for|by|at|much longer|next|anymore)", r"\bsold (?:my|all my) (?:car|things|stuff|belongings)\b",
         ],
         "selfharm": [
@@ -260,6 +276,7 @@ CRISIS = RuleSet(
           r"在写(?:论文|文章|作业|报告)", r"写论文", r"课题"],
     negation=r"(?:\b(?:not|never|no|don't|dont|doesn't|didn't|won't|wouldn't|isn't|wasn't|denies|denied|without)\b(?: thoughts? of| history of| intention of| plans? to)?[^.?!]{0,10}$)|(?:(?:没有|没|不会|否认|并不|从不|从没|从来没)[^。？！]{0,3}$)",
     double_tags=frozenset({"farewell"}),
+    inner_negation=r"\b(?:not|never|no longer|isn't|aren't|wasn't)\b[^.?!]{0,6}\b(?:suicid|self[- ]?harm)|(?:没有|不是|并不|不会)[^。？！]{0,3}(?:自杀|轻生)",
 )
 CRISIS.strong += [
     r"不想活|活不下去|不想再活|活够了|活着(?:真的|还|实在)?(?:没|没有)(?:什么)?(?:意思|意义|盼头)|不如死了|生不如死",
@@ -275,6 +292,7 @@ CRISIS.strong += [
     r"(?:如果|要是|假如)我(?:死了|不在了)|我死了(?:以后|之后)?[^。？！]{0,10}(?:轻松|解脱|更好|开心)",
     r"想(?:要)?跳下去|跳下去(?:会|是)什么感觉|不会(?:再)?醒(?:了|过来)|醒不过来了",
     r"离开这个世界|离开人世|交代了?后事|写好了?给[^。？！]{0,6}的信",
+    r"希望自己[^。？！]{0,10}死|死了就死了|故意不(?:吃|打|用)[^。？！]{0,6}(?:药|胰岛素)|再也不回来了?|(?:一觉|就这样)?睡过去就好了|消失了?(?:对|让)[^。？！]{0,6}(?:都|更)好",
     r"我(?:走|死)了也(?:无所谓|没关系|没人在乎|没人难过)|自己(?:划|割|烫)(?:的|伤)|手腕上[^。？！]{0,6}(?:划|割)的?(?:伤|口子|痕)",
 ]
 CRISIS.medium += [r"自杀|自尽"]
@@ -284,8 +302,9 @@ CRISIS.weak["method"] += [
 ]
 CRISIS.weak["intent"] += [r"想试试|攒了|存的药|一个人住|不会有人发现|今晚|这周末|计划好了|准备好了|想好了|下定决心|这次一定|就等(?:今晚|明天|周末|那天)|消失|准备好"]
 CRISIS.weak["method"] += [r"(?:药|安眠药)[^。？！]{0,4}攒|攒[^。？！]{0,4}药|绳子|木炭|刀片|煤气"]
+CRISIS.weak["intent"] += [r"攒够了|应该够了|足够了"]
 CRISIS.weak["hopeless"] += [r"不想再撑|撑不下去|没有(?:任何)?希望|没有盼头|活得太累|活着太痛苦|绝望|没意思|解脱|没(?:有)?人(?:在乎|发现|关心)|受够了|受不了了|撑不住了"]
-CRISIS.weak["burden"] += [r"拖累|负担|累赘|多余的人|自己是多余的|是多余的"]
+CRISIS.weak["burden"] += [r"拖累|负担|累赘|多余的人|自己是多余的|是多余的|废物"]
 CRISIS.weak["farewell"] += [
     r"该交代的|交代完",
     r"东西都送人|(?:都)?分给了?(?:我们|别人|大家)|存折|银行卡密码|我走了以后|我走以后|我不在了|遗嘱",
@@ -412,7 +431,7 @@ EMERGENCY.strong += [
     r"(?:一直|不停|大口|好多|很多|大量)(?:地)?吐血",
     r"(?:撞|摔|磕)(?:到|了|伤)?[^。？！]{0,4}头[^。？！]{0,20}(?:吐|想睡|嗜睡|昏|意识)|嗜睡|说胡话|迷糊|反应(?:很)?慢",
     r"大面积(?:烫伤|烧伤|起泡)|(?:烫伤|烧伤)[^。？！]{0,10}大面积|皮肤(?:发白|焦黑)|头(?:部)?(?:撞|摔|磕)(?:到|了|伤)?[^。？！]{0,16}(?:一直吐|呕吐|吐了|想睡|嗜睡|昏|意识)",
-    r"怀孕[^。？！]{0,12}(?:出血|流血)|脖子(?:僵硬|发硬)|压不褪色|被(?:毒)?蛇咬|被(?:马蜂|蜜蜂|黄蜂|胡蜂)(?:蛰|蜇)",
+    r"怀孕[^。？！]{0,12}(?:出血|流血)|脖子(?:僵硬|发硬)|压不褪色|被(?:毒)?蛇咬",
     r"糖尿病[^。？！]{0,20}(?:冷汗|发抖|说胡话|意识|叫不醒)",
 ]
 EMERGENCY.weak["chest"] += [r"胸(?:口|部|前)?(?:闷痛|[剧绞刺胀]?痛|[剧绞刺胀]?疼|闷|压|憋|像压了)|心口(?:[剧绞]?疼|[剧绞]?痛)"]
