@@ -133,8 +133,8 @@ CRISIS = RuleSet(
         r"\bend (?:it all|everything|this all|my suffering for good)\b",
         r"\bend it\b[^.?!\n]{0,20}\b(?:tonight|today|for good|now|soon|this week)",
         r"\btonight is the night\b",
-        r"\b(?:want|wanna|wish|going|ready|deserve|plan(?:ning)?|trying|decided|need|longing) to die\b",
-        r"\bwants? to (?:be dead|die)\b",
+        r"\b(?:want|wanna|wish|going|ready|deserve|plan(?:ning)?|trying|decided|need|longing) to die\b(?! (?:my|her|his|their|your|the) (?:hair|beard|clothes|shirt|eyebrows))",
+        r"\bwants? to (?:be dead|die)\b(?! (?:my|her|his|their|your|the) (?:hair|beard|clothes|shirt|eyebrows))",
         r"\bwish (?:i|he|she) (?:was|were|had been) (?:dead|never born)\b",
         r"\bbetter off dead\b",
         r"\bbetter off without (?:me|him|her)\b",
@@ -173,6 +173,9 @@ CRISIS = RuleSet(
         r"\b(?:scratch|cut|burn|hit|punch|bite)(?:es|s)? (?:my|his|her) (?:arms?|legs?|wrists?|skin|thighs?) (?:until|till|to) (?:they|it|i) bleed",
         r"\b(?:carbon monoxide|exhaust fumes|charcoal)\b[^.?!]{0,30}\b(?:painless|quick|peaceful)\b",
         r"\b(?:is|will be|be) my last (?:night|day|week|birthday|christmas)\b",
+        r"\btak(?:e|ing) all (?:of )?my \w+(?: \w+)? (?:at once|together|in one go)\b",
+        r"\bdrive (?:my|the|his|her) car (?:into|off)\b", r"\b(?:cut|cutting) deeper\b|\bdeeper than (?:usual|last time|before)\b",
+        r"\bnothing (?:left )?to live for\b|\bnothing left for me\b", r"\b(?:stop|stops) my heart\b",
         r"\b(?:wish|hope|hoping|wishing|pray)\b[^.?!]{0,30}\b(?:would (?:hit|kill) me|i (?:would|could) (?:die|just die)|to die|i was dead|i were dead)\b",
         r"\bmake (?:it|this|everything) (?:all )?stop (?:forever|for good|permanently)\b",
         r"\b(?:does it|would it|will it|do you think it) hurts? (?:to|when you) (?:die|drown|hang|bleed out)",
@@ -197,6 +200,13 @@ CRISIS = RuleSet(
         r"\b(?:i|i'm|im|i am|i've|ive|i have|i keep|i feel|feeling|i was|i'd|i'll|i will|i might|he|she|they|he's|she's|he is|she is|my \w+ is|been)\b[^.?!\n]{0,25}\bsuicid",
         r"\b(?:think(?:ing)?|thought|thoughts|considering|contemplating|planning|plan|attempt(?:ed|ing)?|tried|try|commit(?:ted|ting)?) (?:about |of |to commit |at )?suicid",
         r"\bsuicid\w* (?:thoughts|plan|attempt|feelings|urges)\b",
+        # subject ... desire/intent ... death or self-harm, in one sentence (a grammar, not a phrase list)
+        (r"\b(?:i|i'm|i've|i'd|i'll|im|me|(?:he|she|they|my \w+) (?:says?|said|keeps saying|told me|texted|wrote|posted))\b"
+        r"[^.?!\n]{0,40}\b(?:want|wanna|wish|wishing|think(?:ing)? (?:about|of)|plan(?:ning)?|ready|going to|gonna|tempted|urges? to|"
+        r"can't stop|keep|considering|decided|hope|longing)\b[^.?!\n]{0,30}"
+        r"\b(?:die(?! (?:my|her|his|their|the|it)\b)|dying(?! to)|be dead|disappear(?! from| for a)|end (?:it|my life|things|everything)|"
+         r"kill (?:myself|himself|herself)|(?:not|never) come back|take all (?:of )?my|taking all (?:of )?my|"
+        r"hurt (?:myself|himself|herself)|harm (?:myself|himself|herself)|overdose|not (?:be |being )?(?:here|around|alive))\b"),
         r"\bself[- ]?harm",
     ],
     weak={
@@ -213,7 +223,7 @@ CRISIS = RuleSet(
             r"\bjump(?:ing)? (?:off|from)\b",
             r"\btak(?:e|ing) (?:all|the whole|every one|all of) (?:of )?(?:them|the pills|my pills|the bottle)",
             r"\b(?:pills|tablets|gun|rope|knife|razor|blade)\b",
-            r"\bways to die\b", r"\bhow long (?:does it|it) takes? to (?:drown|die|bleed|suffocate)\b",
+            r"\bways to die\b(?! (?:my|her|his|their|your|the) (?:hair|beard|clothes|shirt|eyebrows))", r"\bhow long (?:does it|it) takes? to (?:drown|die|bleed|suffocate)\b",
  r"\bif i (?:took|jumped|drank|cut|hanged|swallowed)\b", r"\b(?:toxic|poisonous) gas\b",
             r"\bwhat happens if (?:you|i|someone|a person) (?:take|took|swallow|swallowed|takes) (?:\d+|all|a whole|a bottle)",
             r"\b(?:stockpil\w*|hoard(?:ed|ing)|saving up|saved up) (?:my |all my |enough |up )?[a-z]+",
@@ -238,7 +248,7 @@ CRISIS = RuleSet(
         ],
         "hopeless": [
             r"\bnothing (?:will )?ever (?:get|gets) better\b", r"\b(?:no|don't see a|can't see a|cant see a) way out\b",
-            r"\bhopeless\b", r"\bno future for me\b", r"\bhate my life\b", r"\b(?:can't|cannot|cant) (?:do|keep doing) this anymore\b", r"\bcan keep doing this\b",
+            r"\bhopeless\b", r"\btalk(?:s|ing|ed)? about (?:death|dying|suicide)\b", r"\bno future for me\b", r"\bhate my life\b", r"\b(?:can't|cannot|cant) (?:do|keep doing) this anymore\b", r"\bcan keep doing this\b",
             r"\btired of (?:everything|living|being alive|life|it all)\b", r"\bstopped caring\b",
             r"\bdone with (?:life|everything)\b", r"\bi give up\b", r"\bnothing matters\b",
             r"\b(?:can't|cannot|cant) (?:take|handle|bear) (?:it|this) any ?more\b", r"\bi'?ve had enough\b",
@@ -251,7 +261,8 @@ CRISIS = RuleSet(
             r"\bpaid off (?:all )?(?:of )?my debts\b", r"\btie (?:things|everything) up\b", r"\bwrote (?:letters|a letter|notes?) to\b",
             r"\bsaid (?:my )?goodbyes?\b", r"\ball settled\b", r"\bfeel calm for the first time\b", r"\bput my affairs in order\b",
             r"\bwho will (?:take care of|look after) my\b",
-            r"\bsorry for everything\b", r"\blove you all\b", r"\bgoodbye (?:everyone|all|world)\b",
+            r"\bsorry for everything\b",
+            r"\bgiv(?:e|ing|en) (?:her|his|my|their|all (?:her|his|my)) (?:things|stuff|belongings|possessions) away\b", r"\blove you all\b", r"\bgoodbye (?:everyone|all|world)\b",
             r"\bmade (?:my )?peace\b", r"\b(?:updated|wrote|made|finished) my will\b", r"\bgave (?:my )?passwords\b", r"\bleave a (?:suicide )?(?:note|letter)\b",
             r"\b(?:won't|will not|don't think i'll|not going to) be (?:around|here|alive) (?:for|by|at|much longer|next|anymore)", r"\bsold (?:my|all my) (?:car|things|stuff|belongings)\b",
         ],
@@ -292,15 +303,20 @@ CRISIS.strong += [
     r"(?:如果|要是|假如)我(?:死了|不在了)|我死了(?:以后|之后)?[^。？！]{0,10}(?:轻松|解脱|更好|开心)",
     r"想(?:要)?跳下去|跳下去(?:会|是)什么感觉|不会(?:再)?醒(?:了|过来)|醒不过来了",
     r"离开这个世界|离开人世|交代了?后事|写好了?给[^。？！]{0,6}的信",
-    r"希望自己[^。？！]{0,10}死|死了就死了|故意不(?:吃|打|用)[^。？！]{0,6}(?:药|胰岛素)|再也不回来了?|(?:一觉|就这样)?睡过去就好了|消失了?(?:对|让)[^。？！]{0,6}(?:都|更)好",
+    (r"想结束(?:掉)?自己|结束掉自己|永远睡(?:着|下去)|开车撞(?:墙|树|桥|车)|撞车自杀|"
+    r"希望自己[^。？！]{0,10}死|死了就死了|故意不(?:吃|打|用)[^。？！]{0,6}(?:药|胰岛素)|再也不回来了?|(?:一觉|就这样)?睡过去就好了|消失了?(?:对|让)[^。？！]{0,6}(?:都|更)好"),
     r"我(?:走|死)了也(?:无所谓|没关系|没人在乎|没人难过)|自己(?:划|割|烫)(?:的|伤)|手腕上[^。？！]{0,6}(?:划|割)的?(?:伤|口子|痕)",
 ]
-CRISIS.medium += [r"自杀|自尽"]
+CRISIS.medium += [
+    r"自杀|自尽",
+    (r"(?:我|他|她|我爸|我妈|老公|老婆|孩子|儿子|女儿|朋友)[^。？！\n]{0,10}(?:想|希望|打算|准备|决定|总是想|一直想|真想|老想)[^。？！\n]{0,6}"
+    r"(?:去死|死掉|自杀|结束(?:自己|生命)|消失(?!一段|几天|一阵|一会)|离开这个世界|跳楼|割腕|了结)"),
+]
 CRISIS.weak["method"] += [
     r"致死量|多少(?:片|粒|颗|毫克|克|瓶)?[^。？！]{0,6}(?:会|能|就|才|可以)(?:死|致死|醒不)|哪种[^。？！]{0,6}(?:死法|死|方式|方法)|怎么死",
     r"(?:无痛|不痛苦|没有痛苦|最快|最没有痛苦|最不痛苦)的?(?:死|方法|方式)|会不会(?:很)?痛苦|农药|安眠药|百草枯|老鼠药|烧炭|跳下去|几楼",
 ]
-CRISIS.weak["intent"] += [r"想试试|攒了|存的药|一个人住|不会有人发现|今晚|这周末|计划好了|准备好了|想好了|下定决心|这次一定|就等(?:今晚|明天|周末|那天)|消失|准备好"]
+CRISIS.weak["intent"] += [r"想试试|攒了|存的药|一个人住|不会有人发现|今晚|这周末|计划好了|准备好了|想好了|下定决心|这次一定|就等(?:今晚|明天|周末|那天)|消失(?!一段|几天|一阵|一会)|准备好"]
 CRISIS.weak["method"] += [r"(?:药|安眠药)[^。？！]{0,4}攒|攒[^。？！]{0,4}药|绳子|木炭|刀片|煤气"]
 CRISIS.weak["intent"] += [r"攒够了|应该够了|足够了"]
 CRISIS.weak["hopeless"] += [r"不想再撑|撑不下去|没有(?:任何)?希望|没有盼头|活得太累|活着太痛苦|绝望|没意思|解脱|没(?:有)?人(?:在乎|发现|关心)|受够了|受不了了|撑不住了"]
@@ -308,7 +324,7 @@ CRISIS.weak["burden"] += [r"拖累|负担|累赘|多余的人|自己是多余的
 CRISIS.weak["farewell"] += [
     r"该交代的|交代完",
     r"东西都送人|(?:都)?分给了?(?:我们|别人|大家)|存折|银行卡密码|我走了以后|我走以后|我不在了|遗嘱",
-    r"送给了?|送人|送走了",
+    r"送给了?|送人|送走了", r"对不起(?:大家|所有人|爸妈|你们)", r"我先走了",
     r"交代(?:事情|清楚)", r"存款|存折|银行卡", r"你们要好好的|以后你们要好好|好好照顾(?:妈|爸|自己)",
     r"以后(?:也|都)?用不(?:上|着)|再也用不(?:上|着)",
 ]
