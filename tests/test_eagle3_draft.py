@@ -165,9 +165,11 @@ def test_distilled_draft_has_real_acceptance(tmp_path: Path) -> None:
 
     target = write_checkpoint(get_preset("tiny"), tmp_path / "target", seed=0, bigram=40.0)
     res = distill_eagle3_draft(target, tmp_path / "draft", steps=150, gen_prompts=8, gen_tokens=24,
-                               random_sequences=128)
+                               random_sequences=128, unroll=2)
     assert res.acceptance_before < 0.05
     assert res.acceptance_after > 0.25
+    # A second draft token adds accepted tokens (trained with the two-step unroll).
+    assert res.accepted_per_proposal[1] > res.accepted_per_proposal[0] + 0.05
     cfg = json.loads((res.path / "config.json").read_text())
     assert cfg["architectures"] == ["LlamaForCausalLMEagle3"] and cfg["draft_vocab_size"] == 1024
     w = load(res.path)
@@ -176,3 +178,44 @@ def test_distilled_draft_has_real_acceptance(tmp_path: Path) -> None:
     # Trained: differs from the random initialisation of the same plan.
     random_draft = write_eagle3_draft(target, tmp_path / "random", draft_vocab_size=1024)
     assert not torch.equal(load(random_draft)["fc.weight"], w["fc.weight"])
+
+
+def test_student_unroll_matches_incremental_drafting(target: Path) -> None:
+    """The batched training-time unroll equals drafting row by row as vLLM does: step 1 over
+    the verified prefix, then each later step as one new query attending to the prefix's
+    step-1 keys and to the keys of its own earlier steps."""
+    import math
+
+    from model_plugin.checkpoints.eagle3 import build_draft_tensors, plan_eagle3_draft
+    from model_plugin.checkpoints.eagle3_distill import Eagle3Student, teacher_samples
+    from model_plugin.reference import ReferenceModel
+
+    plan = plan_eagle3_draft(target, draft_vocab_size=256)
+    tensors = build_draft_tensors(target, plan.config, plan.draft_ids, seed=1)
+    student = Eagle3Student(plan, {k: v.float() for k, v in tensors.items()})
+    ref = ReferenceModel.from_pretrained(target)
+    sample = teacher_samples(ref, plan.config["eagle_aux_hidden_state_layer_ids"],
+                             [[5, 60, 70, 80, 90, 100, 110, 120, 130, 140, 150, 160]], 0)[0]
+    with torch.no_grad():
+        batched = student(sample.tokens, sample.aux, 3)
+        for i in (0, 4, 7):
+            # Step 1 over rows 0..i (causal: later rows cannot matter).
+            tok1 = sample.tokens[1:i + 2]
+            hid1 = sample.aux[:i + 1] @ student.w("fc.weight").T
+            q, k, v = student._qkv(tok1, hid1, torch.arange(i + 1))
+            scores = torch.einsum("qhd,khd->hqk", q, k) / math.sqrt(student.head_dim)
+            mask = torch.ones(i + 1, i + 1, dtype=torch.bool).tril()
+            attn = torch.einsum("hqk,khd->qhd", scores.masked_fill(~mask, float("-inf")).softmax(-1), v)
+            logits, prenorm = student._finish(hid1, attn)
+            assert torch.allclose(logits[i], batched[0][i], atol=1e-4)
+            keys, vals, hidden = [k], [v], prenorm[i:i + 1]
+            for step in (2, 3):
+                tok = sample.tokens[i + step:i + step + 1]
+                q, k, v = student._qkv(tok, hidden, torch.tensor([i + step - 1]))
+                keys.append(k)
+                vals.append(v)
+                allk = torch.cat([keys[0]] + keys[1:])  # prefix keys, then this row's steps
+                allv = torch.cat([vals[0]] + vals[1:])
+                p = (torch.einsum("qhd,khd->hqk", q, allk) / math.sqrt(student.head_dim)).softmax(-1)
+                logits, hidden = student._finish(hidden, torch.einsum("hqk,khd->qhd", p, allv))
+                assert torch.allclose(logits[0], batched[step - 1][i], atol=1e-4), (i, step)

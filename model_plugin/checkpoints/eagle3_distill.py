@@ -55,10 +55,12 @@ class DistillResult:
     acceptance_before: float  # first-token acceptance of the untrained draft (held-out)
     acceptance_after: float
     train_positions: int
+    accepted_per_proposal: list[float]  # index k-1: mean tokens accepted with k drafts
 
 
 class Eagle3Student(nn.Module):
-    """A trainable float32 mirror of vLLM's one-layer EAGLE3 Llama draft (first step)."""
+    """A trainable float32 mirror of vLLM's one-layer EAGLE3 Llama draft, unrolled over the
+    speculative steps the way vLLM runs them ("training-time test")."""
 
     def __init__(self, plan: DraftPlan, tensors: dict[str, torch.Tensor]) -> None:
         super().__init__()
@@ -77,29 +79,59 @@ class Eagle3Student(nn.Module):
     def w(self, name: str) -> torch.Tensor:
         return self.p[name.replace(".", "__")]
 
-    def forward(self, next_tokens: torch.Tensor, aux: torch.Tensor) -> torch.Tensor:
-        """next_tokens [T], aux [T, n_aux*H] -> draft logits [T, draft_vocab]."""
-        n_tok, d = next_tokens.numel(), self.head_dim
-        hidden = aux @ self.w("fc.weight").T
-        emb = rms_norm(self.embed[next_tokens], self.w("midlayer.input_layernorm.weight"), self.eps)
+    def _qkv(self, tokens: torch.Tensor, hidden: torch.Tensor,
+             positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """[input_layernorm(embed) | hidden_norm(hidden)] -> q [n, Hq, d], k, v [n, Hq, d]."""
+        n, d = tokens.numel(), self.head_dim
+        emb = rms_norm(self.embed[tokens], self.w("midlayer.input_layernorm.weight"), self.eps)
         x = torch.cat([emb, rms_norm(hidden, self.w("midlayer.hidden_norm.weight"), self.eps)], -1)
-        q = (x @ self.w("midlayer.self_attn.q_proj.weight").T).view(n_tok, self.n_heads, d)
-        k = (x @ self.w("midlayer.self_attn.k_proj.weight").T).view(n_tok, self.n_kv, d)
-        v = (x @ self.w("midlayer.self_attn.v_proj.weight").T).view(n_tok, self.n_kv, d)
-        pos = torch.arange(n_tok)
-        q = apply_partial_neox_rope(q, pos, d, self.theta)
-        k = apply_partial_neox_rope(k, pos, d, self.theta)
+        q = (x @ self.w("midlayer.self_attn.q_proj.weight").T).view(n, self.n_heads, d)
+        k = (x @ self.w("midlayer.self_attn.k_proj.weight").T).view(n, self.n_kv, d)
+        v = (x @ self.w("midlayer.self_attn.v_proj.weight").T).view(n, self.n_kv, d)
+        q = apply_partial_neox_rope(q, positions, d, self.theta)  # full-width NeoX RoPE
+        k = apply_partial_neox_rope(k, positions, d, self.theta)
         rep = self.n_heads // self.n_kv
-        k, v = k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1)
-        scores = torch.einsum("qhd,khd->hqk", q, k) / math.sqrt(d)
-        causal = torch.ones(n_tok, n_tok, dtype=torch.bool).tril()
-        attn = torch.einsum("hqk,khd->qhd", scores.masked_fill(~causal, float("-inf")).softmax(-1), v)
-        residual = hidden + attn.reshape(n_tok, -1) @ self.w("midlayer.self_attn.o_proj.weight").T
+        return q, k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1)
+
+    def _finish(self, hidden: torch.Tensor, attn: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Residual, post-attention norm, SwiGLU -> (draft logits, pre-norm output)."""
+        residual = hidden + attn.reshape(attn.shape[0], -1) @ self.w("midlayer.self_attn.o_proj.weight").T
         h = rms_norm(residual, self.w("midlayer.post_attention_layernorm.weight"), self.eps)
         gate = h @ self.w("midlayer.mlp.gate_proj.weight").T
         up = h @ self.w("midlayer.mlp.up_proj.weight").T
-        residual = residual + (F.silu(gate) * up) @ self.w("midlayer.mlp.down_proj.weight").T
-        return rms_norm(residual, self.w("norm.weight"), self.eps) @ self.w("lm_head.weight").T
+        prenorm = residual + (F.silu(gate) * up) @ self.w("midlayer.mlp.down_proj.weight").T
+        return rms_norm(prenorm, self.w("norm.weight"), self.eps) @ self.w("lm_head.weight").T, prenorm
+
+    def forward(self, tokens: torch.Tensor, aux: torch.Tensor, steps: int = 1) -> list[torch.Tensor]:
+        """Draft logits [T-1, draft_vocab] for speculative steps 1..steps over one sequence.
+
+        Row i is a proposal made after the target verified tokens[:i+1]. Step 1 reads
+        (tokens[i+1], fc(aux[i])) at position i; step k reads (tokens[i+k], step k-1's pre-norm
+        output at row i) at position i+k-1 and attends to the step-1 keys of rows <= i plus the
+        keys of its own earlier steps at row i: vLLM's draft KV cache at that point. Step k's
+        label is the target's greedy token after tokens[i+k]. Tokens past the end are padded.
+        """
+        n, d = tokens.numel() - 1, self.head_dim
+        rows = torch.arange(n)
+        hidden = aux[:n] @ self.w("fc.weight").T
+        causal = rows[None, :] <= rows[:, None]  # [n, n]
+        keys: list[tuple[torch.Tensor, torch.Tensor]] = []
+        logits = []
+        for step in range(1, steps + 1):
+            step_tokens = tokens[(rows + step).clamp(max=tokens.numel() - 1)]
+            q, k, v = self._qkv(step_tokens, hidden, rows + step - 1)
+            keys.append((k, v))
+            k1, v1 = keys[0]
+            first = torch.einsum("qhd,khd->hqk", q, k1).masked_fill(~causal, float("-inf"))
+            own = torch.stack([(q * km).sum(-1).T for km, _ in keys[1:]], -1) if step > 1 else None
+            scores = first if own is None else torch.cat([first, own], -1)
+            probs = (scores / math.sqrt(d)).softmax(-1)  # [Hq, n, n + step - 1]
+            attn = torch.einsum("hqk,khd->qhd", probs[..., :n], v1)
+            for m, (_, vm) in enumerate(keys[1:]):
+                attn = attn + probs[..., n + m].T[..., None] * vm
+            step_logits, hidden = self._finish(hidden, attn)
+            logits.append(step_logits)
+        return logits
 
     def tensors(self) -> dict[str, torch.Tensor]:
         out = {name.replace("__", "."): p.detach().clone() for name, p in self.p.items()}
@@ -119,22 +151,28 @@ def teacher_samples(ref: ReferenceModel, aux_ids: list[int], prompts: list[list[
     return samples
 
 
-def _pairs(s: Sample) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Draft inputs/labels: at t, (token_{t+1}, aux_t) -> target's greedy token after t+1."""
-    return s.tokens[1:], s.aux[:-1], s.labels[1:]
+def step_labels(s: Sample, step: int) -> torch.Tensor:
+    """Target ids step k should propose at each row (-1 past the end of the sequence)."""
+    n = len(s.tokens) - 1
+    idx = torch.arange(n) + step
+    return torch.where(idx <= n, s.labels[idx.clamp(max=n)], torch.full((n,), -1))
 
 
-def acceptance(student: Eagle3Student, samples: list[Sample], draft_ids: torch.Tensor) -> float:
-    """Share of generated positions where the draft's first guess is the target's greedy token."""
-    hits = total = 0
+def acceptance(student: Eagle3Student, samples: list[Sample], draft_ids: torch.Tensor,
+               steps: int = 1) -> float:
+    """Mean tokens accepted per proposal of `steps` drafts (chain-greedy, like vLLM), over the
+    rows inside the target's own generations; 1.0 per step at most."""
+    accepted = total = 0
     with torch.no_grad():
         for s in samples:
-            nxt, aux, labels = _pairs(s)
-            guess = draft_ids[student(nxt, aux).argmax(-1)]
-            served = torch.arange(len(labels)) >= s.generated_from - 1
-            hits += int((guess == labels)[served].sum())
-            total += int(served.sum())
-    return hits / max(total, 1)
+            n = len(s.tokens) - 1
+            rows = (torch.arange(n) >= s.generated_from - 1) & (torch.arange(n) + steps <= n)
+            alive = torch.ones(n, dtype=torch.bool)
+            for step, logits in enumerate(student(s.tokens, s.aux, steps), start=1):
+                alive &= draft_ids[logits.argmax(-1)] == step_labels(s, step)
+                accepted += int(alive[rows].sum())
+            total += int(rows.sum())
+    return accepted / max(total, 1)
 
 
 def teacher_data(ref: ReferenceModel, tok: Tokenizer, aux_ids: list[int], *, gen_prompts: int,
@@ -157,23 +195,29 @@ def teacher_data(ref: ReferenceModel, tok: Tokenizer, aux_ids: list[int], *, gen
 def label_counts(train: list[Sample]) -> Counter[int]:
     """Frequencies of the target's greedy tokens; its own generations count double, being
     closest to what it says when served. They pick the draft vocabulary."""
-    counts = Counter(int(t) for s in train for t in _pairs(s)[2])
-    counts.update(int(t) for s in train if s.generated_from < len(s.tokens) for t in _pairs(s)[2])
+    counts = Counter(int(t) for s in train for t in s.labels[1:])
+    counts.update(int(t) for s in train if s.generated_from < len(s.tokens) for t in s.labels[1:])
     return counts
 
 
+STEP_DECAY = 0.8  # later speculative steps matter less (they only count if earlier ones hit)
+
+
 def train_student(student: Eagle3Student, train: list[Sample], to_draft: torch.Tensor, *,
-                  steps: int, batch: int, lr: float, rng: random.Random,
+                  steps: int, batch: int, lr: float, rng: random.Random, unroll: int,
                   log: Callable[[str], None]) -> None:
-    """Cross-entropy on the target's greedy tokens (ids outside the draft vocab are ignored)."""
+    """Cross-entropy on the target's greedy tokens over `unroll` speculative steps (ids
+    outside the draft vocab and rows past the sequence end are ignored)."""
     opt = torch.optim.AdamW(student.parameters(), lr=lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1))
     for step in range(steps):
         picked = rng.sample(train, min(batch, len(train)))
         loss = torch.zeros(())
         for s in picked:
-            nxt, aux, labels = _pairs(s)
-            loss = loss + F.cross_entropy(student(nxt, aux), to_draft[labels], ignore_index=-100)
+            for k, logits in enumerate(student(s.tokens, s.aux, unroll), start=1):
+                labels = step_labels(s, k)
+                target = torch.where(labels >= 0, to_draft[labels.clamp(min=0)], -100)
+                loss = loss + STEP_DECAY ** (k - 1) * F.cross_entropy(logits, target, ignore_index=-100)
         loss = loss / len(picked)
         opt.zero_grad()
         loss.backward()
@@ -196,6 +240,7 @@ def distill_eagle3_draft(
     random_sequences: int = 512,
     batch: int = 16,
     lr: float = 3e-3,
+    unroll: int = 3,
     log: Callable[[str], None] | None = None,
 ) -> DistillResult:
     """Train a draft on the target's own aux states and greedy tokens; write it to `out`."""
@@ -221,8 +266,12 @@ def distill_eagle3_draft(
         to_draft = torch.full((plan.target_config["vocab_size"],), -100, dtype=torch.long)
         to_draft[draft_ids] = torch.arange(len(draft_ids))
         before = acceptance(student, evals, draft_ids)
-        train_student(student, train, to_draft, steps=steps, batch=batch, lr=lr, rng=rng, log=log)
+        train_student(student, train, to_draft, steps=steps, batch=batch, lr=lr, rng=rng,
+                      unroll=unroll, log=log)
         after = acceptance(student, evals, draft_ids)
+        accepted = [acceptance(student, evals, draft_ids, k) for k in range(1, unroll + 1)]
     log(f"first-token acceptance on held-out target generations: {before:.3f} -> {after:.3f}")
+    log("mean accepted tokens per proposal of k drafts: "
+        + ", ".join(f"k={k}: {a:.2f}" for k, a in enumerate(accepted, start=1)))
     path = save_eagle3_draft(plan, out, student.tensors())
-    return DistillResult(path, before, after, sum(len(s.tokens) - 1 for s in train))
+    return DistillResult(path, before, after, sum(len(s.tokens) - 1 for s in train), accepted)
