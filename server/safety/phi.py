@@ -207,16 +207,21 @@ def _luhn_ok(digits: str) -> bool:
 _CARD = _rx(r"(?<![\d-])\d{4}(?:[ -]?\d{4}){2}[ -]?\d{1,7}(?![\d-])", literals=_NUMERIC, window=40)
 
 
+def _run(pattern: GatedPattern, text: str, hits: Hits) -> Iterator[re.Match[str]] | tuple[()]:
+    """Matches of a gated pattern; nothing at all (not even a generator) when its literals are absent."""
+    return pattern.finditer(text, hits) if pattern.index in hits else ()
+
+
 def _simple(pattern: GatedPattern, entity: str, group: int = 0) -> Callable[[str, Hits], Iterator[Span]]:
     def find(text: str, hits: Hits) -> Iterator[Span]:
-        for m in pattern.finditer(text, hits):
+        for m in _run(pattern, text, hits):
             yield m.start(group), m.end(group), entity
     return find
 
 
 def _phones(text: str, hits: Hits) -> Iterator[Span]:
     for pat in (_CN_MOBILE, _CN_LANDLINE, _US_PHONE, _INTL_PHONE, _NATIONAL_PHONE):
-        for m in pat.finditer(text, hits):
+        for m in _run(pat, text, hits):
             digits = sum(c.isdigit() for c in m.group())
             if digits < 7 or (pat is _NATIONAL_PHONE and not 10 <= digits <= 11):
                 continue
@@ -225,37 +230,37 @@ def _phones(text: str, hits: Hits) -> Iterator[Span]:
 
 
 def _cn_ids(text: str, hits: Hits) -> Iterator[Span]:
-    for m in _CN_ID.finditer(text, hits):
+    for m in _run(_CN_ID, text, hits):
         if _cn_id_ok(m.group()):
             yield m.start(), m.end(), "CN_ID"
-    for m in _CN_ID_CTX.finditer(text, hits):  # the caller said it is an ID number: trust that over the checksum
+    for m in _run(_CN_ID_CTX, text, hits):  # the caller said it is an ID number: trust that over the checksum
         yield m.start(1), m.end(1), "CN_ID"
 
 
 def _ssns(text: str, hits: Hits) -> Iterator[Span]:
-    for m in _SSN.finditer(text, hits):
+    for m in _run(_SSN, text, hits):
         yield m.start(), m.end(), "SSN"
-    for m in _SSN_CTX.finditer(text, hits):
+    for m in _run(_SSN_CTX, text, hits):
         yield m.start(1), m.end(1), "SSN"
 
 
 def _dates(text: str, hits: Hits) -> Iterator[Span]:
     for i, pat in enumerate(_DATE_RES):
         group = 1 if i >= 5 else 0
-        for m in pat.finditer(text, hits):
+        for m in _run(pat, text, hits):
             yield m.start(group), m.end(group), "DATE"
     for pat in _AGES_90:
-        for m in pat.finditer(text, hits):
+        for m in _run(pat, text, hits):
             yield m.start(), m.end(), "AGE"
 
 
 def _context_ids(text: str, hits: Hits) -> Iterator[Span]:
     for entity, pat in _CTX_IDS:
-        for m in pat.finditer(text, hits):
+        for m in _run(pat, text, hits):
             yield m.start(1), m.end(1), entity
-    for m in _CN_PLATE.finditer(text, hits):
+    for m in _run(_CN_PLATE, text, hits):
         yield m.start(), m.end(), "VEHICLE"
-    for m in _CARD.finditer(text, hits):
+    for m in _run(_CARD, text, hits):
         digits = re.sub(r"\D", "", m.group())
         if 13 <= len(digits) <= 19 and _luhn_ok(digits):
             yield m.start(), m.end(), "ACCOUNT"
@@ -263,17 +268,17 @@ def _context_ids(text: str, hits: Hits) -> Iterator[Span]:
 
 def _addresses(text: str, hits: Hits) -> Iterator[Span]:
     for pat in (_ADDR_EN, _PO_BOX):
-        for m in pat.finditer(text, hits):
+        for m in _run(pat, text, hits):
             yield m.start(), m.end(), "ADDRESS"
-    for m in _ADDR_ZH.finditer(text, hits):
+    for m in _run(_ADDR_ZH, text, hits):
         prefix = _ZH_ADDR_PREFIX.search(text, max(0, m.start() - 16), m.start())
         start = prefix.start() if prefix else m.start()
         # the gathered prefix can include "我家住在": start after the last such lead-in
         lead = _ZH_ADDR_LEAD.match(text, start, m.start())
         yield (lead.end() if lead else start), m.end(), "ADDRESS"
-    for m in _ADDR_ZH2.finditer(text, hits):
+    for m in _run(_ADDR_ZH2, text, hits):
         yield m.start(), m.end(), "ADDRESS"
-    for m in _ADDR_ZH_CTX.finditer(text, hits):
+    for m in _run(_ADDR_ZH_CTX, text, hits):
         yield m.start(1), m.end(1), "ADDRESS"
 
 
@@ -284,7 +289,7 @@ def _is_name(candidate: str) -> bool:
 
 def _names(text: str, hits: Hits) -> Iterator[Span]:
     for pat, group in _NAME_RES:
-        for m in pat.finditer(text, hits):
+        for m in _run(pat, text, hits):
             start, end = m.span(group)
             # trim trailing words that are not names ("John Smith Is" -> "John Smith")
             words = re.sub(r"['’]s$", "", m.group(group)).split()
@@ -292,10 +297,10 @@ def _names(text: str, hits: Hits) -> Iterator[Span]:
                 words.pop()
             if words and _is_name(" ".join(words)):
                 yield start, start + len(" ".join(words)), "PERSON"
-    for m in _TWO_CAPS.finditer(text, hits):
+    for m in _run(_TWO_CAPS, text, hits):
         if m.group(1).lower() in _FIRST_NAMES and _is_name(m.group(2)):
             yield m.start(), m.end(), "PERSON"
-    for m in _ZH_NAME.finditer(text, hits):
+    for m in _run(_ZH_NAME, text, hits):
         start, end = m.span(1)
         name = m.group(1)
         if "某" in name or name[:2] in _ZH_NOT_NAMES:
@@ -308,7 +313,7 @@ def _names(text: str, hits: Hits) -> Iterator[Span]:
 
 
 def _ipv4(text: str, hits: Hits) -> Iterator[Span]:
-    for m in _IPV4.finditer(text, hits):
+    for m in _run(_IPV4, text, hits):
         if all(int(octet) <= 255 for octet in m.group().split(".")):
             yield m.start(), m.end(), "IP"
 
