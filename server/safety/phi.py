@@ -90,6 +90,8 @@ _CTX_IDS: list[tuple[str, GatedPattern]] = [
     ("MRN", _rx(r"(?i:\b(?:mrn|medical record|record|chart|patient id|hospital|case|encounter)(?:\s*(?:number|no\.?|#|id))?)" + _SEP + _ID)),
     ("MRN", _rx(r"(?:病历|住院|门诊|病案|就诊卡|就诊|医疗卡|患者|档案)(?:号码|号|编号|卡号|ID)" + _SEP + _ID)),
     ("HEALTH_PLAN", _rx(r"(?i:\b(?:member|insurance|policy|medicare|medicaid|subscriber|group|plan|beneficiary)(?:\s*(?:id|number|no\.?|#))?)" + _SEP + _ID)),
+    ("HEALTH_PLAN", _rx(r"(?i:\b(?:insurance|medicare|medicaid|health plan|aetna|cigna|humana|kaiser|blue cross|bcbs|"
+                        r"united ?health(?:care)?|uhc)\b)[^.\n]{0,24}?\b(?i:id|number|no\.?|#)[\s:#]*" + _ID)),
     ("HEALTH_PLAN", _rx(r"(?:医保|社保|医疗保险|保险|保单|参保)(?:卡号|号码|号|单号|编号|卡)" + _SEP + _ID)),
     ("ACCOUNT", _rx(r"(?i:\b(?:account|acct|card|iban|routing|billing)(?:\s*(?:number|no\.?|#))?)" + _SEP + _ID)),
     ("ACCOUNT", _rx(r"(?:银行卡|银行账|账户|账|卡)号" + _SEP + _ID)),
