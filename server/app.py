@@ -106,7 +106,7 @@ class GatewayState:
         now = time.perf_counter()
         duration = now - ctx.t0
         route = ctx.route or _route_label(path)
-        model = ctx.model or ""
+        model = ctx.model if ctx.model and ctx.model_known else ""
         m.requests.labels(route, str(ctx.status), model).inc()
         if ctx.route is None:
             return  # health/metrics probes and unknown paths: counted, not audited or logged

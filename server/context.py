@@ -16,6 +16,7 @@ class RequestCtx:
         "disconnected",
         "key",
         "model",
+        "model_known",
         "overhead",
         "prompt_tokens",
         "ratelimit_key",
@@ -35,6 +36,8 @@ class RequestCtx:
         self.t0 = time.perf_counter()
         self.route: str | None = None  # set by /v1 routes: these get audit rows and request logs
         self.model: str | None = None
+        # Only a model the upstream serves becomes a metric label (clients cannot mint label values).
+        self.model_known = False
         self.key = None  # KeyRecord once authenticated
         self.status = 0
         self.safety = ""

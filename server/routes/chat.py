@@ -65,7 +65,8 @@ async def _handle(request: Request, key: KeyRecord, kind: str, path: str) -> Res
     ctx: RequestCtx = request.scope["angel"]
     body = await read_json(request, state.settings.max_body_bytes)
     (validate_chat if kind == CHAT else validate_completion)(body)
-    model = ctx.model = body["model"]
+    model = body["model"]
+    ctx.model = model[:128]  # for the audit row and log line; bounded
     if not key.allows(model):
         raise GatewayError(
             403, "model_not_allowed", f"This API key may not use model {model!r}.", param="model"
@@ -73,6 +74,7 @@ async def _handle(request: Request, key: KeyRecord, kind: str, path: str) -> Res
     ids = await state.catalog.ids()
     if ids is not None and model not in ids:
         raise GatewayError(404, "model_not_found", f"The model {model!r} does not exist.", param="model")
+    ctx.model_known = ids is not None
     apply_max_tokens_cap(body, key.max_tokens)
     rl_headers = await _admit(state, key, ctx)
     stream = body.get("stream") is True

@@ -104,6 +104,14 @@ async def test_model_not_found(gw, upstream):
     assert upstream.requests == []
 
 
+async def test_client_model_names_do_not_become_metric_labels(gw):
+    for i in range(3):
+        await gw.post("/v1/chat/completions", json=chat_body(model=f"scanner-{i}"), headers=AUTH)
+    text = (await gw.get("/metrics")).text
+    assert "scanner-" not in text
+    assert 'gateway_requests_total{model="",route="/v1/chat/completions",status="404"} 3.0' in text
+
+
 async def test_models_listing_filtered_by_key(make_gateway, tmp_path):
     key = db_key(tmp_path, name="narrow", allowed_models=["other-model"])
     gw = make_gateway()
