@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from server.safety.detectors import detect_crisis, detect_emergency, detect_injection, scan
-from server.safety.normalize import has_cjk, locale_of, match_view, normalize
+from server.safety.normalize import char_map, has_cjk, locale_of, match_view, normalize
 from server.safety.phi import PlaceholderMap, find_phi
 from server.safety.policy import CATEGORIES, LocaleTexts, Policy, ProfilePolicy, load_policy
 
@@ -106,25 +106,29 @@ class SafetyEngine:
                         refs.append((i, j, self._segment(role, part["text"])))
         verdict = self._decide([seg for _, _, seg in refs], name, prof)
         if verdict.action == "pass":
-            verdict.messages = self._rewrite_messages(messages, refs, verdict, prof)
+            verdict.messages = self._rewrite_messages(messages, refs, verdict)
         return verdict
 
     def check_prompt(self, prompt: str | list[Any], profile: str | None) -> Verdict:
         """Rails over a /v1/completions prompt (a string or a list of strings; token ids pass unchecked)."""
         name, prof = self.resolve_profile(profile)
-        prompts = [prompt] if isinstance(prompt, str) else list(prompt) if isinstance(prompt, list) else []
+        if isinstance(prompt, str):
+            prompts: list[Any] = [prompt]
+        else:
+            prompts = list(prompt) if isinstance(prompt, list) else []
         segs = [self._segment("user", p) if isinstance(p, str) else None for p in prompts]
         verdict = self._decide([s for s in segs if s is not None], name, prof)
         if verdict.action == "pass":
             instruction = self._instruction(verdict)
             out: list[Any] = []
-            for p, seg in zip(prompts, segs):
+            for p, seg in zip(prompts, segs, strict=True):
                 if seg is None:
                     out.append(p)
                     continue
-                text = self._rewrite_text(seg, verdict, prof)
-                out.append(p if text is None and not instruction else f"{instruction}\n\n{text if text is not None else p}"
-                           if instruction else text)
+                text = self._rewrite_text(seg, verdict)
+                text = p if text is None else text
+                # a raw completion has no system turn: the safety instruction leads the prompt instead
+                out.append(f"{instruction}\n\n{text}" if instruction else text)
             verdict.prompt = out[0] if isinstance(prompt, str) else out
         return verdict
 
@@ -140,9 +144,15 @@ class SafetyEngine:
         norm = normalize(text)
         return _Segment(role, text, norm, match_view(norm))
 
-    def _decide(self, segs: list[_Segment], name: str, prof: ProfilePolicy) -> Verdict:
-        # crisis and emergency read the caller's own words; with no user turn at all, every non-system text
-        speaker = [s for s in segs if s.role in _SPEAKER_ROLES] or [s for s in segs if s.role not in ("system", "developer", "assistant")]
+    @staticmethod
+    def _speakers(segs: list[_Segment]) -> list[_Segment]:
+        """Crisis and emergency read the caller's own words; with no user turn, every non-system text."""
+        return ([s for s in segs if s.role in _SPEAKER_ROLES]
+                or [s for s in segs if s.role not in ("system", "developer", "assistant")])
+
+    @staticmethod
+    def _detect(segs: list[_Segment], speaker: list[_Segment], prof: ProfilePolicy) -> set[str]:
+        """Run the rails over every segment, recording spans on the segments; the categories that fired."""
         speaker_ids = {id(s) for s in speaker}
         phi_entities = frozenset(prof.phi.entities) if prof.phi.entities else None
         fired: set[str] = set()
@@ -163,11 +173,22 @@ class SafetyEngine:
             if phi:
                 seg.spans["phi"] = phi
                 fired.add("phi")
+        return fired
+
+    def _decide(self, segs: list[_Segment], name: str, prof: ProfilePolicy) -> Verdict:
+        speaker = self._speakers(segs)
+        fired = self._detect(segs, speaker, prof)
         categories = [c for c in CATEGORIES if c in fired]
         user_text = " ".join(s.norm for s in speaker[-3:])
         locale = locale_of(user_text) if has_cjk(user_text) else "en" if user_text.strip() else self.policy.default_locale
         verdict = Verdict(categories=categories, action="pass", profile=name, locale=locale)
-        texts = self.texts(locale)
+        self._apply_actions(verdict, prof)
+        return verdict
+
+    def _apply_actions(self, verdict: Verdict, prof: ProfilePolicy) -> None:
+        """Block beats respond beats pass; a pass carries the notices its annotations promise."""
+        texts = self.texts(verdict.locale)
+        categories = verdict.categories
         for c in categories:
             verdict.actions[c] = prof.action(c)
             verdict.events.append((c, prof.action(c)))
@@ -187,7 +208,6 @@ class SafetyEngine:
                 verdict.notices.append("urgent_care_notice")
             if verdict.actions.get("crisis_self_harm") in ("annotate", "redact"):
                 verdict.notices.append("crisis_resources")
-        return verdict
 
     def _instruction(self, verdict: Verdict) -> str:
         texts = self.texts(verdict.locale)
@@ -197,7 +217,8 @@ class SafetyEngine:
                   or (verdict.actions.get(c) == "redact" and c in ("crisis_self_harm", "medical_emergency"))]
         return "\n\n".join(keys[c] for c in wanted)
 
-    def _rewrite_text(self, seg: _Segment, verdict: Verdict, prof: ProfilePolicy) -> str | None:
+    @staticmethod
+    def _rewrite_text(seg: _Segment, verdict: Verdict) -> str | None:
         """The segment with redact-action spans replaced, or None when nothing changes."""
         spans: list[tuple[int, int, str]] = []
         for category, found in seg.spans.items():
@@ -216,10 +237,11 @@ class SafetyEngine:
         return _redact_raw(seg, kept, verdict.placeholder_map)
 
     def _rewrite_messages(self, messages: list[dict[str, Any]], refs: list[tuple[int, int | None, _Segment]],
-                          verdict: Verdict, prof: ProfilePolicy) -> list[dict[str, Any]]:
+                          verdict: Verdict) -> list[dict[str, Any]]:
+        """A copy of the messages with redactions and the safety instruction; the caller's objects untouched."""
         out: list[dict[str, Any]] = list(messages)
         for i, j, seg in refs:
-            text = self._rewrite_text(seg, verdict, prof)
+            text = self._rewrite_text(seg, verdict)
             if text is None:
                 continue
             msg = out[i] = dict(out[i]) if out[i] is messages[i] else out[i]
@@ -245,25 +267,17 @@ class SafetyEngine:
 def _redact_raw(seg: _Segment, spans: list[tuple[int, int, str]], pmap: PlaceholderMap) -> str:
     """Redact the caller's own text (keeping their punctuation and letters) where spans can be mapped back.
 
-    Spans were found on the normalised text. When normalisation kept the length, characters correspond
-    one to one; otherwise a per-character NFKC map is built (only on this rare path). If even that does
-    not line up (combining sequences), the normalised text is forwarded instead.
+    Spans were found on the normalised text. When normalisation changed nothing they apply as they are;
+    otherwise the characters normalisation touched are mapped back one by one. If even that does not
+    line up (NFKC composing across characters), the normalised text is forwarded instead.
     """
-    if len(seg.raw) == len(seg.norm):
+    if seg.raw == seg.norm:
         return _redact(seg.raw, spans, pmap)
-    index = _char_map(seg.raw, seg.norm)
+    index = char_map(seg.raw, seg.norm)
     if index is None:
         return _redact(seg.norm, spans, pmap)
     mapped = [(index[a], index[b - 1] + 1, kind) for a, b, kind in spans]
     return _redact(seg.raw, mapped, pmap)
-
-
-def _char_map(raw: str, norm: str) -> list[int] | None:
-    """For each character of `norm`, the index of the raw character it came from (None if not aligned)."""
-    index: list[int] = []
-    for i, ch in enumerate(raw):
-        index.extend([i] * len(normalize(ch)))
-    return index if len(index) == len(norm) else None
 
 
 def _redact(text: str, spans: list[tuple[int, int, str]], pmap: PlaceholderMap) -> str:

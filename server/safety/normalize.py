@@ -52,6 +52,25 @@ def normalize(text: str) -> str:
     return _NFKC_RUN.sub(_nfkc, _INVISIBLE.sub("", text))
 
 
+_CHANGES = re.compile(f"{_INVISIBLE.pattern}|{_NFKC_RUN.pattern}")  # what normalize() may touch
+
+
+def char_map(raw: str, norm: str) -> list[int] | None:
+    """For each character of normalize(raw) == norm, the index of the raw character it came from.
+
+    Only characters normalize() can change are mapped one by one; None if the pieces do not line up
+    (NFKC composing across characters), in which case callers fall back to the normalised text."""
+    index: list[int] = []
+    pos = 0
+    for m in _CHANGES.finditer(raw):
+        index.extend(range(pos, m.start()))
+        for k in range(m.start(), m.end()):
+            index.extend([k] * len(normalize(raw[k])))
+        pos = m.end()
+    index.extend(range(pos, len(raw)))
+    return index if len(index) == len(norm) else None
+
+
 def match_view(norm: str) -> str:
     """Lower-case, homoglyph-folded view of `norm`, one character per character of `norm`."""
     folded = norm.translate(_VIEW_TABLE) if _NEEDS_FOLD.search(norm) else norm

@@ -289,3 +289,11 @@ def test_events_and_repr_never_carry_text(engine: SafetyEngine) -> None:
                for e in verdict.events)
     assert "Sarah" not in repr(verdict.events)
     assert "Sarah" not in repr(verdict) and "415-555-0132" not in repr(verdict)
+
+
+def test_redaction_maps_back_through_ligatures_and_invisible_characters(engine: SafetyEngine) -> None:
+    text = "\ufb01le: call \uff14\uff11\uff15-\uff15\uff15\uff15-\uff10\uff11\uff13\uff12 now\u200b，谢谢"
+    verdict = engine.check_input(user(text), "patient")
+    # only the identifier changes; the caller's own characters around it are kept
+    assert verdict.messages[0]["content"] == "\ufb01le: call [PHONE_1] now\u200b，谢谢"
+    assert verdict.placeholders["[PHONE_1]"] == "\uff14\uff11\uff15-\uff15\uff15\uff15-\uff10\uff11\uff13\uff12"
