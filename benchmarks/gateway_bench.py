@@ -267,7 +267,9 @@ async def run(args: argparse.Namespace, safety: bool) -> dict:
         "load_avg_at_end": [round(x, 2) for x in os.getloadavg()],
         "gateway": "python -m server (uvloop + httptools), auth via database key, RPM+TPM limits ("
         + ("Redis" if args.redis else "in-memory")
-        + "), safety default policy, metrics, audit, JSON logs",
+        + "), "
+        + ("safety layer with its default policy" if safety else "safety layer OFF")
+        + ", metrics, audit, JSON logs",
         "upstream": f"tests/support/standin_upstream.py, {CHUNKS}-chunk answers",
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
