@@ -43,6 +43,8 @@ class RuleSet:
     veto: list[str] = field(default_factory=list)
     # a negation inside a match, before its key term ("i'm not suicidal")
     inner_negation: str | None = None
+    # weak cues further apart than this (characters) do not combine
+    cue_distance: int = 240
 
     def compile(self) -> CompiledRules:
         return CompiledRules(
@@ -56,6 +58,7 @@ class RuleSet:
             combos=self.combos,
             veto=_gated(self.veto),
             inner_negation=re.compile(self.inner_negation) if self.inner_negation else None,
+            cue_distance=self.cue_distance,
         )
 
 
@@ -71,6 +74,7 @@ class CompiledRules:
     combos: frozenset[frozenset[str]] | None = None
     veto: list[GatedPattern] = field(default_factory=list)
     inner_negation: re.Pattern[str] | None = None
+    cue_distance: int = 240
 
     def __post_init__(self) -> None:
         # Only rules whose gate literals occur in the text run at all: intersect the scan's hit set
@@ -103,19 +107,27 @@ class CompiledRules:
         spans = self._spans(self._medium, view, hits)
         if spans:
             return sorted(spans)
-        counts: dict[str, int] = {}
-        weak_spans: list[tuple[int, int]] = []
+        return self._weak_combination(view, hits)
+
+    def _weak_combination(self, view: str, hits: Hits) -> list[tuple[int, int]]:
+        """Two cues of different kinds close together (one message can hold unrelated sentences)."""
+        cues: list[tuple[int, int, str, int]] = []  # start, end, tag, rule index
         for i in self._weak.keys() & hits.keys():
             tag, pat = self._weak[i]
-            for m in pat.finditer(view, hits):
-                if not self._negated(view, m.start()):
-                    counts[tag] = counts.get(tag, 0) + 1
-                    weak_spans.append(m.span())
+            cues.extend((m.start(), m.end(), tag, i) for m in pat.finditer(view, hits)
+                        if not self._negated(view, m.start()))
+        cues.sort()
+        for k, (start, end, tag, rule) in enumerate(cues):
+            for other in cues[k + 1:]:
+                if other[0] - start > self.cue_distance:
                     break
-        if self.combos is not None:
-            return sorted(weak_spans) if any(c <= counts.keys() for c in self.combos) else []
-        score = sum(min(n, 2 if tag in self.double_tags else 1) for tag, n in counts.items())
-        return sorted(weak_spans) if score >= 2 else []
+                if other[2] != tag:
+                    pair = frozenset((tag, other[2]))
+                    if self.combos is None or pair in self.combos:
+                        return [(start, end), other[:2]]
+                elif tag in self.double_tags and other[3] != rule:  # two different acts of one kind
+                    return [(start, end), other[:2]]
+        return []
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -323,7 +335,7 @@ CRISIS.weak["hopeless"] += [r"不想再撑|撑不下去|没有(?:任何)?希望|
 CRISIS.weak["burden"] += [r"拖累|负担|累赘|多余的人|自己是多余的|是多余的|废物"]
 CRISIS.weak["farewell"] += [
     r"该交代的|交代完",
-    r"东西都送人|(?:都)?分给了?(?:我们|别人|大家)|存折|银行卡密码|我走了以后|我走以后|我不在了|遗嘱",
+    r"东西都送人|(?:都)?分给了?(?:我们|别人|大家)|存折|银行卡密码|我走了以后|我走以后|我不在了",
     r"送给了?|送人|送走了", r"对不起(?:大家|所有人|爸妈|你们)", r"我先走了",
     r"交代(?:事情|清楚)", r"存款|存折|银行卡", r"你们要好好的|以后你们要好好|好好照顾(?:妈|爸|自己)",
     r"以后(?:也|都)?用不(?:上|着)|再也用不(?:上|着)",
@@ -433,6 +445,7 @@ EMERGENCY = RuleSet(
     },
     combos=frozenset({frozenset({"chest", "cardiac_assoc"}), frozenset({"ingestion", "altered"}),
                       frozenset({"radiating", "sweat"})}),
+    cue_distance=120,
     suppress=[r"\brole-?play\b", r"\bsimulat", r"\bfor (?:my|an|the|our) (?:exam|osce|class|course|handout)", r"\bcase study\b",
               r"模拟", r"练习问诊", r"科普", r"(?:假装|扮演)"],
     veto=[r"\bnothing (?:has )?happened\b", r"\basking (?:to prepare|in advance|ahead of time)\b", r"\bhypothetically\b",
@@ -465,9 +478,12 @@ EMERGENCY.weak["chest"] += [r"胸(?:口|部|前)?(?:闷痛|[剧绞刺胀]?痛|[�
 EMERGENCY.weak["cardiac_assoc"] += [r"冷汗|大汗|出汗|发麻|左臂|左胳膊|后背|下巴|喘不上气|呼吸困难|恶心|头晕"]
 
 # infants: a fever in the first three months, or any age of baby with a fever and a red flag
+# English: "6 week old", "newborn"; Chinese: an age only with an age word ("宝宝两个月", "才18天", "3个月大"),
+# never a bare duration ("一天两次", "三周了")
 _INFANT_AGE = re.compile(
     r"\b(\d+|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|a few)[- ](day|week|month)s?[- ]old\b|\bnewborn\b"
-    r"|(?:宝宝|婴儿|孩子|小孩|儿子|女儿)?(?:才|刚)?(\d+|[一两二三四五六七八九十])(?:个)?半?(月|周|天)(?:大)?|新生儿",
+    r"|(?:宝宝|婴儿|孩子|小孩|儿子|女儿|出生|才|刚)(?:才|刚|出生)?(\d+|[一两二三四五六七八九十]{1,3})(?:个)?半?(月|周|天)"
+    r"|(\d+|[一两二三四五六七八九十]{1,3})(?:个)?半?(月|周|天)大|新生儿",
     re.IGNORECASE,
 )
 _TEMPS = frozenset({"38", "39", "40", "41", "42", "100", "101", "102", "103", "104", "105", "106"})
@@ -493,21 +509,42 @@ class _Fever:
 _FEVER = _Fever()
 _BABY = re.compile(r"\b(?:baby|infant|newborn|toddler)\b|宝宝|婴儿|新生儿")
 _BABY_RED_FLAG = re.compile(
-    r"\b(?:very sleepy|lethargic|floppy|won'?t feed|not feeding|won'?t wake|hard to wake|limp|purple rash|stiff neck)\b"
+    r"\b(?:very sleepy|lethargic|floppy|won'?t feed|not feeding|won'?t wake|hard to wake|limp)\b"
     r"|睡不醒|叫不醒|不(?:怎么)?吃奶|吃奶少|精神(?:很)?差|蔫|抽搐|呼吸急促")
+_FEVER_WORD = re.compile(r"\bfever|发烧|发热")
 _NUM = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10,
         "eleven": 11, "twelve": 12, "a few": 3, "一": 1, "两": 2, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7,
         "八": 8, "九": 9, "十": 10}
 
 
-def _young_infant(view: str) -> bool:
-    for m in _INFANT_AGE.finditer(view):
+def _zh_number(text: str) -> int:
+    """一..十, 十五, 二十, 二十五 (ages in days or weeks); 99 when it is something else."""
+    if "十" not in text:
+        return _NUM.get(text, 99)
+    tens, _, ones = text.partition("十")
+    return (_NUM.get(tens, 99) if tens else 1) * 10 + (_NUM.get(ones, 99) if ones else 0)
+
+
+_SENTENCE_END = re.compile(r"[.!?。！？\n]")
+
+
+def _sentence(view: str, at: int) -> tuple[int, int]:
+    """Bounds of the sentence holding position `at`."""
+    before = max((m.end() for m in _SENTENCE_END.finditer(view, max(0, at - 300), at)), default=max(0, at - 300))
+    after = _SENTENCE_END.search(view, at)
+    return before, (after.start() if after else min(len(view), at + 300))
+
+
+def _young_infant(view: str, near: int | None = None) -> bool:
+    """An age under ~3 months (in the sentence holding `near` when given)."""
+    start, end = (0, len(view)) if near is None else _sentence(view, near)
+    for m in _INFANT_AGE.finditer(view, start, end):
         if m.group(0) in ("newborn", "新生儿"):
             return True
-        raw, unit = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
+        raw, unit = next(((m.group(k), m.group(k + 1)) for k in (1, 3, 5) if m.group(k)), (None, None))
         if raw is None:
             continue
-        n = int(raw) if raw.isdigit() else _NUM.get(raw, 99)
+        n = int(raw) if raw.isdigit() else _zh_number(raw) if raw in _NUM or "十" in raw else _NUM.get(raw, 99)
         days = n * {"day": 1, "天": 1, "week": 7, "周": 7, "month": 30, "月": 30}[unit]
         if days <= 92:  # NICE/AAP: any fever >= 38 C in the first ~3 months is an emergency
             return True
@@ -518,15 +555,19 @@ def infant_fever(view: str, hits: Hits) -> list[tuple[int, int]]:
     """A fever in the first three months, or a red flag (floppy, not feeding, hard to wake) in that age
     or, with a fever, at any baby age."""
     red = _BABY_RED_FLAG.search(view)
-    if red is not None and _young_infant(view):
+    if red is not None and _young_infant(view, red.start()):
         return [red.span()]
     fever = _FEVER.search(view, hits)
     if fever is None and "fever" not in view and "发烧" not in view and "发热" not in view:
         return []
-    if fever is not None and _young_infant(view):
+    if fever is not None and _young_infant(view, fever.start()):
         return [fever.span()]
     red = _BABY_RED_FLAG.search(view)
-    if red is not None and _BABY.search(view) and (fever is not None or "fever" in view or "发烧" in view):
+    if red is None:
+        return []
+    near = _sentence(view, red.start())
+    feverish = (fever is not None and near[0] <= fever.start() <= near[1]) or _FEVER_WORD.search(view, *near)
+    if feverish and _BABY.search(view, *near):
         return [red.span()]
     return []
 
