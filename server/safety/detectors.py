@@ -245,7 +245,7 @@ CRISIS = RuleSet(
         "intent": [
             r"\basking for (?:myself|me)\b", r"\bi want to try\b",
             r"\b(?:i'm|im|i am|he's|she's|he is|she is|they're|says he's|says she's) (?:so |really |just |totally )?done\b",
-            r"\b(?:i think )?i'?m ready\b(?! for)", r"\blocked (?:himself|herself|myself|themselves) in\b",
+            r"\b(?:i think )?i'?m ready\b(?=\s*(?:[.!,;]|$|now|tonight))", r"\blocked (?:himself|herself|myself|themselves) in\b",
             r"\bi have them (?:right )?here\b", r"\bin front of me\b", r"\b(?:i'm|i am) on the (?:roof|bridge|ledge)",
             r"\bmake sure it works\b", r"\bthis time\b", r"\btonight\b", r"\b(?:saved|stockpiled|collected|hoarded) (?:up )?(?:my|enough|a)\b",
             r"\bbefore i go\b", r"\bin case something happens to me\b", r"\bjust want it (?:to be )?over\b",
@@ -299,6 +299,7 @@ CRISIS = RuleSet(
           r"在写(?:论文|文章|作业|报告)", r"写论文", r"课题"],
     negation=r"(?:\b(?:not|never|no|don't|dont|doesn't|didn't|won't|wouldn't|isn't|wasn't|denies|denied|without)\b(?: thoughts? of| history of| intention of| plans? to)?[^.?!]{0,10}$)|(?:(?:没有|没|不会|否认|并不|从不|从没|从来没)[^。？！]{0,3}$)",
     double_tags=frozenset({"farewell"}),
+    cue_distance=160,
     inner_negation=r"\b(?:not|never|no longer|isn't|aren't|wasn't)\b[^.?!]{0,6}\b(?:suicid|self[- ]?harm)|(?:没有|不是|并不|不会)[^。？！]{0,3}(?:自杀|轻生)",
 )
 CRISIS.strong += [
