@@ -81,6 +81,24 @@ def apply_partial_neox_rope(x: torch.Tensor, positions: torch.Tensor, rotary_dim
 
 
 @dataclass
+class KVCache:
+    """Keys and values of the tokens seen so far, per layer (after QK-norm and RoPE), so that
+    decoding can process one new token at a time; mathematically the same as recomputing."""
+
+    keys: dict[int, torch.Tensor] = field(default_factory=dict)  # layer -> [T, Hkv, d]
+    values: dict[int, torch.Tensor] = field(default_factory=dict)
+    length: int = 0
+
+    def extend(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Append this step's k, v for `layer`; return all keys and values so far."""
+        if layer in self.keys:
+            k = torch.cat([self.keys[layer], k])
+            v = torch.cat([self.values[layer], v])
+        self.keys[layer], self.values[layer] = k, v
+        return k, v
+
+
+@dataclass
 class ForwardOutput:
     """logits [T, V] (float32); layer_inputs[k] = residual stream entering layer k ([T, H]),
     with layer_inputs[num_layers] the stream before the final norm; expert_ids[k] = [T, top_k]
@@ -185,8 +203,10 @@ class ReferenceModel:
         up = self._linear(x, f"{prefix}.up_proj.weight")
         return self._linear(F.silu(gate) * up, f"{prefix}.down_proj.weight")
 
-    def attention(self, x: torch.Tensor, positions: torch.Tensor, prefix: str) -> torch.Tensor:
-        """x: [T, H] (already input-normed) -> [T, H]."""
+    def attention(self, x: torch.Tensor, positions: torch.Tensor, prefix: str,
+                  cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
+        """x: [T, H] (already input-normed) at absolute `positions` -> [T, H]. With a cache,
+        earlier tokens' keys/values come from it and this step's are appended."""
         n_tok, d = x.shape[0], self.head_dim
         qkv = self._linear(x, f"{prefix}.query_key_value.weight")  # [T, (Hq + 2 Hkv) d]
         q, k, v = qkv.split([self.n_heads * d, self.n_kv * d, self.n_kv * d], dim=-1)
@@ -199,12 +219,16 @@ class ReferenceModel:
         theta = float(self.config["rope_theta"])
         q = apply_partial_neox_rope(q, positions, self.rotary_dim, theta)
         k = apply_partial_neox_rope(k, positions, self.rotary_dim, theta)
+        if cache is not None:
+            k, v = cache.extend(layer, k, v)
         # GQA: query head h reads kv head h // (Hq / Hkv).
         rep = self.n_heads // self.n_kv
         k = k.repeat_interleave(rep, dim=1)
         v = v.repeat_interleave(rep, dim=1)
-        scores = torch.einsum("qhd,khd->hqk", q.float(), k.float()) / math.sqrt(d)  # [Hq, T, T]
-        causal = torch.ones(n_tok, n_tok, dtype=torch.bool).tril()
+        scores = torch.einsum("qhd,khd->hqk", q.float(), k.float()) / math.sqrt(d)  # [Hq, T, Tk]
+        # Keys sit at positions 0.. of the cache, else at the queries' own positions.
+        key_pos = torch.arange(k.shape[0]) if cache is not None else positions
+        causal = key_pos[None, :] <= positions[:, None]  # [T, Tk]
         scores = scores.masked_fill(~causal, float("-inf"))
         probs = scores.softmax(-1)
         out = torch.einsum("hqk,khd->qhd", probs, v.float()).to(x.dtype)  # [T, Hq, d]
@@ -235,11 +259,11 @@ class ReferenceModel:
             out += self._swiglu(x, f"{prefix}.shared_experts").float()  # not scaled
         return out.to(x.dtype), ids
 
-    def decoder_layer(self, h: torch.Tensor, positions: torch.Tensor,
-                      idx: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def decoder_layer(self, h: torch.Tensor, positions: torch.Tensor, idx: int,
+                      cache: KVCache | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         p = f"model.layers.{idx}"
         x = rms_norm(h, self.w[f"{p}.input_layernorm.weight"], self.eps)
-        h = h + self.attention(x, positions, f"{p}.attention")
+        h = h + self.attention(x, positions, f"{p}.attention", cache, idx)
         x = rms_norm(h, self.w[f"{p}.post_attention_layernorm.weight"], self.eps)
         if idx < self.first_dense:
             return h + self._swiglu(x, f"{p}.mlp"), None
@@ -248,19 +272,27 @@ class ReferenceModel:
 
     # ---- public API ---------------------------------------------------------------------
     @torch.no_grad()
-    def forward_with_states(self, input_ids: torch.Tensor) -> ForwardOutput:
-        """Full forward of one sequence: logits, residual stream per layer, routing."""
+    def forward_with_states(self, input_ids: torch.Tensor,
+                            cache: KVCache | None = None) -> ForwardOutput:
+        """Forward of one sequence: logits, residual stream per layer, routing.
+
+        With a cache, input_ids continue the tokens already in it (outputs cover the new
+        tokens only) and the cache is extended.
+        """
         input_ids = torch.as_tensor(input_ids, dtype=torch.long).reshape(-1)
-        positions = torch.arange(input_ids.numel())
+        start = cache.length if cache is not None else 0
+        positions = torch.arange(start, start + input_ids.numel())
         h = self.w["model.word_embeddings.weight"][input_ids]  # [T, H]
         layer_inputs: list[torch.Tensor] = []
         expert_ids: dict[int, torch.Tensor] = {}
         for idx in range(self.num_layers):
             layer_inputs.append(h.float().clone())
-            h, ids = self.decoder_layer(h, positions, idx)
+            h, ids = self.decoder_layer(h, positions, idx, cache)
             if ids is not None:
                 expert_ids[idx] = ids
         layer_inputs.append(h.float().clone())
+        if cache is not None:
+            cache.length += input_ids.numel()
         h = rms_norm(h, self.w["model.norm.weight"], self.eps)
         logits = self._linear(h, "lm_head.weight").float()  # [T, V]
         return ForwardOutput(logits, layer_inputs, expert_ids, h.float())
@@ -307,14 +339,22 @@ class ReferenceModel:
 
     @torch.no_grad()
     def greedy_generate(self, input_ids: list[int] | torch.Tensor, n: int,
-                        stop_ids: set[int] | None = None) -> list[int]:
-        """Greedy-decode n new tokens (full recompute per step); stops early at stop_ids."""
+                        stop_ids: set[int] | None = None, use_cache: bool = True) -> list[int]:
+        """Greedy-decode n new tokens; stops early at stop_ids. use_cache=False recomputes the
+        whole sequence every step (the plainest form, for cross-checking the cache)."""
         ids = torch.as_tensor(input_ids, dtype=torch.long).reshape(-1).tolist()
+        cache = KVCache() if use_cache else None
+        step_input = ids
         new: list[int] = []
         for _ in range(n):
-            nxt = int(self.forward(torch.tensor(ids))[-1].argmax())
+            if cache is None:
+                logits = self.forward(torch.tensor(ids))
+            else:
+                logits = self.forward_with_states(torch.tensor(step_input), cache).logits
+            nxt = int(logits[-1].argmax())
             new.append(nxt)
             ids.append(nxt)
+            step_input = [nxt]
             if stop_ids and nxt in stop_ids:
                 break
         return new

@@ -83,6 +83,24 @@ def test_greedy_generate_matches_argmax(model: ReferenceModel) -> None:
     assert model.greedy_generate(ids.tolist(), 5) == new
 
 
+def test_kv_cache_matches_full_recompute(model: ReferenceModel) -> None:
+    from model_plugin.reference import KVCache
+
+    ids = prompt(30)
+    full = model.forward_with_states(ids)
+    cache = KVCache()
+    parts = [model.forward_with_states(ids[:17], cache), model.forward_with_states(ids[17:18], cache),
+             model.forward_with_states(ids[18:], cache)]
+    assert cache.length == 30
+    assert torch.allclose(torch.cat([p.logits for p in parts]), full.logits, atol=1e-5)
+    for k in range(model.num_layers):
+        assert torch.allclose(torch.cat([p.layer_inputs[k] for p in parts]), full.layer_inputs[k],
+                              atol=1e-5)
+    for seed in range(3):
+        start = prompt(9, seed=seed)
+        assert model.greedy_generate(start, 20) == model.greedy_generate(start, 20, use_cache=False)
+
+
 def test_bf16_close_to_fp32(tiny: Path, model: ReferenceModel) -> None:
     """bf16 stays within bf16 tolerance wherever it routes like fp32. A near-tie between the
     k-th and (k+1)-th expert can flip under bf16 rounding (a discrete jump); such flips must be
