@@ -79,7 +79,9 @@ class Database:
                     "ANGEL_DATABASE_URL is postgresql:// but psycopg is not installed "
                     "(pip install 'antangelmed-serve[postgres]')"
                 ) from exc
-            self._conn = psycopg.connect(url.replace("postgres://", "postgresql://", 1), autocommit=True)
+            self._psycopg = psycopg
+            self._pg_url = url.replace("postgres://", "postgresql://", 1)
+            self._conn = psycopg.connect(self._pg_url, autocommit=True, connect_timeout=5)
 
     def _sql(self, sql: str) -> str:
         return sql if self.kind == "sqlite" else sql.replace("?", "%s")
@@ -88,16 +90,30 @@ class Database:
         for stmt in SCHEMA:
             self.execute(stmt)
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+    def _run(self, fn: Any) -> Any:
+        """Run fn(connection) under the lock; a PostgreSQL connection lost (server restart, failover)
+        is re-opened once and the call retried, instead of failing every later call."""
         with self._lock:
-            cur = self._conn.execute(self._sql(sql), params)
-            return cur.rowcount
+            try:
+                return fn(self._conn)
+            except Exception as exc:
+                if self.kind != "postgresql" or not isinstance(exc, self._psycopg.OperationalError):
+                    raise
+                if not self._conn.closed:
+                    raise
+                self._conn = self._psycopg.connect(self._pg_url, autocommit=True, connect_timeout=5)
+                return fn(self._conn)
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        q = self._sql(sql)
+        return self._run(lambda c: c.execute(q, params).rowcount)
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """All rows in one transaction."""
         if not rows:
             return
-        with self._lock:
-            if self.kind == "sqlite":
+        if self.kind == "sqlite":
+            with self._lock:
                 self._conn.execute("BEGIN")
                 try:
                     self._conn.executemany(sql, rows)
@@ -105,14 +121,18 @@ class Database:
                 except BaseException:
                     self._conn.execute("ROLLBACK")
                     raise
-            else:
-                with self._conn.cursor() as cur:
-                    cur.executemany(self._sql(sql), rows)
+            return
+        q = self._sql(sql)
+
+        def many(c: Any) -> None:
+            with c.transaction(), c.cursor() as cur:
+                cur.executemany(q, rows)
+
+        self._run(many)
 
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            cur = self._conn.execute(self._sql(sql), params)
-            return list(cur.fetchall())
+        q = self._sql(sql)
+        return self._run(lambda c: list(c.execute(q, params).fetchall()))
 
     def close(self) -> None:
         with self._lock:

@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -43,10 +44,13 @@ def wait_http(url: str, proc: subprocess.Popen, timeout: float = 20.0) -> None:
 class Proc:
     """A child process with a base URL; `stop()` is SIGTERM, then SIGKILL after a grace period."""
 
-    def __init__(self, proc: subprocess.Popen, url: str, log_path: Path | None = None) -> None:
+    def __init__(
+        self, proc: subprocess.Popen, url: str, log_path: Path | None = None, cleanup: Path | None = None
+    ) -> None:
         self.proc = proc
         self.url = url
         self.log_path = log_path
+        self.cleanup = cleanup  # a directory to remove once the process is gone
 
     def stop(self, grace: float = 10.0) -> int | None:
         if self.proc.poll() is None:
@@ -56,6 +60,8 @@ class Proc:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+        if self.cleanup is not None:
+            shutil.rmtree(self.cleanup, ignore_errors=True)
         return self.proc.returncode
 
     def log(self) -> str:
@@ -154,3 +160,46 @@ def start_redis(tmp: Path) -> Proc:
             time.sleep(0.05)
     proc.kill()
     raise TimeoutError("redis-server did not start")
+
+
+def start_postgres(tmp: Path) -> Proc:
+    """A throw-away PostgreSQL server (Debian's `postgresql` package); removed again by `stop()`.
+
+    `.url` is a postgresql:// URL of database `angel`, user `angel` (trust auth on 127.0.0.1 only).
+    """
+    bindir = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), None)
+    if bindir is None:
+        raise RuntimeError("PostgreSQL is not installed (see scripts/apt-packages.txt)")
+    user = None
+    if os.geteuid() == 0:
+        # initdb refuses to run as root, and pytest's temp tree is private to root: run as the postgres
+        # user in a directory of its own.
+        user = "postgres"
+        tmp = Path(tempfile.mkdtemp(prefix="angel-pg-"))
+        shutil.chown(tmp, user)
+    data = tmp / "pgdata"
+    subprocess.run(
+        [str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"],
+        user=user,
+        check=True,
+        capture_output=True,
+    )
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(bindir / "postgres"), "-D", str(data), "-p", str(port), "-h", "127.0.0.1", "-k", str(tmp)],
+        user=user,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    psql = [str(bindir / "psql"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-c"]
+    deadline = time.monotonic() + 30
+    while True:
+        r = subprocess.run([*psql, "CREATE USER angel"], capture_output=True, check=False)
+        if r.returncode == 0:
+            subprocess.run([*psql, "CREATE DATABASE angel OWNER angel"], capture_output=True, check=True)
+            break
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            raise RuntimeError(f"postgres did not start: {r.stderr.decode()[-300:]}")
+        time.sleep(0.2)
+    return Proc(proc, f"postgresql://angel@127.0.0.1:{port}/angel", cleanup=tmp if user else None)
