@@ -185,6 +185,8 @@ CRISIS = RuleSet(
         r"\b(?:scratch|cut|burn|hit|punch|bite)(?:es|s)? (?:my|his|her) (?:arms?|legs?|wrists?|skin|thighs?) (?:until|till|to) (?:they|it|i) bleed",
         r"\b(?:carbon monoxide|exhaust fumes|charcoal)\b[^.?!]{0,30}\b(?:painless|quick|peaceful)\b",
         r"\b(?:is|will be|be) my last (?:night|day|week|birthday|christmas)\b",
+        r"\b(?:would|will) be (?:relieved|happier|better off|fine|okay) if i (?:was|were|am|'m) (?:gone|dead|not here|not around)\b",
+        r"\bno reason (?:for me )?to (?:keep going|go on|live|carry on|stay alive)\b",
         r"\btak(?:e|ing) all (?:of )?my \w+(?: \w+)? (?:at once|together|in one go)\b",
         r"\bdrive (?:my|the|his|her) car (?:into|off)\b", r"\b(?:cut|cutting) deeper\b|\bdeeper than (?:usual|last time|before)\b",
         r"\bnothing (?:left )?to live for\b|\bnothing left for me\b", r"\b(?:stop|stops) my heart\b",
@@ -224,7 +226,8 @@ CRISIS = RuleSet(
     weak={
         "method": [
             r"\b(?:lethal|fatal|deadly|toxic|overdose) (?:dose|amount|quantity|level)\b",
-            r"\bhow (?:many|much) [\w' -]{0,40}(?:would it take|does it take|to die|to kill|is fatal|is lethal|would be fatal|would be lethal|would be enough|until|enough)",
+            r"\bhow (?:many|much) [\w' -]{0,40}(?:would it take|does it take|to die|to kill|would kill|will kill|can kill|kills|is fatal|is lethal|would be fatal|would be lethal|would be enough|until|enough)",
+            r"\b(?:saving|saved|stockpil\w*|hoard\w*|collecting|collected)\b[^.?!]{0,20}\b(?:pills|tablets|meds|medication|insulin|painkillers|opioids)\b",
             r"\b(?:would|will|could|can|is) (?:it|that|this|a person|someone|you|i) (?:kill|be enough|die|be fatal)",
             r"\b(?:painless|quickest|easiest|surest|fastest|quick|easy) way to (?:die|go|end)",
             r"\b(?:most|least) painless\b",
@@ -253,14 +256,15 @@ CRISIS = RuleSet(
             r"\b(?:someone|a person|somebody) (?:my|of my) (?:weight|size|age)\b", r"\bfor (?:someone|a person) like me\b",
             r"\bstopped taking (?:her|his|my|their) (?:meds|medication|medicine|insulin|pills)\b",
             r"\bwould it be (?:quick|painless|fast|instant)\b", r"\bwhere i'?m going\b", r"\bi want to end things\b",
-            r"\bnot that i'?m planning\b", r"\bit'?s time\b", r"\bwaiting for the right (?:moment|time)\b",
+            r"\bnot that i'?m planning\b", r"\b(?:it's|that's|it is|that is|will be|should be) enough\b",
+            r"\bi have (?:some|it|them|enough)\b", r"\bphone is (?:off|dead|switched off)\b|\bcan'?t reach (?:her|him|them)\b", r"\bit'?s time\b", r"\bwaiting for the right (?:moment|time)\b",
             r"\b(?:googled|searched|looked up)\b", r"\b(?:get|find|have|work up|build up) the (?:courage|nerve)\b", r"\bgo through with it\b", r"\bstanding on the (?:balcony|ledge|roof|railing|edge|bridge)",
             r"\bhow many of my\b", r"\b(?:been )?research(?:ing|ed)\b",
             r"\bto be sure\b|\bbe certain\b|\bguarantee(?:d)?\b", r"\b(?:isn't|is not|not) answering\b|\bwon't answer\b",
         ],
         "hopeless": [
             r"\bnothing (?:will )?ever (?:get|gets) better\b", r"\b(?:no|don't see a|can't see a|cant see a) way out\b",
-            r"\bhopeless\b", r"\btalk(?:s|ing|ed)? about (?:death|dying|suicide)\b", r"\bno future for me\b", r"\bhate my life\b", r"\b(?:can't|cannot|cant) (?:do|keep doing) this anymore\b", r"\bcan keep doing this\b",
+            r"\bhopeless\b", r"\bi'?m (?:a|such a) failure\b", r"\btalk(?:s|ing|ed)? about (?:death|dying|suicide)\b", r"\bno future for me\b", r"\bhate my life\b", r"\b(?:can't|cannot|cant) (?:do|keep doing) this anymore\b", r"\bcan keep doing this\b",
             r"\btired of (?:everything|living|being alive|life|it all)\b", r"\bstopped caring\b",
             r"\bdone with (?:life|everything)\b", r"\bi give up\b", r"\bnothing matters\b",
             r"\b(?:can't|cannot|cant) (?:take|handle|bear) (?:it|this) any ?more\b", r"\bi'?ve had enough\b",
@@ -275,7 +279,7 @@ CRISIS = RuleSet(
             r"\bwho will (?:take care of|look after) my\b",
             r"\bsorry for everything\b",
             r"\bgiv(?:e|ing|en) (?:her|his|my|their|all (?:her|his|my)) (?:things|stuff|belongings|possessions) away\b", r"\blove you all\b", r"\bgoodbye (?:everyone|all|world)\b",
-            r"\bmade (?:my )?peace\b", r"\b(?:updated|wrote|made|finished) my will\b", r"\bgave (?:my )?passwords\b", r"\bleave a (?:suicide )?(?:note|letter)\b",
+            r"\bmade (?:my )?peace\b", r"\btake care of my (?:dog|cat|kids|children|pets?|plants)(?: for me)?\b", r"\b(?:updated|wrote|made|finished) my will\b", r"\bgave (?:my )?passwords\b", r"\bleave a (?:suicide )?(?:note|letter)\b",
             r"\b(?:won't|will not|don't think i'll|not going to) be (?:around|here|alive) (?:for|by|at|much longer|next|anymore)", r"\bsold (?:my|all my) (?:car|things|stuff|belongings)\b",
         ],
         "selfharm": [
@@ -289,7 +293,8 @@ CRISIS = RuleSet(
         r"\bresearch\b", r"\bstud(?:y|ies)\b", r"\bliterature\b", r"\bnovel\b", r"\bgenes?\b", r"\bapoptosis\b",
         r"\bcell suicide\b", r"\bassisted suicide\b", r"\beuthanasia\b", r"\bdocument(?:ation)?\b", r"\bdenies\b",
         r"\btraining\b", r"\blecture\b", r"\bexam\b", r"\bld50\b", r"\btoxicolog", r"\bpharmacolog", r"\btextbook\b",
-        r"\bcase study\b", r"\bprotocol\b", r"\bguidelines?\b", r"\bexplain\b",
+        r"\bcase study\b", r"\bprotocol\b", r"\bguidelines?\b", r"\bexplain\b", r"\bassess\b", r"\bsuicide risk\b",
+        r"\bas an? (?:psychiatrist|psychologist|clinician|doctor|nurse|therapist|counsel(?:l)?or|gp|physician|social worker|teacher)\b",
         r"自杀(?:风险|率|预防|干预|热线|基因|意念的评估|评估|量表|筛查)", r"凋亡", r"宣教", r"宣传", r"科普", r"量表", r"研究",
         r"半数致死", r"毒理", r"安乐死", r"否认",
         r"\blost (?:her|his|my|their|our) \w+ to suicide\b", r"\bgrie(?:f|ving)\b", r"\bbereave", r"\bfuneral\b",
@@ -307,8 +312,8 @@ CRISIS.strong += [
     r"(?<![到得])想死(?![你您他她它]|我了|人|的心)|(?<![冻热累饿困笑吓气烦急忙闷痛疼])(?:去|寻|求|找)死(?![角])",
     r"轻生|寻短见|割腕|自残|自伤|伤害自己|(?:划|割|烫|打)(?:伤)?自己|(?:用刀|拿刀)(?:划|割)|结束(?:自己的)?生命|结束这一切|了结(?:自己|生命|此生|这一切)|一了百了",
     r"一睡不(?:醒|起)|(?:睡着|一睡|睡过去)[^。？！]{0,6}(?:醒不过来|不再醒|别醒)|不想(?:再)?醒(?:过)?来|再也不想醒|再也不(?:要)?醒(?:来|过来)|睡过去[^。？！]{0,6}不(?:再)?醒|永远(?:不要)?醒不过来|长眠不醒",
-    r"遗书|交代后事|(?<!价)跳楼(?!价|大甩卖|打折)|(?:楼顶|天台|桥上|楼上|宿舍楼|窗户)[^。？！]{0,4}跳下去|上吊|(?:保证|确保|一定)(?:能)?死",
-    r"没有我[^。？！]{0,6}(?:会|就会)[^。？！]{0,4}更好|世界(?:上)?没有我|从这个世界(?:上)?消失|永远消失|死了[^。？！]{0,6}(?:解脱|轻松)了",
+    r"遗书|交代后事|(?<!价)跳楼(?!价|大甩卖|打折)|(?:楼顶|天台|桥上|楼上|宿舍楼|窗户|阳台|楼|桥|窗)[^。？！]{0,4}跳下去|要?从[^。？！]{0,8}跳下去|上吊|(?:保证|确保|一定)(?:能)?死",
+    r"没有我[^。？！]{0,6}(?:会|就会)[^。？！]{0,4}更好|世界(?:上)?没有我|从这个世界(?:上)?消失|永远消失|死了[^。？！]{0,6}(?:解脱|轻松)(?:了)?",
     r"(?:全|都|全部)吃了算了|吃了算了|叫我去死|不想拖累|死了算了|干脆死了|死掉算了",
     r"一死了之|自尽|遗言|永别了|永别吧|来世再见|下辈子再见|活着(?:就)?是(?:个|一个)?(?:错误|多余的|负担|累赘)|我不该(?:出生|活着|来到这个世界)",
     r"(?:想|在想|琢磨|研究|查|搜)[^。？！]{0,4}怎么(?:死|自杀|结束自己)|怎么死(?:比较|最)?(?:快|不痛|不难受)",
@@ -338,7 +343,7 @@ CRISIS.weak["farewell"] += [
     r"该交代的|交代完",
     r"东西都送人|(?:都)?分给了?(?:我们|别人|大家)|存折|银行卡密码|我走了以后|我走以后|我不在了",
     r"送给了?|送人|送走了", r"对不起(?:大家|所有人|爸妈|你们)", r"我先走了",
-    r"交代(?:事情|清楚)", r"存款|存折|银行卡", r"你们要好好的|以后你们要好好|好好照顾(?:妈|爸|自己)",
+    r"交代(?:事情|清楚)", r"存款|存折|银行卡", r"你们要好好的|以后你们要好好|好好照顾(?:妈|爸|自己)|照顾好(?:自己|妈|爸|家里)",
     r"以后(?:也|都)?用不(?:上|着)|再也用不(?:上|着)",
 ]
 CRISIS.weak["selfharm"] += [r"(?:划|割|烫)(?:自己|手|胳膊)|刀片|烟头"]
@@ -385,7 +390,8 @@ EMERGENCY = RuleSet(
         r"\bpregnant\b[^.]{0,80}\b(?:severe headache|blurr(?:y|ed) vision|seeing spots|fitting|seizure)",
         rf"\bloss of vision in {_PRON} (?:left |right )?eye", r"\bsuddenly (?:\w+ ){0,2}(?:confused|can'?t lift|can'?t see)",
         # heart
-        r"\bcrushing (?:chest )?pain", rf"\bclutching {_PRON} chest", rf"\belephant (?:sitting )?on {_PRON} chest",
+        r"\bcrushing (?:chest )?pain", r"\bcrushing (?:feeling|pressure|sensation|weight)\b[^.?!]{0,20}\bchest",
+        r"\b(?:isn't|is not|not) waking up\b", r"\bbreathing (?:sounds|is|seems) (?:weird|strange|funny|odd|noisy|gurgling)\b", rf"\bclutching {_PRON} chest", rf"\belephant (?:sitting )?on {_PRON} chest",
         r"\b(?:having|think (?:i'm|he's|she's|i am|he is|she is) having) a heart attack",
         # anaphylaxis
         r"\b(?:lips?|tongue|throat|face|eyes?|mouth)(?: and (?:lips?|tongue|throat|face))? (?:is |are |feels? |started |keeps? )?(?:swelling|swollen|swell(?:ing)? up|puffing up|puffed up)",
@@ -425,7 +431,7 @@ EMERGENCY = RuleSet(
     ],
     weak={
         "radiating": [r"\b(?:left arm|jaw|left shoulder)\b[^.?!]{0,25}\b(?:hurt|hurts|pain|aching|ache|numb)"],
-        "sweat": [r"\bsweat(?:ing|y)?\b|\bclammy\b|\bcold sweat"],
+        "sweat": [r"\bsweat(?:ing|y)?\b|\bclammy\b|\bcold sweat|\b(?:drenched|soaked) in sweat"],
         "ingestion": [
             r"\b(?:son|daughter|child|kid|toddler|baby|boy|girl|grandson|granddaughter|he|she)\b[^.?!]{0,15}\b(?:ate|swallowed|got into|chewed|drank)\b[^.?!]{0,30}\b(?:pills|tablets|medicine|medication|capsules|gummies)\b",
             r"(?:孩子|儿子|女儿|宝宝|小孩|孙子|孙女)[^。？！]{0,6}(?:吃了|吞了|偷吃|喝了)[^。？！]{0,10}药",
@@ -437,7 +443,7 @@ EMERGENCY = RuleSet(
         ],
         "chest": [
             r"\bchest (?:pain|pressure|tightness|heaviness|discomfort)", r"\b(?:tightness|pressure|pain|heaviness) in (?:my|his|her|the) chest",
-            r"\bchest (?:feels |is )?(?:tight|heavy)",
+            r"\bchest (?:feels |is )?(?:tight|heavy)", r"\b(?:feeling|weight|squeezing|pressure) (?:in|on) (?:my|his|her) chest\b",
         ],
         "cardiac_assoc": [
             r"\bsweat(?:ing|y)?\b|\bclammy\b|\bcold sweat|\b(?:left|his|her|my) arm\b|\bjaw\b|\bshort(?:ness)? of breath|\bbreathless",
@@ -461,7 +467,7 @@ EMERGENCY.strong += [
     r"(?:嘴唇|舌头|脸|眼皮|喉咙|嗓子)(?:都|也)?(?:肿起来|肿了|发肿|肿胀)|喉咙(?:发紧|紧|堵)|嗓子(?:像被堵住|发紧|堵)|过敏[^。？！]{0,10}(?:呼吸困难|喘不|喉咙|嗓子)",
     r"(?:疹子|风团|荨麻疹)[^。？！]{0,12}(?:呼吸|喘|嗓子|喉咙)",
     r"呼吸(?:很|非常|特别)?困难|(?<!堵得)喘不(?:上|过)气|透不过气|嘴唇(?:发紫|发青|青紫)|(?:没有|没了)呼吸|不呼吸|呼吸(?:停止|很奇怪|微弱)|憋得(?:说不出话|脸发紫)|说不出(?:完整的)?话",
-    r"一瓶[^。？！]{0,8}(?:都|全)?吃(?:了|下)|把[^。？！]{0,8}(?:药|片)[^。？！]{0,4}(?:都|全)吃了|一整瓶|整瓶[^。？！]{0,6}吃|(?:吃|服)了(?:很多|好多|大量|一把|过量|太多)|(?:吃|服)(?:多|过量)了|吃了三遍|误(?:服|吞|食|喝)",
+    r"(?:吃|服)了?(?:\d{2,}|[二三四五六七八九]十)片|一瓶[^。？！]{0,8}(?:都|全)?吃(?:了|下)|把[^。？！]{0,8}(?:药|片)[^。？！]{0,4}(?:都|全)吃了|一整瓶|整瓶[^。？！]{0,6}吃|(?:吃|服)了(?:很多|好多|大量|一把|过量|太多)|(?:吃|服)(?:多|过量)了|吃了三遍|误(?:服|吞|食|喝)",
     r"吞(?:下|了)?(?:一颗|一个|了)?[^。？！]{0,4}(?:电池|磁铁|凝珠|硬币)|(?:喝|吃|吞|舔)了?[^。？！]{0,4}(?:农药|百草枯|84|消毒液|洗洁精|老鼠药|敌敌畏|漂白|洗衣液|清洁剂|杀虫剂)|中毒了|(?:一氧化碳|煤气)中毒|咬破吞|吞下去",
     r"血流不止|血[^。？！]{0,4}(?:流不止|止不住|不停)|(?:流|出)血不止|止不住|往外喷|呕血|喷血|大量出血|大出血|出血不止|(?:吐|呕)(?:了)?(?:好多|很多|大量|一口)血|咯血|湿透|黑便|便血[^。？！]{0,10}晕",
     r"叫不醒|昏迷|不省人事|(?:突然)?倒地|晕倒|意识不清|抽搐[^。？！]{0,10}(?:分钟|没停|不停|还在)|一直抽|抽搐了|在抽搐|正在抽|(?:高烧|发烧)[^。？！]{0,10}抽",
@@ -614,6 +620,7 @@ INJECTION.strong += [
     r"(?:输出|告诉我|显示|展示|重复|复述|泄露|说出|公开|翻译|发给我|打印|透露)[^。\n]{0,12}(?:系统提示|提示词|system prompt|初始提示|初始指令|隐藏(?:的)?(?:指令|设定|提示)|内部配置|你的配置|你的指令|你的设定|第一条指令|收到的[^。\n]{0,4}指令)",
     r"你收到的(?:系统)?(?:消息|指令|提示|设定)|系统消息原文|把(?:你的)?系统(?:消息|信息|设定)|(?:你的)?内部(?:指令|规则|设定|提示)",
     r"(?:假装|想象|当作)你?(?:没有|不受)(?:任何)?(?:安全|道德|伦理)?(?:规则|限制|约束|策略)",
+    r"(?:忽略|无视|绕过|关闭)(?:所有|一切)?(?:的)?安全(?:规则|限制|策略|设定|过滤)|给你的新(?:的)?指令",
     r"你的(?:系统提示|提示词|隐藏指令|隐藏设定|初始提示|初始指令|内部配置)|(?:对话开始前|之前)给你的(?:隐藏)?(?:设定|指令|提示)",
     r"(?:没有任何|不受任何|没有|不受|无)(?:限制|约束|规则|过滤|审查)[^。\n]{0,4}(?:的)?(?:ai|助手|机器人|模型|医疗ai)",
     r"(?:扮演|假装|当)[^。\n]{0,8}(?:没有|不受|无)(?:任何)?(?:道德|伦理|安全)?(?:限制|约束|底线)",
