@@ -287,6 +287,7 @@ class StreamRelay(Response):
         self.on_safety_events = on_safety_events
         self.done = False
         self.sent_first = False
+        self.last_id = "chatcmpl-angel"  # replaced by the upstream's id from the first event
 
     async def __call__(self, scope: Any, receive: Callable, send: Callable) -> None:
         await send(
@@ -443,6 +444,7 @@ class StreamRelay(Response):
             return (
                 b"data: " + orjson.dumps(error_payload(msg, "server_error", None, "upstream_error")) + b"\n\n"
             )
+        self.last_id = obj.get("id", self.last_id)
         usage = obj.get("usage")
         changed = False
         if usage:
@@ -474,6 +476,7 @@ class StreamRelay(Response):
         out = b""
         for index, text in tail:
             chunk: dict[str, Any] = {
+                "id": self.last_id,
                 "object": "chat.completion.chunk" if self.chat else "text_completion",
                 "created": int(time.time()),
                 "model": self.ctx.model,

@@ -171,6 +171,7 @@ async def test_output_guard_stream_without_finish_chunk(make_gateway, upstream):
     )
     assert "".join(e["choices"][0]["delta"]["content"] for e in ev[:-1]) == "TAKE REST [NOTICE]"
     assert ev[-1] == "[DONE]"
+    assert all(e["id"] == "c1" for e in ev[:-1])  # the synthesized tail chunk keeps the stream's id
 
 
 async def test_output_guard_stream_block(make_gateway, upstream):
