@@ -137,7 +137,9 @@ _RELATIVES = (r"son|daughter|wife|husband|mother|father|mom|mum|dad|brother|sist
               r"nephew|niece|aunt|uncle|cousin|fianc[eé]e?|neighbou?r|roommate|colleague|boss|coworker|stepson|stepdaughter")
 _NAME_RES: list[tuple[GatedPattern, int]] = [
     (_rx(window=60, pattern=rf"(?i:\b(?:my name is|my name's|name\s*:|patient name\s*:?|full name\s*:?|call me|signed,?|sincerely,?|regards,?)\s+)({_CAP}(?:\s+{_CAP}){{0,2}})"), 1),
-    (_rx(window=60, pattern=rf"(?i:\b(?:i am|i'm|this is|it's|pt\s*:|patient\s*:?)\s+)({_CAP}(?:\s+{_CAP}){{1,2}})"), 1),
+    # "pt" alone is inside "symptoms" and "prompt": gate on the forms that can introduce a name
+    (_rx(window=60, literals=frozenset({"i am ", "i'm ", "this is ", "it's ", "pt:", "pt :", "patient"}), prefix=True,
+         pattern=rf"(?i:\b(?:i am|i'm|this is|it's|pt\s*:|patient\s*:?)\s+)({_CAP}(?:\s+{_CAP}){{1,2}})"), 1),
     (_rx(window=60, pattern=rf"\b(?:Mr|Mrs|Ms|Miss|Mx|Mister)\.?\s+({_CAP}(?:\s+{_CAP}){{0,2}})"), 1),
     (_rx(window=60, pattern=rf"(?i:\bmy\s+(?:{_RELATIVES})(?:'s)?,?\s+)({_CAP}(?:\s+{_CAP})?)"), 1),
     (_rx(window=60, pattern=rf"\b({_CAP}\s+{_CAP}),?\s+(?i:dob|d\.o\.b|born|mrn|date of birth|age[ds]?\s+\d)"), 1),
