@@ -89,3 +89,15 @@ def test_unknown_profile_falls_back_to_default(engine: SafetyEngine) -> None:
     assert verdict.action == "block"
     assert engine.resolve_profile(None)[0] == "patient"
     assert engine.resolve_profile("clinician")[0] == "clinician"
+
+
+def test_the_safety_package_stays_slim() -> None:
+    """No torch, vLLM or model plugin behind the gateway's safety layer (a fresh interpreter checks)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, server.safety as s; s.SafetyEngine.from_policy_file(None)"
+            ".check_input([{'role': 'user', 'content': 'hi'}], 'patient');"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'vllm', 'model_plugin', 'spacy')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "[]"
