@@ -53,6 +53,9 @@ class _Conn(asyncio.Protocol):
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
+        if self.head is None:  # bytes on an idle pooled connection: nothing sane to do but drop it
+            self.close()
+            return
         self.got_bytes = True
         try:
             self.parser.feed_data(data)

@@ -178,3 +178,23 @@ async def test_stale_keepalive_retried(client_for) -> None:
         await asyncio.sleep(0.1)
         assert (await c.get("/")).status_code == 200
         assert len(conns) == 2
+
+
+async def test_unsolicited_bytes_on_idle_connection(client_for) -> None:
+    """A server that writes on an idle keep-alive connection gets that connection dropped, not reused."""
+
+    async def chatty(reader, writer):
+        await read_request(reader)
+        writer.write(OK)
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.write(b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\n\r\n")
+        await asyncio.sleep(2)
+
+    server, url, conns = await raw_server(chatty)
+    async with server:
+        c = client_for(url)
+        assert (await c.get("/")).status_code == 200
+        await asyncio.sleep(0.2)
+        assert (await c.get("/")).status_code == 200  # a fresh connection, not the stray 408
+        assert len(conns) == 2
