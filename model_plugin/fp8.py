@@ -16,6 +16,8 @@ from collections.abc import Iterable, Iterator
 
 import torch
 
+from model_plugin.checkpoints.fp8 import dequantize_block_fp8
+
 FALLBACK_ENV = "ANTANGELMED_FP8_FALLBACK"
 # Where the config class keeps a quantization_config it moved aside for the fallback.
 STASH_KEY = "dequantized_quantization_config"
@@ -58,14 +60,6 @@ def block_size(config) -> tuple[int, int]:
     return int(block[0]), int(block[1])
 
 
-def dequantize_block(weight: torch.Tensor, scale_inv: torch.Tensor, block: tuple[int, int] = DEFAULT_BLOCK,
-                     dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
-    """weight[r, c] * scale_inv[r // block_r, c // block_c], ragged edge blocks included."""
-    rows, cols = weight.shape
-    scale = scale_inv.float().repeat_interleave(block[0], 0)[:rows].repeat_interleave(block[1], 1)[:, :cols]
-    return (weight.float() * scale).to(dtype)
-
-
 def dequantized(weights: Iterable[tuple[str, torch.Tensor]], block: tuple[int, int] = DEFAULT_BLOCK,
                 dtype: torch.dtype = torch.bfloat16) -> Iterator[tuple[str, torch.Tensor]]:
     """Pair each float8 ``*.weight`` with its ``*.weight_scale_inv`` (in either order) and yield BF16."""
@@ -83,6 +77,6 @@ def dequantized(weights: Iterable[tuple[str, torch.Tensor]], block: tuple[int, i
             pending[name] = tensor
             continue
         weight, scale = (tensor, other) if base == name else (other, tensor)
-        yield base, dequantize_block(weight, scale, block, dtype)
+        yield base, dequantize_block_fp8(weight, scale, block, dtype=dtype)
     if pending:
         raise ValueError(f"FP8 checkpoint tensors without their weight/scale twin: {sorted(pending)[:8]}")

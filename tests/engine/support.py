@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 
 REPO = Path(__file__).resolve().parents[2]
+MAX_TOKENS = 32  # generated tokens per prompt in equivalence and speculative-decoding checks
 PROMPTS = [
     "The patient reports a mild headache and",
     "高血压患者应该注意",

@@ -9,29 +9,9 @@ import pytest
 import torch
 
 from model_plugin.reference import ReferenceModel
-from model_plugin.checkpoints.builtin_view import write_builtin_view
-from tests.engine.support import PROMPTS, run_probe
+from tests.engine.support import MAX_TOKENS, PROMPTS, run_probe
 
 pytestmark = pytest.mark.vllm
-MAX_TOKENS = 32
-
-
-@pytest.fixture(scope="module")
-def remote_code_checkpoint(tiny_checkpoint, tmp_path_factory):
-    return write_builtin_view(tiny_checkpoint, tmp_path_factory.mktemp("rc") / "tiny-rc")
-
-
-@pytest.fixture(scope="module")
-def plugin_fp32(remote_code_checkpoint, tmp_path_factory):
-    # Runs on the auto_map copy WITHOUT trust-remote-code: the plugin's config class must serve it,
-    # and the marker proves the checkpoint's own code never ran.
-    tmp = tmp_path_factory.mktemp("probe")
-    marker = tmp / "remote-code-ran"
-    out = run_probe(remote_code_checkpoint, tmp / "plugin-fp32.json",
-                    extra_args=["--dtype", "float32", "--prompt-logprobs", "5", "--max-tokens", str(MAX_TOKENS)],
-                    env={"ANTANGELMED_REMOTE_CODE_MARKER": str(marker)})
-    out["marker_exists"] = marker.exists()
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,258 @@
+"""AntAngelMed's MTP layer as vLLM's speculative method "mtp", in real CPU engines.
+
+One tiny checkpoint with an MTP layer (`--mtp`), the `--bigram 40` next-token habit and an MTP
+whose eh_proj passes the next token's embedding straight through (embedding half = identity),
+so the MTP predicts the habit's successor and its drafts are accepted often, but not always:
+both the accept and the reject paths of greedy verification run. Three engines per module:
+no speculation, MTP k=1 (eager, every draft call recorded by tests/engine/mtp_probe.py) and
+MTP k=3 (compiled target), plus one that must fail to load.
+"""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from model_plugin.checkpoint_schema import mtp_tensors
+from model_plugin.config import AntAngelMedConfig
+from model_plugin.mtp_draft import MTPDraftError, write_mtp_draft
+from model_plugin.reference import ReferenceModel
+from tests.engine.support import PROMPTS, REPO, engine_env, run_probe
+
+pytestmark = pytest.mark.vllm
+MAX_TOKENS = 32
+BIGRAM = 40
+# fp32 engine vs fp32 reference; the observed gaps are ~1e-5, a wrong block is O(1).
+HIDDEN_ATOL = 1e-3
+LOGPROB_ATOL = 1e-3
+
+
+def _generate(out, *extra: str):
+    subprocess.run([sys.executable, "-m", "model_plugin.checkpoints", "--preset", "tiny", "--out", str(out),
+                    *extra], cwd=REPO, check=True, capture_output=True)
+    return out
+
+
+def _give_mtp_a_habit(ckpt):
+    """Embedding half of eh_proj := identity, so the block carries token t+1 to the bigram head."""
+    config = json.loads((ckpt / "config.json").read_text())
+    h, n = config["hidden_size"], config["num_hidden_layers"]
+    tensors = load_file(ckpt / "model.safetensors")
+    name = f"model.layers.{n}.eh_proj.weight"
+    tensors[name][:, :h] = torch.eye(h, dtype=tensors[name].dtype)
+    save_file(tensors, ckpt / "model.safetensors", metadata={"format": "pt"})
+
+
+def _write_draft_cli(target, out):
+    cmd = [sys.executable, "-m", "model_plugin.mtp_draft", "--target", str(target), "--out", str(out)]
+    subprocess.run(cmd, cwd=REPO, check=True, capture_output=True)
+    return out
+
+
+def _spec(draft, k: int) -> str:
+    return json.dumps({"method": "mtp", "model": str(draft), "num_speculative_tokens": k})
+
+
+@pytest.fixture(scope="module")
+def mtp_checkpoint(tmp_path_factory):
+    ckpt = _generate(tmp_path_factory.mktemp("mtp") / "tiny-mtp", "--mtp", "--bigram", str(BIGRAM))
+    _give_mtp_a_habit(ckpt)
+    return ckpt
+
+
+@pytest.fixture(scope="module")
+def mtp_draft(mtp_checkpoint, tmp_path_factory):
+    return _write_draft_cli(mtp_checkpoint, tmp_path_factory.mktemp("draft") / "tiny-mtp-draft")
+
+
+@pytest.fixture(scope="module")
+def reference(mtp_checkpoint):
+    return ReferenceModel.from_pretrained(mtp_checkpoint, dtype=torch.float32)
+
+
+@pytest.fixture(scope="module")
+def baseline(mtp_checkpoint, tmp_path_factory):
+    return run_probe(mtp_checkpoint, tmp_path_factory.mktemp("probe") / "no-spec.json",
+                     extra_args=["--enforce-eager", "--dtype", "float32", "--max-tokens", str(MAX_TOKENS)])
+
+
+@pytest.fixture(scope="module")
+def mtp_k1(mtp_checkpoint, mtp_draft, tmp_path_factory):
+    """MTP k=1 with every draft call recorded (inputs and per-row logits)."""
+    tmp = tmp_path_factory.mktemp("probe")
+    (tmp / "prompts.json").write_text(json.dumps(PROMPTS, ensure_ascii=False))
+    cmd = [sys.executable, "-m", "tests.engine.mtp_probe", "--model", str(mtp_checkpoint), "--draft",
+           str(mtp_draft), "--prompts-file", str(tmp / "prompts.json"), "--out", str(tmp / "k1.pt"),
+           "-k", "1", "--max-tokens", str(MAX_TOKENS)]
+    proc = subprocess.run(cmd, check=False, cwd=REPO, env=engine_env(), capture_output=True, text=True,
+                          timeout=600)
+    if proc.returncode != 0:
+        raise RuntimeError(f"mtp_probe failed ({proc.returncode}):\n{proc.stderr[-8000:]}")
+    return torch.load(tmp / "k1.pt", weights_only=False)
+
+
+@pytest.fixture(scope="module")
+def mtp_k3(mtp_checkpoint, mtp_draft, tmp_path_factory):
+    # Compiled target (no --enforce-eager): the serving default.
+    return run_probe(mtp_checkpoint, tmp_path_factory.mktemp("probe") / "k3.json",
+                     extra_args=["--dtype", "float32", "--max-tokens", str(MAX_TOKENS),
+                                 "--speculative-config", _spec(mtp_draft, 3)])
+
+
+@pytest.fixture(scope="module")
+def reference_mtp(reference, mtp_k1):
+    """Per request: (full sequence, prompt length, target final hidden [L, H], MTP logprobs [L-1, V])."""
+    out = []
+    for res in mtp_k1["results"]:
+        seq = res["prompt_token_ids"] + res["token_ids"]
+        fwd = reference.forward_with_states(torch.tensor(seq))
+        # Row t reads (hidden[t], token t+1) and predicts token t+2.
+        logits = reference.mtp_forward(torch.tensor(seq[1:]), fwd.final_hidden[:-1])
+        logprobs = torch.log_softmax(logits.double(), -1)
+        out.append((seq, len(res["prompt_token_ids"]), fwd.final_hidden, logprobs))
+    return out
+
+
+# ---- the draft directory (no engine) -------------------------------------------------------------
+
+def test_draft_dir_names_our_class_and_links_the_target_weights(mtp_checkpoint, mtp_draft):
+    config = json.loads((mtp_draft / "config.json").read_text())
+    assert config["model_type"] == "mtp" and config["architectures"] == ["AntAngelMedMTP"]
+    assert config["n_predict"] == config["num_nextn_predict_layers"] == 1
+    link = mtp_draft / "model.safetensors"
+    assert link.is_symlink() and link.resolve() == (mtp_checkpoint / "model.safetensors").resolve()
+    target = json.loads((mtp_checkpoint / "config.json").read_text())
+    assert {k: v for k, v in config.items() if k not in ("model_type", "architectures", "n_predict")} == \
+        {k: v for k, v in target.items() if k not in ("model_type", "architectures")}
+
+
+def test_plugin_reads_the_draft_config_as_antangelmed(mtp_draft):
+    from transformers import AutoConfig
+
+    import model_plugin
+    from model_plugin.mtp_draft import AntAngelMedMTPConfig
+
+    model_plugin.register()
+    config = AutoConfig.from_pretrained(mtp_draft)
+    assert isinstance(config, AntAngelMedMTPConfig) and config.model_type == "mtp"
+    assert config.score_function == "sigmoid" and config.num_nextn_predict_layers == config.n_predict == 1
+
+
+def test_mtp_schema_matches_the_generated_tensors(mtp_checkpoint):
+    config = AntAngelMedConfig.from_pretrained(mtp_checkpoint)
+    prefix = f"model.layers.{config.num_hidden_layers}."
+    written = {n: tuple(t.shape) for n, t in load_file(mtp_checkpoint / "model.safetensors").items()
+               if n.startswith(prefix)}
+    assert {n: s.shape for n, s in mtp_tensors(config).items()} == written
+    assert {f"{prefix}{n}.weight" for n in ("enorm", "hnorm", "eh_proj", "final_layernorm")} <= set(written)
+
+
+def test_draft_dir_refuses_a_checkpoint_without_mtp(tmp_path):
+    plain = _generate(tmp_path / "plain")
+    with pytest.raises(MTPDraftError, match="ships no MTP layer"):
+        write_mtp_draft(plain, tmp_path / "d1")
+    announced = tmp_path / "announced"
+    shutil.copytree(plain, announced)
+    config = json.loads((announced / "config.json").read_text())
+    (announced / "config.json").write_text(json.dumps({**config, "num_nextn_predict_layers": 1}))
+    with pytest.raises(MTPDraftError, match="no tensor under them"):
+        write_mtp_draft(announced, tmp_path / "d2")
+    cli = subprocess.run([sys.executable, "-m", "model_plugin.mtp_draft", "--target", str(plain), "--out",
+                          str(tmp_path / "d3")], check=False, cwd=REPO, capture_output=True, text=True)
+    assert cli.returncode == 2 and "ships no MTP layer" in cli.stderr
+
+
+# ---- real engines -------------------------------------------------------------------------------
+
+def _tokens(run: dict) -> list[list[int]]:
+    return [res["token_ids"] for res in run["results"]]
+
+
+def test_mtp_k1_greedy_is_lossless(baseline, mtp_k1):
+    assert mtp_k1["draft_class"] == "AntAngelMedMTP"
+    assert len(baseline["results"]) == len(PROMPTS) >= 8
+    assert all(len(t) == MAX_TOKENS for t in _tokens(baseline))
+    assert _tokens(mtp_k1) == _tokens(baseline)
+
+
+def test_mtp_k3_greedy_is_lossless(baseline, mtp_k3):
+    assert _tokens(mtp_k3) == _tokens(baseline)
+
+
+def test_spec_decode_metrics_report_proposed_and_accepted_drafts(mtp_k1, mtp_k3):
+    for run, k in ((mtp_k1, 1), (mtp_k3, 3)):
+        m = run["metrics"]
+        assert m["vllm:spec_decode_num_drafts"] > 0
+        assert m["vllm:spec_decode_num_draft_tokens"] == k * m["vllm:spec_decode_num_drafts"]
+        assert len(m["vllm:spec_decode_num_accepted_tokens_per_pos"]) == k
+        assert 0 < m["vllm:spec_decode_num_accepted_tokens"] < m["vllm:spec_decode_num_draft_tokens"]
+
+
+def _expected_acceptance(reference_mtp) -> tuple[int, int]:
+    """(drafts, accepted) that greedy k=1 verification gives if the engine's MTP is the reference's.
+
+    After a step that ends at token n, the draft for n+1 is the MTP's argmax at row n-1
+    (hidden[n-1], token n); accepted when it equals the greedy token, which adds a bonus token.
+    """
+    drafts = accepted = 0
+    for seq, n_prompt, _, logprobs in reference_mtp:
+        draft = logprobs.argmax(-1)
+        n = n_prompt  # the prefill sampled token n_prompt
+        while n < len(seq) - 1:
+            drafts += 1
+            hit = int(draft[n - 1]) == seq[n + 1]
+            accepted += hit
+            n += 2 if hit else 1
+    return drafts, accepted
+
+
+def test_acceptance_is_what_the_reference_mtp_predicts(mtp_k1, reference_mtp):
+    m = mtp_k1["metrics"]
+    drafts, accepted = _expected_acceptance(reference_mtp)
+    assert (m["vllm:spec_decode_num_drafts"], m["vllm:spec_decode_num_accepted_tokens"]) == (drafts, accepted)
+
+
+def test_mtp_logits_match_the_reference_at_every_position(mtp_k1, reference_mtp):
+    """Every draft row whose inputs are a real (position, next token, target hidden) triple of a
+    final sequence must give the reference MTP's distribution for the token after next.
+
+    Rows for drafts that verification then rejected carry the rejected token's hidden state and
+    match nothing; every position of every sequence must still be matched at least once.
+    """
+    covered = [set() for _ in reference_mtp]
+    gaps = []
+    for call in mtp_k1["calls"]:
+        for row in range(call["input_ids"].shape[0]):
+            pos, tok = int(call["positions"][row]), int(call["input_ids"][row])
+            for r, (seq, _, hidden, logprobs) in enumerate(reference_mtp):
+                if pos + 1 >= len(seq) or seq[pos + 1] != tok:
+                    continue
+                if (call["hidden_states"][row] - hidden[pos]).abs().max() > HIDDEN_ATOL:
+                    continue
+                engine = torch.log_softmax(call["logits"][row].double(), -1)
+                gaps.append((engine - logprobs[pos]).abs().max().item())
+                covered[r].add(pos)
+    for (seq, _, _, _), seen in zip(reference_mtp, covered):
+        missing = sorted(set(range(len(seq) - 1)) - seen)
+        assert not missing, f"no draft row matched the target's final hidden state at positions {missing}"
+    assert max(gaps) < LOGPROB_ATOL, f"max MTP logprob gap {max(gaps):.3g}"
+
+
+def test_missing_mtp_tensor_fails_naming_it(mtp_checkpoint, tmp_path):
+    bad = tmp_path / "bad"
+    shutil.copytree(mtp_checkpoint, bad)
+    n = json.loads((bad / "config.json").read_text())["num_hidden_layers"]
+    tensors = load_file(bad / "model.safetensors")
+    del tensors[f"model.layers.{n}.hnorm.weight"]
+    save_file(tensors, bad / "model.safetensors", metadata={"format": "pt"})
+    draft = write_mtp_draft(bad, tmp_path / "bad-draft")
+    with pytest.raises(RuntimeError) as err:
+        run_probe(bad, tmp_path / "out.json", prompts=["hello"],
+                  extra_args=["--enforce-eager", "--max-tokens", "1",
+                              "--speculative-config", _spec(draft, 1)],
+                  timeout=300)
+    assert f"missing 1 tensor(s): model.layers.{n}.hnorm.weight" in str(err.value)
