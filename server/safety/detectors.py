@@ -164,7 +164,7 @@ CRISIS = RuleSet(
         r"\b(?:nobody|no one|no-one)(?: would| will|'d|'ll)? (?:even )?(?:miss me|notice|care when|care if|miss him|miss her)\b",
         r"\b(?:nobody|no one|no-one) would (?:even )?(?:miss|notice|care)\b",
         r"\b(?:suicide|goodbye|farewell) (?:note|letter|message|post|video)s?\b",
-        r"\bwant (?:it all|everything|it) to (?:end|be over)\b",
+        r"\bwant (?:it all|everything|it|this) to (?:end|be over)\b",
         r"\b(?:picked|chosen|chose|found) the (?:bridge|spot|place|rope|date)\b",
         r"\bwork up the courage\b",
         r"\b(?:thinking (?:of|about)|going to|want to|wanna|plan(?:ning)? to|gonna|about to|decided to) (?:overdos(?:e|ing)|o\.?d\.? on|take an overdose)",
@@ -183,6 +183,10 @@ CRISIS = RuleSet(
         r"\b(?:written|wrote|writing) (?:everyone|everybody|each of them|my family|my kids|my parents) (?:a |goodbye )?(?:letter|note)s?\b",
         r"\bplanning (?:how|when|where) (?:to|i'll|i will) (?:do it|end it|kill)",
         r"\blife (?:isn't|is not|isnt) worth living\b",
+        r"\b(?:won't|will not|no longer) be a (?:problem|burden|bother) (?:for|to) (?:anyone|anybody|you|them|my family)\b",
+        r"\bin case i (?:need|want) to (?:cut|hurt myself|end it)\b",
+        r"\b(?:want|wish|wanna) to (?:stop existing|not exist|cease to exist)\b",
+        r"\b(?:skipping|stopped|stopping|refusing) (?:my )?(?:dialysis|insulin|medication|meds|treatment)\b[^.?!]{0,20}\bon purpose\b",
         r"\b(?:leave|leaving|left) (?:this|the) world\b|\bnot be (?:here|around) (?:anymore|much longer)\b",
         r"\b(?:can't stop|keep|always|constantly) thinking (?:about|of) (?:dying|death|killing myself|suicide|ending it|ending my life)\b",
         r"\b(?:don't|do not|doesn't) deserve to (?:live|be alive)\b|\bdeserve to die\b|\bshouldn't be alive\b",
@@ -245,6 +249,7 @@ CRISIS = RuleSet(
             r"\btak(?:e|ing) (?:all|the whole|every one|all of) (?:of )?(?:them|the pills|my pills|the bottle)",
             r"\b(?:pills|tablets|gun|rope|knife|razor|blade)\b",
             r"\bways to die\b(?! (?:my|her|his|their|your|the) (?:hair|beard|clothes|shirt|eyebrows))", r"\bhow long (?:does it|it) takes? to (?:drown|die|bleed|suffocate)\b",
+            r"\b(?:highest|tallest) (?:bridge|building|cliff|car park|parking garage)\b|\bwhich bridge\b",
  r"\bif i (?:took|jumped|drank|cut|hanged|swallowed)\b", r"\b(?:toxic|poisonous) gas\b",
             r"\bwhat happens if (?:you|i|someone|a person) (?:take|took|swallow|swallowed|takes) (?:\d+|all|a whole|a bottle)",
             r"\b(?:stockpil\w*|hoard(?:ed|ing)|saving up|saved up) (?:my |all my |enough |up )?[a-z]+",
@@ -285,7 +290,8 @@ CRISIS = RuleSet(
             r"\bwho will (?:take care of|look after) my\b",
             r"\bsorry for everything\b",
             r"\bgiv(?:e|ing|en) (?:her|his|my|their|all (?:her|his|my)) (?:things|stuff|belongings|possessions) away\b", r"\blove you all\b", r"\bgoodbye (?:everyone|all|world)\b",
-            r"\bmade (?:my )?peace\b", r"\btake care of my (?:dog|cat|kids|children|pets?|plants)(?: for me)?\b", r"\b(?:updated|wrote|made|finished) my will\b", r"\bgave (?:my )?passwords\b", r"\bleave a (?:suicide )?(?:note|letter)\b",
+            r"\bmade (?:my )?peace\b", r"\bgave (?:me|us|them) (?:her|his|their) (?:jewel\w*|watch|rings?|things|belongings|savings)\b",
+            r"\bsaying goodbye to (?:everyone|everybody|all of us|all)\b", r"\btake care of my (?:dog|cat|kids|children|pets?|plants)(?: for me)?\b", r"\b(?:updated|wrote|made|finished) my will\b", r"\bgave (?:my )?passwords\b", r"\bleave a (?:suicide )?(?:note|letter)\b",
             r"\b(?:won't|will not|don't think i'll|not going to) be (?:around|here|alive) (?:for|by|at|much longer|next|anymore)", r"\bsold (?:my|all my) (?:car|things|stuff|belongings)\b",
         ],
         "selfharm": [
@@ -329,6 +335,8 @@ CRISIS.strong += [
     r"离开这个世界|离开人世|交代了?后事|写好了?给[^。？！]{0,6}的信",
     r"(?:想着?|想象)自己的葬礼|木炭和胶带|胶带和木炭|(?:看起来|弄得|装得)像(?:个)?意外|给每个人(?:都)?写了信|给(?:家人|爸妈|孩子)写了(?:信|遗书)",
     r"计划(?:着)?怎么(?:做|结束|死|自杀)",
+    r"不会再是(?:任何人|大家|你们|家里)的(?:麻烦|负担|累赘)|想(?:划|割)的时候就(?:划|割)|只想不存在|想(?:要)?不存在|不想存在",
+    r"故意不(?:去)?(?:透析|治疗)",
     (r"想结束(?:掉)?自己|结束掉自己|永远睡(?:着|下去)|开车撞(?:墙|树|桥|车)|撞车自杀|"
     r"希望自己[^。？！]{0,10}死|死了就死了|故意不(?:吃|打|用)[^。？！]{0,6}(?:药|胰岛素)|再也不回来了?|(?:一觉|就这样)?睡过去就好了|消失了?(?:对|让)[^。？！]{0,6}(?:都|更)好"),
     r"我(?:走|死)了也(?:无所谓|没关系|没人在乎|没人难过)|自己(?:划|割|烫)(?:的|伤)|手腕上[^。？！]{0,6}(?:划|割)的?(?:伤|口子|痕)",
@@ -344,7 +352,8 @@ CRISIS.weak["method"] += [
 ]
 CRISIS.weak["intent"] += [r"想试试|攒了|存的药|一个人住|不会有人发现|今晚|这周末|计划好了|准备好了|想好了|下定决心|这次一定|就等(?:今晚|明天|周末|那天)|消失(?!一段|几天|一阵|一会)|准备好"]
 CRISIS.weak["method"] += [r"(?:药|安眠药)[^。？！]{0,4}攒|攒[^。？！]{0,4}药|绳子|木炭|刀片|煤气"]
-CRISIS.weak["intent"] += [r"攒够了|应该够了|足够了"]
+CRISIS.weak["intent"] += [r"攒够了|应该够了|足够了|查了|搜了|上网查"]
+CRISIS.weak["method"] += [r"最高的(?:桥|楼)"]
 CRISIS.weak["hopeless"] += [r"不想再撑|撑不下去|没有(?:任何)?希望|没有盼头|活得太累|活着太痛苦|绝望|没意思|解脱|没(?:有)?人(?:在乎|发现|关心)|受够了|受不了了|撑不住了"]
 CRISIS.weak["burden"] += [r"拖累|负担|累赘|多余的人|自己是多余的|是多余的|废物"]
 CRISIS.weak["farewell"] += [
@@ -404,7 +413,9 @@ EMERGENCY = RuleSet(
         r"\bpregnant\b[^.]{0,80}\b(?:severe headache|blurr(?:y|ed) vision|seeing spots|fitting|seizure)",
         rf"\bloss of vision in {_PRON} (?:left |right )?eye", r"\bsuddenly (?:\w+ ){0,2}(?:confused|can'?t lift|can'?t see)",
         # heart
-        r"\bcrushing (?:chest )?pain", r"\bcrushing (?:feeling|pressure|sensation|weight)\b[^.?!]{0,20}\bchest",
+        r"\bcrushing (?:chest )?pain", r"\b(?:tearing|ripping) (?:chest |back )?pain\b|\bchest pain\b[^.?!]{0,20}\b(?:tearing|ripping)",
+        r"\bnosebleed\b[^.?!]{0,40}\b(?:an hour|hours|won't stop|30 minutes|thinners?|warfarin|apixaban|rivaroxaban)",
+        r"\bthroat\b[^.?!]{0,20}\b(?:closing|closing up|swelling shut)\b", r"\bcrushing (?:feeling|pressure|sensation|weight)\b[^.?!]{0,20}\bchest",
         r"\b(?:isn't|is not|not) waking up\b", r"\bbreathing (?:sounds|is|seems) (?:weird|strange|funny|odd|noisy|gurgling)\b", rf"\bclutching {_PRON} chest", rf"\belephant (?:sitting )?on {_PRON} chest",
         r"\b(?:having|think (?:i'm|he's|she's|i am|he is|she is) having) a heart attack",
         # anaphylaxis
@@ -448,12 +459,13 @@ EMERGENCY = RuleSet(
         "sweat": [r"\bsweat(?:ing|y)?\b|\bclammy\b|\bcold sweat|\b(?:drenched|soaked) in sweat"],
         "ingestion": [
             r"\b(?:son|daughter|child|kid|toddler|baby|boy|girl|grandson|granddaughter|he|she)\b[^.?!]{0,15}\b(?:ate|swallowed|got into|chewed|drank)\b[^.?!]{0,30}\b(?:pills|tablets|medicine|medication|capsules|gummies)\b",
+            r"\b(?:drank|swallowed|ate) something\b|\b(?:cleaning (?:cupboard|products?|supplies)|under the sink)\b",
             r"(?:孩子|儿子|女儿|宝宝|小孩|孙子|孙女)[^。？！]{0,6}(?:吃了|吞了|偷吃|喝了)[^。？！]{0,10}药",
-            r"吃错(?:了)?药",
+            r"吃错(?:了)?药", r"(?:喝|吃|吞)了(?:点|些)?(?:东西|什么)|清洁柜|清洁剂|洗涤剂",
         ],
         "altered": [
-            r"\b(?:very |really |so |extremely )?(?:sleepy|drowsy|lethargic|confused|floppy|unresponsive|hard to wake|won't wake|vomiting)\b",
-            r"嗜睡|想睡|昏昏沉沉|叫不醒|呕吐|精神很差|迷糊|手抖|发抖|冒汗|冷汗|心慌",
+            r"\b(?:very |really |so |extremely )?(?:sleepy|drowsy|lethargic|confused|floppy|unresponsive|hard to wake|won't wake|vomiting|drooling)\b",
+            r"嗜睡|想睡|昏昏沉沉|叫不醒|呕吐|精神很差|迷糊|手抖|发抖|冒汗|冷汗|心慌|流口水",
         ],
         "chest": [
             r"\bchest (?:pain|pressure|tightness|heaviness|discomfort)", r"\b(?:tightness|pressure|pain|heaviness) in (?:my|his|her|the) chest",
@@ -491,6 +503,8 @@ EMERGENCY.strong += [
     r"(?:吐|呕)[^。？！]{0,6}血块|(?:喝|吞|吃)了?[^。？！]{0,4}(?:煤油|汽油|柴油|打火机油|灯油)",
     r"右下腹剧痛|(?:腹部|肚子)剧痛[^。？！]{0,10}(?:发烧|站不|呕吐)|(?:腿|手|下半身)(?:没有?)?(?:知觉|感觉)了",
     r"心脏病发作|心梗了|心肌梗死了|我(?:觉得|好像|可能)(?:是)?心梗",
+    r"撕裂样(?:疼|痛)|撕裂(?:一样|般)(?:的)?(?:疼|痛)|流鼻血[^。？！]{0,10}(?:一个多小时|几个小时|止不住)|(?:抗凝|华法林)[^。？！]{0,10}流鼻血",
+    r"(?:嗓子|喉咙)像(?:要)?(?:闭上|堵上|堵住)",
     r"心率(?:只有)?(?:[1-3]\d|1[5-9]\d|2\d\d)(?![\d.])[^。？！]{0,12}(?:头晕|发灰|晕|胸|苍白)|(?:舌头|嘴里|喉咙)被[^。？！]{0,4}(?:蛰|蜇|咬)",
     r"(?:脸|嘴)(?:都)?(?:发紫|发青|青紫)|软绵绵|瘫软|(?:着火|火灾|烟)[^。？！]{0,10}(?:咳嗽|很困|昏|呼吸困难|意识)|看到脐带|脐带脱出|羊水破了[^。？！]{0,10}(?:脐带|出血|流血)",
     r"大面积(?:烫伤|烧伤|起泡)|(?:烫伤|烧伤)[^。？！]{0,10}大面积|皮肤(?:发白|焦黑)|头(?:部)?(?:撞|摔|磕)(?:到|了|伤)?[^。？！]{0,16}(?:一直吐|呕吐|吐了|想睡|嗜睡|昏|意识)",
@@ -533,7 +547,7 @@ _FEVER = _Fever()
 _BABY = re.compile(r"\b(?:baby|infant|newborn|toddler)\b|宝宝|婴儿|新生儿")
 _BABY_RED_FLAG = re.compile(
     r"\b(?:very sleepy|lethargic|floppy|won'?t feed|not feeding|won'?t wake|hard to wake|limp)\b"
-    r"|睡不醒|叫不醒|不(?:怎么)?吃奶|吃奶少|精神(?:很)?差|蔫|抽搐|呼吸急促")
+    r"|睡不醒|叫不醒|很难叫醒|不(?:怎么)?吃奶|没吃奶|吃奶少|精神(?:很)?差|蔫|抽搐|呼吸急促")
 _FEVER_WORD = re.compile(r"\bfever|发烧|发热")
 _NUM = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10,
         "eleven": 11, "twelve": 12, "a few": 3, "一": 1, "两": 2, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7,
