@@ -12,7 +12,8 @@ MTP_CLASS = "model_plugin.models.antangelmed_mtp:AntAngelMedMTP"
 # Our class serves AntAngelMed checkpoints (which say BailingMoeV2ForCausalLM) in place of vLLM's
 # built-in; the AntAngelMed name lets a checkpoint opt in explicitly.
 ARCHITECTURES = ("BailingMoeV2ForCausalLM", "AntAngelMedForCausalLM")
-MTP_ARCHITECTURES: tuple[str, ...] = ()  # the MTP draft registers here once it exists
+# The MTP draft (speculative method "mtp"); a draft dir from `python -m model_plugin.mtp_draft` names it.
+MTP_ARCHITECTURES: tuple[str, ...] = ("AntAngelMedMTP",)
 
 
 def register() -> None:
@@ -38,6 +39,7 @@ def _register_configs() -> None:
     from transformers import AutoConfig
 
     from model_plugin.config import AntAngelMedConfig, AntAngelMedLegacyConfig
+    from model_plugin.mtp_draft import AntAngelMedMTPConfig
 
-    for config_class in (AntAngelMedConfig, AntAngelMedLegacyConfig):
+    for config_class in (AntAngelMedConfig, AntAngelMedLegacyConfig, AntAngelMedMTPConfig):
         AutoConfig.register(config_class.model_type, config_class, exist_ok=True)

@@ -76,6 +76,26 @@ def model_tensors(config, layers: Iterable[int] | None = None, *, first: bool = 
     return specs
 
 
+def mtp_tensors(config) -> dict[str, TensorSpec]:
+    """Tensors of the MTP block(s) a checkpoint ships when ``num_nextn_predict_layers`` > 0.
+
+    DeepSeek-V3 layout, stored as extra layers after the decoder stack: MTP block ``k`` is
+    ``model.layers.{num_hidden_layers + k}`` with enorm, hnorm, eh_proj (2h -> h, never FP8),
+    one MoE decoder layer and final_layernorm. Embedding and lm_head are the main model's.
+    """
+    h = config.hidden_size
+    specs: dict[str, TensorSpec] = {}
+    for k in range(config.num_nextn_predict_layers):
+        idx = config.num_hidden_layers + k
+        p = f"model.layers.{idx}"
+        specs[f"{p}.enorm.weight"] = TensorSpec((h,))
+        specs[f"{p}.hnorm.weight"] = TensorSpec((h,))
+        specs[f"{p}.eh_proj.weight"] = TensorSpec((h, 2 * h))
+        specs.update(decoder_layer_tensors(config, idx))
+        specs[f"{p}.final_layernorm.weight"] = TensorSpec((h,))
+    return specs
+
+
 def scale_shape(shape: tuple[int, ...], block: tuple[int, int] = FP8_BLOCK) -> tuple[int, int]:
     rows, cols = shape
     return (-(-rows // block[0]), -(-cols // block[1]))
