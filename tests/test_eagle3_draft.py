@@ -198,6 +198,17 @@ def test_student_unroll_matches_incremental_drafting(target: Path) -> None:
                              [[5, 60, 70, 80, 90, 100, 110, 120, 130, 140, 150, 160]], 0)[0]
     with torch.no_grad():
         batched = student(sample.tokens, sample.aux, 3)
+        # A padded batch gives the same rows (padding sits after the real tokens).
+        from model_plugin.checkpoints.eagle3_distill import collate
+
+        short = teacher_samples(ref, plan.config["eagle_aux_hidden_state_layer_ids"], [[5, 61, 71]], 0)[0]
+        tokens, aux, _ = collate([short, sample], 3)
+        padded = student(tokens, aux, 3)
+        alone = student(short.tokens, short.aux, 3)
+        for step in range(3):
+            assert torch.allclose(padded[step][1], batched[step], atol=1e-4)
+            valid = 2 - step  # rows whose step-(step+1) token exists in the 3-token sequence
+            assert torch.allclose(padded[step][0, :valid], alone[step][:valid], atol=1e-4)
         for i in (0, 4, 7):
             # Step 1 over rows 0..i (causal: later rows cannot matter).
             tok1 = sample.tokens[1:i + 2]

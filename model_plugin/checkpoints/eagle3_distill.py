@@ -81,21 +81,22 @@ class Eagle3Student(nn.Module):
 
     def _qkv(self, tokens: torch.Tensor, hidden: torch.Tensor,
              positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """[input_layernorm(embed) | hidden_norm(hidden)] -> q [n, Hq, d], k, v [n, Hq, d]."""
-        n, d = tokens.numel(), self.head_dim
+        """[input_layernorm(embed) | hidden_norm(hidden)] -> q, k, v [..., n, Hq, d]."""
+        lead, d = tokens.shape, self.head_dim
         emb = rms_norm(self.embed[tokens], self.w("midlayer.input_layernorm.weight"), self.eps)
         x = torch.cat([emb, rms_norm(hidden, self.w("midlayer.hidden_norm.weight"), self.eps)], -1)
-        q = (x @ self.w("midlayer.self_attn.q_proj.weight").T).view(n, self.n_heads, d)
-        k = (x @ self.w("midlayer.self_attn.k_proj.weight").T).view(n, self.n_kv, d)
-        v = (x @ self.w("midlayer.self_attn.v_proj.weight").T).view(n, self.n_kv, d)
+        q = (x @ self.w("midlayer.self_attn.q_proj.weight").T).view(*lead, self.n_heads, d)
+        k = (x @ self.w("midlayer.self_attn.k_proj.weight").T).view(*lead, self.n_kv, d)
+        v = (x @ self.w("midlayer.self_attn.v_proj.weight").T).view(*lead, self.n_kv, d)
         q = apply_partial_neox_rope(q, positions, d, self.theta)  # full-width NeoX RoPE
         k = apply_partial_neox_rope(k, positions, d, self.theta)
         rep = self.n_heads // self.n_kv
-        return q, k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1)
+        return q, k.repeat_interleave(rep, -2), v.repeat_interleave(rep, -2)
 
     def _finish(self, hidden: torch.Tensor, attn: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Residual, post-attention norm, SwiGLU -> (draft logits, pre-norm output)."""
-        residual = hidden + attn.reshape(attn.shape[0], -1) @ self.w("midlayer.self_attn.o_proj.weight").T
+        attn = attn.reshape(*attn.shape[:-2], -1)
+        residual = hidden + attn @ self.w("midlayer.self_attn.o_proj.weight").T
         h = rms_norm(residual, self.w("midlayer.post_attention_layernorm.weight"), self.eps)
         gate = h @ self.w("midlayer.mlp.gate_proj.weight").T
         up = h @ self.w("midlayer.mlp.up_proj.weight").T
@@ -103,34 +104,39 @@ class Eagle3Student(nn.Module):
         return rms_norm(prenorm, self.w("norm.weight"), self.eps) @ self.w("lm_head.weight").T, prenorm
 
     def forward(self, tokens: torch.Tensor, aux: torch.Tensor, steps: int = 1) -> list[torch.Tensor]:
-        """Draft logits [T-1, draft_vocab] for speculative steps 1..steps over one sequence.
+        """Draft logits [(B,) T-1, draft_vocab] for speculative steps 1..steps.
 
-        Row i is a proposal made after the target verified tokens[:i+1]. Step 1 reads
-        (tokens[i+1], fc(aux[i])) at position i; step k reads (tokens[i+k], step k-1's pre-norm
-        output at row i) at position i+k-1 and attends to the step-1 keys of rows <= i plus the
-        keys of its own earlier steps at row i: vLLM's draft KV cache at that point. Step k's
-        label is the target's greedy token after tokens[i+k]. Tokens past the end are padded.
+        tokens [(B,) T], aux [(B,) T, n_aux*H]; a batch is padded at the end (causality keeps
+        padding out of real rows). Row i is a proposal made after the target verified
+        tokens[:i+1]. Step 1 reads (tokens[i+1], fc(aux[i])) at position i; step k reads
+        (tokens[i+k], step k-1's pre-norm output at row i) at position i+k-1 and attends to the
+        step-1 keys of rows <= i plus the keys of its own earlier steps at row i: vLLM's draft
+        KV cache at that point. Step k's label is the target's greedy token after tokens[i+k].
         """
-        n, d = tokens.numel() - 1, self.head_dim
+        single = tokens.dim() == 1
+        if single:
+            tokens, aux = tokens[None], aux[None]
+        n, d = tokens.shape[1] - 1, self.head_dim
         rows = torch.arange(n)
-        hidden = aux[:n] @ self.w("fc.weight").T
+        hidden = aux[:, :n] @ self.w("fc.weight").T  # [B, n, H]
         causal = rows[None, :] <= rows[:, None]  # [n, n]
         keys: list[tuple[torch.Tensor, torch.Tensor]] = []
         logits = []
         for step in range(1, steps + 1):
-            step_tokens = tokens[(rows + step).clamp(max=tokens.numel() - 1)]
-            q, k, v = self._qkv(step_tokens, hidden, rows + step - 1)
+            step_tokens = tokens[:, (rows + step).clamp(max=n)]
+            q, k, v = self._qkv(step_tokens, hidden, rows + step - 1)  # [B, n, Hq, d]
             keys.append((k, v))
             k1, v1 = keys[0]
-            first = torch.einsum("qhd,khd->hqk", q, k1).masked_fill(~causal, float("-inf"))
-            own = torch.stack([(q * km).sum(-1).T for km, _ in keys[1:]], -1) if step > 1 else None
-            scores = first if own is None else torch.cat([first, own], -1)
-            probs = (scores / math.sqrt(d)).softmax(-1)  # [Hq, n, n + step - 1]
-            attn = torch.einsum("hqk,khd->qhd", probs[..., :n], v1)
+            scores = torch.einsum("bqhd,bkhd->bhqk", q, k1).masked_fill(~causal, float("-inf"))
+            if step > 1:  # this row's own keys from steps 2..k: [B, Hq, n, step-1]
+                own = torch.stack([(q * km).sum(-1).transpose(1, 2) for km, _ in keys[1:]], -1)
+                scores = torch.cat([scores, own], -1)
+            probs = (scores / math.sqrt(d)).softmax(-1)
+            attn = torch.einsum("bhqk,bkhd->bqhd", probs[..., :n], v1)
             for m, (_, vm) in enumerate(keys[1:]):
-                attn = attn + probs[..., n + m].T[..., None] * vm
+                attn = attn + probs[..., n + m].transpose(1, 2)[..., None] * vm
             step_logits, hidden = self._finish(hidden, attn)
-            logits.append(step_logits)
+            logits.append(step_logits[0] if single else step_logits)
         return logits
 
     def tensors(self) -> dict[str, torch.Tensor]:
@@ -203,22 +209,34 @@ def label_counts(train: list[Sample]) -> Counter[int]:
 STEP_DECAY = 0.8  # later speculative steps matter less (they only count if earlier ones hit)
 
 
+def collate(samples: list[Sample], unroll: int) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    """Pad a batch at the end: tokens [B, T], aux [B, T, A], per-step labels [B, T-1] (-1 pad)."""
+    t = max(len(s.tokens) for s in samples)
+    tokens = torch.zeros(len(samples), t, dtype=torch.long)
+    aux = torch.zeros(len(samples), t, samples[0].aux.shape[-1])
+    labels = [torch.full((len(samples), t - 1), -1, dtype=torch.long) for _ in range(unroll)]
+    for b, s in enumerate(samples):
+        tokens[b, :len(s.tokens)] = s.tokens
+        aux[b, :len(s.tokens)] = s.aux
+        for k in range(unroll):
+            labels[k][b, :len(s.tokens) - 1] = step_labels(s, k + 1)
+    return tokens, aux, labels
+
+
 def train_student(student: Eagle3Student, train: list[Sample], to_draft: torch.Tensor, *,
                   steps: int, batch: int, lr: float, rng: random.Random, unroll: int,
                   log: Callable[[str], None]) -> None:
     """Cross-entropy on the target's greedy tokens over `unroll` speculative steps (ids
-    outside the draft vocab and rows past the sequence end are ignored)."""
+    outside the draft vocab, padding and rows past the sequence end are ignored)."""
     opt = torch.optim.AdamW(student.parameters(), lr=lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1))
     for step in range(steps):
-        picked = rng.sample(train, min(batch, len(train)))
+        tokens, aux, labels = collate(rng.sample(train, min(batch, len(train))), unroll)
         loss = torch.zeros(())
-        for s in picked:
-            for k, logits in enumerate(student(s.tokens, s.aux, unroll), start=1):
-                labels = step_labels(s, k)
-                target = torch.where(labels >= 0, to_draft[labels.clamp(min=0)], -100)
-                loss = loss + STEP_DECAY ** (k - 1) * F.cross_entropy(logits, target, ignore_index=-100)
-        loss = loss / len(picked)
+        for k, logits in enumerate(student(tokens, aux, unroll)):
+            target = torch.where(labels[k] >= 0, to_draft[labels[k].clamp(min=0)], -100)
+            ce = F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=-100)
+            loss = loss + STEP_DECAY ** k * ce
         opt.zero_grad()
         loss.backward()
         opt.step()
