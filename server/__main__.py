@@ -125,6 +125,19 @@ def _fmt_time(ts: float | None) -> str:
     return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if ts else "-"
 
 
+def _check_profile(profile: str, settings: Settings) -> None:
+    """A key's safety profile must exist in the policy the gateway will load (when the layer is on)."""
+    from server.safety_glue import SafetyConfigError, load_safety_engine
+
+    try:
+        engine = load_safety_engine(settings.safety_enabled, settings.safety_policy)
+    except SafetyConfigError as exc:
+        _die(str(exc))
+    names = list(getattr(engine, "profile_names", []) or [])
+    if engine is not None and names and profile not in names:
+        _die(f"--safety-profile {profile!r} is not in the safety policy (profiles: {', '.join(names)})")
+
+
 def keys_command(args: argparse.Namespace) -> None:
     import orjson
 
@@ -137,6 +150,7 @@ def keys_command(args: argparse.Namespace) -> None:
     except Exception as exc:  # noqa: BLE001 - any failure to open is reported as one line
         _die(f"cannot open key store: {type(exc).__name__}: {exc}")
     if args.keys_cmd == "create":
+        _check_profile(args.safety_profile, settings)
         models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
         try:
             key, rec = store.create(

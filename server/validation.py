@@ -59,7 +59,8 @@ def validate_chat(body: dict[str, Any]) -> None:
     for i, m in enumerate(msgs):
         if not isinstance(m, dict):
             raise bad_param(f"messages[{i}]", f"messages[{i}] must be an object.")
-        if m.get("role") not in ROLES:
+        role = m.get("role")
+        if not isinstance(role, str) or role not in ROLES:
             raise bad_param(f"messages[{i}].role", f"messages[{i}].role must be one of {sorted(ROLES)}.")
         c = m.get("content")
         if c is not None and not isinstance(c, (str, list)):

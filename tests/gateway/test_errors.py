@@ -151,6 +151,12 @@ async def test_body_not_object(gw):
             {"model": MODEL, "messages": [{"role": "user", "content": 5}]},
             "messages[0].content",
         ),
+        (
+            "/v1/chat/completions",
+            {"model": MODEL, "messages": [{"role": ["user"], "content": "x"}]},
+            "messages[0].role",
+        ),
+        ("/v1/chat/completions", {"model": ["m"], "messages": [{"role": "user", "content": "x"}]}, "model"),
         ("/v1/chat/completions", chat_body(temperature=5), "temperature"),
         ("/v1/chat/completions", chat_body(temperature="hot"), "temperature"),
         ("/v1/chat/completions", chat_body(top_p=0), "top_p"),

@@ -137,6 +137,8 @@ def test_cli_refuses_duplicates_and_bad_input(shared_db: Path) -> None:
     assert r.returncode == 2 and "already exists" in r.stderr and "Traceback" not in r.stderr
     r = keys_cli(shared_db, "create", "--name", "x", "--expires", "soon")
     assert r.returncode == 2 and "--expires" in r.stderr
+    r = keys_cli(shared_db, "create", "--name", "y", "--safety-profile", "no-such-profile")
+    assert r.returncode == 2 and "no-such-profile" in r.stderr and "patient" in r.stderr
     r = keys_cli(shared_db, "revoke", "nobody")
     assert r.returncode == 2 and "no active key" in r.stderr
 
