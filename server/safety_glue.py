@@ -56,6 +56,8 @@ class GuardSet:
             g = self.guard(index)
             delta = ch.get("delta") if chat else None
             text = (delta.get("content") if isinstance(delta, dict) else None) if chat else ch.get("text")
+            if text is not None and not isinstance(text, str):
+                raise TypeError("streamed text is not a string")
             out = g.feed(text) if text else ""
             if ch.get("finish_reason") is not None and index not in self._finished:
                 self._finished.add(index)

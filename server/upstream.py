@@ -363,7 +363,7 @@ class StreamRelay(Response):
                     if i < 0:
                         break
                     event, buf = buf[:i], buf[i + 2 :]
-                    piece = self._event(event)
+                    piece = self._safe_event(event)
                     if piece:
                         out.append(piece)
                         if not self.sent_first and _has_content(piece):
@@ -413,6 +413,15 @@ class StreamRelay(Response):
         err_type = "invalid_request_error" if code == "content_policy_violation" else "server_error"
         self._error_bytes = sse_error_event(message, code, err_type)
         return self._error_bytes
+
+    def _safe_event(self, event: bytes) -> bytes | None:
+        try:
+            return self._event(event)
+        except (TypeError, AttributeError, KeyError, ValueError, IndexError):
+            # JSON of the wrong shape (choices not a list, text not a string, ...): end like malformed SSE.
+            return self._fail(
+                "The model server sent a malformed event.", "upstream_malformed_response", "malformed"
+            )
 
     def _event(self, event: bytes) -> bytes | None:
         """One SSE event in, the bytes to send out (None to drop it)."""

@@ -104,3 +104,48 @@ async def test_random_bytes_never_5xx(gw):
         raw = bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 64)))
         r = await gw.post("/v1/chat/completions", content=raw, headers=AUTH)
         assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_request_error"
+
+
+def random_sse(rng: random.Random) -> list[bytes]:
+    """Upstream SSE streams with valid, truncated, garbled and odd events, cut at random byte offsets."""
+    pieces = [
+        b'data: {"id":"c","choices":[{"index":0,"delta":{"content":"ok"},"finish_reason":null}]}\n\n',
+        b'data: {"id":"c","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2}}\n\n',
+        b"data: [DONE]\n\n",
+        b": keep-alive\n\n",
+        b"data: {broken\n\n",
+        b"data: 42\n\n",
+        b"data: null\n\n",
+        b'data: {"choices":"nope"}\n\n',
+        b'data: {"choices":[{"delta":null}]}\n\n',
+        b"event: x\n\n",
+        b"\n\n",
+        b'data: {"error":{"message":"boom"}}\n\n',
+        b'data: {"choices":[{"index":0,"text":5}]}\n\n',
+    ]
+    raw = b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 8)))
+    cuts = sorted(rng.sample(range(len(raw) + 1), min(3, len(raw) + 1)))
+    return [raw[a:b] for a, b in zip([0, *cuts], [*cuts, len(raw)]) if raw[a:b]]
+
+
+@pytest.mark.parametrize("safety", [False, True], ids=["safety-off", "safety-on"])
+async def test_random_upstream_streams_end_cleanly(make_gateway, upstream, safety):
+    import httpx
+
+    gw = make_gateway(safety_engine=_real_safety_engine() if safety else None)
+    rng = random.Random(7)
+    for _ in range(150):
+        parts = random_sse(rng)
+
+        async def body(parts: list[bytes] = parts):
+            for p in parts:
+                yield p
+
+        upstream.answer = lambda r, body=body: httpx.Response(200, content=body())
+        req = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "stream": True}
+        r = await gw.post("/v1/chat/completions", json=req, headers=AUTH)
+        assert r.status_code == 200
+        events = [blk for blk in r.text.split("\n\n") if blk.startswith("data: ")]
+        assert events, (parts, r.text)
+        last = events[-1][6:]
+        assert last == "[DONE]" or "error" in json.loads(last), (parts, r.text)
