@@ -165,7 +165,7 @@ def test_distilled_draft_has_real_acceptance(tmp_path: Path) -> None:
 
     target = write_checkpoint(get_preset("tiny"), tmp_path / "target", seed=0, bigram=40.0)
     res = distill_eagle3_draft(target, tmp_path / "draft", steps=150, gen_prompts=8, gen_tokens=24,
-                               random_sequences=128, unroll=2)
+                               random_sequences=128, unroll=2, batch=16)
     assert res.acceptance_before < 0.05
     assert res.acceptance_after > 0.25
     # A second draft token adds accepted tokens (trained with the two-step unroll).

@@ -256,7 +256,7 @@ def distill_eagle3_draft(
     gen_prompts: int = 48,
     gen_tokens: int = 48,
     random_sequences: int = 512,
-    batch: int = 16,
+    batch: int = 8,
     lr: float = 3e-3,
     unroll: int = 3,
     log: Callable[[str], None] | None = None,
