@@ -112,9 +112,6 @@ class AntAngelMedConfig(PreTrainedConfig):
         # and keep the checkpoint's own rope_theta / partial factor inside the dict vLLM reads.
         self.rope_parameters = _rope_parameters(rope_parameters or rope_scaling, rope_theta,
                                                 partial_rotary_factor, max_position_embeddings)
-        # Block-FP8 on a machine without FP8 kernels: build BF16 layers, dequantize while loading.
-        if fp8.should_dequantize(kwargs.get("quantization_config")):
-            kwargs[fp8.STASH_KEY] = kwargs.pop("quantization_config")
         super().__init__(
             pad_token_id=pad_token_id,
             bos_token_id=bos_token_id,
@@ -123,6 +120,24 @@ class AntAngelMedConfig(PreTrainedConfig):
             **kwargs,
         )
         self.validate_antangelmed()
+
+    # vLLM re-reads quantization_config from config.json and assigns it after constructing the
+    # config, so the CPU fallback for block-FP8 lives in the setter: on a machine without FP8
+    # kernels the dict is moved aside (vLLM then builds BF16 layers) and the loader dequantizes.
+    @property
+    def quantization_config(self) -> dict:
+        try:
+            return self.__dict__["quantization_config"]
+        except KeyError:
+            raise AttributeError("quantization_config") from None
+
+    @quantization_config.setter
+    def quantization_config(self, value) -> None:
+        if isinstance(value, dict) and fp8.should_dequantize(value):
+            self.__dict__[fp8.STASH_KEY] = value
+            self.__dict__.pop("quantization_config", None)
+        else:
+            self.__dict__["quantization_config"] = value
 
     @property
     def rotary_dim(self) -> int:

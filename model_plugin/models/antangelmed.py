@@ -269,6 +269,7 @@ class AntAngelMedForCausalLM(nn.Module, SupportsPP, SupportsEagle3):
         config = vllm_config.model_config.hf_config
         self.config = config
         self.quant_config = vllm_config.quant_config
+        self.param_dtype = vllm_config.model_config.dtype
         self.model = AntAngelMedModel(vllm_config=vllm_config, prefix=maybe_prefix(prefix, "model"))
         if get_pp_group().is_last_rank:
             self.lm_head = ParallelLMHead(config.vocab_size, config.hidden_size,
@@ -308,7 +309,8 @@ class AntAngelMedForCausalLM(nn.Module, SupportsPP, SupportsEagle3):
         check = SchemaCheck(self._expected_tensors(), skip_prefixes=self._foreign_prefixes())
         weights = check.filter(weights)
         if fp8.dequantize_on_load(self.config):
-            weights = fp8.dequantized(weights, fp8.block_size(self.config))
+            # Straight to the parameters' dtype: a detour through BF16 would round the fp8*scale product.
+            weights = fp8.dequantized(weights, fp8.block_size(self.config), dtype=self.param_dtype)
         loaded = AutoWeightsLoader(self).load_weights(weights, mapper=self.hf_to_vllm_mapper)
         check.assert_complete()
         return loaded
