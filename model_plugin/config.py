@@ -110,8 +110,7 @@ class AntAngelMedConfig(PreTrainedConfig):
         self.output_router_logits = output_router_logits
         # Shipped configs say "rope_scaling"; transformers 5 calls it "rope_parameters". Accept both,
         # and keep the checkpoint's own rope_theta / partial factor inside the dict vLLM reads.
-        self.rope_parameters = _rope_parameters(rope_parameters or rope_scaling, rope_theta,
-                                                partial_rotary_factor, max_position_embeddings)
+        self.rope_parameters = rope_parameters or rope_scaling  # normalised by the property setter
         super().__init__(
             pad_token_id=pad_token_id,
             bos_token_id=bos_token_id,
@@ -138,6 +137,18 @@ class AntAngelMedConfig(PreTrainedConfig):
             self.__dict__.pop("quantization_config", None)
         else:
             self.__dict__["quantization_config"] = value
+
+    # `--hf-overrides '{"rope_scaling": {...}}'` (how users turn on YaRN for 128K) reaches the config
+    # as a plain assignment after construction; normalise it here too, or the override would drop
+    # rope_theta and the partial rotary factor and vLLM would rotate with its defaults.
+    @property
+    def rope_parameters(self) -> dict:
+        return self.__dict__["rope_parameters"]
+
+    @rope_parameters.setter
+    def rope_parameters(self, value: dict | None) -> None:
+        self.__dict__["rope_parameters"] = _rope_parameters(
+            value, self.rope_theta, self.partial_rotary_factor, self.max_position_embeddings)
 
     @property
     def rotary_dim(self) -> int:

@@ -46,3 +46,11 @@ def test_yarn_from_shipped_rope_scaling_key():
 def test_invalid_configs_are_refused_naming_the_key(bad, message):
     with pytest.raises(ValueError, match=message):
         AntAngelMedConfig(**bad)
+
+
+def test_yarn_given_as_an_hf_override_keeps_theta_and_partial_rotary():
+    # vLLM applies --hf-overrides with config.update() after construction.
+    c = AntAngelMedConfig()
+    c.update({"rope_scaling": {"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768}})
+    assert c.rope_parameters == {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768,
+                                 "rope_theta": 600000.0, "partial_rotary_factor": 0.5}
