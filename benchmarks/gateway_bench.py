@@ -18,6 +18,7 @@ import asyncio
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -262,6 +263,7 @@ async def run(args: argparse.Namespace, safety: bool) -> dict:
     finally:
         for p in reversed(procs):
             p.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
     results["setup"] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
         "load_avg_at_end": [round(x, 2) for x in os.getloadavg()],
