@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fp8", action="store_true",
                         help="store linear weights as block-wise float8_e4m3fn (128x128 scales)")
     parser.add_argument("--bigram", type=float, default=0.0, metavar="STRENGTH",
-                        help="give the random model a learnable next-token habit (e.g. 30) so "
+                        help="give the random model a learnable next-token habit (e.g. 40) so "
                              "speculative drafts reach real acceptance; default 0 (pure random)")
     parser.add_argument("--mtp", action="store_true",
                         help="add one MTP layer (num_nextn_predict_layers: 1)")
