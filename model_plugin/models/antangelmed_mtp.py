@@ -98,6 +98,8 @@ class AntAngelMedMTPModel(nn.Module):
 
 
 class AntAngelMedMTP(nn.Module):
+    """The draft vLLM builds for ``architectures: ["AntAngelMedMTP"]`` (speculative method "mtp")."""
+
     packed_modules_mapping = AntAngelMedForCausalLM.packed_modules_mapping
 
     def __init__(self, *, vllm_config: VllmConfig, prefix: str = "") -> None:

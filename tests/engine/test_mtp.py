@@ -166,6 +166,24 @@ def test_draft_dir_refuses_a_checkpoint_without_mtp(tmp_path):
     assert cli.returncode == 2 and "ships no MTP layer" in cli.stderr
 
 
+def test_draft_dir_of_a_sharded_checkpoint_links_only_the_mtp_shards(tmp_path):
+    import dataclasses
+
+    from model_plugin.checkpoints.presets import get_preset
+    from model_plugin.checkpoints.writer import write_checkpoint
+
+    preset = dataclasses.replace(get_preset("tiny"), num_nextn_predict_layers=1)
+    target = write_checkpoint(preset, tmp_path / "sharded", max_shard_bytes=1 << 20)
+    weight_map = json.loads((target / "model.safetensors.index.json").read_text())["weight_map"]
+    draft = write_mtp_draft(target, tmp_path / "draft")
+    index = json.loads((draft / "model.safetensors.index.json").read_text())["weight_map"]
+    prefix = f"model.layers.{preset.num_hidden_layers}."
+    assert index == {n: f for n, f in weight_map.items() if n.startswith(prefix)}
+    links = {p.name for p in draft.glob("*.safetensors")}
+    assert links == set(index.values()) and len(links) < len(set(weight_map.values()))
+    assert all((draft / f).resolve() == (target / f).resolve() for f in links)
+
+
 # ---- real engines -------------------------------------------------------------------------------
 
 def _tokens(run: dict) -> list[list[int]]:
