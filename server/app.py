@@ -264,6 +264,9 @@ def create_app(
         title="AntAngelMed gateway", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None
     )
     app.state.gateway = state
+    # No 307 from `/v1/models/` to `/v1/models`: that redirect has no OpenAI-shaped body, and its Location
+    # is built from the client's Host header (a POST body with PHI would follow it to any host named there).
+    app.router.redirect_slashes = False
     app.include_router(chat.router)
     app.include_router(models.router)
     app.include_router(health.router)
