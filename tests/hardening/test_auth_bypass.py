@@ -33,7 +33,11 @@ def raw_request(url: str, head: bytes, body: bytes = b"", timeout: float = 5.0) 
             if b"\r\n\r\n" in data:
                 headers, _, rest = data.partition(b"\r\n\r\n")
                 length = next(
-                    (int(h.split(b":")[1]) for h in headers.split(b"\r\n") if h.lower().startswith(b"content-length:")),
+                    (
+                        int(h.split(b":")[1])
+                        for h in headers.split(b"\r\n")
+                        if h.lower().startswith(b"content-length:")
+                    ),
                     None,
                 )
                 if length is not None and len(rest) >= length:
@@ -67,9 +71,13 @@ PATH_TRICKS = [
 
 @pytest.mark.parametrize("method", ["GET", "POST", "HEAD", "OPTIONS", "PUT", "DELETE", "PATCH"])
 @pytest.mark.parametrize("path", PATH_TRICKS + ["/v1/models", "/v1/chat/completions", "/v1/completions"])
-def test_no_path_or_method_reaches_a_v1_route_without_a_key(gateway: Proc, echo: Proc, path: str, method: str) -> None:
+def test_no_path_or_method_reaches_a_v1_route_without_a_key(
+    gateway: Proc, echo: Proc, path: str, method: str
+) -> None:
     before = upstream_stats(echo)["requests"]
-    body = b'{"model":"angel-standin","messages":[{"role":"user","content":"hi"}]}' if method != "GET" else b""
+    body = (
+        b'{"model":"angel-standin","messages":[{"role":"user","content":"hi"}]}' if method != "GET" else b""
+    )
     head = (
         f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
@@ -79,7 +87,9 @@ def test_no_path_or_method_reaches_a_v1_route_without_a_key(gateway: Proc, echo:
     assert status in (400, 401, 404, 405), (path, method, status, rest[:200])
     assert not headers.lower().count(b"\r\nlocation:"), headers
     if method != "HEAD":
-        err = httpx.Response(status, headers={"content-type": "application/json"}, content=rest).json()["error"]
+        err = httpx.Response(status, headers={"content-type": "application/json"}, content=rest).json()[
+            "error"
+        ]
         assert set(err) == {"message", "type", "param", "code"} and isinstance(err["code"], str)
     assert upstream_stats(echo)["requests"] == before, "an unauthenticated request reached the upstream"
 
@@ -107,10 +117,16 @@ def test_no_path_or_method_reaches_a_v1_route_without_a_key(gateway: Proc, echo:
 )
 def test_garbled_authorization_headers(gateway: Proc, header: str) -> None:
     # Raw bytes: an HTTP client would refuse to send some of these, an attacker's would not.
-    head = b"GET /v1/models HTTP/1.1\r\nHost: x\r\nAuthorization: " + header.encode() + b"\r\nConnection: close\r\n\r\n"
-    status, headers, rest = raw_request(gateway.url, head)
-    r = httpx.Response(status, headers={"content-type": "application/json", "x-request-id": "-"}, content=rest)
-    if status == 400 and b"NUL" in header.encode() or (status == 400 and not rest.startswith(b"{")):
+    head = (
+        b"GET /v1/models HTTP/1.1\r\nHost: x\r\nAuthorization: "
+        + header.encode()
+        + b"\r\nConnection: close\r\n\r\n"
+    )
+    status, _, rest = raw_request(gateway.url, head)
+    r = httpx.Response(
+        status, headers={"content-type": "application/json", "x-request-id": "-"}, content=rest
+    )
+    if status == 400 and not rest.startswith(b"{"):
         return  # refused by the HTTP parser before the app: still no access
     assert_openai_error(r, 401, "invalid_api_key")
 
@@ -140,10 +156,14 @@ def test_keys_that_must_not_work(gateway: Proc, echo: Proc, keys: Keys, which: s
     body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
     r = httpx.post(gateway.url + "/v1/chat/completions", json=body, headers=h, timeout=5)
     err = assert_openai_error(r, 401, "invalid_api_key")
-    assert {"revoked": "revoked", "expired": "expired", "other_deployment": "Incorrect"}[which] in err["message"]
+    assert {"revoked": "revoked", "expired": "expired", "other_deployment": "Incorrect"}[which] in err[
+        "message"
+    ]
     assert upstream_stats(echo)["requests"] == before
     # The database key of this deployment works, so the refusals above are about the key, not the store.
-    ok = httpx.post(gateway.url + "/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {keys.live}"})
+    ok = httpx.post(
+        gateway.url + "/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {keys.live}"}
+    )
     assert ok.status_code == 200, ok.text
 
 
