@@ -28,6 +28,7 @@ from server.validation import apply_max_tokens_cap, validate_chat, validate_comp
 router = APIRouter()
 _perf = time.perf_counter
 CHAT, COMPLETION = "chat", "completion"
+_MAX_DUMP_DEPTH = 254  # orjson.dumps' nesting limit
 
 
 @router.post("/v1/chat/completions", openapi_extra=CHAT_SCHEMA)
@@ -51,12 +52,21 @@ async def read_json(request: Request, limit: int) -> dict[str, Any]:
         if size > limit:
             raise too_big
         chunks.append(chunk)
+    raw = b"".join(chunks)
     try:
-        body = orjson.loads(b"".join(chunks))
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise GatewayError(400, "invalid_request_error", "Request body is not valid JSON.") from None
     if not isinstance(body, dict):
         raise GatewayError(400, "invalid_request_error", "Request body must be a JSON object.")
+    # orjson reads up to 1024 levels but writes at most 254, and the body is re-serialised for the
+    # upstream: refuse what cannot be forwarded. Only bodies with that many brackets can be that deep,
+    # so the trial serialisation is skipped for ordinary requests.
+    if raw.count(b"[") + raw.count(b"{") > _MAX_DUMP_DEPTH:
+        try:
+            orjson.dumps(body)
+        except TypeError:
+            raise GatewayError(400, "invalid_request_error", "Request body is nested too deeply.") from None
     return body
 
 
