@@ -11,6 +11,8 @@ config that omits those keys must still mean that (vLLM's built-in silently swit
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from transformers.configuration_utils import PreTrainedConfig
 
 from model_plugin import fp8
@@ -24,7 +26,7 @@ _ROUTER_DTYPES = ("fp32", "bf16", None)
 
 class AntAngelMedConfig(PreTrainedConfig):
     model_type = "bailing_moe_v2"
-    keys_to_ignore_at_inference = ["past_key_values"]
+    keys_to_ignore_at_inference: ClassVar[list[str]] = ["past_key_values"]
 
     def __init__(
         self,

@@ -16,6 +16,7 @@ Differences from vLLM's built-in ``BailingMoeV2ForCausalLM`` that matter to user
 
 from collections.abc import Iterable
 from itertools import islice
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -254,8 +255,23 @@ class AntAngelMedModel(nn.Module, EagleModelMixin):
         return (hidden_states, aux) if aux else hidden_states
 
 
+def load_checked(module: nn.Module, weights: Iterable[tuple[str, torch.Tensor]], expected: dict,
+                 skip_prefixes: tuple[str, ...], param_dtype: torch.dtype) -> set[str]:
+    """Load checkpoint tensors into ``module``: each checked against ``expected`` (name and shape),
+    block-FP8 pairs dequantized when the CPU fallback is on, completeness asserted at the end."""
+    check = SchemaCheck(expected, skip_prefixes=skip_prefixes)
+    weights = check.filter(weights)
+    if fp8.dequantize_on_load(module.config):
+        # Straight to the parameters' dtype: a detour through BF16 would round the fp8*scale product.
+        weights = fp8.dequantized(weights, fp8.block_size(module.config), dtype=param_dtype)
+    loaded = AutoWeightsLoader(module).load_weights(weights, mapper=AntAngelMedForCausalLM.hf_to_vllm_mapper)
+    check.assert_complete()
+    return loaded
+
+
 class AntAngelMedForCausalLM(nn.Module, SupportsPP, SupportsEagle3):
-    packed_modules_mapping = {"query_key_value": ["query_key_value"], "gate_up_proj": ["gate_proj", "up_proj"]}
+    packed_modules_mapping: ClassVar[dict[str, list[str]]] = {
+        "query_key_value": ["query_key_value"], "gate_up_proj": ["gate_proj", "up_proj"]}
     # Checkpoint name -> (our fused parameter, shard). Experts are mapped by vLLM's MoE runner.
     hf_to_vllm_mapper = WeightsMapper(orig_to_new_stacked={
         ".mlp.gate_proj": (".mlp.gate_up_proj", 0),
@@ -306,14 +322,7 @@ class AntAngelMedForCausalLM(nn.Module, SupportsPP, SupportsEagle3):
         return self.logits_processor(self.lm_head, hidden_states)
 
     def load_weights(self, weights: Iterable[tuple[str, torch.Tensor]]) -> set[str]:
-        check = SchemaCheck(self._expected_tensors(), skip_prefixes=self._foreign_prefixes())
-        weights = check.filter(weights)
-        if fp8.dequantize_on_load(self.config):
-            # Straight to the parameters' dtype: a detour through BF16 would round the fp8*scale product.
-            weights = fp8.dequantized(weights, fp8.block_size(self.config), dtype=self.param_dtype)
-        loaded = AutoWeightsLoader(self).load_weights(weights, mapper=self.hf_to_vllm_mapper)
-        check.assert_complete()
-        return loaded
+        return load_checked(self, weights, self._expected_tensors(), self._foreign_prefixes(), self.param_dtype)
 
     def _expected_tensors(self):
         pp = get_pp_group()

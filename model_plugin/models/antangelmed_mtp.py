@@ -31,12 +31,12 @@ from vllm.model_executor.layers.layernorm import RMSNorm
 from vllm.model_executor.layers.linear import ReplicatedLinear
 from vllm.model_executor.layers.logits_processor import LogitsProcessor
 from vllm.model_executor.layers.quantization import QuantizationConfig
-from vllm.model_executor.models.utils import AutoWeightsLoader, maybe_prefix
+from vllm.model_executor.models.utils import maybe_prefix
 from vllm.sequence import IntermediateTensors
 
 from model_plugin import fp8
-from model_plugin.checkpoint_schema import SchemaCheck, mtp_tensors, with_fp8_scales
-from model_plugin.models.antangelmed import AntAngelMedDecoderLayer, AntAngelMedForCausalLM
+from model_plugin.checkpoint_schema import mtp_tensors, with_fp8_scales
+from model_plugin.models.antangelmed import AntAngelMedDecoderLayer, AntAngelMedForCausalLM, load_checked
 
 # Copies of the shared weights that some MTP exports store inside the block; the draft always
 # uses the target's, so these are known and skipped rather than refused as unknown.
@@ -112,6 +112,7 @@ class AntAngelMedMTP(nn.Module):
             # vLLM shares the target's embedding and lm_head with MTP drafts only without PP.
             raise NotImplementedError("the AntAngelMed MTP draft needs pipeline_parallel_size 1")
         self.config = config
+        self.param_dtype = vllm_config.model_config.dtype
         self.model = AntAngelMedMTPModel(vllm_config=vllm_config, prefix=maybe_prefix(prefix, "model"))
         self.logits_processor = LogitsProcessor(config.vocab_size)
         # `lm_head` (the target's) is attached by vLLM's proposer.
@@ -128,14 +129,7 @@ class AntAngelMedMTP(nn.Module):
         return self.logits_processor(self.lm_head, hidden_states)
 
     def load_weights(self, weights: Iterable[tuple[str, torch.Tensor]]) -> set[str]:
-        check = SchemaCheck(self._expected_tensors(), skip_prefixes=self._target_prefixes())
-        weights = check.filter(weights)
-        if fp8.dequantize_on_load(self.config):
-            weights = fp8.dequantized(weights, fp8.block_size(self.config))
-        mapper = AntAngelMedForCausalLM.hf_to_vllm_mapper  # same gate/up stacking as the main model
-        loaded = AutoWeightsLoader(self).load_weights(weights, mapper=mapper)
-        check.assert_complete()
-        return loaded
+        return load_checked(self, weights, self._expected_tensors(), self._target_prefixes(), self.param_dtype)
 
     def _expected_tensors(self):
         specs = mtp_tensors(self.config)

@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
               hf_overrides=json.loads(args.hf_overrides) if args.hf_overrides else None)
     layers = [int(x) for x in args.layers.split(",")]
     # Ship functions by their importable name (this file runs as __main__ under `python -m`).
-    from tests.engine import aux_probe
+    from tests.engine import aux_probe  # noqa: PLW0406
 
     [active] = llm.apply_model(functools.partial(aux_probe._install_capture, layers))
     ids = [int(x) for x in args.prompt_ids.split(",")]

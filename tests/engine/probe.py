@@ -30,15 +30,16 @@ def main(argv: list[str] | None = None) -> int:
 
     from vllm import LLM, SamplingParams
 
-    kwargs = dict(model=args.model, dtype=args.dtype, max_model_len=1024, seed=0,
-                  enforce_eager=args.enforce_eager, disable_log_stats=False,
-                  trust_remote_code=args.trust_remote_code)
+    kwargs = {"model": args.model, "dtype": args.dtype, "max_model_len": 1024, "seed": 0,
+              "enforce_eager": args.enforce_eager, "disable_log_stats": False,
+              "trust_remote_code": args.trust_remote_code}
     if args.speculative_config:
         kwargs["speculative_config"] = json.loads(args.speculative_config)
     if args.hf_overrides:
         kwargs["hf_overrides"] = json.loads(args.hf_overrides)
     llm = LLM(**kwargs)
-    prompts = json.load(open(args.prompts_file))
+    with open(args.prompts_file) as f:
+        prompts = json.load(f)
     params = SamplingParams(temperature=0.0, max_tokens=args.max_tokens, ignore_eos=True,
                             logprobs=args.logprobs, prompt_logprobs=args.prompt_logprobs)
     results = []
@@ -55,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     for m in llm.get_metrics():
         if m.name.startswith("vllm:spec_decode"):
             metrics[m.name] = getattr(m, "value", None) if not hasattr(m, "values") else list(m.values)
-    json.dump({"results": results, "metrics": metrics}, open(args.out, "w"))
+    with open(args.out, "w") as f:
+        json.dump({"results": results, "metrics": metrics}, f)
     return 0
 
 

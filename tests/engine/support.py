@@ -3,13 +3,14 @@
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
+
+from tests.support.procs import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 MAX_TOKENS = 32  # generated tokens per prompt in equivalence and speculative-decoding checks
@@ -43,16 +44,10 @@ def run_probe(model: Path, out: Path, *, prompts: list[str] = PROMPTS, plugin: b
     cmd = [sys.executable, "-m", "tests.engine.probe", "--model", str(model), "--out", str(out),
            "--prompts-file", str(prompts_file), *extra_args]
     proc = subprocess.run(cmd, cwd=REPO, env=engine_env(**extra_env), capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"probe failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
     return json.loads(out.read_text())
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class ServerProcess:
@@ -63,7 +58,7 @@ class ServerProcess:
         self.url = f"http://127.0.0.1:{port}"
         self.log = log
         self._health = health_path
-        self._log_file = open(log, "wb")
+        self._log_file = open(log, "wb")  # noqa: SIM115 -- open for the server's lifetime, closed in stop()
         self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=self._log_file, stderr=subprocess.STDOUT,
                                      start_new_session=True)
 

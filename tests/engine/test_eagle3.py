@@ -81,7 +81,8 @@ def _aux_probe(model, out, layers: str, hf_overrides: dict | None = None) -> dic
            "--prompt-ids", ",".join(map(str, AUX_PROMPT)), "--out", str(out)]
     if hf_overrides:
         cmd += ["--hf-overrides", json.dumps(hf_overrides)]
-    proc = subprocess.run(cmd, cwd=REPO, env=engine_env(), capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(cmd, cwd=REPO, env=engine_env(), capture_output=True, text=True, timeout=600,
+                          check=False)
     assert proc.returncode == 0, proc.stderr[-6000:]
     return load_file(out)
 

@@ -8,7 +8,8 @@ from tests.engine.support import REPO
 
 
 def _run(code: str) -> str:
-    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                          check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout
 
