@@ -58,7 +58,10 @@ class GatewayState:
             (d.default_rpm or None, d.default_tpm or None, d.default_max_tokens or None),
         )
         self.limiter: RateLimiter = make_rate_limiter(settings.redis_url)
-        self.audit = AuditLog(self.db if settings.audit_enabled else None)
+        # The audit writer gets a connection of its own: a batch waiting on a locked database (SQLite's
+        # busy timeout) must not hold the key store's connection lock, or every key lookup stalls behind it.
+        self.audit_db: Database | None = Database(settings.database_url) if settings.audit_enabled else None
+        self.audit = AuditLog(self.audit_db)
         self.safety = (
             load_safety_engine(settings.safety_enabled, settings.safety_policy)
             if safety_engine is _UNSET
@@ -165,6 +168,8 @@ class GatewayState:
         self.audit.close()
         if self.db is not None:
             self.db.close()
+        if self.audit_db is not None:
+            self.audit_db.close()
 
 
 _KNOWN = {"/healthz", "/readyz", "/metrics", "/v1/models", "/v1/chat/completions", "/v1/completions"}

@@ -85,14 +85,18 @@ def test_sqlite_locked(standin: Proc, tmp_path: Path) -> None:
             time.sleep(0.3)  # past the key cache
             ok = 0
             t0 = time.perf_counter()
-            for key in (None, seen, fresh, None, seen):
+            for key in (None, seen, fresh, None, seen, fresh):
+                t1 = time.perf_counter()
                 r = chat(g, key)
+                # Key lookups do not queue behind audit batches waiting out SQLite's busy timeout (5 s).
+                assert time.perf_counter() - t1 < 2.0, (key, time.perf_counter() - t1)
+                time.sleep(0.3)  # past the key cache again, so every database key is looked up
                 if r.status_code == 503:  # a lookup that could not get the database: fail closed, clearly
                     assert_openai_error(r, 503, "key_store_unavailable")
                 else:
                     assert r.status_code == 200, r.text
                     ok += 1
-            assert ok >= 3 and time.perf_counter() - t0 < 30  # development and seen keys work; no hang
+            assert ok == 6 and time.perf_counter() - t0 < 15  # WAL readers are not blocked by the writer
             deadline = time.monotonic() + 15
             while "audit write failed" not in g.log() and time.monotonic() < deadline:
                 time.sleep(0.2)
