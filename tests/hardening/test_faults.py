@@ -12,6 +12,7 @@ import shutil
 import signal
 import sqlite3
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +24,7 @@ import pytest
 from server.db import Database
 from server.keys import KeyStore
 from tests.hardening.conftest import AUTH, MODEL, assert_openai_error, control, upstream_stats
-from tests.support.procs import Proc, start_gateway, start_standin
+from tests.support.procs import REPO, STANDIN, Proc, free_port, start_gateway, start_standin, wait_http
 
 BODY = {"model": MODEL, "messages": [{"role": "user", "content": "hello"}]}
 URL = "/v1/chat/completions"
@@ -272,3 +273,62 @@ def test_non_stream_client_timeout_shorter_than_upstream(gw: Proc, standin: Proc
     assert _wait_for(lambda: metric(gw, "gateway_inflight_requests") == 1, 10)
     assert _wait_for(lambda: metric(gw, "gateway_requests_total", route=URL) == before + 2, 10)
     assert upstream_stats(standin)["inflight"] == 0
+
+
+# --- the upstream process is killed with streams open, then comes back on the same port -----------------
+
+
+def _standin_on(port: int, tmp: Path) -> Proc:
+    proc = subprocess.Popen(
+        [sys.executable, str(STANDIN), "--port", str(port), "--chunks", "200", "--delay-ms", "50"],
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp / f"standin-{port}-{time.monotonic_ns()}.log").open("wb"),
+        cwd=REPO,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_http(url + "/health", proc)
+    return Proc(proc, url)
+
+
+async def _open_streams(g: Proc, n: int) -> tuple[list[asyncio.Task], list[asyncio.Event]]:
+    client = httpx.AsyncClient(
+        base_url=g.url, headers=AUTH, timeout=30, limits=httpx.Limits(max_connections=n)
+    )
+    firsts = [asyncio.Event() for _ in range(n)]
+    tasks = [asyncio.create_task(_read_stream(client, e)) for e in firsts]
+    await asyncio.wait_for(asyncio.gather(*(e.wait() for e in firsts)), 20)
+    return tasks, firsts
+
+
+def test_upstream_killed_with_open_streams_then_restarted(tmp_path: Path) -> None:
+    port = free_port()
+    up = _standin_on(port, tmp_path)
+    g = start_gateway(tmp_path, up.url, ANGEL_UPSTREAM_READ_TIMEOUT="5")
+    try:
+
+        async def scenario() -> list[tuple[str, float]]:
+            tasks, _ = await _open_streams(g, 20)
+            killed = time.monotonic()
+            up.proc.kill()  # SIGKILL: no goodbye, sockets reset by the kernel
+            up.proc.wait(5)
+            results = await asyncio.wait_for(asyncio.gather(*tasks), 15)
+            assert max(t for _, t in results) - killed < 3  # ended at once, not at the read timeout
+            return results
+
+        before = metric(g, "gateway_upstream_errors_total")
+        results = asyncio.run(scenario())
+        # Every stream ends with an OpenAI-shaped error event naming the cause.
+        assert [how for how, _ in results] == ["upstream_disconnected"] * 20, results
+        assert metric(g, "gateway_upstream_errors_total") >= before + 20
+        # While it is down: a clear 502, quickly.
+        t0 = time.perf_counter()
+        assert_openai_error(chat(g, timeout=10), 502, "upstream_unavailable")
+        assert time.perf_counter() - t0 < 2
+        # Back on the same port: the gateway's pooled connections to the dead process are not reused.
+        up = _standin_on(port, tmp_path)
+        for _ in range(5):
+            assert chat(g, timeout=10).status_code == 200
+        assert metric(g, "gateway_inflight_requests") == 1  # the scrape itself
+    finally:
+        g.stop()
+        up.stop()
