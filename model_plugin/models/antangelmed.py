@@ -151,9 +151,9 @@ class AntAngelMedAttention(nn.Module):
                               quant_config=quant_config, prefix=f"{prefix}.attn")
 
     def _qk_norm(self, q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        # One RMSNorm row per head: [T, heads*D] -> [T*heads, D] -> back.
-        q = self.query_layernorm(q.reshape(-1, self.head_dim)).view(-1, self.q_size)
-        k = self.key_layernorm(k.reshape(-1, self.head_dim)).view(-1, self.kv_size)
+        # One RMSNorm row per head: [T, heads*D] viewed as [T, heads, D] (no copy of the qkv slice).
+        q = self.query_layernorm(q.unflatten(-1, (self.num_heads, self.head_dim))).flatten(-2)
+        k = self.key_layernorm(k.unflatten(-1, (self.num_kv_heads, self.head_dim))).flatten(-2)
         return q, k
 
     def forward(self, positions: torch.Tensor, hidden_states: torch.Tensor) -> torch.Tensor:
