@@ -40,20 +40,10 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.plugin_vs_builtin import REPO
+from tests.engine.support import PROMPTS  # every row decodes exactly the engine tests' prompts
 
 RESULTS = REPO / "benchmarks" / "results" / "speculative.json"
 CONCURRENCY = (1, 8)
-# Short bilingual clinical prompts; every row decodes exactly these.
-PROMPTS = [
-    "The patient reports a mild headache and",
-    "高血压患者应该注意",
-    "Hello doctor, I have a question about",
-    "糖尿病的常见症状包括",
-    "What is the normal range for fasting glucose",
-    "咳嗽三天，伴有低热，",
-    "Aspirin is commonly used to",
-    "请解释一下心电图的基本原理",
-]
 DISTILL_RECORD = "benchmark_distill.json"  # written beside a distilled draft: steps, time, log
 C1_PROMPTS = 4  # concurrency 1 decodes the first four prompts one after another (machine time)
 SPEC_COUNTERS = ("vllm:spec_decode_num_drafts", "vllm:spec_decode_num_draft_tokens",
