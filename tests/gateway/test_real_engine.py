@@ -12,9 +12,21 @@ import httpx
 import openai
 import pytest
 
+from tests.engine.support import start_vllm_server
 from tests.support.procs import TEST_KEY, Proc, start_gateway
 
 pytestmark = pytest.mark.vllm
+
+
+@pytest.fixture(scope="module")
+def vllm_server(tiny_checkpoint, tmp_path_factory: pytest.TempPathFactory):
+    """A fresh engine for this module. In full-suite runs the session-wide server, idle while the
+    engine tests ran other vLLM processes beside it, twice kept generating after the gateway closed
+    the stream (never when this module or the e2e and gateway suites ran alone); the disconnect test
+    must see an engine in a known state."""
+    server = start_vllm_server(tiny_checkpoint, tmp_path_factory.mktemp("logs") / "vllm-gw.log")
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="module")
