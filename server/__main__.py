@@ -68,6 +68,8 @@ def serve(overrides: dict[str, Any]) -> None:
         _die(f"cannot start: {type(exc).__name__}: {exc}")
     import uvicorn
 
+    from server.protocol import guarded_protocol
+
     try:
         import uvloop  # noqa: F401
 
@@ -79,7 +81,7 @@ def serve(overrides: dict[str, Any]) -> None:
         host=settings.host,
         port=settings.port,
         loop=loop,
-        http="httptools",
+        http=guarded_protocol(settings.header_timeout),
         lifespan="on",
         access_log=False,
         log_config=None,

@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     ratelimit_fail_open: bool = True
 
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    # Deadlines against slow-loris clients: a request's headers must arrive within header_timeout
+    # seconds of its first byte, and its body within body_timeout seconds of the headers (408 otherwise).
+    header_timeout: float = Field(10.0, gt=0)
+    body_timeout: float = Field(30.0, gt=0)
     upstream_connect_timeout: float = Field(5.0, gt=0)
     # Longest silence allowed between two reads from the upstream (whole answer for non-streams).
     upstream_read_timeout: float = Field(600.0, gt=0)

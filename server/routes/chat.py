@@ -6,6 +6,7 @@ Flow: auth (dependency) -> body -> validation -> model checks -> rate limit -> i
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -41,17 +42,27 @@ async def completions(request: Request, key: ApiKey) -> Response:
     return await _handle(request, key, COMPLETION, "/v1/completions")
 
 
-async def read_json(request: Request, limit: int) -> dict[str, Any]:
+async def read_json(request: Request, limit: int, deadline: float) -> dict[str, Any]:
     too_big = GatewayError(413, "request_too_large", f"Request body exceeds {limit} bytes.")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise too_big
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_big
-        chunks.append(chunk)
+    try:
+        # A body trickled byte by byte would otherwise hold this request (and its socket) forever.
+        async with asyncio.timeout(deadline):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise too_big
+                chunks.append(chunk)
+    except TimeoutError:
+        raise GatewayError(
+            408,
+            "request_timeout",
+            "The request body did not arrive in time.",
+            headers={"connection": "close"},
+        ) from None
     raw = b"".join(chunks)
     try:
         body = orjson.loads(raw)
@@ -73,7 +84,7 @@ async def read_json(request: Request, limit: int) -> dict[str, Any]:
 async def _handle(request: Request, key: KeyRecord, kind: str, path: str) -> Response:
     state = request.app.state.gateway
     ctx: RequestCtx = request.scope["angel"]
-    body = await read_json(request, state.settings.max_body_bytes)
+    body = await read_json(request, state.settings.max_body_bytes, state.settings.body_timeout)
     (validate_chat if kind == CHAT else validate_completion)(body)
     model = body["model"]
     ctx.model = model[:128]  # for the audit row and log line; bounded
