@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from tests.gateway.conftest import chat_body
-from tests.support.procs import REPO, Proc, gateway_env, start_gateway
+from tests.support.procs import REPO, Proc, gateway_env, start_gateway, start_redis
 
 
 @pytest.fixture(scope="module")
@@ -158,23 +158,7 @@ def test_redis_restart_keeps_serving(
         assert "gateway_ratelimit_backend_errors_total 0.0" not in m
     finally:
         port = redis_server.url.rsplit(":", 1)[1].split("/")[0]
-        redis_server.proc = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                port,
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(tmp_path),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        redis_server.proc = start_redis(tmp_path, port=int(port)).proc
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         r = chat(a, key)

@@ -127,11 +127,12 @@ def start_gateway(tmp: Path, upstream: str, db: Path | None = None, **extra: str
     return Proc(proc, url, log_path)
 
 
-def start_redis(tmp: Path) -> Proc:
+def start_redis(tmp: Path, port: int | None = None) -> Proc:
+    """A throw-away redis-server on `port` (a free one by default; pass the old one to restart it)."""
     exe = shutil.which("redis-server")
     if exe is None:
         raise RuntimeError("redis-server is not installed (see scripts/apt-packages.txt)")
-    port = free_port()
+    port = port or free_port()
     proc = subprocess.Popen(
         [
             exe,
