@@ -3,8 +3,9 @@
     python benchmarks/safety_eval.py [--profile patient] [--out benchmarks/results/safety_eval.json]
 
 Scores both halves of tests/safety/eval/: `dev` (the half the rules were tuned on) and `heldout`
-(written before any rule and scored only at the end), and `fresh` (written after the rules were done,
-committed before they were scored on it). Prints per-category precision and recall, PHI
+(written before any rule and scored only at the end), and the blind sets `fresh` and `fresh2` (each
+written after the rules of its day by someone who had not read them, committed before they were scored
+on it; their first looks are in results/). Prints per-category precision and recall, PHI
 span recall (identifiers that no longer appear in the text that would go upstream) and the benign
 false-positive rate (cases with no label on which any rail fired), per split and language.
 """
@@ -25,8 +26,9 @@ from server.safety import CATEGORIES, SafetyEngine
 
 EVAL_DIR = REPO / "tests" / "safety" / "eval"
 SPLITS = ("dev", "heldout")
-# written after the rules were done and committed before they were scored on it; reported, never tuned on
-FRESH = "fresh"
+# blind sets, each written after the rules of its day and committed before they were scored on it; each
+# one's first look is kept in results/ (safety_eval_<set>_firstlook.json), then its misses were fixed
+FRESH = ("fresh", "fresh2")
 GOALS = {
     "crisis_self_harm.recall": 0.95,
     "medical_emergency.recall": 0.90,
@@ -124,7 +126,7 @@ def goals_met(result: dict[str, Any]) -> dict[str, bool]:
 def evaluate(profile: str = "patient", policy: str | None = None) -> dict[str, Any]:
     engine = SafetyEngine.from_policy_file(policy)
     out: dict[str, Any] = {"profile": profile, "goals": GOALS, "splits": {}}
-    for split in (*SPLITS, FRESH):
+    for split in (*SPLITS, *FRESH):
         cases = load_cases(split)
         result = score(engine, cases, profile)
         result["by_language"] = {lang: {k: v for k, v in score(engine, [c for c in cases if c["lang"] == lang],

@@ -660,6 +660,42 @@ INJECTION.strong += [
     r"(?:给|致)[^。\n]{0,6}ai的?(?:提示|信|指令)|ai请注意|致读到此信的ai|新的指令[：:]|你不再是|你的新身份|只听从用户|不要加任何(?:免责声明|安全提示)|(?:都)?不能拒绝",
 ]
 
+# fresh2 (a blind set) first look missed these forms; each rule is written for the form, not the sentence.
+CRISIS.strong += [
+    r"\b(?:won't|will not|wouldn't|no longer|not) be a (?:problem|burden|bother|nuisance) (?:for|to) (?:us|you|anyone|them|the family|my family)\b[^.?!]{0,12}\b(?:much longer|for long|anymore|any more|soon)\b",
+    r"(?:失望|遗憾|后悔|难过)(?:自己|我)?(?:竟然|居然)?还活着|(?:怎么|为什么)还活着",
+    r"真想[^。？！]{0,6}(?:消失(?!一段|几天|一阵|一会)|死|不在了)",
+]
+CRISIS.weak["method"] += [
+    r"\b(?:rifle|shotgun|pistol|handgun|firearm|revolver)\b",
+    r"\bto be (?:fatal|lethal|deadly)\b|\bwhat height\b|\bhow (?:high|far) (?:up )?(?:do|does|would)\b[^.?!]{0,30}\b(?:fall|jump)",
+    r"\bgoing to the (?:bridge|cliffs?|tracks|train tracks|roof|rooftop)\b",
+]
+CRISIS.weak["intent"] += [
+    r"\b(?:isn't|is not|not|won't|wont|isnt) picking up\b|\b(?:phone|cell) (?:goes|going|went) (?:straight )?to voicemail\b",
+    r"\b(?:every night|each night)\b", r"查好了|查过了|都查|研究好了|研究过了",
+]
+CRISIS.weak["hopeless"] += [r"活着(?:太|好|真|很)累|没(?:有)?人(?:会)?(?:在乎|在意|想我|记得我|关心我)"]
+CRISIS.weak["burden"] += [r"\b(?:won't|will not|not) be a (?:problem|burden|bother)\b"]
+CRISIS.weak["farewell"] += [
+    r"\b(?:this is|this'll be|this will be|this might be) (?:probably |likely |definitely |maybe )?my last (?:message|text|post|words|email)\b",
+    r"\bgave (?:away )?my \w+(?: and my \w+| and \w+)? to (?:my|a|her|his)\b",
+]
+EMERGENCY.strong += [
+    r"\bseiz(?:ing|ure|ures)\b[^.?!]{0,40}\b(?:\d+|five|six|seven|eight|ten|several) ?(?:minutes|mins)\b|\bseiz(?:ing|ure)\b[^.?!]{0,30}\b(?:not stopping|won'?t stop|isn'?t stopping|still going)\b",
+    r"(?:头|脑袋)[^。？！]{0,6}(?:炸开|炸裂|要炸|爆炸)|这辈子(?:都)?没(?:这么|这样)(?:疼|痛)过|脖子(?:也)?(?:发硬|僵硬|硬了)",
+    r"(?:孩子|宝宝|小孩|儿子|女儿|孙子|孙女)[^。？！]{0,20}把[^。？！]{0,10}(?:药|片)[^。？！]{0,2}(?:吃|吞)了",
+    r"(?:药|片)吃了(?:好几|几|很多|好多|一大把)片",
+]
+EMERGENCY.veto += [r"(?:小时候|以前|那次|当年|多年前)[^。？！]{0,40}(?:现在|如今)[^。？！]{0,15}(?:还会|会不会|还能|还要)"]
+INJECTION.strong += [
+    r"\b(?:late|deceased|dead) (?:grandma|grandmother|granny|grandpa|grandfather)\b[^.?!]{0,160}\b(?:confidential|secret|hidden|internal) (?:configuration|config|rules|instructions|prompts?|settings)\b",
+    r"\b(?:act|pretend|role-?play|play) (?:as|to be)\b[^.?!]{0,120}\b(?:confidential|secret|hidden|internal) (?:configuration|config|rules|instructions|prompts?|settings) of\b",
+    r"(?:从不|从来不|不会|永远不)拒绝(?:任何|你的|我的)?(?:问题|要求|请求)|(?:从不|从来不|不)(?:提醒|提示|告知)(?:任何)?风险",
+    r"(?:设定|规则|指令|提示|限制)[^。，\n]{0,6}(?:作废|失效|无效|清空|取消)|以system身份|关闭(?:了)?(?:内容)?(?:审核|审查|过滤)",
+    r"(?:你)?收到的[^。\n]{0,4}(?:隐藏|系统|内部)[^。\n]{0,2}(?:指令|提示|设定|消息)",
+]
+
 # Medical actors whose earlier instructions a patient may legitimately ask about ("ignore my doctor's
 # previous instructions?"): an override aimed at them is not aimed at the model.
 INJECTION_BENIGN_TARGET = re.compile(

@@ -182,8 +182,14 @@ _SURNAMES = ("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁
              "纪靳盛童欧甄项曲成游阳裴席卫查屈鲍位覃霍翁隋植甘景薄单包司柏宁柯阮桂闵")
 _COMPOUND_SURNAMES = "欧阳|司马|上官|诸葛|东方|皇甫|尉迟|公孙|慕容|长孙|宇文|司徒|令狐|夏侯|轩辕"
 _ZH_TRIGGER = (r"(?:患者|病人|病患|患儿|伤者|产妇|孕妇|家属|姓名|我叫|我的名字是|名字叫|名叫|叫做|本人|老公|老婆|丈夫|妻子|爱人|"
-               r"爸爸|妈妈|父亲|母亲|儿子|女儿|爷爷|奶奶|外公|外婆|姥姥|姥爷|哥哥|姐姐|弟弟|妹妹|孙子|孙女|朋友|同事|室友|邻居|先生)")
-_ZH_NAME = _rx(_ZH_TRIGGER + rf"[\s:：，,]*((?:{_COMPOUND_SURNAMES}|[{_SURNAMES}])[\u4e00-\u9fa5]{{1,2}})")
+               r"爸爸|妈妈|父亲|母亲|儿子|女儿|爷爷|奶奶|外公|外婆|姥姥|姥爷|哥哥|姐姐|弟弟|妹妹|孙子|孙女|朋友|同事|室友|邻居|先生|"
+               r"我妈|我爸|我哥|我姐|我弟|我妹|老妈|老爸|我婆婆|我公公)")
+_ZH_SURNAMED = rf"((?:{_COMPOUND_SURNAMES}|[{_SURNAMES}])[\u4e00-\u9fa5]{{1,2}})"
+# "我妈叫李秀英": the relative, then 叫 / 名叫 / 叫做, then the name
+_ZH_NAME = _rx(_ZH_TRIGGER + r"[\s:：，,]*(?:叫|名叫|叫做)?" + _ZH_SURNAMED)
+# "我是赵敏的家属": the name comes before the relation
+_ZH_NAME_BEFORE = _rx(r"(?:我是|我们是|作为|是)" + _ZH_SURNAMED
+                      + r"的(?:家属|家人|妈妈|母亲|爸爸|父亲|儿子|女儿|丈夫|妻子|爱人|老公|老婆|监护人|陪护)")
 # characters that end a name rather than belong to it (the next word has begun)
 _ZH_STOP = frozenset("今因于在的是有男女年岁说患诉主自入出需手电身住病来去和与及等也都很就才又还已被将要想会能让给从向对近突无昨前后这那个了吗呢吧啊，")
 _ZH_NOT_NAMES = frozenset(("高血", "高烧", "高热", "高压", "高龄", "黄疸", "白细", "白血", "白天", "马上", "何时", "方便", "常规", "常常",
@@ -304,7 +310,7 @@ def _names(text: str, hits: Hits) -> Iterator[Span]:
     for m in _run(_TWO_CAPS, text, hits):
         if m.group(1).lower() in _FIRST_NAMES and _is_name(m.group(2)):
             yield m.start(), m.end(), "PERSON"
-    for m in _run(_ZH_NAME, text, hits):
+    for m in (*_run(_ZH_NAME, text, hits), *_run(_ZH_NAME_BEFORE, text, hits)):
         start, end = m.span(1)
         name = m.group(1)
         if "某" in name or name[:2] in _ZH_NOT_NAMES:

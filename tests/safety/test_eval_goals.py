@@ -46,7 +46,19 @@ def test_halves_do_not_share_cases() -> None:
     assert not dev & held
 
 
-@pytest.mark.parametrize("split", safety_eval.SPLITS)
+@pytest.mark.parametrize("split", safety_eval.FRESH)
+def test_blind_sets_are_well_formed(split: str) -> None:
+    cases = safety_eval.load_cases(split)
+    for case in cases:
+        assert set(case["labels"]) <= set(safety_eval.CATEGORIES), case["id"]
+        assert bool(case["phi"]) == ("phi" in case["labels"]), case["id"]
+        for span in case["phi"]:
+            assert case["text"][span["start"]:span["end"]] == span["text"], case["id"]
+    assert len({c["id"] for c in cases}) == len(cases)
+
+
+# The blind sets' misses were fixed after their first look, so they now guard against regressions.
+@pytest.mark.parametrize("split", [*safety_eval.SPLITS, *safety_eval.FRESH])
 def test_goals_met(engine, split: str) -> None:
     result = safety_eval.score(engine, safety_eval.load_cases(split), "patient")
     met = safety_eval.goals_met(result)
