@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -48,6 +49,11 @@ class GatewayState:
         self.client = self.upstream.client
         key = settings.upstream_api_key
         self.upstream_key = key.get_secret_value() if key else None
+        token = settings.metrics_token
+        # Kept only as a digest (the routes compare digests in constant time).
+        self.metrics_token_digest = (
+            hashlib.sha256(token.get_secret_value().encode()).digest() if token else None
+        )
         self.db: Database | None = Database(settings.database_url)
         store = KeyStore(self.db)
         d = settings

@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(30.0, ge=0)
     audit_enabled: bool = True
     log_level: str = "info"
+    # When set, GET /metrics requires `Authorization: Bearer <this token>` (Prometheus: `authorization`
+    # in the scrape config). Unset, /metrics is open and the NetworkPolicy is what limits who scrapes.
+    metrics_token: SecretStr | None = None
 
     @field_validator("upstream_url")
     @classmethod
@@ -102,6 +105,16 @@ class Settings(BaseSettings):
             _refuse_placeholder(v.get_secret_value(), "ANGEL_UPSTREAM_API_KEY")
             return v
         return None
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _check_metrics_token(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is None or not v.get_secret_value():
+            return None
+        _refuse_placeholder(v.get_secret_value(), "ANGEL_METRICS_TOKEN")
+        if len(v.get_secret_value()) < MIN_KEY_LENGTH:
+            raise ValueError(f"must be at least {MIN_KEY_LENGTH} characters (high entropy)")
+        return v
 
     @field_validator("log_level")
     @classmethod

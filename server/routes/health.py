@@ -3,11 +3,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+
 import orjson
 from fastapi import APIRouter
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import Response
+
+from server.errors import GatewayError
 
 router = APIRouter()
 
@@ -32,4 +37,17 @@ async def readyz(request: Request) -> Response:
 
 @router.get("/metrics")
 async def metrics(request: Request) -> Response:
-    return Response(request.app.state.gateway.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+    state = request.app.state.gateway
+    if state.metrics_token_digest is not None:
+        scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
+        # Digests of equal length, compared in constant time: neither the token nor its length leaks.
+        given = hashlib.sha256(token.strip().encode()).digest()
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given, state.metrics_token_digest):
+            state.metrics.auth_failures.labels("metrics_token").inc()
+            raise GatewayError(
+                401,
+                "invalid_api_key",
+                "GET /metrics needs the metrics token.",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+    return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)

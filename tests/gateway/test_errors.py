@@ -450,6 +450,32 @@ async def test_metrics_names(gw, upstream):
     assert 'gateway_auth_failures_total{reason="missing"} 1.0' in text
 
 
+METRICS_TOKEN = "metrics-" + "f3a9c1d7e5b2" * 3
+
+
+async def test_metrics_token_required_when_set(make_gateway):
+    from pydantic import SecretStr
+
+    gw = make_gateway(metrics_token=SecretStr(METRICS_TOKEN))
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": METRICS_TOKEN}, AUTH):
+        r = await gw.get("/metrics", headers=headers)  # an API key is not the metrics token either
+        assert_openai_error(r, 401, "invalid_api_key")
+        assert r.headers["www-authenticate"] == "Bearer" and "gateway_" not in r.text
+    r = await gw.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    assert r.status_code == 200
+    assert 'gateway_auth_failures_total{reason="metrics_token"} 4.0' in r.text
+
+
+@pytest.mark.parametrize("bad", ["changeme", "short-token"])
+def test_metrics_token_must_be_strong(bad):
+    from pydantic import ValidationError
+
+    from server.settings import Settings
+
+    with pytest.raises(ValidationError, match="metrics_token"):
+        Settings(metrics_token=bad)
+
+
 async def test_audit_rows_without_content(make_gateway, tmp_path, upstream):
     gw = make_gateway()
     secret_prompt = "my private symptom zebra-42"
