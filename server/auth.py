@@ -13,7 +13,7 @@ from server.keys import KeyRecord, KeyStoreUnavailable
 MAX_AUTH_HEADER = 512
 
 
-def _fail(request: Request, reason: str, message: str) -> GatewayError:
+def unauthorized(request: Request, reason: str, message: str) -> GatewayError:
     request.app.state.gateway.metrics.auth_failures.labels(reason).inc()
     return GatewayError(401, "invalid_api_key", message, headers={"WWW-Authenticate": "Bearer"})
 
@@ -24,11 +24,11 @@ async def authenticate(request: Request) -> KeyRecord:
     ctx.route = request.url.path  # from here on the request is audited, failed auth included
     header = request.headers.get("authorization")
     if not header:
-        raise _fail(request, "missing", "Missing API key: send 'Authorization: Bearer <key>'.")
+        raise unauthorized(request, "missing", "Missing API key: send 'Authorization: Bearer <key>'.")
     scheme, _, token = header.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token or len(header) > MAX_AUTH_HEADER or " " in token:
-        raise _fail(request, "malformed", "Malformed Authorization header: expected 'Bearer <key>'.")
+        raise unauthorized(request, "malformed", "Malformed Authorization header: expected 'Bearer <key>'.")
     try:
         rec = await state.resolver.resolve(token)
     except KeyStoreUnavailable:
@@ -40,11 +40,11 @@ async def authenticate(request: Request) -> KeyRecord:
             headers={"Retry-After": "2"},
         ) from None
     if rec is None:
-        raise _fail(request, "unknown", "Incorrect API key provided.")
+        raise unauthorized(request, "unknown", "Incorrect API key provided.")
     if rec.revoked_at is not None:
-        raise _fail(request, "revoked", "This API key has been revoked.")
+        raise unauthorized(request, "revoked", "This API key has been revoked.")
     if rec.expired():
-        raise _fail(request, "expired", "This API key has expired.")
+        raise unauthorized(request, "expired", "This API key has expired.")
     ctx.key = rec
     return rec
 

@@ -12,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import Response
 
-from server.errors import GatewayError
+from server.auth import unauthorized
 
 router = APIRouter()
 
@@ -43,11 +43,5 @@ async def metrics(request: Request) -> Response:
         # Digests of equal length, compared in constant time: neither the token nor its length leaks.
         given = hashlib.sha256(token.strip().encode()).digest()
         if scheme.lower() != "bearer" or not hmac.compare_digest(given, state.metrics_token_digest):
-            state.metrics.auth_failures.labels("metrics_token").inc()
-            raise GatewayError(
-                401,
-                "invalid_api_key",
-                "GET /metrics needs the metrics token.",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+            raise unauthorized(request, "metrics_token", "GET /metrics needs the metrics token.")
     return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
