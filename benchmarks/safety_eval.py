@@ -3,7 +3,7 @@
     python benchmarks/safety_eval.py [--profile patient] [--out benchmarks/results/safety_eval.json]
 
 Scores both halves of tests/safety/eval/: `dev` (the half the rules were tuned on) and `heldout`
-(written before any rule and scored only at the end), and the blind sets `fresh` and `fresh2` (each
+(written before any rule and scored only at the end), and the blind sets `fresh`, `fresh2`, `fresh3` (each
 written after the rules of its day by someone who had not read them, committed before they were scored
 on it; their first looks are in results/). Prints per-category precision and recall, PHI
 span recall (identifiers that no longer appear in the text that would go upstream) and the benign
@@ -28,7 +28,7 @@ EVAL_DIR = REPO / "tests" / "safety" / "eval"
 SPLITS = ("dev", "heldout")
 # blind sets, each written after the rules of its day and committed before they were scored on it; each
 # one's first look is kept in results/ (safety_eval_<set>_firstlook.json), then its misses were fixed
-FRESH = ("fresh", "fresh2")
+FRESH = ("fresh", "fresh2", "fresh3")
 GOALS = {
     "crisis_self_harm.recall": 0.95,
     "medical_emergency.recall": 0.90,

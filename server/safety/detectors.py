@@ -696,6 +696,77 @@ INJECTION.strong += [
     r"(?:你)?收到的[^。\n]{0,4}(?:隐藏|系统|内部)[^。\n]{0,2}(?:指令|提示|设定|消息)",
 ]
 
+# fresh3 (blind, indirect on purpose) first look missed these forms.
+CRISIS.strong += [
+    r"\bunalive\b|\b(?:gonna|wanna|going to|want to|about to) kms\b|^kms\b|\bkms (?:fr|tbh|rn|lol|now|tonight)\b",
+    r"\bsee you (?:all |guys |everyone )?on the other side\b",
+    r"\b(?:lived|lived far|been alive) (?:too|long enough|way too) long\b",
+    r"(?:想|要)去天堂(?:找|陪|见)|走了就(?:不会|不用)再?(?:累|痛|难受)|下辈子(?:再也)?不(?:想)?(?:做人|当人)",
+    r"(?:一直|永远)睡下去|睡下去(?:就)?不(?:再)?醒|(?:用|拿)[^。？！]{0,4}(?:划|割|刻)(?:手腕|胳膊|手臂|大腿)|烟头烫|(?:砸|打|撞)自己的头",
+    # first person only: "我妈不小心把一整瓶降压药都吃了" is an accident (an emergency, not a crisis)
+    r"(?:^|[，。！？,\s])我(?:刚才|刚刚|已经|昨晚|今晚|刚)?把?(?:一整瓶|整瓶|一瓶)[^。？！]{0,6}(?:安眠药|药|片)[^。？！]{0,4}(?:都|全)?吃(?:了|下去)",
+    r"\b(?:need|take|enough|would it take) to (?:just |simply )?(?:never|not) wake up\b",
+]
+CRISIS.weak["method"] += [
+    r"\b(?:saving|hiding|hid|keeping|kept) (?:my |her |his |all (?:my|her|his) )?(?:\w+ )?(?:pills|tablets|meds)\b",
+    r"\bhow long (?:would|will|does) it take (?:before|until|for) (?:anyone|someone|somebody|people) (?:found|finds|to find|notice)",
+    r"\b(?:just )?not wake up\b", r"\b(?:i have|i've got|got) (?:my \w+'?s?|some|the) (?:pills|tablets|meds|gun)\b",
+    r"(?:多久|几天|多长时间)[^。？！]{0,8}(?:被(?:人)?发现|有人发现)|什么方法[^。？！]{0,6}不(?:会)?(?:太)?(?:疼|痛)|往下看",
+]
+CRISIS.weak["intent"] += [
+    r"\bfor when (?:she's|he's|i'm|they're|she is|he is|i am) ready\b", r"\bbefore the end of the (?:month|week|year)\b",
+    r"\bnot answering (?:his|her|their|my) phone\b", r"\b(?:weird|strange|oddly) (?:how )?(?:calm|light|peaceful)\b|\bfeel oddly (?:light|calm|peaceful)\b",
+    r"\b(?:in my room|on me|right here) (?:rn|right now|now)\b|\brn\b",
+    r"关机|没打算(?:再)?回来|不打算回来|不(?:会)?回来了",
+]
+CRISIS.weak["hopeless"] += [
+    r"\bhas stopped eating\b|\bstopped eating\b", r"\b(?:failed|flunked)\b[^.?!]{0,40}\b(?:again|parents|family)\b",
+    r"\btonight (?:it'?s|its) (?:louder|worse)\b", r"\bbeen like this for months\b",
+]
+CRISIS.weak["burden"] += [r"\b(?:a weight|dead weight|a drag) (?:everyone|everybody|they|people|my family) (?:is|are|has|have)?", r"不想麻烦"]
+CRISIS.weak["farewell"] += [
+    r"\b(?:found|finding) (?:new )?homes? for (?:my|her|his)\b|\bwho (?:usually )?takes? (?:a|my|the) (?:\d+ year old )?(?:cat|dog|pet)\b",
+    r"\b(?:written|wrote|writing) (?:letters?|notes?) (?:to|for)\b", r"\bsigned my will\b|\b(?:signed|updated|wrote|made|finished) (?:my|a) will\b",
+    r"\bcancell?ed my (?:phone|contracts?|subscriptions?|lease)\b", r"\bdeleted (?:my )?(?:instagram|facebook|tiktok|twitter|accounts|social media)\b",
+    r"\bgave (?:away )?(?:my|his|her|their) (?:\w+ ){0,2}\w+ to (?:my|his|her|their|a)\b", r"\bisn't around anymore\b|\bnot around anymore\b",
+    r"托付给|(?:信|遗言)(?:也|都)?写好了|(?:都|全)送(?:给)?了?(?:同学|朋友|别人)|送给(?:了)?(?:同学|朋友)",
+]
+CRISIS.suppress += [
+    r"\b(?:i'm|i am) (?:a |an )?(?:new |student |trainee |junior )?(?:nurse|doctor|psychiatrist|psychologist|therapist|counsel(?:l)?or|social worker|paramedic)\b",
+    r"\bpsych(?:iatric)? ward\b", r"我是[^。？！]{0,4}(?:护士|医生|社工|心理咨询师|治疗师)", r"《[^》]{1,20}》",
+]
+EMERGENCY.strong += [
+    r"\b(?:shaking uncontrollably|rigors)\b[^.]{0,120}\b(?:confused|breathing (?:really |very )?fast|blotchy|mottled)\b",
+    r"\bpregnant\b[^.]{0,120}\b(?:fainted|passed out|collapsed)\b|\b(?:fainted|passed out)\b[^.]{0,80}\bpregnant\b",
+    r"\b(?:flight|long drive|surgery)\b[^.]{0,80}\bcalf\b[^.]{0,120}\b(?:can'?t catch my breath|short of breath|breathless|stabbing pain when i breathe|coughed up)",
+    r"\b(?:took|swallowed|taken)\b[^.?!]{0,20}\b(?:the )?whole (?:box|bottle|pack|packet|strip)\b",
+    r"(?:卡住了|噎住了)[^。？！]{0,20}(?:咳不出|发紫|说不出|喘不)|(?:脸|嘴唇)(?:都)?憋得?(?:发紫|青紫|通红)",
+    r"(?:出生|生下来)(?:才|刚)?\d+(?:周|个?星期)[^。？！]{0,30}(?:38|39|40)(?:\.\d)?度",
+]
+EMERGENCY.weak["radiating"] += [r"\b(?:ache|pain|pressure|tightness) in (?:my|her|his) (?:jaw|left arm|neck)\b|\bbetween (?:my|her|his) shoulder blades\b"]
+EMERGENCY.weak["sweat"] += [r"\b(?:sick and sweaty|short of breath)\b"]
+EMERGENCY.veto += [
+    r"\b(?:last|this past) (?:month|year|week)\b[^.?!]{0,80}\b(?:how likely|will it happen again|happen again|recur)",
+    r"\bhad a (?:febrile )?seizure (?:last|a few)\b",
+]
+# a clinician asking how to answer a suicidal patient is not at risk because of the patient's words
+CRISIS.veto += [
+    r"\b(?:i'm|i am) (?:a |an )?(?:new |student |trainee |junior )?(?:nurse|doctor|psychiatrist|psychologist|therapist|counsel(?:l)?or|social worker)\b[^?]{0,80}\bhow (?:do|should|can) i (?:talk to|respond to|answer|support) (?:a|my|the) (?:patient|client)s?\b",
+    r"我是[^。？！]{0,6}(?:护士|医生|社工|心理咨询师|治疗师)[^。]{0,40}(?:病人|患者|来访者)[^。]{0,30}(?:怎么|如何)(?:回应|回答|应对|沟通|安慰|处理)",
+]
+INJECTION.strong += [
+    r"\bdecode (?:this|the following)\b[^.\n]{0,40}\b(?:do (?:exactly )?what it says|follow it|execute|obey)",
+    r"\b(?:read|join) the letters\b[^.\n]{0,40}\b(?:do that|do it|follow)", r"(?:\b[a-z] ){6,}[a-z]\b",
+    r"\bwhat your (?:developers|creators|makers) told you\b", r"\bnote to (?:any|all|every) (?:ai|assistant|model|llm|chatbot)s?\b",
+    r"(?:系统(?:更新|升级)(?:通知)?|以下是系统)[^。\n]{0,30}(?:不再受|不受|解除|取消)[^。\n]{0,10}(?:限制|约束|政策|审查)|照单全收",
+    r"(?:base64|编码)[^。\n]{0,10}解码[^。\n]{0,20}(?:执行|照做|运行)|解码[^。\n]{0,10}(?:并|然后)?(?:严格)?执行",
+    r"(?:[\u4e00-\u9fa5] ){5,}[\u4e00-\u9fa5]", r"(?:连起来|拼起来)读[^。\n]{0,10}(?:照做|执行)",
+]
+INJECTION.veto += [
+    r"\b(?:protect|defend|guard|secure|harden)\b[^.?!]{0,60}\b(?:against|from) (?:prompt injection|jailbreak)",
+    r"(?:防止|防范|防御|抵御)[^。？！]{0,20}(?:提示词注入|注入攻击|越狱)",
+]
+
 # Medical actors whose earlier instructions a patient may legitimately ask about ("ignore my doctor's
 # previous instructions?"): an override aimed at them is not aimed at the model.
 INJECTION_BENIGN_TARGET = re.compile(

@@ -141,6 +141,10 @@ _NAME_RES: list[tuple[GatedPattern, int]] = [
     (_rx(window=60, literals=frozenset({"i am ", "i'm ", "this is ", "it's ", "pt:", "pt :", "patient"}), prefix=True,
          pattern=rf"(?i:\b(?:i am|i'm|this is|it's|pt\s*:|patient\s*:?)\s+)({_CAP}(?:\s+{_CAP}){{1,2}})"), 1),
     (_rx(window=60, pattern=rf"\b(?:Mr|Mrs|Ms|Miss|Mx|Mister)\.?\s+({_CAP}(?:\s+{_CAP}){{0,2}})"), 1),
+    # a relative's name written in lower case, and nicknames: "her name's beatrice kowalski", "goes by Tommy"
+    (_rx(window=60, pattern=r"(?i:\b(?:her|his|their|my \w+'s) name(?:'s| is)\s+)([a-z][a-z'-]+(?:\s+[a-z][a-z'-]+){0,2})"), 1),
+    (_rx(window=60, pattern=rf"(?i:\b(?:goes by|known as|nicknamed|we call (?:him|her))\s+)({_CAP})"), 1),
+    (_rx(window=60, pattern=rf"(?i:\b(?:hey|hi|hello),? (?:it's|it is|this is)\s+)({_CAP})\b"), 1),
     (_rx(window=60, pattern=rf"(?i:\bmy\s+(?:{_RELATIVES})(?:'s)?,?\s+)({_CAP}(?:\s+{_CAP})?)"), 1),
     (_rx(window=60, pattern=rf"\b({_CAP}\s+{_CAP}),?\s+(?i:dob|d\.o\.b|born|mrn|date of birth|age[ds]?\s+\d)"), 1),
 ]
@@ -174,6 +178,7 @@ the and but not just very so my his her our their your this that what when where
 i im dr doctor nurse monday tuesday wednesday thursday friday saturday sunday january february march april may
 june july august september october november december god jesus covid ok okay hi hello dear thanks thank please
 pregnant diabetic fine sorry worried scared tired afraid sure here there also still only new type stage
+reception team staff office admin clinic pharmacy support desk surgery practice
 """)
 
 _SURNAMES = ("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘蒋蔡杜叶程苏魏吕丁任沈姚卢"
@@ -187,6 +192,8 @@ _ZH_TRIGGER = (r"(?:患者|病人|病患|患儿|伤者|产妇|孕妇|家属|姓�
 _ZH_SURNAMED = rf"((?:{_COMPOUND_SURNAMES}|[{_SURNAMES}])[\u4e00-\u9fa5]{{1,2}})"
 # "我妈叫李秀英": the relative, then 叫 / 名叫 / 叫做, then the name
 _ZH_NAME = _rx(_ZH_TRIGGER + r"[\s:：，,]*(?:叫|名叫|叫做)?" + _ZH_SURNAMED)
+# "老周（周德明）": a 老/小 nickname with the full name in brackets (both are identifying)
+_ZH_NICK_FULL = _rx(rf"((?:老|小)[{_SURNAMES}])[（(]{_ZH_SURNAMED}[）)]")
 # "我是赵敏的家属": the name comes before the relation
 _ZH_NAME_BEFORE = _rx(r"(?:我是|我们是|作为|是)" + _ZH_SURNAMED
                       + r"的(?:家属|家人|妈妈|母亲|爸爸|父亲|儿子|女儿|丈夫|妻子|爱人|老公|老婆|监护人|陪护)")
@@ -301,15 +308,18 @@ def _names(text: str, hits: Hits) -> Iterator[Span]:
     for pat, group in _NAME_RES:
         for m in _run(pat, text, hits):
             start, end = m.span(group)
-            # trim trailing words that are not names ("John Smith Is" -> "John Smith")
+            # keep the words up to the first one that is not a name ("joan and she" -> "joan")
             words = re.sub(r"['’]s$", "", m.group(group)).split()
-            while words and not _is_name(words[-1]):
-                words.pop()
+            cut = next((i for i, w in enumerate(words) if not _is_name(w)), len(words))
+            words = words[:cut]
             if words and _is_name(" ".join(words)):
                 yield start, start + len(" ".join(words)), "PERSON"
     for m in _run(_TWO_CAPS, text, hits):
         if m.group(1).lower() in _FIRST_NAMES and _is_name(m.group(2)):
             yield m.start(), m.end(), "PERSON"
+    for m in _run(_ZH_NICK_FULL, text, hits):
+        yield m.start(1), m.end(1), "PERSON"
+        yield m.start(2), m.end(2), "PERSON"
     for m in (*_run(_ZH_NAME, text, hits), *_run(_ZH_NAME_BEFORE, text, hits)):
         start, end = m.span(1)
         name = m.group(1)
