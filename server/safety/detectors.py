@@ -20,8 +20,10 @@ from server.safety.gate import SHARED, GatedPattern
 GATES = SHARED
 
 
-def _gated(patterns: list[str]) -> list[GatedPattern]:
-    return [GATES.add(p) for p in patterns]
+def _gated(patterns: list[str | tuple[str, frozenset[str]]]) -> list[GatedPattern]:
+    """Each rule's gate is derived from its regex, or given as (pattern, literals) when the regex's
+    own literals would be everywhere (a space, say)."""
+    return [GATES.add(p) if isinstance(p, str) else GATES.add(p[0], literals=p[1]) for p in patterns]
 
 
 Hits = dict[int, list[int]]
@@ -30,7 +32,7 @@ Hits = dict[int, list[int]]
 @dataclass
 class RuleSet:
     category: str
-    strong: list[str] = field(default_factory=list)
+    strong: list[str | tuple[str, frozenset[str]]] = field(default_factory=list)
     medium: list[str] = field(default_factory=list)
     weak: dict[str, list[str]] = field(default_factory=dict)
     suppress: list[str] = field(default_factory=list)
@@ -696,6 +698,11 @@ INJECTION.strong += [
     r"(?:你)?收到的[^。\n]{0,4}(?:隐藏|系统|内部)[^。\n]{0,2}(?:指令|提示|设定|消息)",
 ]
 
+# Spaced-out override words ("i g n o r e", "忽 略"): the gate literals of the spaced-text rules below,
+# whose own regex literal would be a single space (present in nearly every message).
+_SPACED_EN = frozenset(" ".join(w) for w in ("ignore", "disregard", "forget", "override", "bypass", "system",
+                                              "prompt", "instruct", "reveal", "jailbreak", "pretend"))
+_SPACED_ZH = frozenset(" ".join(w) for w in ("忽略", "无视", "忘记", "指令", "提示", "系统", "规则", "设定", "越狱", "扮演"))
 # fresh3 (blind, indirect on purpose) first look missed these forms.
 CRISIS.strong += [
     r"\bunalive\b|\b(?:gonna|wanna|going to|want to|about to) kms\b|^kms\b|\bkms (?:fr|tbh|rn|lol|now|tonight)\b",
@@ -756,11 +763,11 @@ CRISIS.veto += [
 ]
 INJECTION.strong += [
     r"\bdecode (?:this|the following)\b[^.\n]{0,40}\b(?:do (?:exactly )?what it says|follow it|execute|obey)",
-    r"\b(?:read|join) the letters\b[^.\n]{0,40}\b(?:do that|do it|follow)", r"(?:\b[a-z] ){6,}[a-z]\b",
+    r"\b(?:read|join) the letters\b[^.\n]{0,40}\b(?:do that|do it|follow)", (r"(?:\b[a-z] ){6,}[a-z]\b", _SPACED_EN),
     r"\bwhat your (?:developers|creators|makers) told you\b", r"\bnote to (?:any|all|every) (?:ai|assistant|model|llm|chatbot)s?\b",
     r"(?:系统(?:更新|升级)(?:通知)?|以下是系统)[^。\n]{0,30}(?:不再受|不受|解除|取消)[^。\n]{0,10}(?:限制|约束|政策|审查)|照单全收",
     r"(?:base64|编码)[^。\n]{0,10}解码[^。\n]{0,20}(?:执行|照做|运行)|解码[^。\n]{0,10}(?:并|然后)?(?:严格)?执行",
-    r"(?:[\u4e00-\u9fa5] ){5,}[\u4e00-\u9fa5]", r"(?:连起来|拼起来)读[^。\n]{0,10}(?:照做|执行)",
+    (r"(?:[\u4e00-\u9fa5] ){5,}[\u4e00-\u9fa5]", _SPACED_ZH), r"(?:连起来|拼起来)读[^。\n]{0,10}(?:照做|执行)",
 ]
 INJECTION.veto += [
     r"\b(?:protect|defend|guard|secure|harden)\b[^.?!]{0,60}\b(?:against|from) (?:prompt injection|jailbreak)",

@@ -27,9 +27,14 @@ _I = re.IGNORECASE
 _G = SHARED  # PHI recognisers share the input rails' literal gate pass (see gate.py)
 
 
+_PHI_INDICES: set[int] = set()  # this module's patterns in the shared gate (other rails own the rest)
+
+
 def _rx(pattern: str, flags: int = 0, literals: frozenset[str] | None = None, window: int = 200,
         prefix: bool = False) -> GatedPattern:
-    return _G.add(pattern, flags, literals, window, prefix)
+    gp = _G.add(pattern, flags, literals, window, prefix)
+    _PHI_INDICES.add(gp.index)
+    return gp
 
 
 _NUMERIC = frozenset({NUMERIC})
@@ -354,7 +359,9 @@ def find_phi(text: str, entities: frozenset[str] | None = None, view: str | None
     """
     if hits is None:
         hits = _G.scan(match_view(text) if view is None else view)
-    if not hits:  # every recogniser is gated: no gate literal, no PHI
+    # every recogniser is gated: none of their gate literals, no PHI (the shared scan also reports
+    # the other rails' literals, which must not send ordinary text through every recogniser)
+    if not hits or _PHI_INDICES.isdisjoint(hits):
         return []
     spans: list[Span] = []
     for finder in _FINDERS:

@@ -297,3 +297,15 @@ def test_redaction_maps_back_through_ligatures_and_invisible_characters(engine: 
     # only the identifier changes; the caller's own characters around it are kept
     assert verdict.messages[0]["content"] == "\ufb01le: call [PHONE_1] now\u200b，谢谢"
     assert verdict.placeholders["[PHONE_1]"] == "\uff14\uff11\uff15-\uff15\uff15\uff15-\uff10\uff11\uff13\uff12"
+
+
+@pytest.mark.parametrize("text", ["Fine. ", "OK, thanks!", "好的。", "谢谢 医生"])
+def test_plain_text_wakes_no_rule(text: str) -> None:
+    """No rule may gate on a literal found in any text at all (a space, a full stop): the output guard
+    scans every released sentence, and one such rule doubled its cost per stream."""
+    from server.safety.detectors import scan
+    from server.safety.normalize import match_view
+    from server.safety.phi import find_phi
+
+    assert scan(match_view(text)) == {}
+    assert find_phi(text) == []
