@@ -198,7 +198,7 @@ _ZH_SURNAMED = rf"((?:{_COMPOUND_SURNAMES}|[{_SURNAMES}])[\u4e00-\u9fa5]{{1,2}})
 # "我妈叫李秀英": the relative, then 叫 / 名叫 / 叫做, then the name
 _ZH_NAME = _rx(_ZH_TRIGGER + r"[\s:：，,]*(?:叫|名叫|叫做)?" + _ZH_SURNAMED)
 # "老周（周德明）": a 老/小 nickname with the full name in brackets (both are identifying)
-_ZH_NICK_FULL = _rx(rf"((?:老|小)[{_SURNAMES}])[（(]{_ZH_SURNAMED}[）)]")
+_ZH_NICK_FULL = _rx(rf"((?:老|小)[{_SURNAMES}])[（(]{_ZH_SURNAMED}[）)]", literals=frozenset("（("))
 # "我是赵敏的家属": the name comes before the relation
 _ZH_NAME_BEFORE = _rx(r"(?:我是|我们是|作为|是)" + _ZH_SURNAMED
                       + r"的(?:家属|家人|妈妈|母亲|爸爸|父亲|儿子|女儿|丈夫|妻子|爱人|老公|老婆|监护人|陪护)")
