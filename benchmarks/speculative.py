@@ -1,6 +1,6 @@
 """Speculative decoding on CPU: our plugin with EAGLE3 and MTP drafts beside vLLM's built-in model.
 
-    .venv/bin/python benchmarks/speculative.py [--bigram 40] [--distill-steps 400] [--draft-vocab 512]
+    .venv/bin/python benchmarks/speculative.py [--bigram 40] [--distill-steps 1200] [--draft-vocab 3000]
         [--k 1 2 3 4] [--decode-tokens 128] [--rounds 1] [--compiled]
     # or distil once, then reuse the draft (its timing record travels with it):
     .venv/bin/python benchmarks/speculative.py --distill-only /tmp/d && \
@@ -263,8 +263,9 @@ def main() -> None:
     ap.add_argument("--preset", default="small")
     ap.add_argument("--bigram", type=float, default=40.0, help="next-token habit strength of the target")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--distill-steps", type=int, default=400)
-    ap.add_argument("--draft-vocab", type=int, default=512)
+    ap.add_argument("--distill-steps", type=int, default=1200)
+    ap.add_argument("--draft-vocab", type=int, default=3000,
+                    help="draft ids (default: the small preset's whole live vocabulary; trimming cost acceptance)")
     ap.add_argument("--draft", help="reuse this EAGLE3 draft (distilled from the same target) instead of distilling")
     ap.add_argument("--distill-only", metavar="DIR",
                     help="only generate the target and distil a draft into DIR (then pass DIR/eagle3-draft as --draft)")
