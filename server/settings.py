@@ -20,6 +20,13 @@ def _refuse_placeholder(value: str, what: str) -> None:
         raise ValueError(f"{what} looks like a placeholder ({value[:3]}...); set a real secret")
 
 
+def _refuse_weak(value: str, what: str) -> None:
+    """A secret the gateway checks callers against: no placeholder, and long enough to be random."""
+    _refuse_placeholder(value, what)
+    if len(value) < MIN_KEY_LENGTH:
+        raise ValueError(f"{what} must be at least {MIN_KEY_LENGTH} characters (high entropy)")
+
+
 class Settings(BaseSettings):
     """Gateway configuration. Every field maps to `ANGEL_<FIELD>` and to `--<field>` on the command line."""
 
@@ -93,9 +100,7 @@ class Settings(BaseSettings):
     @classmethod
     def _check_keys(cls, v: SecretStr) -> SecretStr:
         for key in _split(v.get_secret_value()):
-            _refuse_placeholder(key, "a key in ANGEL_API_KEYS")
-            if len(key) < MIN_KEY_LENGTH:
-                raise ValueError(f"keys must be at least {MIN_KEY_LENGTH} characters (high entropy)")
+            _refuse_weak(key, "a key in ANGEL_API_KEYS")
         return v
 
     @field_validator("upstream_api_key")
@@ -111,9 +116,7 @@ class Settings(BaseSettings):
     def _check_metrics_token(cls, v: SecretStr | None) -> SecretStr | None:
         if v is None or not v.get_secret_value():
             return None
-        _refuse_placeholder(v.get_secret_value(), "ANGEL_METRICS_TOKEN")
-        if len(v.get_secret_value()) < MIN_KEY_LENGTH:
-            raise ValueError(f"must be at least {MIN_KEY_LENGTH} characters (high entropy)")
+        _refuse_weak(v.get_secret_value(), "ANGEL_METRICS_TOKEN")
         return v
 
     @field_validator("log_level")
