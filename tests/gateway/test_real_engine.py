@@ -4,7 +4,6 @@ translated, readiness, and a client disconnect aborting the engine's request."""
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterator
 
@@ -12,7 +11,7 @@ import httpx
 import openai
 import pytest
 
-from tests.support.procs import TEST_KEY, Proc, start_gateway
+from tests.support.procs import TEST_KEY, Proc, metric, start_gateway
 
 pytestmark = pytest.mark.vllm
 
@@ -49,9 +48,8 @@ def test_chat_stream_usage_stripped_and_metered(gateway: Proc, vllm_server) -> N
     )
     assert chunks and all(c.usage is None for c in chunks)
     assert chunks[-1].choices[0].finish_reason == "length"
-    m = httpx.get(gateway.url + "/metrics").text
-    found = re.search(rf'gateway_tokens_total{{kind="completion",model="{vllm_server.model}"}} (\S+)', m)
-    assert found and float(found.group(1)) >= 8  # the stripped usage chunk was still metered
+    # the stripped usage chunk was still metered
+    assert metric(gateway.url, "gateway_tokens_total", kind="completion", model=vllm_server.model) >= 8
 
 
 def test_chat_stream_with_usage(gateway: Proc, vllm_server) -> None:
@@ -102,29 +100,16 @@ def test_readyz_and_models(gateway: Proc, vllm_server) -> None:
     assert [m.id for m in sdk(gateway).models.list().data] == [vllm_server.model]
 
 
-def _gen_tokens(vllm_url: str) -> float:
-    text = httpx.get(vllm_url + "/metrics").text
-    return sum(
-        float(v)
-        for v in re.findall(r"^vllm:generation_tokens_total(?:\{[^}]*\})? (\S+)$", text, re.MULTILINE)
-    )
-
-
-def _gateway_disconnects(gateway_url: str) -> float:
-    found = re.search(r"^gateway_client_disconnects_total (\S+)$", httpx.get(gateway_url + "/metrics").text, re.MULTILINE)
-    assert found, "gateway_client_disconnects_total is missing"
-    return float(found.group(1))
-
-
 # Enough work that the engine cannot finish it before the abort arrives: on 2 loaded cores vLLM's API
 # server sometimes delivers nothing for seconds while its engine core runs on, and with one 2000-token
 # answer the engine was done before the API server noticed the closed connection (CI failed that way).
 CHOICES = 32
+GENERATED = "vllm:generation_tokens_total"
 
 
 def test_disconnect_aborts_engine_request(gateway: Proc, vllm_server) -> None:
-    before = _gen_tokens(vllm_server.url)
-    seen_before = _gateway_disconnects(gateway.url)
+    before = metric(vllm_server.url, GENERATED)
+    seen_before = metric(gateway.url, "gateway_client_disconnects_total")
     body = {
         "model": vllm_server.model,
         "messages": MSG,
@@ -146,11 +131,11 @@ def test_disconnect_aborts_engine_request(gateway: Proc, vllm_server) -> None:
         # ahead and finishes all 2000 tokens, leaving nothing to cancel by the time a later event
         # arrives. Polling vLLM's /metrics is no signal either: it stalls while a stream runs.
         next(r.iter_raw())
-    # The engine stops: its generated-token counter settles well short of the 2000 tokens asked for.
+    # The engine stops: its generated-token counter settles well short of the 32 x 2000 tokens asked for.
     time.sleep(1.5)
-    settled = _gen_tokens(vllm_server.url)
+    settled = metric(vllm_server.url, GENERATED)
     time.sleep(1.0)
-    after = _gen_tokens(vllm_server.url)
+    after = metric(vllm_server.url, GENERATED)
     assert after == settled, "the engine kept generating after the client disconnected"
     assert after - before < 2000 * CHOICES, f"{after - before} tokens: the request was not aborted"
-    assert _gateway_disconnects(gateway.url) == seen_before + 1
+    assert metric(gateway.url, "gateway_client_disconnects_total") == seen_before + 1

@@ -16,7 +16,7 @@ import orjson
 import pytest
 
 from tests.gateway.conftest import AUTH, MODEL, chat_body
-from tests.support.procs import Proc, start_gateway
+from tests.support.procs import Proc, control, start_gateway
 
 
 @pytest.fixture(scope="module")
@@ -30,10 +30,6 @@ def gateway(standin: Proc, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 def reset_standin(standin: Proc) -> Iterator[None]:
     yield
     control(standin, mode="normal", delay_ms=0, chunks=16)
-
-
-def control(standin: Proc, **kw: object) -> None:
-    httpx.post(standin.url + "/_control", json=kw).raise_for_status()
 
 
 def stats(standin: Proc) -> dict:

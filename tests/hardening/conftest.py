@@ -83,6 +83,3 @@ def gateway(echo: Proc, gw_dir: Path, keys: Keys) -> Iterator[Proc]:
 def upstream_stats(upstream: Proc) -> dict:
     return httpx.get(upstream.url + "/_stats", timeout=5).json()
 
-
-def control(upstream: Proc, **kw: object) -> None:
-    httpx.post(upstream.url + "/_control", json=kw, timeout=5).raise_for_status()

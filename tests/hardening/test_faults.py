@@ -23,22 +23,21 @@ import pytest
 
 from server.db import Database
 from server.keys import KeyStore
-from tests.hardening.conftest import AUTH, MODEL, assert_openai_error, control, upstream_stats
-from tests.support.procs import REPO, STANDIN, Proc, free_port, start_gateway, start_standin, wait_http
+from tests.hardening.conftest import AUTH, MODEL, assert_openai_error, upstream_stats
+from tests.support.procs import (
+    REPO,
+    STANDIN,
+    Proc,
+    control,
+    free_port,
+    metric,
+    start_gateway,
+    start_standin,
+    wait_http,
+)
 
 BODY = {"model": MODEL, "messages": [{"role": "user", "content": "hello"}]}
 URL = "/v1/chat/completions"
-
-
-def metric(gw: Proc, name: str, **labels: str) -> float:
-    """Sum of the samples of `name` whose labels include `labels`."""
-    total = 0.0
-    for line in httpx.get(gw.url + "/metrics", timeout=5).text.splitlines():
-        if not line.startswith(name + "{") and not line.startswith(name + " "):
-            continue
-        if all(f'{k}="{v}"' in line for k, v in labels.items()):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
 
 
 def chat(gw: Proc, key: str | None = None, timeout: float = 15) -> httpx.Response:
@@ -102,7 +101,7 @@ def test_sqlite_locked(standin: Proc, tmp_path: Path) -> None:
             while "audit write failed" not in g.log() and time.monotonic() < deadline:
                 time.sleep(0.2)
             assert "audit write failed" in g.log()  # the loss is visible to the operator
-            assert metric(g, "gateway_requests_total", route=URL, status="200") >= ok + 1
+            assert metric(g.url, "gateway_requests_total", route=URL, status="200") >= ok + 1
         finally:
             locker.execute("ROLLBACK")
             locker.close()
@@ -245,7 +244,7 @@ def _wait_for(cond, timeout: float = 10.0) -> bool:
 def test_stream_client_timeout_shorter_than_upstream(gw: Proc, standin: Proc) -> None:
     control(standin, delay_ms=1500, chunks=10)  # a chunk every 1.5 s: slower than the client's 0.5 s
     cancelled = upstream_stats(standin)["streams_cancelled"]
-    disconnects = metric(gw, "gateway_client_disconnects_total")
+    disconnects = metric(gw.url, "gateway_client_disconnects_total")
     with (
         pytest.raises(httpx.ReadTimeout),
         httpx.stream("POST", gw.url + URL, json={**BODY, "stream": True}, headers=AUTH, timeout=0.5) as r,
@@ -254,15 +253,15 @@ def test_stream_client_timeout_shorter_than_upstream(gw: Proc, standin: Proc) ->
             pass
     # The gateway notices, cancels the upstream request, and its books balance.
     assert _wait_for(lambda: upstream_stats(standin)["streams_cancelled"] == cancelled + 1)
-    assert _wait_for(lambda: metric(gw, "gateway_client_disconnects_total") == disconnects + 1)
-    assert _wait_for(lambda: metric(gw, "gateway_inflight_requests") == 1)  # only the /metrics scrape
+    assert _wait_for(lambda: metric(gw.url, "gateway_client_disconnects_total") == disconnects + 1)
+    assert _wait_for(lambda: metric(gw.url, "gateway_inflight_requests") == 1)  # only the /metrics scrape
     control(standin, delay_ms=0)
     assert chat(gw, timeout=5).status_code == 200
 
 
 def test_non_stream_client_timeout_shorter_than_upstream(gw: Proc, standin: Proc) -> None:
     control(standin, delay_ms=2000)
-    before = metric(gw, "gateway_requests_total", route=URL)
+    before = metric(gw.url, "gateway_requests_total", route=URL)
     with pytest.raises(httpx.ReadTimeout):
         chat(gw, timeout=0.5)
     control(standin, delay_ms=0)
@@ -270,8 +269,8 @@ def test_non_stream_client_timeout_shorter_than_upstream(gw: Proc, standin: Proc
     assert chat(gw, timeout=5).status_code == 200  # others are served at once meanwhile
     assert time.perf_counter() - t0 < 1.0
     # The abandoned request is finished and counted (no leaked in-flight request) once the upstream answers.
-    assert _wait_for(lambda: metric(gw, "gateway_inflight_requests") == 1, 10)
-    assert _wait_for(lambda: metric(gw, "gateway_requests_total", route=URL) == before + 2, 10)
+    assert _wait_for(lambda: metric(gw.url, "gateway_inflight_requests") == 1, 10)
+    assert _wait_for(lambda: metric(gw.url, "gateway_requests_total", route=URL) == before + 2, 10)
     assert upstream_stats(standin)["inflight"] == 0
 
 
@@ -315,11 +314,11 @@ def test_upstream_killed_with_open_streams_then_restarted(tmp_path: Path) -> Non
             assert max(t for _, t in results) - killed < 3  # ended at once, not at the read timeout
             return results
 
-        before = metric(g, "gateway_upstream_errors_total")
+        before = metric(g.url, "gateway_upstream_errors_total")
         results = asyncio.run(scenario())
         # Every stream ends with an OpenAI-shaped error event naming the cause.
         assert [how for how, _ in results] == ["upstream_disconnected"] * 20, results
-        assert metric(g, "gateway_upstream_errors_total") >= before + 20
+        assert metric(g.url, "gateway_upstream_errors_total") >= before + 20
         # While it is down: a clear 502, quickly.
         t0 = time.perf_counter()
         assert_openai_error(chat(g, timeout=10), 502, "upstream_unavailable")
@@ -328,7 +327,7 @@ def test_upstream_killed_with_open_streams_then_restarted(tmp_path: Path) -> Non
         up = _standin_on(port, tmp_path)
         for _ in range(5):
             assert chat(g, timeout=10).status_code == 200
-        assert metric(g, "gateway_inflight_requests") == 1  # the scrape itself
+        assert metric(g.url, "gateway_inflight_requests") == 1  # the scrape itself
     finally:
         g.stop()
         up.stop()

@@ -127,6 +127,22 @@ def start_gateway(tmp: Path, upstream: str, db: Path | None = None, **extra: str
     return Proc(proc, url, log_path)
 
 
+def control(standin: Proc, **kw: object) -> None:
+    """Change a running stand-in upstream's behaviour (mode, delay_ms, chunks)."""
+    httpx.post(standin.url + "/_control", json=kw, timeout=5).raise_for_status()
+
+
+def metric(base_url: str, name: str, **labels: str) -> float:
+    """Sum of the Prometheus samples of `name` at base_url/metrics whose labels include `labels`."""
+    total = 0.0
+    for line in httpx.get(base_url + "/metrics", timeout=30).text.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        if all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
 def start_redis(tmp: Path, port: int | None = None) -> Proc:
     """A throw-away redis-server on `port` (a free one by default; pass the old one to restart it)."""
     exe = shutil.which("redis-server")
