@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import secrets
 import time
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -141,15 +141,13 @@ class MemoryRateLimiter:
     def __init__(self, window: float = WINDOW_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
         self._window = window
         self._clock = clock
-        self._logs: dict[str, _KeyLog] = {}
+        self._logs: defaultdict[str, _KeyLog] = defaultdict(_KeyLog)
         self._next_sweep = 0.0
 
     async def admit(self, key_id: str, rpm: int, tpm: int) -> Decision:
         now = self._clock()
         self._sweep(now)
-        log = self._logs.get(key_id)
-        if log is None:
-            log = self._logs[key_id] = _KeyLog()
+        log = self._logs[key_id]
         w = self._window
         log.expire(now - w)
         count = len(log.requests)
@@ -166,9 +164,7 @@ class MemoryRateLimiter:
         return Decision(True, rpm, tpm, count + 1, log.token_sum, reset)
 
     async def add_tokens(self, key_id: str, tokens: int) -> None:
-        log = self._logs.get(key_id)
-        if log is None:
-            log = self._logs[key_id] = _KeyLog()
+        log = self._logs[key_id]
         log.tokens.append((self._clock(), tokens))
         log.token_sum += tokens
 
