@@ -1,6 +1,6 @@
 """Soak: mixed traffic through one gateway process (fast stand-in upstream) for a long time, with the
-gateway's RSS sampled every minute; at the end, open connections, file descriptors, threads and
-in-flight requests are counted after the traffic stops (anything left open is a leak).
+gateway's RSS sampled every minute; at the end, open connections, file descriptors, threads, asyncio
+tasks and in-flight requests are counted after the traffic stops (anything left open is a leak).
 
     .venv/bin/python benchmarks/soak.py [--minutes 30] [--workers 24] [--out benchmarks/results/soak.json]
 
@@ -147,6 +147,8 @@ async def soak(args: argparse.Namespace, tmp: Path) -> dict:
     try:
         gproc = psutil.Process(gw.proc.pid)
         auth = {"Authorization": f"Bearer {key}"}
+        async with httpx.AsyncClient(timeout=5) as c:  # the idle level, to compare with the end
+            idle_tasks = gauge((await c.get(gw.url + "/metrics")).text, "gateway_asyncio_tasks")
         duration = args.minutes * 60
         stop = time.monotonic() + duration
         counts: Counter = Counter()
@@ -168,6 +170,8 @@ async def soak(args: argparse.Namespace, tmp: Path) -> dict:
             "upstream_inflight": upstream["inflight"],
             "upstream_streams_cancelled": upstream["streams_cancelled"],
             "upstream_requests": upstream["requests"],
+            "gateway_asyncio_tasks": gauge(metrics, "gateway_asyncio_tasks"),
+            "gateway_asyncio_tasks_idle_before": idle_tasks,
         }
         warm = [s for s in samples if s["t_s"] >= args.warmup_min * 60]
         base = warm[0]["rss_mb"] if warm else samples[0]["rss_mb"]
@@ -188,6 +192,7 @@ async def soak(args: argparse.Namespace, tmp: Path) -> dict:
             # (Idle keep-alive connections in the upstream pool are bounded and reused, not leaks.)
             "leaked_connections": end["sockets"]["client_open"] + end["sockets"]["upstream_pool_close_wait"],
             "leaked_inflight": end["gateway_inflight_requests"] + end["upstream_inflight"],
+            "leaked_tasks": end["gateway_asyncio_tasks"] - idle_tasks,
             "setup": {
                 "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "machine": f"{platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}",

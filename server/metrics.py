@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -17,6 +19,14 @@ disable_created_metrics()
 # Sub-millisecond buckets matter for the overhead histogram; the others span engine latencies.
 _FAST = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
 _SLOW = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+
+def _task_count() -> int:
+    """asyncio tasks alive in this process (read at scrape time, on the event loop)."""
+    try:
+        return len(asyncio.all_tasks())
+    except RuntimeError:  # no running loop (a scrape from another thread)
+        return 0
 
 
 class Metrics:
@@ -56,6 +66,9 @@ class Metrics:
             registry=r,
         )
         self.inflight = Gauge("gateway_inflight_requests", "Requests being answered now", registry=r)
+        # A leak check: once traffic stops this returns to its idle level (the scrape's own task included).
+        self.asyncio_tasks = Gauge("gateway_asyncio_tasks", "asyncio tasks alive in the gateway", registry=r)
+        self.asyncio_tasks.set_function(_task_count)
         self.ratelimit_rejections = Counter(
             "gateway_ratelimit_rejections_total",
             "Requests refused with 429",

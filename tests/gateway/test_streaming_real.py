@@ -16,7 +16,7 @@ import orjson
 import pytest
 
 from tests.gateway.conftest import AUTH, MODEL, chat_body
-from tests.support.procs import Proc, control, start_gateway
+from tests.support.procs import Proc, control, metric, start_gateway
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +90,26 @@ def test_client_disconnect_cancels_upstream(gateway: Proc, standin: Proc) -> Non
     assert after["inflight"] == 0
     m = httpx.get(gateway.url + "/metrics").text
     assert "gateway_client_disconnects_total 1.0" in m
+
+
+def test_no_tasks_left_behind(gateway: Proc, standin: Proc) -> None:
+    """Finished, abandoned and failed streams leave no asyncio task behind in the gateway."""
+    idle = metric(gateway.url, "gateway_asyncio_tasks")
+    assert idle >= 1  # the scrape itself
+    control(standin, delay_ms=20, chunks=50)
+    body = chat_body(stream=True)
+    for i in range(12):
+        with httpx.stream("POST", gateway.url + "/v1/chat/completions", json=body, headers=AUTH, timeout=10) as r:
+            for n, _ in enumerate(r.iter_raw()):
+                if i % 2 and n == 2:
+                    break  # every other client walks away mid-stream
+    control(standin, mode="die-midstream", chunks=10)
+    httpx.post(gateway.url + "/v1/chat/completions", json=body, headers=AUTH, timeout=10).read()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and metric(gateway.url, "gateway_asyncio_tasks") != idle:
+        time.sleep(0.1)
+    assert metric(gateway.url, "gateway_asyncio_tasks") == idle
+    assert metric(gateway.url, "gateway_inflight_requests") == 1  # the scrape
 
 
 def test_upstream_dies_midstream(gateway: Proc, standin: Proc) -> None:
