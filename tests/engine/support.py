@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import httpx
+import torch
 
 from tests.support.procs import free_port
 
@@ -48,6 +49,21 @@ def run_probe(model: Path, out: Path, *, prompts: list[str] = PROMPTS, plugin: b
     if proc.returncode != 0:
         raise RuntimeError(f"probe failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
     return json.loads(out.read_text())
+
+
+def logprob_gaps_to_reference(run: dict, reference) -> tuple[torch.Tensor, float]:
+    """Per scored position, max |logprob gap| over the engine's top-5; and top-1 agreement."""
+    gaps, agree = [], 0
+    for res in run["results"]:
+        ids = res["prompt_token_ids"] + res["token_ids"]
+        with torch.no_grad():
+            ref = torch.log_softmax(reference.forward(torch.tensor(ids)).double(), dim=-1)
+        rows = [(i - 1, r) for i, r in enumerate(res["prompt_logprobs"]) if r is not None]
+        rows += [(len(res["prompt_token_ids"]) + s - 1, r) for s, r in enumerate(res["logprobs"])]
+        for pos, row in rows:
+            gaps.append(max(abs(lp - ref[pos, int(t)].item()) for t, lp in row.items()))
+            agree += int(max(row, key=row.get)) == int(ref[pos].argmax())
+    return torch.tensor(gaps), agree / len(gaps)
 
 
 class ServerProcess:

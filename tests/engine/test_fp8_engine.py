@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from model_plugin.reference import ReferenceModel
-from tests.engine.support import MAX_TOKENS, REPO, run_probe
+from tests.engine.support import MAX_TOKENS, REPO, logprob_gaps_to_reference, run_probe
 
 pytestmark = pytest.mark.vllm
 
@@ -23,21 +23,6 @@ def fp8_twin(tmp_path_factory):
     return out
 
 
-def _compare(run: dict, reference: ReferenceModel) -> tuple[torch.Tensor, float]:
-    """Per scored position, max |logprob gap| over the engine's top-5; and top-1 agreement."""
-    gaps, agree = [], 0
-    for res in run["results"]:
-        ids = res["prompt_token_ids"] + res["token_ids"]
-        with torch.no_grad():
-            ref = torch.log_softmax(reference.forward(torch.tensor(ids)).double(), dim=-1)
-        rows = [(i - 1, r) for i, r in enumerate(res["prompt_logprobs"]) if r is not None]
-        rows += [(len(res["prompt_token_ids"]) + s - 1, r) for s, r in enumerate(res["logprobs"])]
-        for pos, row in rows:
-            gaps.append(max(abs(lp - ref[pos, int(t)].item()) for t, lp in row.items()))
-            agree += int(max(row, key=row.get)) == int(ref[pos].argmax())
-    return torch.tensor(gaps), agree / len(gaps)
-
-
 @pytest.fixture(scope="module")
 def fp8_run(fp8_twin, tmp_path_factory):
     run = run_probe(fp8_twin, tmp_path_factory.mktemp("fp8run") / "fp8.json",
@@ -49,13 +34,15 @@ def fp8_run(fp8_twin, tmp_path_factory):
 
 def test_fp8_checkpoint_is_dequantized_exactly_at_load(fp8_run, fp8_twin):
     # The engine's fp32 model built from the FP8 files equals the reference's fp32 dequantization.
-    gaps, agree = _compare(fp8_run, ReferenceModel.from_pretrained(fp8_twin, dtype=torch.float32))
+    reference = ReferenceModel.from_pretrained(fp8_twin, dtype=torch.float32)
+    gaps, agree = logprob_gaps_to_reference(fp8_run, reference)
     assert gaps.max() < 2e-3, f"max gap {gaps.max():.3g}"
     assert agree == 1.0
 
 
 def test_fp8_logits_stay_within_stated_tolerance_of_bf16(fp8_run, tiny_checkpoint):
-    gaps, agree = _compare(fp8_run, ReferenceModel.from_pretrained(tiny_checkpoint, dtype=torch.float32))
+    reference = ReferenceModel.from_pretrained(tiny_checkpoint, dtype=torch.float32)
+    gaps, agree = logprob_gaps_to_reference(fp8_run, reference)
     print(f"\nFP8 vs BF16 on tiny: median logprob gap {gaps.median():.3f}, p90 {gaps.quantile(0.9):.3f}, "
           f"max {gaps.max():.3f}, top-1 agreement {agree:.3f}")
     # Stated tolerance for e4m3 128x128-block weights on this deliberately routing-fragile random
