@@ -86,6 +86,8 @@ def serve(overrides: dict[str, Any]) -> None:
         access_log=False,
         log_config=None,
         server_header=False,
+        # Client addresses are never used (nor logged), so X-Forwarded-* is not read at all.
+        proxy_headers=False,
         backlog=4096,
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
         timeout_keep_alive=30,

@@ -19,6 +19,10 @@ log = logging.getLogger("server.upstream")
 _perf = time.perf_counter
 # An upstream "event" larger than this without a blank line is not SSE: stop instead of buffering forever.
 MAX_EVENT_BYTES = 1 << 20
+# After `data: [DONE]` the engine's body ends with one more (empty) chunk. The relay waits this long for
+# it so that the connection goes back to the pool: otherwise almost every stream left its connection
+# unfinished, had to close it, and the next stream paid for a new TCP connection before its first token.
+END_OF_BODY_WAIT = 0.5
 
 SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -50,6 +54,7 @@ class UpstreamClient:
         self.transport = transport  # None: https upstream, httpx's own transport via the client
         timeout = httpx.Timeout(connect=connect_timeout, read=read_timeout, write=30.0, pool=connect_timeout)
         self._timeout_ext = timeout.as_dict()
+        self._urls: dict[str, httpx.URL] = {}  # parsed once per path: httpx's URL parser is slow
         self.client = httpx.AsyncClient(
             base_url=base_url,
             transport=transport,
@@ -66,9 +71,12 @@ class UpstreamClient:
         if self.transport is None:
             req = self.client.build_request("POST", path, content=content, headers=headers)
             return await self.client.send(req, stream=stream)
+        url = self._urls.get(path)
+        if url is None:
+            url = self._urls[path] = httpx.URL(self.base_url + path)
         req = httpx.Request(
             "POST",
-            self.base_url + path,
+            url,
             content=content,
             headers=headers,
             extensions={"timeout": self._timeout_ext},
@@ -283,6 +291,7 @@ class StreamRelay(Response):
         self.streams = streams  # the app's open relays, for the end of a shutdown drain
         self._task: asyncio.Task | None = None
         self._stop_reason = None
+        self._rest: Any = None
         self.metrics = metrics
         self.on_safety_events = on_safety_events
         self.done = False
@@ -322,6 +331,8 @@ class StreamRelay(Response):
         finally:
             watch.cancel()
             self.streams.discard(self)
+            if self.done and not self.ctx.stream_error and self._stop_reason is None and self._rest is not None:
+                await self._read_end_of_body(self._rest)
             # Closing the stream closes the upstream connection: vLLM sees the disconnect and aborts.
             try:
                 await self.upstream.aclose()
@@ -342,11 +353,28 @@ class StreamRelay(Response):
             pass
         self.stop("disconnect")
 
+    async def _read_end_of_body(self, rest: Any) -> None:
+        """Read what follows [DONE] (normally nothing but the end of the chunked body), briefly."""
+
+        async def drain() -> None:
+            size = 0
+            async for raw in rest:
+                size += len(raw)
+                if size > MAX_EVENT_BYTES:
+                    return
+
+        try:
+            await asyncio.wait_for(drain(), END_OF_BODY_WAIT)
+        except (asyncio.TimeoutError, httpx.HTTPError):
+            pass  # the connection is then closed instead of reused
+
     async def _pump(self, send: Callable) -> None:
         buf = b""
         ctx = self.ctx
+        # Kept so that the end of the body can still be read after [DONE] (_read_end_of_body).
+        self._rest = chunks = self.upstream.aiter_bytes()
         try:
-            async for raw in self.upstream.aiter_bytes():
+            async for raw in chunks:
                 t0 = _perf()
                 if b"\r" in raw:
                     raw = raw.replace(b"\r\n", b"\n")
@@ -374,6 +402,8 @@ class StreamRelay(Response):
                                 {"type": "http.response.body", "body": b"".join(out), "more_body": True}
                             )
                             out = []
+                            # Writes leave when the loop step ends (server/protocol.py): end it here.
+                            await asyncio.sleep(0)
                 if out:
                     await send({"type": "http.response.body", "body": b"".join(out), "more_body": True})
                 ctx.overhead += _perf() - t0

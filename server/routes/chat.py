@@ -16,7 +16,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from server.auth import ApiKey
+from server.auth import ApiKey, authenticate
 from server.context import RequestCtx
 from server.errors import GatewayError
 from server.keys import KeyRecord
@@ -29,17 +29,25 @@ from server.validation import apply_max_tokens_cap, validate_chat, validate_comp
 router = APIRouter()
 _perf = time.perf_counter
 CHAT, COMPLETION = "chat", "completion"
+PATHS = {CHAT: "/v1/chat/completions", COMPLETION: "/v1/completions"}
 _MAX_DUMP_DEPTH = 254  # orjson.dumps' nesting limit
 
 
-@router.post("/v1/chat/completions", openapi_extra=CHAT_SCHEMA)
+# POST on these two paths is dispatched by GatewayMiddleware straight to `handle` (the hot path); the
+# FastAPI routes describe them in the OpenAPI schema and answer other methods with 405.
+@router.post(PATHS[CHAT], openapi_extra=CHAT_SCHEMA)
 async def chat_completions(request: Request, key: ApiKey) -> Response:
-    return await _handle(request, key, CHAT, "/v1/chat/completions")
+    return await _handle(request, key, CHAT, PATHS[CHAT])
 
 
-@router.post("/v1/completions", openapi_extra=COMPLETION_SCHEMA)
+@router.post(PATHS[COMPLETION], openapi_extra=COMPLETION_SCHEMA)
 async def completions(request: Request, key: ApiKey) -> Response:
-    return await _handle(request, key, COMPLETION, "/v1/completions")
+    return await _handle(request, key, COMPLETION, PATHS[COMPLETION])
+
+
+async def handle(request: Request, kind: str) -> Response:
+    """Auth then the route, without FastAPI's dependency injection (GatewayMiddleware's hot path)."""
+    return await _handle(request, await authenticate(request), kind, PATHS[kind])
 
 
 def _too_large(limit: int) -> GatewayError:
@@ -56,21 +64,38 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _expire_body(task: asyncio.Task, expired: list[bool]) -> None:
+    expired.append(True)
+    task.cancel()
+
+
 async def read_json(request: Request, limit: int, deadline: float) -> dict[str, Any]:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
+    # A body trickled byte by byte would otherwise hold this request (and its socket) forever. The
+    # deadline cancels this task from a timer: asyncio.wait_for would start a task per request (an
+    # extra event-loop step before the route goes on), and asyncio.timeout needs Python 3.11.
+    task = asyncio.current_task()
+    assert task is not None
+    expired: list[bool] = []
+    timer = asyncio.get_running_loop().call_later(deadline, _expire_body, task, expired)
     try:
-        # A body trickled byte by byte would otherwise hold this request (and its socket) forever.
-        # (wait_for, not asyncio.timeout: the package supports Python 3.10.)
-        raw = await asyncio.wait_for(_read_body(request, limit), deadline)
-    except asyncio.TimeoutError:
+        raw = await _read_body(request, limit)
+    except asyncio.CancelledError:
+        if not expired:
+            raise
+        uncancel = getattr(task, "uncancel", None)  # Python >= 3.11 counts cancellations
+        if uncancel is not None:
+            uncancel()
         raise GatewayError(
             408,
             "request_timeout",
             "The request body did not arrive in time.",
             headers={"connection": "close"},
         ) from None
+    finally:
+        timer.cancel()
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:

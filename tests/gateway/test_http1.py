@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 
 import httpx
+import orjson
 import pytest
 
 from server.http1 import FastHTTP1Transport
@@ -198,3 +199,53 @@ async def test_unsolicited_bytes_on_idle_connection(client_for) -> None:
         await asyncio.sleep(0.2)
         assert (await c.get("/")).status_code == 200  # a fresh connection, not the stray 408
         assert len(conns) == 2
+
+
+def _chunked(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+async def test_streams_through_the_gateway_reuse_one_upstream_connection(tmp_path) -> None:
+    """vLLM (uvicorn) sends `data: [DONE]` and the end of its chunked body in two writes. The relay
+    must read that end after [DONE], or each stream's connection is dropped and the next stream pays for
+    a new TCP connection before its first token."""
+    from server.app import create_app
+    from server.settings import Settings
+    from tests.gateway.conftest import AUTH, MODEL, USAGE_CHUNK, chat_body, chunk, sse
+    from tests.support.procs import TEST_KEY
+
+    models = orjson.dumps({"object": "list", "data": [{"id": MODEL, "object": "model"}]})
+
+    async def engine_like(reader, writer):
+        while True:
+            try:
+                head = await read_request(reader)
+            except asyncio.IncompleteReadError:
+                return
+            if head.startswith(b"GET /v1/models"):
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(models), models))
+                continue
+            writer.write(
+                b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+            )
+            writer.write(_chunked(sse(chunk("hello"), chunk("", "stop"), USAGE_CHUNK, b"[DONE]")))
+            await writer.drain()
+            await asyncio.sleep(0.02)  # the terminating chunk comes in a write of its own
+            writer.write(b"0\r\n\r\n")
+
+    server, url, conns = await raw_server(engine_like)
+    settings = Settings(
+        upstream_url=url,
+        api_keys=TEST_KEY,
+        database_url=f"sqlite:///{tmp_path / 'gw.db'}",
+        safety_enabled=False,
+        audit_enabled=False,
+    )
+    app = create_app(settings)
+    async with server, app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+            for _ in range(4):
+                r = await client.post("/v1/chat/completions", json=chat_body(stream=True), headers=AUTH)
+                assert r.status_code == 200 and r.text.endswith("data: [DONE]\n\n")
+    assert len(conns) == 1
