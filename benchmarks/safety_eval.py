@@ -5,7 +5,8 @@
 Scores both halves of tests/safety/eval/: `dev` (the half the rules were tuned on) and `heldout`
 (written before any rule and scored only at the end), and the blind sets `fresh`, `fresh2`, `fresh3` (each
 written after the rules of its day by someone who had not read them, committed before they were scored
-on it; their first looks are in results/). Prints per-category precision and recall, PHI
+on it; their first looks are in results/), and `fresh4`, a blind set that is reported but deliberately
+never tuned on (the goals are not expected to hold there). Prints per-category precision and recall, PHI
 span recall (identifiers that no longer appear in the text that would go upstream) and the benign
 false-positive rate (cases with no label on which any rail fired), per split and language.
 """
@@ -29,6 +30,9 @@ SPLITS = ("dev", "heldout")
 # blind sets, each written after the rules of its day and committed before they were scored on it; each
 # one's first look is kept in results/ (safety_eval_<set>_firstlook.json), then its misses were fixed
 FRESH = ("fresh", "fresh2", "fresh3")
+# blind sets kept untuned on purpose: scored and reported, never used to change a rule, so that the next
+# approach (a learned detector) is measured on text nobody fitted to. fresh4's first look is in results/.
+UNTUNED = ("fresh4",)
 GOALS = {
     "crisis_self_harm.recall": 0.95,
     "medical_emergency.recall": 0.90,
@@ -126,7 +130,7 @@ def goals_met(result: dict[str, Any]) -> dict[str, bool]:
 def evaluate(profile: str = "patient", policy: str | None = None) -> dict[str, Any]:
     engine = SafetyEngine.from_policy_file(policy)
     out: dict[str, Any] = {"profile": profile, "goals": GOALS, "splits": {}}
-    for split in (*SPLITS, *FRESH):
+    for split in (*SPLITS, *FRESH, *UNTUNED):
         cases = load_cases(split)
         result = score(engine, cases, profile)
         result["by_language"] = {lang: {k: v for k, v in score(engine, [c for c in cases if c["lang"] == lang],
