@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from tokenizers import Tokenizer
 from torch import nn
 
-from model_plugin.reference import ReferenceModel, apply_partial_neox_rope, rms_norm
+from model_plugin.reference import ForwardOutput, ReferenceModel, apply_partial_neox_rope, rms_norm
 
 from .eagle3 import DraftPlan, build_draft_tensors, plan_eagle3_draft, save_eagle3_draft
 from .tokenizer import corpus_lines
@@ -41,7 +41,8 @@ CHAT_PROMPT = "<role>HUMAN</role>{}<|role_end|><role>ASSISTANT</role>"
 
 @dataclass
 class Sample:
-    """One teacher sequence: tokens [T], aux states [T, n_aux*H], target greedy labels [T]."""
+    """One teacher sequence: tokens [T], the draft's input states [T, A] (EAGLE3: aux states,
+    A = n_aux*H; MTP: the target's final-normed hidden, A = H), target greedy labels [T]."""
 
     tokens: torch.Tensor
     aux: torch.Tensor
@@ -56,6 +57,27 @@ class DistillResult:
     acceptance_after: float
     train_positions: int
     accepted_per_proposal: list[float]  # index k-1: mean tokens accepted with k drafts
+
+
+def unrolled_attention(q: torch.Tensor, keys: list[tuple[torch.Tensor, torch.Tensor]],
+                       causal: torch.Tensor) -> torch.Tensor:
+    """Attention of speculative step k = len(keys), as a draft's KV cache holds it in vLLM.
+
+    q and each (k, v) in `keys`: [B, n, Hq, d] (KV heads already repeated), keys[0] from step 1
+    over the verified prefix, keys[m] from step m + 1. Row i attends to step-1 keys of rows <= i
+    (`causal` [n, n]) and to its own keys of steps 2..k. Returns [B, n, Hq, d].
+    """
+    n, d = q.shape[1], q.shape[-1]
+    k1, v1 = keys[0]
+    scores = torch.einsum("bqhd,bkhd->bhqk", q, k1).masked_fill(~causal, float("-inf"))
+    if len(keys) > 1:  # this row's own keys from steps 2..k: [B, Hq, n, k-1]
+        own = torch.stack([(q * km).sum(-1).transpose(1, 2) for km, _ in keys[1:]], -1)
+        scores = torch.cat([scores, own], -1)
+    probs = (scores / math.sqrt(d)).softmax(-1)
+    attn = torch.einsum("bhqk,bkhd->bqhd", probs[..., :n], v1)
+    for m, (_, vm) in enumerate(keys[1:]):
+        attn = attn + probs[..., n + m].transpose(1, 2)[..., None] * vm
+    return attn
 
 
 class Eagle3Student(nn.Module):
@@ -116,7 +138,7 @@ class Eagle3Student(nn.Module):
         single = tokens.dim() == 1
         if single:
             tokens, aux = tokens[None], aux[None]
-        n, d = tokens.shape[1] - 1, self.head_dim
+        n = tokens.shape[1] - 1
         rows = torch.arange(n)
         hidden = aux[:, :n] @ self.w("fc.weight").T  # [B, n, H]
         causal = rows[None, :] <= rows[:, None]  # [n, n]
@@ -126,16 +148,7 @@ class Eagle3Student(nn.Module):
             step_tokens = tokens[:, (rows + step).clamp(max=n)]
             q, k, v = self._qkv(step_tokens, hidden, rows + step - 1)  # [B, n, Hq, d]
             keys.append((k, v))
-            k1, v1 = keys[0]
-            scores = torch.einsum("bqhd,bkhd->bhqk", q, k1).masked_fill(~causal, float("-inf"))
-            if step > 1:  # this row's own keys from steps 2..k: [B, Hq, n, step-1]
-                own = torch.stack([(q * km).sum(-1).transpose(1, 2) for km, _ in keys[1:]], -1)
-                scores = torch.cat([scores, own], -1)
-            probs = (scores / math.sqrt(d)).softmax(-1)
-            attn = torch.einsum("bhqk,bkhd->bqhd", probs[..., :n], v1)
-            for m, (_, vm) in enumerate(keys[1:]):
-                attn = attn + probs[..., n + m].transpose(1, 2)[..., None] * vm
-            step_logits, hidden = self._finish(hidden, attn)
+            step_logits, hidden = self._finish(hidden, unrolled_attention(q, keys, causal))
             logits.append(step_logits[0] if single else step_logits)
         return logits
 
@@ -145,15 +158,24 @@ class Eagle3Student(nn.Module):
         return out
 
 
-def teacher_samples(ref: ReferenceModel, aux_ids: list[int], prompts: list[list[int]],
+# What a draft reads from the target's forward: [T, A] per sequence.
+DraftInput = Callable[[ForwardOutput], torch.Tensor]
+
+
+def teacher_samples(ref: ReferenceModel, aux_ids: list[int] | DraftInput, prompts: list[list[int]],
                     gen_tokens: int) -> list[Sample]:
-    """Run the target on each prompt (and let it continue greedily for gen_tokens)."""
+    """Run the target on each prompt (and let it continue greedily for gen_tokens).
+
+    aux_ids: the layers whose input residual streams an EAGLE3 draft reads (concatenated), or a
+    function picking another draft input from the forward (the MTP reads ``final_hidden``).
+    """
+    pick = aux_ids if callable(aux_ids) else (
+        lambda out: torch.cat([out.layer_inputs[i] for i in aux_ids], dim=-1))
     samples = []
     for prompt in prompts:
         tokens = prompt + (ref.greedy_generate(prompt, gen_tokens) if gen_tokens else [])
         out = ref.forward_with_states(torch.tensor(tokens))
-        aux = torch.cat([out.layer_inputs[i] for i in aux_ids], dim=-1)
-        samples.append(Sample(torch.tensor(tokens), aux, out.logits.argmax(-1), len(prompt)))
+        samples.append(Sample(torch.tensor(tokens), pick(out), out.logits.argmax(-1), len(prompt)))
     return samples
 
 
@@ -181,7 +203,7 @@ def acceptance(student: Eagle3Student, samples: list[Sample], draft_ids: torch.T
     return accepted / max(total, 1)
 
 
-def teacher_data(ref: ReferenceModel, tok: Tokenizer, aux_ids: list[int], *, gen_prompts: int,
+def teacher_data(ref: ReferenceModel, tok: Tokenizer, aux_ids: list[int] | DraftInput, *, gen_prompts: int,
                  gen_tokens: int, random_sequences: int, rng: random.Random,
                  seed: int) -> tuple[list[Sample], list[Sample]]:
     """(train, held-out) teacher sequences: chat-formatted corpus lines (teacher-forced), the
