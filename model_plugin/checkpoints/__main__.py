@@ -1,4 +1,5 @@
-"""CLI: ``python -m model_plugin.checkpoints --preset NAME --out DIR`` (and ``--eagle3-draft``)."""
+"""CLI: ``python -m model_plugin.checkpoints --preset NAME --out DIR`` (and ``--eagle3-draft``,
+``--distill-mtp``)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ PROG = "antangelmed-checkpoint"
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Write a generated AntAngelMed (BailingMoeV2) checkpoint or an EAGLE3 draft.",
+        description="Write a generated AntAngelMed (BailingMoeV2) checkpoint, an EAGLE3 draft, or a "
+                    "copy of a checkpoint with its MTP layer distilled.",
     )
     # Preset is validated by us, not argparse `choices`, so a bad name is one error line.
     parser.add_argument("--preset", help=f"one of: {', '.join(PRESETS)}")
@@ -33,16 +35,23 @@ def build_parser() -> argparse.ArgumentParser:
                         help="add one MTP layer (num_nextn_predict_layers: 1)")
     parser.add_argument("--eagle3-draft", action="store_true",
                         help="write a one-layer EAGLE3 draft for --target instead of a model")
-    parser.add_argument("--target", type=Path, help="target checkpoint dir for --eagle3-draft")
+    parser.add_argument("--distill-mtp", action="store_true",
+                        help="copy --target (a checkpoint with an MTP layer, e.g. from --mtp) to --out "
+                             "with its MTP layer trained on the target's own greedy tokens for "
+                             "--distill-steps steps (CPU, minutes); other tensors unchanged")
+    parser.add_argument("--target", type=Path, help="target checkpoint dir for --eagle3-draft / --distill-mtp")
     parser.add_argument("--draft-vocab", type=int, default=None,
                         help="draft vocabulary size for --eagle3-draft (default 1024)")
     parser.add_argument("--distill-steps", type=int, default=0,
                         help="train the draft on the target's own aux states and greedy tokens "
-                             "for this many steps (CPU, minutes); 0 writes random weights")
+                             "for this many steps (CPU, minutes); 0 writes random weights. "
+                             "Required (> 0) with --distill-mtp")
     return parser
 
 
 def run(args: argparse.Namespace) -> Path:
+    if args.distill_mtp:
+        return _distill_mtp(args)
     if args.eagle3_draft:
         if args.target is None:
             raise CheckpointError("--eagle3-draft needs --target DIR")
@@ -58,7 +67,7 @@ def run(args: argparse.Namespace) -> Path:
         return write_eagle3_draft(args.target, args.out, seed=args.seed,
                                   draft_vocab_size=args.draft_vocab)
     if args.preset is None:
-        raise CheckpointError("one of --preset or --eagle3-draft is required")
+        raise CheckpointError("one of --preset, --eagle3-draft or --distill-mtp is required")
     try:
         preset = get_preset(args.preset, args.layers)
     except ValueError as exc:
@@ -70,6 +79,24 @@ def run(args: argparse.Namespace) -> Path:
     if args.bigram < 0:
         raise CheckpointError("--bigram must be >= 0")
     return write_checkpoint(preset, args.out, seed=args.seed, fp8=args.fp8, bigram=args.bigram)
+
+
+def _distill_mtp(args: argparse.Namespace) -> Path:
+    if args.eagle3_draft:
+        raise CheckpointError("--distill-mtp and --eagle3-draft are exclusive")
+    if args.target is None:
+        raise CheckpointError("--distill-mtp needs --target DIR (a checkpoint with an MTP layer)")
+    ignored = [flag for flag, value in (("--preset", args.preset), ("--layers", args.layers),
+                                        ("--fp8", args.fp8), ("--mtp", args.mtp), ("--bigram", args.bigram),
+                                        ("--draft-vocab", args.draft_vocab)) if value]
+    if ignored:
+        raise CheckpointError(f"{', '.join(ignored)} {'does' if len(ignored) == 1 else 'do'} not apply "
+                              "to --distill-mtp (the target's config is kept)")
+    if args.distill_steps < 1:
+        raise CheckpointError("--distill-mtp needs --distill-steps N (N > 0)")
+    from .mtp_distill import distill_mtp
+
+    return distill_mtp(args.target, args.out, steps=args.distill_steps, seed=args.seed, log=print).path
 
 
 def main(argv: list[str] | None = None) -> int:
