@@ -5,7 +5,8 @@ whose eh_proj passes the next token's embedding straight through (embedding half
 so the MTP predicts the habit's successor and its drafts are accepted often, but not always:
 both the accept and the reject paths of greedy verification run. Three engines per module:
 no speculation, MTP k=1 (eager, every draft call recorded by tests/engine/mtp_probe.py) and
-MTP k=3 (compiled target), plus one that must fail to load.
+MTP k=3 (compiled target), plus one that must fail to load, plus one with the generator's MTP
+layer distilled on the same target (model_plugin.checkpoints.mtp_distill, a few seconds).
 """
 
 import json
@@ -103,11 +104,10 @@ def mtp_k3(mtp_checkpoint, mtp_draft, tmp_path_factory):
                                  "--speculative-config", _spec(mtp_draft, 3)])
 
 
-@pytest.fixture(scope="module")
-def reference_mtp(reference, mtp_k1):
+def _reference_mtp(reference, results):
     """Per request: (full sequence, prompt length, target final hidden [L, H], MTP logprobs [L-1, V])."""
     out = []
-    for res in mtp_k1["results"]:
+    for res in results:
         seq = res["prompt_token_ids"] + res["token_ids"]
         fwd = reference.forward_with_states(torch.tensor(seq))
         # Row t reads (hidden[t], token t+1) and predicts token t+2.
@@ -115,6 +115,31 @@ def reference_mtp(reference, mtp_k1):
         logprobs = torch.log_softmax(logits.double(), -1)
         out.append((seq, len(res["prompt_token_ids"]), fwd.final_hidden, logprobs))
     return out
+
+
+@pytest.fixture(scope="module")
+def reference_mtp(reference, mtp_k1):
+    return _reference_mtp(reference, mtp_k1["results"])
+
+
+@pytest.fixture(scope="module")
+def untrained_mtp_checkpoint(tmp_path_factory):
+    """The same target as mtp_checkpoint with the generator's MTP layer as written (random)."""
+    return _generate(tmp_path_factory.mktemp("mtp-untrained") / "tiny-mtp", "--mtp", "--bigram", str(BIGRAM))
+
+
+@pytest.fixture(scope="module")
+def distilled_k2(untrained_mtp_checkpoint, tmp_path_factory):
+    """MTP k=2 (eager) with the MTP layer distilled for a few seconds on the target's own tokens."""
+    from model_plugin.checkpoints.mtp_distill import distill_mtp
+
+    tmp = tmp_path_factory.mktemp("mtp-distilled")
+    ckpt = distill_mtp(untrained_mtp_checkpoint, tmp / "tiny-mtp-distilled", steps=80, gen_prompts=8,
+                       gen_tokens=24, random_sequences=64, unroll=2, batch=16).path
+    draft = _write_draft_cli(ckpt, tmp / "draft")
+    return run_probe(ckpt, tmp / "k2.json",
+                     extra_args=["--enforce-eager", "--dtype", "float32", "--max-tokens", str(MAX_TOKENS),
+                                 "--speculative-config", _spec(draft, 2)])
 
 
 # ---- the draft directory (no engine) -------------------------------------------------------------
@@ -274,3 +299,23 @@ def test_missing_mtp_tensor_fails_naming_it(mtp_checkpoint, tmp_path):
                               "--speculative-config", _spec(draft, 1)],
                   timeout=300)
     assert f"missing 1 tensor(s): model.layers.{n}.hnorm.weight" in str(err.value)
+
+
+def test_distilled_mtp_is_lossless_and_accepted_far_more_than_untrained(baseline, distilled_k2,
+                                                                         untrained_mtp_checkpoint):
+    """The distilled layer, served by vLLM (method "mtp", k=2), changes no greedy token and gets
+    its drafts accepted; the untrained layer's k=1 acceptance on the same sequences, as the
+    reference predicts it (exact for vLLM, see test_acceptance_is_what_the_reference_mtp_predicts),
+    is about zero."""
+    diverged = [i for i, (a, b) in enumerate(zip(_tokens(distilled_k2), _tokens(baseline))) if a != b]
+    assert not diverged, (diverged, distilled_k2["metrics"])
+    m = distilled_k2["metrics"]
+    drafts, per_pos = m["vllm:spec_decode_num_drafts"], m["vllm:spec_decode_num_accepted_tokens_per_pos"]
+    assert drafts > 0 and m["vllm:spec_decode_num_draft_tokens"] == 2 * drafts
+    assert sum(per_pos) == m["vllm:spec_decode_num_accepted_tokens"]
+    untrained = ReferenceModel.from_pretrained(untrained_mtp_checkpoint, dtype=torch.float32)
+    u_drafts, u_accepted = _expected_acceptance(_reference_mtp(untrained, baseline["results"]))
+    facts = (m, u_drafts, u_accepted)
+    assert u_accepted / u_drafts < 0.05, facts
+    assert per_pos[0] / drafts > u_accepted / u_drafts + 0.3, facts
+    assert per_pos[1] > 0, facts  # the second draft (the block reading its own output) is accepted too
