@@ -1,27 +1,29 @@
 """Speculative decoding on CPU: our plugin with EAGLE3 and MTP drafts beside vLLM's built-in model.
 
     .venv/bin/python benchmarks/speculative.py [--bigram 40] [--distill-steps 1200] [--draft-vocab 3000]
-        [--k 1 2 3 4] [--decode-tokens 128] [--rounds 1] [--compiled]
-    # or distil once, then reuse the draft (its timing record travels with it):
+        [--mtp-distill-steps 600] [--k 1 2 3 4] [--decode-tokens 128] [--rounds 1] [--compiled]
+        [--no-eagle3] [--no-mtp] [--results FILE]
+    # or distil once, then reuse the drafts (their timing records travel with them):
     .venv/bin/python benchmarks/speculative.py --distill-only /tmp/d && \
-        .venv/bin/python benchmarks/speculative.py --draft /tmp/d/eagle3-draft
+        .venv/bin/python benchmarks/speculative.py --draft /tmp/d/eagle3-draft --mtp-twin /tmp/d/target-mtp-distilled
 
 One `small` target with a learnable next-token habit (`--bigram STRENGTH`; a purely random model
 is unpredictable for any draft) is generated, an EAGLE3 draft (one layer, `--draft-vocab` ids) is
 distilled from it on CPU (timed) and an MTP twin of the target (identical weights plus the
-generator's MTP layer, untrained) is written. Then one engine per row, one at a time, each in a
+generator's MTP layer) is written, its MTP layer distilled on CPU (timed; `--mtp-distill-steps 0`
+keeps the generator's random layer). Then one engine per row, one at a time, each in a
 fresh process (as in benchmarks/plugin_vs_builtin.py; rounds alternate the row order):
   built-in      vLLM's BailingMoeV2 (VLLM_PLUGINS=none): it cannot speculate on this architecture
   plugin        our plugin, no speculation
   eagle3 k=N    our plugin + the distilled EAGLE3 draft, N speculative tokens
-  mtp k=N       our plugin (MTP twin) + method "mtp", N speculative tokens
+  mtp k=N       our plugin (MTP twin) + method "mtp", N speculative tokens (--no-mtp: left out)
 Every row uses the same settings (dtype, eager unless --compiled) and decodes the same prompts
 greedily (ignore_eos): concurrency 1 = the first 4 prompts one at a time, concurrency 8 = all 8
 submitted together. decode tok/s = new tokens after the first / (time of the full run - time of
 a max_tokens=1 run of the same requests), best of --repeats. Mean acceptance length =
 1 + accepted / drafts from vLLM's `vllm:spec_decode_*` counters over the timed runs. Prints a
-table and writes benchmarks/results/speculative.json (with the machine's load average), updated
-after every engine so an interrupted run keeps what it measured.
+table and writes benchmarks/results/speculative.json (or --results FILE; with the machine's load
+average), updated after every engine so an interrupted run keeps what it measured.
 """
 
 from __future__ import annotations
@@ -170,14 +172,54 @@ def _distill(target: Path, out: Path, args: argparse.Namespace) -> Path:
     return out
 
 
+def _distill_mtp(twin: Path, out: Path, args: argparse.Namespace) -> Path:
+    """Distil the MTP twin's MTP layer (timed) and leave the record beside the checkpoint."""
+    print(f"distilling the MTP layer ({args.mtp_distill_steps} steps) ...", file=sys.stderr, flush=True)
+    load_before = _load()
+    seconds, log = _generate("--distill-mtp", "--target", str(twin), "--out", str(out),
+                             "--distill-steps", str(args.mtp_distill_steps), "--seed", str(args.seed))
+    record = {"steps": args.mtp_distill_steps, "wall_s": seconds,
+              "target": {"preset": args.preset, "bigram": args.bigram, "seed": args.seed},
+              "load_before": load_before, "load_after": _load(),
+              "log": [ln for ln in log.splitlines() if ln.strip()]}
+    (out / DISTILL_RECORD).write_text(json.dumps(record, indent=2))
+    return out
+
+
+def _mtp_twin(args: argparse.Namespace, root: Path) -> tuple[Path, dict]:
+    """The MTP twin of the target (--mtp-twin, or generated and, unless --mtp-distill-steps 0,
+    distilled under root) and its distillation record."""
+    wanted = {"preset": args.preset, "bigram": args.bigram, "seed": args.seed}
+    if args.mtp_twin:
+        twin = Path(args.mtp_twin)
+        record = twin / DISTILL_RECORD
+        info = dict(json.loads(record.read_text()) if record.exists() else {}, reused_twin=args.mtp_twin)
+        if info.get("target", wanted) != wanted:
+            raise SystemExit(f"--mtp-twin was distilled from {info['target']}, not {wanted}")
+        return twin, info
+    twin = root / "target-mtp"
+    _generate("--preset", args.preset, "--bigram", str(args.bigram), "--seed", str(args.seed), "--mtp",
+              "--out", str(twin))
+    if args.mtp_distill_steps <= 0:
+        return twin, {"steps": 0, "untrained": True}
+    distilled = _distill_mtp(twin, root / "target-mtp-distilled", args)
+    return distilled, json.loads((distilled / DISTILL_RECORD).read_text())
+
+
 def _distill_only(args: argparse.Namespace) -> None:
-    """Write the benchmark's target and a distilled draft under --distill-only DIR (for --draft)."""
+    """Write the benchmark's target and distilled drafts under --distill-only DIR (for --draft,
+    --mtp-twin)."""
     root = Path(args.distill_only)
     target = root / "target"
     _generate("--preset", args.preset, "--bigram", str(args.bigram), "--seed", str(args.seed), "--out", str(target))
-    draft = _distill(target, root / "eagle3-draft", args)
-    print(json.dumps(json.loads((draft / DISTILL_RECORD).read_text()), indent=2))
-    print(f"draft: {draft}")
+    if not args.no_eagle3:
+        draft = _distill(target, root / "eagle3-draft", args)
+        print(json.dumps(json.loads((draft / DISTILL_RECORD).read_text()), indent=2))
+        print(f"draft: {draft}")
+    if not args.no_mtp and args.mtp_distill_steps > 0:
+        twin, record = _mtp_twin(args, root)
+        print(json.dumps(record, indent=2))
+        print(f"MTP twin: {twin}")
 
 
 def _prepare(args: argparse.Namespace, tmp: Path) -> tuple[list[dict], dict]:
@@ -185,16 +227,20 @@ def _prepare(args: argparse.Namespace, tmp: Path) -> tuple[list[dict], dict]:
     from model_plugin.checkpoints.builtin_view import write_builtin_view
     from model_plugin.mtp_draft import write_mtp_draft
 
-    target, twin = tmp / "target", tmp / "target-mtp"
-    habit = ["--preset", args.preset, "--bigram", str(args.bigram), "--seed", str(args.seed)]
-    _generate(*habit, "--out", str(target))
-    _generate(*habit, "--mtp", "--out", str(twin))
-    setup: dict = {"mtp_twin_same_weights": _same_weights(target, twin)}
-    if not setup["mtp_twin_same_weights"]:
-        raise SystemExit("the --mtp twin's shared tensors differ from the target's")
+    target = tmp / "target"
+    _generate("--preset", args.preset, "--bigram", str(args.bigram), "--seed", str(args.seed), "--out", str(target))
+    setup: dict = {}
+    if not args.no_mtp:
+        twin, setup["mtp_distill"] = _mtp_twin(args, tmp)
+        setup["mtp_twin_same_weights"] = _same_weights(target, twin)
+        if not setup["mtp_twin_same_weights"]:
+            raise SystemExit("the --mtp twin's shared tensors differ from the target's")
+        mtp_draft = write_mtp_draft(twin, tmp / "mtp-draft")
     builtin = write_builtin_view(target, tmp / "builtin-view")
-    mtp_draft = write_mtp_draft(twin, tmp / "mtp-draft")
-    if args.draft:  # distilled earlier by --distill-only from the same settings: reuse its record
+    eagle3 = None
+    if args.no_eagle3:
+        pass  # no EAGLE3 rows, nothing to distil
+    elif args.draft:  # distilled earlier by --distill-only from the same settings: reuse its record
         eagle3 = Path(args.draft)
         record = eagle3 / DISTILL_RECORD
         setup["distill"] = dict(json.loads(record.read_text()) if record.exists() else {}, reused_draft=args.draft)
@@ -206,8 +252,10 @@ def _prepare(args: argparse.Namespace, tmp: Path) -> tuple[list[dict], dict]:
         setup["distill"] = json.loads((eagle3 / DISTILL_RECORD).read_text())
     rows = [{"name": "built-in", "model": builtin, "plugin": False, "spec": None},
             {"name": "plugin", "model": target, "plugin": True, "spec": None}]
-    rows += [{"name": f"eagle3 k={k}", "model": target, "plugin": True,
-              "spec": {"method": "eagle3", "model": str(eagle3), "num_speculative_tokens": k}} for k in args.k]
+    if not args.no_eagle3:
+        rows += [{"name": f"eagle3 k={k}", "model": target, "plugin": True,
+                  "spec": {"method": "eagle3", "model": str(eagle3), "num_speculative_tokens": k}}
+                 for k in args.k]
     if not args.no_mtp:
         rows += [{"name": f"mtp k={k}", "model": twin, "plugin": True,
                   "spec": {"method": "mtp", "model": str(mtp_draft), "num_speculative_tokens": k}} for k in args.k]
@@ -247,12 +295,13 @@ def _print_table(rows: list[dict], builtin: dict, args: argparse.Namespace) -> N
         print(f"{r['row']:<14}{cells}{same:>10}")
 
 
-def _write(meta: dict, runs: dict[str, list[dict]], table: list[dict] | None, wall: float) -> None:
+def _write(meta: dict, runs: dict[str, list[dict]], table: list[dict] | None, wall: float,
+           results: Path = RESULTS) -> None:
     """Results file; `rows` is null (and `complete` false) until every engine has run."""
     raw = {name: [{key: ({k: v for k, v in val.items() if k != "token_ids"} if isinstance(val, dict) else val)
                    for key, val in run.items()} for run in rs] for name, rs in runs.items()}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(json.dumps({
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "complete": table is not None,
         "total_wall_s": time.perf_counter() - wall, "load_after": _load(), **meta, "rows": table, "runs": raw},
         indent=2, ensure_ascii=False))
@@ -268,9 +317,17 @@ def main() -> None:
                     help="draft ids (default: the small preset's whole live vocabulary; trimming cost acceptance)")
     ap.add_argument("--draft", help="reuse this EAGLE3 draft (distilled from the same target) instead of distilling")
     ap.add_argument("--distill-only", metavar="DIR",
-                    help="only generate the target and distil a draft into DIR (then pass DIR/eagle3-draft as --draft)")
+                    help="only generate the target and distil the drafts into DIR (then pass DIR/eagle3-draft as "
+                         "--draft and DIR/target-mtp-distilled as --mtp-twin)")
     ap.add_argument("--k", type=int, nargs="+", default=[1, 2, 3, 4])
     ap.add_argument("--no-mtp", action="store_true", help="leave out the MTP rows")
+    ap.add_argument("--no-eagle3", action="store_true", help="leave out the EAGLE3 rows (and its distillation)")
+    ap.add_argument("--mtp-distill-steps", type=int, default=600,
+                    help="distil the MTP twin's MTP layer for this many steps (CPU); 0 keeps the "
+                         "generator's random MTP layer")
+    ap.add_argument("--mtp-twin", help="reuse this MTP twin (e.g. --distill-only's target-mtp-distilled, "
+                                       "from the same target settings) instead of generating one")
+    ap.add_argument("--results", type=Path, default=RESULTS, help="results file (default %(default)s)")
     ap.add_argument("--dtype", default="bfloat16")
     ap.add_argument("--compiled", action="store_true",
                     help="torch.compile the engines (default eager: compiling costs minutes per engine here)")
@@ -302,7 +359,7 @@ def main() -> None:
                 print(f"round {r + 1}/{args.rounds}: {row['name']} ...", file=sys.stderr, flush=True)
                 result = Path(tmp) / f"{row['name'].replace(' ', '_')}-{r}.json"
                 runs[row["name"]].append(_run_engine(row, args, result))
-                _write(meta, runs, None, wall)  # partial results survive an interrupted run
+                _write(meta, runs, None, wall, args.results)  # partial results survive an interrupted run
 
     table = [_summary(name, rs, runs["plugin"]) for name, rs in runs.items()]
     builtin = table[0]
@@ -310,8 +367,8 @@ def main() -> None:
         for c in CONCURRENCY:
             row[f"speedup_vs_builtin_c{c}"] = row[f"decode_tok_s_c{c}"] / builtin[f"decode_tok_s_c{c}"]
     _print_table(table, builtin, args)
-    _write(meta, runs, table, wall)
-    print(f"\nwrote {RESULTS.relative_to(REPO)}")
+    _write(meta, runs, table, wall, args.results)
+    print(f"\nwrote {args.results}")
 
 
 if __name__ == "__main__":
