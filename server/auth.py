@@ -21,7 +21,7 @@ def unauthorized(request: Request, reason: str, message: str) -> GatewayError:
 async def authenticate(request: Request) -> KeyRecord:
     state = request.app.state.gateway
     ctx = request.scope["angel"]
-    ctx.route = request.url.path  # from here on the request is audited, failed auth included
+    ctx.route = request.scope["path"]  # from here on the request is audited, failed auth included
     header = request.headers.get("authorization")
     if not header:
         raise unauthorized(request, "missing", "Missing API key: send 'Authorization: Bearer <key>'.")

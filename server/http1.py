@@ -107,7 +107,7 @@ class _Conn(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
-    async def _wait(self, fut: asyncio.Future, timeout: float | None, request: httpx.Request) -> Any:
+    async def _wait(self, fut: asyncio.Future, timeout: float | None, request: httpx.Request | None) -> Any:
         if timeout is None:
             return await fut
         handle = asyncio.get_running_loop().call_later(timeout, _expire, fut)
@@ -121,7 +121,7 @@ class _Conn(asyncio.Protocol):
         finally:
             handle.cancel()
 
-    async def next_chunk(self, timeout: float | None, request: httpx.Request) -> bytes | None:
+    async def next_chunk(self, timeout: float | None, request: httpx.Request | None) -> bytes | None:
         while not self.chunks:
             if self.complete:
                 return None
@@ -150,7 +150,7 @@ class _Body(httpx.AsyncByteStream):
         key: tuple[str, int],
         conn: _Conn,
         timeout: float | None,
-        request: httpx.Request,
+        request: httpx.Request | None,
     ) -> None:
         self.pool, self.key, self.conn, self.timeout, self.request = pool, key, conn, timeout, request
         self.released = False
@@ -172,6 +172,28 @@ class _Body(httpx.AsyncByteStream):
             self.pool._release(self.key, conn)
         else:
             conn.close()  # unread body or broken: the only safe thing is to drop the connection
+
+
+class UpstreamResponse:
+    """The part of httpx.Response the gateway's hot path uses, over a pooled connection's body."""
+
+    __slots__ = ("_body", "content", "headers", "status_code")
+
+    def __init__(self, status: int, headers: dict[str, str], body: _Body) -> None:
+        self.status_code = status
+        self.headers = headers  # lower-cased names
+        self._body = body
+        self.content = b""
+
+    def aiter_bytes(self) -> Any:
+        return self._body.__aiter__()
+
+    async def aread(self) -> bytes:
+        self.content = b"".join([chunk async for chunk in self._body])
+        return self.content
+
+    async def aclose(self) -> None:
+        await self._body.aclose()
 
 
 class FastHTTP1Transport(httpx.AsyncBaseTransport):
@@ -198,7 +220,9 @@ class FastHTTP1Transport(httpx.AsyncBaseTransport):
         conn.idle_since = time.monotonic()
         idle.append(conn)
 
-    async def _connect(self, key: tuple[str, int], timeout: float | None, request: httpx.Request) -> _Conn:
+    async def _connect(
+        self, key: tuple[str, int], timeout: float | None, request: httpx.Request | None
+    ) -> _Conn:
         loop = asyncio.get_running_loop()
         try:
             _, conn = await asyncio.wait_for(loop.create_connection(_Conn, key[0], key[1]), timeout)
@@ -217,7 +241,38 @@ class FastHTTP1Transport(httpx.AsyncBaseTransport):
         body = b"".join([part async for part in request.stream])  # type: ignore[union-attr]
         head = [b"%s %s HTTP/1.1\r\n" % (request.method.encode(), url.raw_path)]
         head += [b"%s: %s\r\n" % (k, v) for k, v in request.headers.raw]
-        data = b"".join(head) + b"\r\n" + body
+        conn, status = await self._exchange(key, b"".join(head) + b"\r\n" + body, timeouts, request)
+        return httpx.Response(
+            status,
+            headers=conn.headers,
+            stream=_Body(self, key, conn, timeouts.get("read"), request),
+            extensions={"http_version": b"HTTP/1.1"},
+        )
+
+    async def post(
+        self, url: httpx.URL, headers: dict[str, str], body: bytes, timeouts: dict[str, float | None]
+    ) -> UpstreamResponse:
+        """POST without httpx's Request and Response objects (~10 µs each per request in profiles).
+
+        The gateway's chat and completion calls use this; httpx's own API uses handle_async_request.
+        Failures raise the same httpx exceptions, without a request attached.
+        """
+        key = (url.host, url.port or 80)
+        head = b"POST %s HTTP/1.1\r\nhost: %s\r\ncontent-length: %d\r\n" % (
+            url.raw_path,
+            url.netloc,
+            len(body),
+        )
+        head += "".join(f"{k}: {v}\r\n" for k, v in headers.items()).encode("latin-1")
+        conn, status = await self._exchange(key, head + b"\r\n" + body, timeouts, None)
+        # Header names from httptools keep their case; HTTP's are case-insensitive.
+        names = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in conn.headers}
+        return UpstreamResponse(status, names, _Body(self, key, conn, timeouts.get("read"), None))
+
+    async def _exchange(
+        self, key: tuple[str, int], data: bytes, timeouts: dict, request: httpx.Request | None
+    ) -> tuple[_Conn, int]:
+        """Write one request on a pooled (or new) connection; return it with the response's status."""
         for attempt in (0, 1):
             conn = self._acquire(key)
             reused = conn is not None
@@ -236,12 +291,7 @@ class FastHTTP1Transport(httpx.AsyncBaseTransport):
             except BaseException:
                 conn.close()
                 raise
-            return httpx.Response(
-                status,
-                headers=conn.headers,
-                stream=_Body(self, key, conn, timeouts.get("read"), request),
-                extensions={"http_version": b"HTTP/1.1"},
-            )
+            return conn, status
         raise AssertionError("unreachable")
 
     async def aclose(self) -> None:
