@@ -292,7 +292,6 @@ class StreamRelay(Response):
         self.streams = streams  # the app's open relays, for the end of a shutdown drain
         self._task: asyncio.Task | None = None
         self._stop_reason = None
-        self._rest: Any = None
         self.metrics = metrics
         self.on_safety_events = on_safety_events
         self.done = False
@@ -332,13 +331,6 @@ class StreamRelay(Response):
         finally:
             watch.cancel()
             self.streams.discard(self)
-            if (
-                self.done
-                and not self.ctx.stream_error
-                and self._stop_reason is None
-                and self._rest is not None
-            ):
-                await self._read_end_of_body(self._rest)
             # Closing the stream closes the upstream connection: vLLM sees the disconnect and aborts.
             try:
                 await self.upstream.aclose()
@@ -377,8 +369,7 @@ class StreamRelay(Response):
     async def _pump(self, send: Callable) -> None:
         buf = b""
         ctx = self.ctx
-        # Kept so that the end of the body can still be read after [DONE] (_read_end_of_body).
-        self._rest = chunks = self.upstream.aiter_bytes()
+        chunks = self.upstream.aiter_bytes()  # one iterator: the end of the body is read after [DONE]
         try:
             async for raw in chunks:
                 t0 = _perf()
@@ -439,6 +430,10 @@ class StreamRelay(Response):
                 }
             )
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+        if self.done and not self.ctx.stream_error:
+            # The client has its whole answer; here a stop() is a no-op and outside cancellation
+            # still reaches the upstream's close in __call__.
+            await self._read_end_of_body(chunks)
 
     def _fail(self, message: str, code: str, kind: str) -> bytes:
         self.done = True
