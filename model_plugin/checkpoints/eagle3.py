@@ -194,7 +194,7 @@ TARGET_KEYS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "num_k
                "head_dim", "intermediate_size", "vocab_size", "rms_norm_eps", "rope_theta")
 
 
-def _load_target(target: Path) -> tuple[dict[str, Any], Tokenizer]:
+def load_target(target: Path) -> tuple[dict[str, Any], Tokenizer]:
     """The target's config and tokenizer, or one clear CheckpointError."""
     for fname in ("config.json", "tokenizer.json"):
         if not (target / fname).is_file():
@@ -229,7 +229,7 @@ def plan_eagle3_draft(
 ) -> DraftPlan:
     """Validate the target and choose the aux layers and the draft vocabulary."""
     target = Path(target)
-    target_cfg, tok = _load_target(target)
+    target_cfg, tok = load_target(target)
     n_layers = target_cfg["num_hidden_layers"]
     aux = sorted(aux_layer_ids) if aux_layer_ids else default_aux_layer_ids(n_layers)
     if any(not 0 <= i < n_layers for i in aux) or len(set(aux)) != len(aux):

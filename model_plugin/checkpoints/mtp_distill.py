@@ -36,11 +36,11 @@ import torch
 import torch.nn.functional as F
 from safetensors import safe_open
 from safetensors.torch import save_file
-from tokenizers import Tokenizer
 from torch import nn
 
 from model_plugin.reference import ReferenceModel, apply_partial_neox_rope, rms_norm
 
+from .eagle3 import load_target
 from .eagle3_distill import Sample, acceptance, collate, teacher_data, train_student, unrolled_attention
 from .writer import CheckpointError, atomic_dir, check_output_dir, single_thread, write_json
 
@@ -214,13 +214,7 @@ def distill_mtp(
     log = log or (lambda _msg: None)
     target = Path(target)
     check_output_dir(Path(out).resolve())  # fail before minutes of training, not after
-    for fname in ("config.json", "tokenizer.json"):
-        if not (target / fname).is_file():
-            raise CheckpointError(f"--target {str(target)!r} has no {fname}: not a checkpoint dir")
-    try:
-        config = json.loads((target / "config.json").read_text())
-    except ValueError as exc:
-        raise CheckpointError(f"{target / 'config.json'} is not valid JSON ({exc})") from None
+    config, tok = load_target(target)
     mtp_layer_index(config)
     if steps < 1:
         raise CheckpointError("MTP distillation needs at least one step")
@@ -231,7 +225,6 @@ def distill_mtp(
             ref = ReferenceModel.from_pretrained(target, dtype=torch.float32)
         except (ValueError, OSError, KeyError) as exc:
             raise CheckpointError(f"cannot read the target checkpoint: {exc}") from None
-        tok = Tokenizer.from_file(str(target / "tokenizer.json"))
         log(f"teacher: corpus prompts, {gen_prompts} continued for {gen_tokens} tokens, "
             f"{random_sequences} random sequences")
         train, evals = teacher_data(ref, tok, lambda fwd: fwd.final_hidden, gen_prompts=gen_prompts,
