@@ -112,6 +112,7 @@ def gateway_sockets(p: psutil.Process, gw_port: int) -> dict:
     pool = [c for c in conns if c not in clients]
     return {
         "client_open": len(clients),
+        "client_states": sorted(c.status for c in clients),  # a leak shows as ESTABLISHED or CLOSE_WAIT
         "upstream_pool_open": len(pool),
         "upstream_pool_close_wait": sum(1 for c in pool if c.status == psutil.CONN_CLOSE_WAIT),
     }

@@ -1,6 +1,5 @@
 """uvicorn's httptools protocol with a deadline on reading a request's headers (slow-loris), and
-OpenAI-shaped answers for the requests uvicorn refuses before the app sees them, and one socket write
-per event-loop step.
+OpenAI-shaped answers for the requests uvicorn refuses before the app sees them.
 
 Why: uvicorn times out only idle keep-alive connections, and only between requests: a client that
 connects and never finishes its headers holds a socket (and a file descriptor) forever, and enough of
@@ -9,14 +8,6 @@ them exhaust the process's descriptors. Here every request must have its headers
 gets a 408 in OpenAI's error shape and the connection is closed. The body has its own deadline in the
 route that reads it (`server/routes/chat.py`). Malformed HTTP gets uvicorn's 400, but as JSON in
 OpenAI's error shape instead of uvicorn's plain text, like every other error the gateway returns.
-
-Write batching: uvicorn writes a response's headers and each body message with a send() of its own, and
-each send() that wakes a sleeping client costs the writer tens of microseconds on a virtual machine (an
-inter-processor interrupt through the hypervisor). A stream's headers, role chunk and first token were
-three wake-ups before the client saw any text. `_BatchingTransport` joins the writes made within one
-event-loop step and sends them when the step ends: nothing waits for data that has not arrived yet,
-so this holds no event back (the stream relay yields right after a first token so that it leaves
-alone).
 """
 
 from __future__ import annotations
@@ -47,56 +38,6 @@ _MALFORMED_RESPONSE = _closing_response(
 )
 
 
-class _BatchingTransport:
-    """The connection's transport, with the writes of one event-loop step sent as one.
-
-    Everything but writing and closing is the real transport's (flow control, peer address, state).
-    """
-
-    __slots__ = ("_buf", "_loop", "_transport")
-
-    def __init__(self, transport: Any, loop: asyncio.AbstractEventLoop) -> None:
-        self._transport = transport
-        self._loop = loop
-        self._buf: list[bytes] = []
-
-    def write(self, data: bytes) -> None:
-        if not data:
-            return
-        if not self._buf:
-            self._loop.call_soon(self.flush)
-        self._buf.append(data)
-
-    def writelines(self, lines: Any) -> None:
-        for data in lines:
-            self.write(data)
-
-    def flush(self) -> None:
-        if self._buf:
-            data = b"".join(self._buf) if len(self._buf) > 1 else self._buf[0]
-            self._buf.clear()
-            if not self._transport.is_closing():
-                self._transport.write(data)
-
-    def close(self) -> None:
-        self.flush()
-        self._transport.close()
-
-    def abort(self) -> None:
-        self._buf.clear()
-        self._transport.abort()
-
-    def set_protocol(self, protocol: Any) -> None:
-        self.flush()
-        self._transport.set_protocol(protocol)
-
-    def get_write_buffer_size(self) -> int:
-        return self._transport.get_write_buffer_size() + sum(map(len, self._buf))
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
-
-
 def guarded_protocol(header_timeout: float) -> type[HttpToolsProtocol]:
     """The protocol class for uvicorn's `http=` setting, with the given header deadline."""
 
@@ -104,7 +45,7 @@ def guarded_protocol(header_timeout: float) -> type[HttpToolsProtocol]:
         _header_timer: asyncio.TimerHandle | None = None
 
         def connection_made(self, transport: Any) -> None:  # type: ignore[override]
-            super().connection_made(_BatchingTransport(transport, self.loop))
+            super().connection_made(transport)
             self._arm()  # a client that connects and sends nothing is timed too
 
         def on_message_begin(self) -> None:

@@ -399,8 +399,6 @@ class StreamRelay(Response):
                                 {"type": "http.response.body", "body": b"".join(out), "more_body": True}
                             )
                             out = []
-                            # Writes leave when the loop step ends (server/protocol.py): end it here.
-                            await asyncio.sleep(0)
                 if out:
                     await send({"type": "http.response.body", "body": b"".join(out), "more_body": True})
                 ctx.overhead += _perf() - t0
