@@ -41,8 +41,10 @@ _NUMERIC = frozenset({NUMERIC})
 # an identifier: one token holding a digit, optionally a short letter prefix ("RN 884213") and further
 # digit groups ("3301 2345 6789 0123")
 _ID = r"((?:[A-Za-z]{1,4}[ -])?[A-Za-z0-9]*\d[A-Za-z0-9]*(?:[-.·][A-Za-z0-9]+)*(?: \d{2,6}\b)*)"
-# separators between a context word and its identifier, allowing "device ID on my CGM is ..."
-_SEP = (r"(?:\s+(?:on|of|for|in|from)\s+(?:my|the|his|her|our|their)(?:\s+[\w-]+){1,2})?"
+# separators between a context word and its identifier, allowing "device ID on my CGM is ..." and, before
+# "is"/"was" only, a longer place: "account number at the billing office is ...", "member ID with my plan was"
+_SEP = (r"(?:\s+(?:on|of|for|in|from)\s+(?:my|the|his|her|our|their)(?:\s+[\w-]+){1,2}"
+        r"|\s+(?:at|with|under|through)\s+(?:my|the|his|her|our|their)(?:\s+[\w'-]+){1,3}(?=\s+(?:is|was)\b))?"
         r"[\s:：#.,=是为]*(?:(?:is|number|no\.?|num|id)[\s:：#.]*)*")
 
 # ---- free-standing formats -------------------------------------------------------------------------
@@ -63,6 +65,9 @@ _CN_LANDLINE = _rx(r"(?<!\d)(?:\(0\d{2,3}\)|0\d{2,3}-)\d{7,8}(?!\d)", literals=_
 _US_PHONE = _rx(r"(?<![\d-])(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s?|\d{3}[\s.-])\d{3}[\s.-]\d{4}(?![\d-])", literals=_NUMERIC, window=40)
 _INTL_PHONE = _rx(r"(?<![\w+])\+(?:[2-9]\d{0,2}|1)[\s-]?\(?\d{1,4}\)?(?:[\s-]?\d{2,4}){2,4}(?!\d)", literals=_NUMERIC, window=40)
 _FAX_CTX = re.compile(r"(?:\bfax|传真)", _I)
+# a seven-digit local number ("my home line 555-0178") only after a phone word: alone it could be a range
+_LOCAL_PHONE = _rx(r"(?<![\d-])[2-9]\d{2}-\d{4}(?![\d-])", literals=_NUMERIC, window=40)
+_PHONE_CTX = re.compile(r"(?:\b(?:phone|line|cell|mobile|tel|telephone|landline|call|text|reach|number|fax|contact)\b|电话|手机|座机|传真)[^\d\n]{0,20}$", _I)
 
 # ---- dates more specific than the year -------------------------------------------------------------
 _MONTH = (r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|May|june?|july?|aug(?:ust)?|"
@@ -83,6 +88,12 @@ _DATE_RES = [
     _rx(rf"(?:\b(?:born|dob|date of birth|birthday|admitted|discharged|died|deceased)\b[\s:]*(?:in|on)?\s*)"
                rf"({_MONTH_I}\.?\s+(?:19|20)\d{{2}}|(?:0?[1-9]|1[0-2])/(?:19|20)\d{{2}})", _I),
     _rx(r"(?:出生|生于|出院|入院|去世|死亡)[^，。,;；]{0,4}?((?:19|20)\d{2}\s*年\s*\d{1,2}\s*月)"),
+    # month/day without a year after a care event or "on"/"since": "discharged on 9/2", "admitted 10/27",
+    # "seen Tuesday 3/14"; not a fraction or a dose ("on 1/2 a tablet", "5/10 mg", "by 1/3", "2/3 of")
+    _rx(r"(?i:\b(?:on|since|until|till|admitted|discharged|seen|dated|due|starting|scheduled(?: for)?|dos)\s+"
+        r"(?:on\s+)?(?:(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*,?\s+)?)((?:0?[1-9]|1[0-2])/(?:0?[1-9]|[12]\d|3[01]))"
+        r"(?![/\d]|\s*(?:of|a|an|tabs?|tablets?|pills?|caps?|capsules?|doses?|mg|mcg|ml|cups?|scoops?|strength)\b)",
+        literals=frozenset(f"{d}/" for d in "0123456789"), window=60),
 ]
 _AGES_90 = [
     _rx(r"\b(?:9\d|1[01]\d)[- ](?:years?|yrs?)[- ]old\b", _I),
@@ -91,22 +102,24 @@ _AGES_90 = [
 ]
 
 # ---- identifiers that need their context word -------------------------------------------------------
+# a context word must end where its word ends: "platelets 245", "hospitalized 3 times", "cardio 30
+# minutes", "implanted 2019" are not a plate, record, card or implant number
 _CTX_IDS: list[tuple[str, GatedPattern]] = [
-    ("MRN", _rx(r"(?i:\b(?:mrn|medical record|record|chart|patient id|hospital|case|encounter)(?:\s*(?:number|no\.?|#|id))?)" + _SEP + _ID)),
+    ("MRN", _rx(r"(?i:\b(?:mrn|medical record|record|chart|patient id|hospital|case|encounter)(?![a-z])(?:\s*(?:number|no\.?|#|id))?)" + _SEP + _ID)),
     ("MRN", _rx(r"(?:病历|住院|门诊|病案|就诊卡|就诊|医疗卡|患者|档案)(?:号码|号|编号|卡号|ID)" + _SEP + _ID)),
-    ("HEALTH_PLAN", _rx(r"(?i:\b(?:member|insurance|policy|medicare|medicaid|subscriber|group|plan|beneficiary)(?:\s*(?:id|number|no\.?|#))?)" + _SEP + _ID)),
+    ("HEALTH_PLAN", _rx(r"(?i:\b(?:member|insurance|policy|medicare|medicaid|subscriber|group|plan|beneficiary)(?![a-z])(?:\s*(?:id|number|no\.?|#))?)" + _SEP + _ID)),
     ("HEALTH_PLAN", _rx(r"(?i:\b(?:insurance|medicare|medicaid|health plan|aetna|cigna|humana|kaiser|blue cross|bcbs|"
                         r"united ?health(?:care)?|uhc)\b)[^.\n]{0,24}?\b(?i:id|number|no\.?|#)[\s:#]*" + _ID)),
     ("HEALTH_PLAN", _rx(r"(?:医保|社保|医疗保险|保险|保单|参保)(?:卡号|号码|号|单号|编号|卡)" + _SEP + _ID)),
-    ("ACCOUNT", _rx(r"(?i:\b(?:account|acct|card|iban|routing|billing)(?:\s*(?:number|no\.?|#))?)" + _SEP + _ID)),
+    ("ACCOUNT", _rx(r"(?i:\b(?:account|acct|card|iban|routing|billing)(?![a-z])(?:\s*(?:number|no\.?|#))?)" + _SEP + _ID)),
     ("ACCOUNT", _rx(r"(?:银行卡|银行账|账户|账|卡)号" + _SEP + _ID)),
-    ("LICENSE", _rx(r"(?i:\b(?:driver'?s?\s+licen[cs]e|licen[cs]e|dl\s*#|passport|dea|npi|certificate)(?:\s*(?:number|no\.?|#))?)" + _SEP + _ID)),
+    ("LICENSE", _rx(r"(?i:\b(?:driver'?s?\s+licen[cs]e|licen[cs]e|dl\s*#|passport|dea|npi|certificate)(?:(?<=#)|(?![a-z]))(?:\s*(?:number|no\.?|#))?)" + _SEP + _ID)),
     ("LICENSE", _rx(r"(?:驾驶证|驾照|执业证书?|护照|资格证书?|通行证)(?:号码|号|编号)?" + _SEP + _ID)),
-    ("VEHICLE", _rx(r"(?i:\b(?:vin|licen[cs]e plate|plate|registration)(?:\s*(?:number|no\.?|#))?)" + _SEP + _ID)),
+    ("VEHICLE", _rx(r"(?i:\b(?:vin|licen[cs]e plate|plate|registration)(?![a-z])(?:\s*(?:number|no\.?|#))?)" + _SEP + _ID)),
     ("VEHICLE", _rx(r"(?:车牌|车架|车辆识别)(?:号码|号|代码)?" + _SEP + r"([\u4e00-\u9fa5]?[A-Za-z0-9·•.\- ]{5,17}[A-Za-z0-9])")),
-    ("DEVICE", _rx(r"(?i:\b(?:serial|s/n|device|imei|udi|implant|pacemaker|pump)(?:\s*(?:id|number|no\.?|#))?)" + _SEP + _ID)),
+    ("DEVICE", _rx(r"(?i:\b(?:serial|s/n|device|imei|udi|implant|pacemaker|pump)(?![a-z])(?:\s*(?:id|number|no\.?|#))?)" + _SEP + _ID)),
     ("DEVICE", _rx(r"(?:序列号|设备编号|设备号|设备ID|出厂编号|机身号)" + _SEP + _ID)),
-    ("ADDRESS", _rx(r"(?i:\b(?:zip|postcode|postal code)(?:\s*code)?)[\s:#]*(\d{5}(?:-\d{4})?)\b")),
+    ("ADDRESS", _rx(r"(?i:\b(?:zip|postcode|postal code)(?![a-z])(?:\s*code)?)[\s:#]*(\d{5}(?:-\d{4})?)\b")),
 ]
 _PROVINCES = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼"
 _CN_PLATE = _rx(rf"[{_PROVINCES}][A-Za-z][·•.\s]?[A-Za-z0-9]{{5,6}}(?![A-Za-z0-9])", literals=frozenset(_PROVINCES), window=12)
@@ -172,9 +185,21 @@ janet maria catherine heather diane olivia julie joyce victoria ruth virginia la
 judith andrea hannah megan cheryl jacqueline martha madison teresa gloria sara janice ann kathryn abigail sophia
 frances jean alice judy isabella julia grace amber denise danielle marilyn beverly charlotte natalie theresa
 diana brittany doris kayla alexis lori marie mia ava chloe zoe lily ella sophie jane kate lucy rose sue meg
+rosa carmen lucia ana sofia elena isabel pedro diego antonio manuel francisco javier jorge ricardo fernando
+alejandro raul ramon rafael sergio andres eduardo roberto mario hector oscar ruben alberto marta yolanda veronica
+adriana beatriz mohammed ahmed fatima aisha priya raj anil sunita
 """)
 _TWO_CAPS = _rx(rf"\b((?:{'|'.join(sorted(n.capitalize() for n in _FIRST_NAMES))}))\s+({_CAP})\b",
                 literals=frozenset(f"{n} " for n in _FIRST_NAMES), window=40)
+# a relative's name typed in lower case, "my grandma rosa delgado was admitted": a known first name (not one that
+# is also a common word: "my mom rose early"), then a surname only when a verb or punctuation follows it
+_LOWER_FIRST = _FIRST_NAMES - _words("mark rose grace frank jack bob sue amber lily will joy hope may june ray")
+_REL_LOWER = _rx(
+    rf"(?i:\bmy\s+(?:{_RELATIVES})(?:'s)?,?\s+)((?-i:{'|'.join(sorted(_LOWER_FIRST))}))\b"
+    r"((?-i:\s+(?!(?:is|was|has|had|and|who|got|gets|just|went|needs|keeps|can|will|would|did|does|says|said|also|"
+    r"still|fell|came|lives|turned|died|passed|with|from|in|on|at|to|for|the|a|an)\b)[a-z][a-z'-]+)"
+    r"(?=\s*(?:[,.;:!?()]|$|(?:was|is|has|had|who|got|just|went|needs|passed|died|fell|lives|and)\b)))?",
+    window=80)
 _NOT_NAMES = _words("""
 parkinson parkinsons hashimoto hashimotos crohn crohns alzheimer alzheimers graves addison addisons cushing cushings
 hodgkin hodgkins bell bells tourette tourettes down raynaud raynauds sjogren sjogrens kawasaki guillain barre
@@ -249,6 +274,10 @@ def _phones(text: str, hits: Hits) -> Iterator[Span]:
                 continue
             before = text[max(0, m.start() - 24):m.start()]
             yield m.start(), m.end(), "FAX" if _FAX_CTX.search(before) else "PHONE"
+    for m in _run(_LOCAL_PHONE, text, hits):
+        before = text[max(0, m.start() - 32):m.start()]
+        if _PHONE_CTX.search(before):
+            yield m.start(), m.end(), "FAX" if _FAX_CTX.search(before) else "PHONE"
 
 
 def _cn_ids(text: str, hits: Hits) -> Iterator[Span]:
@@ -319,6 +348,9 @@ def _names(text: str, hits: Hits) -> Iterator[Span]:
             words = words[:cut]
             if words and _is_name(" ".join(words)):
                 yield start, start + len(" ".join(words)), "PERSON"
+    for m in _run(_REL_LOWER, text, hits):
+        if _is_name(m.group(0)[m.start(1) - m.start():]):
+            yield m.start(1), m.end(2) if m.group(2) else m.end(1), "PERSON"
     for m in _run(_TWO_CAPS, text, hits):
         if m.group(1).lower() in _FIRST_NAMES and _is_name(m.group(2)):
             yield m.start(), m.end(), "PERSON"
