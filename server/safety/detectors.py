@@ -435,6 +435,12 @@ EMERGENCY = RuleSet(
         r"\basthma attack\b[^.?!]{0,60}(?:not helping|isn'?t helping|doesn'?t help|barely|can'?t)",
         # overdose and poisoning
         r"\b(?:took|taken|swallowed|ate|drank|had) (?:a |an |her |his |my )?(?:whole|entire|full) (?:bottle|pack|box|packet|month|strip)",
+        # a large part of a container of medicine ("most of a bottle of tylenol", "half a pack of her pills"); not a
+        # drink or a snack ("half a bottle of wine", "most of a box of cookies")
+        (r"\b(?:took|taken|swallowed|ate|drank|downed|had) (?:most|half|the rest|nearly all|almost all|all) (?:of )?"
+         r"(?:a |an |the |her |his |my |their )?(?:new |full |whole )?(?:bottle|pack|packet|box|strip|blister pack|jar|tub) of "
+         r"(?!(?:\w+ )?(?:wine|beer|vodka|whisk(?:e)?y|bourbon|rum|gin|tequila|champagne|prosecco|sake|soju|cider|water|juice|"
+         r"milk|soda|pop|coke|lemonade|coffee|tea|kombucha|cookies|crackers|chips|cereal|chocolates?|candy|sweets|ice cream)\b)"),
         r"\b(?:took|taken|swallowed|had|ate|eaten) (?:\d+|a bunch of|a lot of|too many|lots of|a handful of|handful of|several|all|some|a few|many|half) (?:of )?(?:my |his |her |their |the )?(?:[\w-]+ ){0,2}(?:pills|tablets|capsules|tabs)",
         r"\btoo many of (?:my|his|her|their) ", r"\b(?:took|taken|take) (?:a )?double (?:dose|the dose)",
         r"\b(?:i|he|she|they|has|have|just|may have|might have|is|are|was|were) overdos(?:ed|ing)\b",
@@ -448,13 +454,22 @@ EMERGENCY = RuleSet(
         r"\bblack,? tarry", r"\bnose won'?t stop bleeding",
         # unresponsive, seizures, head injury, meningitis, pregnancy, bites, hypoglycaemia
         r"\bcan'?t (?:wake|rouse) (?:him|her|them|it|my \w+)\b", r"\b(?<!never )(?<!not )won'?t wake up\b",
-        r"\b(?:unresponsive|unconscious|not responding|passed out and|collapsed|fainted and)\b",
+        # ... unless the same sentence says it is already in a hospital's hands ("collapsed and was admitted")
+        # (the look-ahead stays within the gate window's margin, so it only sees a short way past the word)
+        (r"\b(?:unresponsive|unconscious|not responding|passed out and|collapsed|fainted and)\b"
+         r"(?![^.?!]{0,16}\b(?:was|got|been|is now) (?:admitted|hospitali[sz]ed|kept in))"),
         r"\bseizure\b[^.?!]{0,40}\b(?:\d+|five|ten) minutes", r"\b(?:still|keeps?) (?:shaking|seizing|fitting|convulsing)\b",
         r"\bfirst (?:ever )?seizure\b",
         rf"\bhit {_PRON} head\b[^.?!]{{0,80}}\b(?:vomit|drowsy|sleepy|confused|passed out|unconscious)",
         r"\bstiff neck\b[^.]{0,60}\b(?:fever|rash)", r"\bfever\b[^.]{0,60}\bstiff neck", r"\brash (?:that )?(?:doesn'?t|does not|won'?t) fade", r"\bnon-?blanching",
         r"\bpregnant\b[^.?!]{0,50}\bbleed", r"\bbitten by a (?:snake|rattlesnake)|\bsnake ?bite",
         r"\bdiabet\w*\b[^.]{0,60}\b(?:not making sense|confused|unresponsive|won't wake)",
+        # heat stroke described (not named): sweating has stopped / hot dry skin, with a changed mind or a
+        # collapse, either order ("what are the signs of heatstroke, like confusion?" is a question)
+        (r"\b(?:stopped sweating|(?:isn't|is not|not|no longer) sweating|skin (?:is |feels |was |looks )?(?:hot and dry|hot,? dry|dry and hot|burning hot))\b"
+         r"[^.?!]{0,80}\b(?:confus\w*|disoriented|delirious|not making sense|slurr\w*|passed out|collapsed|seiz\w*|fitting)"),
+        (r"\b(?:confus\w*|disoriented|delirious|not making sense|slurr\w*|passed out|collapsed)\b[^.?!]{0,60}"
+         r"\b(?:stopped sweating|(?:isn't|is not|not|no longer) sweating|skin (?:is |feels |was )?(?:hot and dry|hot,? dry|dry and hot|burning hot))"),
     ],
     weak={
         "radiating": [r"\b(?:left arm|jaw|left shoulder)\b[^.?!]{0,25}\b(?:hurt|hurts|pain|aching|ache|numb)"],
@@ -496,9 +511,11 @@ EMERGENCY.strong += [
     r"(?:疹子|风团|荨麻疹)[^。？！]{0,12}(?:呼吸|喘|嗓子|喉咙)",
     r"呼吸(?:很|非常|特别)?困难|(?<!堵得)喘不(?:上|过)气|透不过气|嘴唇(?:发紫|发青|青紫)|(?:没有|没了)呼吸|不呼吸|呼吸(?:停止|很奇怪|微弱)|憋得(?:说不出话|脸发紫)|说不出(?:完整的)?话",
     r"(?:吃|服)了?(?:\d{2,}|[二三四五六七八九]十)片|一瓶[^。？！]{0,8}(?:都|全)?吃(?:了|下)|把[^。？！]{0,8}(?:药|片)[^。？！]{0,4}(?:都|全)吃了|一整瓶|整瓶[^。？！]{0,6}吃|(?:吃|服)了(?:很多|好多|大量|一把|过量|太多)|(?:药|片)[^。？！]{0,4}(?:吃|服)(?:多|过量)了|吃了三遍|误(?:服|吞|食|喝)",
-    r"吞(?:下|了)?(?:一颗|一个|了)?[^。？！]{0,4}(?:电池|磁铁|凝珠|硬币)|(?:喝|吃|吞|舔)了?[^。？！]{0,4}(?:农药|百草枯|84|消毒液|洗洁精|老鼠药|敌敌畏|漂白|洗衣液|清洁剂|杀虫剂)|中毒了|(?:一氧化碳|煤气)中毒|咬破吞|吞下去",
+    r"吞(?:下|了)?(?:一颗|一个|了)?[^。？！]{0,4}(?:电池|磁铁|凝珠|硬币)|(?:喝|吃|吞|舔)了?[^。？！]{0,4}(?:农药|百草枯|84|消毒液|洗洁精|老鼠药|敌敌畏|漂白|洗衣液|清洁剂|杀虫剂)|(?:一氧化碳|煤气)中毒|咬破吞|吞下去",
+    # poisoned, but not a computer virus ("电脑(是不是|好像)中毒了": 电脑 手机 系统 网站 软件 平板 U盘 浏览器 账号)
+    r"(?<![脑机统站件板盘器号])(?<![脑机统站件板盘器号][是又也被])(?<![脑机统站件板盘器号](?:好像|可能))(?<![脑机统站件板盘器号]是不是)中毒了",
     r"血流不止|血[^。？！]{0,4}(?:流不止|止不住|不停)|(?:流|出)血不止|止不住|往外喷|呕血|喷血|大量出血|大出血|出血不止|(?:吐|呕)(?:了)?(?:好多|很多|大量|一口)血|咯血|湿透|黑便|便血[^。？！]{0,10}晕",
-    r"叫不醒|昏迷|不省人事|(?:突然)?倒地|晕倒|意识不清|抽搐[^。？！]{0,10}(?:分钟|没停|不停|还在)|一直抽|抽搐了|在抽搐|正在抽|(?:高烧|发烧)[^。？！]{0,10}抽",
+    r"叫不醒|(?:昏迷(?!评分|量表|指数)|不省人事|(?:突然)?倒地|晕倒)(?![^。？！]{0,6}(?:被)?(?:收(?:进去|进|入)?住院|住(?:进|了)院|送(?:进|到|去)了?医院))|意识不清|抽搐[^。？！]{0,10}(?:分钟|没停|不停|还在)|一直抽|抽搐了|在抽搐|正在抽|(?:高烧|发烧)[^。？！]{0,10}抽",
     r"(?:一直|不停|大口|好多|很多|大量)(?:地)?吐血",
     r"(?:撞|摔|磕)(?:到|了|伤)?[^。？！]{0,4}头[^。？！]{0,20}(?:吐|想睡|嗜睡|昏|意识)|嗜睡|说胡话|迷糊|反应(?:很)?慢",
     r"(?:要|快)晕(?:过去|倒)了?|(?:发烧|高烧|体温)[^。？！]{0,6}4[0-2][^。？！]{0,20}(?:说胡话|抽搐|意识|发抖|神志)",
@@ -512,17 +529,26 @@ EMERGENCY.strong += [
     r"大面积(?:烫伤|烧伤|起泡)|(?:烫伤|烧伤)[^。？！]{0,10}大面积|皮肤(?:发白|焦黑)|头(?:部)?(?:撞|摔|磕)(?:到|了|伤)?[^。？！]{0,16}(?:一直吐|呕吐|吐了|想睡|嗜睡|昏|意识)",
     r"怀孕[^。？！]{0,12}(?:出血|流血)|脖子(?:僵硬|发硬)|压不褪色|被(?:毒)?蛇咬",
     r"糖尿病[^。？！]{0,20}(?:冷汗|发抖|说胡话|意识|叫不醒)",
+    # heat stroke described: no sweat / hot dry skin with confusion or collapse, either order
+    (r"(?:不出汗|没(?:有)?出汗|没(?:有)?汗了|皮肤(?:又)?(?:干又烫|又烫又干|干烫|滚烫|发烫)|身上滚烫)[^。？！]{0,20}"
+     r"(?:说胡话|胡言乱语|前言不搭后语|神志不清|意识不清|叫不应|叫不醒|昏|抽搐|倒下)"),
+    r"(?:说胡话|胡言乱语|前言不搭后语|神志不清|叫不应)[^。？！]{0,20}(?:不出汗|没(?:有)?出汗|身上滚烫|皮肤(?:又)?(?:干又烫|干烫|滚烫))",
 ]
 EMERGENCY.weak["chest"] += [r"胸(?:口|部|前)?(?:闷痛|[剧绞刺胀]?痛|[剧绞刺胀]?疼|闷|压|憋|像压了)|心口(?:[剧绞]?疼|[剧绞]?痛)"]
 EMERGENCY.weak["cardiac_assoc"] += [r"冷汗|大汗|出汗|发麻|左臂|左胳膊|后背|下巴|喘不上气|呼吸困难|恶心|头晕"]
 
 # infants: a fever in the first three months, or any age of baby with a fever and a red flag
-# English: "6 week old", "newborn"; Chinese: an age only with an age word ("宝宝两个月", "才18天", "3个月大"),
+# English: "6 week old", "newborn", "baby is 7 weeks"; Chinese: an age only with an age word ("宝宝两个月",
+# "宝宝刚满两个月", "才18天", "3个月大"),
 # never a bare duration ("一天两次", "三周了")
 _INFANT_AGE = re.compile(
     r"\b(\d+|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|a few)[- ](day|week|month)s?[- ]old\b|\bnewborn\b"
-    r"|(?:宝宝|婴儿|孩子|小孩|儿子|女儿|出生|才|刚)(?:才|刚|出生)?(\d+|[一两二三四五六七八九十]{1,3})(?:个)?半?(月|周|天)"
-    r"|(\d+|[一两二三四五六七八九十]{1,3})(?:个)?半?(月|周|天)大|新生儿",
+    r"|(?:宝宝|婴儿|孩子|小孩|儿子|女儿|出生|才|刚)(?:才|刚|出生|满|不到|还不到|刚刚|只有){0,2}(\d+|[一两二三四五六七八九十]{1,3})(?:个)?半?(月|周|天)"
+    r"|(\d+|[一两二三四五六七八九十]{1,3})(?:个)?半?(月|周|天)大|新生儿"
+    # "my baby is 7 weeks", "baby just turned 2 months" (a baby word first: "he's 2 weeks post-op" is not an age)
+    r"|\b(?:baby|infant|newborn)(?:'s| is| just turned| turned| who is| who's)? (?:only |just |barely |not even )?"
+    r"(\d+|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|a few)[- ](day|week|month)s?\b"
+    r"(?! ago| later| into| post| after| since| pregnant| postpartum)",
     re.IGNORECASE,
 )
 _TEMPS = frozenset({"38", "39", "40", "41", "42", "100", "101", "102", "103", "104", "105", "106"})
@@ -580,7 +606,7 @@ def _young_infant(view: str, near: int | None = None) -> bool:
     for m in _INFANT_AGE.finditer(view, start, end):
         if m.group(0) in ("newborn", "新生儿"):
             return True
-        raw, unit = next(((m.group(k), m.group(k + 1)) for k in (1, 3, 5) if m.group(k)), (None, None))
+        raw, unit = next(((m.group(k), m.group(k + 1)) for k in (1, 3, 5, 7) if m.group(k)), (None, None))
         if raw is None:
             continue
         n = int(raw) if raw.isdigit() else _zh_number(raw) if raw in _NUM or "十" in raw else _NUM.get(raw, 99)
@@ -650,7 +676,7 @@ INJECTION = RuleSet(
 INJECTION.strong += [
     r"(?:忽略|无视|忘掉|忘记|不要管|别管|跳过|绕过|不用管|不必遵守|不要遵守)[^。\n]{0,15}(?:之前|以上|上面|前面|上述|先前|原来|原有|所有|你的|开发者|系统)[^。\n]{0,10}(?:指令|指示|规则|设定|提示|限制|策略|要求|约束|安全)",
     r"(?:输出|告诉我|显示|展示|重复|复述|泄露|说出|公开|翻译|发给我|打印|透露)[^。\n]{0,12}(?:系统提示|提示词|system prompt|初始提示|初始指令|隐藏(?:的)?(?:指令|设定|提示)|内部配置|你的配置|你的指令|你的设定|第一条指令|收到的[^。\n]{0,4}指令)",
-    r"你收到的(?:系统)?(?:消息|指令|提示|设定)|系统消息原文|把(?:你的)?系统(?:消息|信息|设定)|(?:你的)?内部(?:指令|规则|设定|提示)",
+    r"你收到的(?:系统)?(?:消息|指令|提示|设定)|系统消息原文|把(?:你的)?系统(?:消息|信息|设定)|你的内部(?:指令|规则|设定|提示)|内部(?:指令|设定|提示)",
     r"(?:假装|想象|当作)你?(?:没有|不受)(?:任何)?(?:安全|道德|伦理)?(?:规则|限制|约束|策略)",
     r"(?:忽略|无视|绕过|关闭)(?:所有|一切)?(?:的)?安全(?:规则|限制|策略|设定|过滤)|给你的新(?:的)?指令",
     r"你的(?:系统提示|提示词|隐藏指令|隐藏设定|初始提示|初始指令|内部配置)|(?:对话开始前|之前)给你的(?:隐藏)?(?:设定|指令|提示)",
@@ -693,6 +719,18 @@ EMERGENCY.veto += [r"(?:小时候|以前|那次|当年|多年前)[^。？！]{0,
 INJECTION.strong += [
     r"\b(?:late|deceased|dead) (?:grandma|grandmother|granny|grandpa|grandfather)\b[^.?!]{0,160}\b(?:confidential|secret|hidden|internal) (?:configuration|config|rules|instructions|prompts?|settings)\b",
     r"\b(?:act|pretend|role-?play|play) (?:as|to be)\b[^.?!]{0,120}\b(?:confidential|secret|hidden|internal) (?:configuration|config|rules|instructions|prompts?|settings) of\b",
+    # the same two ploys in Chinese: a late grandma who used to recite the "internal rules / developer settings",
+    # a role-play whose point is the developer's or hidden setup
+    # (a hospital's 内部规定 is not the model's setup)
+    r"(?:去世|过世|已故|离世|死去)的?(?:奶奶|外婆|姥姥|爷爷|外公|姥爷|祖母|祖父)[^。！？\n]{0,80}(?:内部|隐藏|机密|秘密|开发者|系统)的?(?:设定|指令|提示词?|配置)",
+    r"(?:你|您)(?:来)?(?:扮演|演|假装(?:成)?|当)[^。\n]{0,60}(?:开发者|隐藏|机密)的?(?:设定|指令|提示词|配置)",
+    r"\b(?:role-?play|pretend|act as|play)\b[^.?!]{0,120}\b(?:your|the) (?:developer'?s?|hidden|secret) (?:settings|instructions|rules|prompt|configuration)\b",
+    # the setup asked for by its place or with the object first: "把对话开头那段隐藏设定…复述一遍",
+    # "the hidden setup ... word for word"
+    (r"把[^。\n]{0,15}(?:(?:隐藏|系统|初始|开发者|原始|后台|内部)的?(?:设定|指令|提示词|提示语|配置|消息)|(?:隐藏|系统|开发者)的?(?:规则|策略))"
+     r"[^。\n]{0,20}(?:复述|输出|重复|贴|发|打印|念|写出|告诉|说出|翻译|背)"),
+    r"对话(?:开头|开始|最开始|最前面)[^。\n]{0,6}(?:隐藏|系统|给你的)[^。\n]{0,4}(?:设定|指令|提示|规则)|(?:设定|指令|提示词|系统消息)[^。\n]{0,20}(?:一字不差|原封不动|逐字)",
+    r"\b(?:hidden|initial|original|system|internal|secret) (?:setup|instructions|rules|prompt|policies|configuration)\b[^.\n]{0,40}\b(?:word for word|verbatim|character for character)\b",
     r"(?:从不|从来不|不会|永远不)拒绝(?:任何|你的|我的)?(?:问题|要求|请求)|(?:从不|从来不|不)(?:提醒|提示|告知)(?:任何)?风险",
     r"(?:设定|规则|指令|提示|限制)[^。，\n]{0,6}(?:作废|失效|无效|清空|取消)|以system身份|关闭(?:了)?(?:内容)?(?:审核|审查|过滤)",
     r"(?:你)?收到的[^。\n]{0,4}(?:隐藏|系统|内部)[^。\n]{0,2}(?:指令|提示|设定|消息)",
