@@ -136,6 +136,9 @@ class CompiledRules:
 # crisis_self_harm
 # ---------------------------------------------------------------------------------------------------
 _SELF = r"(?:my|him|her|them|your|our)sel(?:f|ves)"
+# what a bottle, a box or a pack can hold that is not an overdose ("half a bottle of wine", "a box of cookies")
+_DRINKS = (r"(?:wine|beer|vodka|whisk(?:e)?y|bourbon|rum|gin|tequila|champagne|prosecco|sake|soju|cider|water|juice|milk|"
+           r"soda|pop|coke|lemonade|coffee|tea|kombucha|cookies|crackers|chips|cereal|chocolates?|candy|sweets|ice cream)\b")
 CRISIS = RuleSet(
     category="crisis_self_harm",
     strong=[
@@ -176,7 +179,10 @@ CRISIS = RuleSet(
         r"\b(?:doesn't|does not|didn't|did not|don't|do not) want to (?:be here|be alive|live|exist) (?:anymore|any more)\b",
         r"\bplanning (?:my|his|her) (?:exit|death|suicide|way out)\b|\bmy exit plan\b",
         r"\bbleed out\b[^.?!]{0,30}\bwrists?\b|\bwrists?\b[^.?!]{0,30}\bbleed out\b",
-        r"\b(?:world|everyone|everybody|they|family|kids) (?:would|will)(?: be)? (?:better|happier) (?:off )?without me\b",
+        # "everyone would be fine without me" (not "the kids will be fine without me this weekend")
+        (r"\b(?:world|everyone|everybody|they|family|kids|people)(?: would|'d| will|'ll)(?: all)?(?: be)? "
+         r"(?:better|happier|fine|okay|ok|alright|all right)(?: off)? without me\b"
+         r"(?! (?:for|while|during|at|this|on|tonight|today|tomorrow|next|when|if|until)\b)"),
         r"\b(?:the |a |my )?(?:rope|noose|gun|razor|blade|charcoal)\b[^.?!]{0,20}\b(?:is |are )?(?:ready|prepared|set up|tied)\b",
         r"\b(?:have|got|bought|prepared|made) (?:the |a |my )?(?:rope|noose)\b",
         r"\bcharcoal\b[^.?!]{0,20}\b(?:tape|duct tape|bucket)\b|\b(?:tape|duct tape)\b[^.?!]{0,20}\bcharcoal\b",
@@ -215,9 +221,28 @@ CRISIS = RuleSet(
         r"\bhow to (?:kill myself|end my life|commit suicide)\b",
         r"\bend(?:ing)? (?:things|everything)\b(?! with| between| on a| off)",
         r"\b(?:took|taken|take|taking|swallowed|jumped|jump|drank|drink)\b[^.?!]{0,40}\b(?:to die|to end (?:it|my life|her life|his life))\b",
+        # an overdose or a poison taken after a break-up or a fight, either order ("swallowed most of a bottle of
+        # tylenol ... after her bf dumped her"); the amount must be large (two tablets after a row is a headache)
+        (r"\b(?:took|taken|swallowed|downed|drank|overdosed on)\b (?:"
+         r"(?:(?:most|half|all|the rest|nearly all|almost all) of |(?:a |an |the |her |his |my )?(?:whole |entire |full )?)"
+         r"(?:a |an |the |her |his |my |their )?(?:\w+ )?(?:bottle|pack|packet|box|strip) of (?!(?:\w+ )?" + _DRINKS + r")|"
+         r"(?:(?:most|half|all|the rest|nearly all|almost all) of |a handful of |a bunch of |a lot of |too many |loads of |"
+         r"(?:\d{2,}|twenty|thirty|forty|fifty) )(?:a |an |the |her |his |my |their )?(?:\w+ )?(?:pills|tablets|capsules|meds|medication|painkillers)|"
+         r"(?:some |the )?(?:bleach|antifreeze|poison|pesticide|weed ?killer|rat poison))"
+         r"[^.?!]{0,60}\b(?:after|because|since|when|over)\b[^.?!]{0,30}\b(?:dumped|broke up|breakup|break-up|split up|"
+         r"cheated|fight|argument|fought|row|kicked (?:her|him|me|them) out)"),
+        (r"\b(?:after|because|since|when)\b[^.?!]{0,30}\b(?:dumped|broke up|breakup|break-up|split up|cheated|fight|argument|fought)\b"
+         r"[^.?!]{0,40}\b(?:took|swallowed|downed|drank|overdosed)\b[^.?!]{0,20}\b(?:(?:bottle|pack|packet|box|strip) of (?!(?:\w+ )?"
+         + _DRINKS + r")|(?:handful|bunch) of (?:\w+ )?(?:pills|tablets|meds)|all (?:of )?(?:her|his|my|the) (?:pills|tablets|meds)|"
+         r"bleach|antifreeze|poison|pesticide)"),
         r"\bdisappear (?:and never come back|and not come back|from (?:this|the) world)\b",
         r"\b(?:jump(?:ed|ing)?|step(?:ped|ping)?|throw(?:ing)? myself|lie down|lay down) in front of (?:a |the )?(?:train|bus|truck|car|subway)\b",
         r"\bwon't need (?:them|it|my \w+|any of (?:this|it|them)) (?:where i'm going|anymore after|after i'm gone)",
+        # a goodbye to the helper with a deadline: "I won't be needing any more advice after tonight, so take care"
+        (r"\bwon'?t (?:be )?need(?:ing)? (?:them|it|my \w+|any of (?:this|it|them)|(?:any ?more |your |any |this )?"
+         r"(?:advice|help|answers|support|chats?|refills?|meds|medication|pills|sessions?|appointments?))\b"
+         r"[^.?!]{0,12}\b(?:after (?:tonight|i'm gone)|where i'm going)"),
+        r"\bwon'?t (?:be )?(?:bother|bugg|troubl)(?:e|ing)? you (?:again |any ?more )?after tonight\b",
         r"\b(?:join|be with) (?:my|her|his|their) \w+ (?:in heaven|on the other side|up there)\b",
         r"\bplan(?:s|ning)? to end it\b",
         r"\bend it (?:on|this|next|by|before) (?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|weekend|week|christmas)",
@@ -238,7 +263,7 @@ CRISIS = RuleSet(
     weak={
         "method": [
             r"\b(?:lethal|fatal|deadly|toxic|overdose) (?:dose|amount|quantity|level)\b",
-            r"\bhow (?:many|much) [\w' -]{0,40}(?:would it take|does it take|to die|to kill|would kill|will kill|can kill|kills|is fatal|is lethal|would be fatal|would be lethal|would be enough|until|enough)",
+            r"\bhow (?:many|much) [\w' -]{0,40}(?:would it take|does it take|it takes|it would take|it'd take|to die|to kill|would kill|will kill|can kill|kills|is fatal|is lethal|would be fatal|would be lethal|would be enough|until|enough)",
             r"\b(?:saving|saved|stockpil\w*|hoard\w*|collecting|collected)\b[^.?!]{0,20}\b(?:pills|tablets|meds|medication|insulin|painkillers|opioids)\b",
             r"\b(?:would|will|could|can|is) (?:it|that|this|a person|someone|you|i) (?:kill|be enough|die|be fatal)",
             r"\b(?:painless|quickest|easiest|surest|fastest|quick|easy) way to (?:die|go|end)",
@@ -257,6 +282,9 @@ CRISIS = RuleSet(
             r"\b(?:stockpil\w*|hoard(?:ed|ing)|saving up|saved up) (?:my |all my |enough |up )?[a-z]+",
             r"\bhow high\b[^.?!]{0,30}\b(?:bridge|building|floor|cliff|balcony|roof)\b",
             r"\b(?:stockpil\w*|hoard(?:ed|ing)|saving up|saved up) (?:my |all my |enough )?(?:\w+ )?(?:pills|tablets|meds|medication|oxy\w*|insulin|opioids|painkillers)",
+            # mixing pills with drink to make them work faster or surely ("would my sleeping pills work faster with vodka")
+            (r"\b(?:pills|tablets|meds|them)\b[^.?!]{0,30}\b(?:faster|quicker|stronger|more effective|work better)\b[^.?!]{0,15}\b(?:with|and) (?:alcohol|vodka|whisk(?:e)?y|wine|booze|beer)\b"
+             r"|\b(?:pills|tablets|meds|them) (?:with|and) (?:alcohol|vodka|whisk(?:e)?y|wine|booze|beer)\b[^.?!]{0,30}\b(?:faster|quicker|work better|stronger|more effective|make sure)\b"),
         ],
         "intent": [
             r"\basking for (?:myself|me)\b", r"\bi want to try\b",
@@ -274,11 +302,16 @@ CRISIS = RuleSet(
             r"\b(?:googled|searched|looked up)\b", r"\b(?:get|find|have|work up|build up) the (?:courage|nerve)\b", r"\bgo through with it\b", r"\bstanding on the (?:balcony|ledge|roof|railing|edge|bridge)",
             r"\bhow many of my\b", r"\b(?:been )?research(?:ing|ed)\b",
             r"\bto be sure\b|\bbe certain\b|\bguarantee(?:d)?\b", r"\b(?:isn't|is not|not) answering\b|\bwon't answer\b",
+            # wanting the method to be certain: "a sure thing", "so I can be sure it works the first time"
+            r"\ba sure thing\b|\b(?:be sure|make sure|sure) (?:that )?it(?: works|'ll work| will work)\b|\bworks? the first time\b|\bno chance of surviv",
+            # shut away and not letting anyone in
+            r"\bwon'?t (?:open (?:up|the door)|come out|unlock (?:the|her|his) door)\b",
+            r"\b(?:sat|sitting|sit|stood) (?:on|at) (?:the )?(?:edge of (?:the )?)?(?:roof|rooftop|ledge|bridge|railing|parapet)\b",
         ],
         "hopeless": [
             r"\bnothing (?:will )?ever (?:get|gets) better\b", r"\b(?:no|don't see a|can't see a|cant see a) way out\b",
             r"\bhopeless\b", r"\bi'?m (?:a|such a) failure\b", r"\btalk(?:s|ing|ed)? about (?:death|dying|suicide)\b", r"\bno future for me\b", r"\bhate my life\b", r"\b(?:can't|cannot|cant) (?:do|keep doing) this anymore\b", r"\bcan keep doing this\b",
-            r"\btired of (?:everything|living|being alive|life|it all)\b", r"\bstopped caring\b",
+            r"\btired of (?:everything|living|being alive|life|it all|existing)\b", r"\bstopped caring\b",
             r"\bdone with (?:life|everything)\b", r"\bi give up\b", r"\bnothing matters\b",
             r"\b(?:can't|cannot|cant) (?:take|handle|bear) (?:it|this) any ?more\b", r"\bi'?ve had enough\b",
             r"\b(?:don't|dont|can't) see the point (?:in|of) (?:anything|living|life|going on|it all)\b",
@@ -295,6 +328,10 @@ CRISIS = RuleSet(
             r"\bmade (?:my )?peace\b", r"\bgave (?:me|us|them) (?:her|his|their) (?:jewel\w*|watch|rings?|things|belongings|savings)\b",
             r"\bsaying goodbye to (?:everyone|everybody|all of us|all)\b", r"\btake care of my (?:dog|cat|kids|children|pets?|plants)(?: for me)?\b", r"\b(?:updated|wrote|made|finished) my will\b", r"\bgave (?:my )?passwords\b", r"\bleave a (?:suicide )?(?:note|letter)\b",
             r"\b(?:won't|will not|don't think i'll|not going to) be (?:around|here|alive) (?:for|by|at|much longer|next|anymore)", r"\bsold (?:my|all my) (?:car|things|stuff|belongings)\b",
+            # last words passed on through someone else: "tell mom i love her, i'm sorry"
+            r"\btell (?:mom|mum|dad|my (?:mom|mum|dad|kids|wife|husband|parents|family|sister|brother|son|daughter)|everyone|the kids|them) (?:that )?i (?:love|loved|'m sorry|am sorry)\b",
+            # one's own funeral planned, a post timed to go out later (two of these are needed, like any farewell)
+            r"\bplan(?:ning|ned)? (?:my|your) own funeral\b", r"\bscheduled (?:a |an )?(?:post|message|email|tweet|text)s?\b",
         ],
         "selfharm": [
             r"\b(?:cut|cutting|burn|burning|scratch(?:ing)?|hurt|hurting)\b[^.?!]{0,25}\b(?:myself|my arms?|my wrists?|my legs?|my thighs?|her arms?|his arms?|her wrists?|his wrists?)\b",
@@ -311,7 +348,7 @@ CRISIS = RuleSet(
         r"\bas an? (?:psychiatrist|psychologist|clinician|doctor|nurse|therapist|counsel(?:l)?or|gp|physician|social worker|teacher)\b",
         r"自杀(?:风险|率|预防|干预|热线|基因|意念的评估|评估|量表|筛查)", r"凋亡", r"宣教", r"宣传", r"科普", r"量表", r"研究",
         r"半数致死", r"毒理", r"安乐死", r"否认",
-        r"\blost (?:her|his|my|their|our) \w+ to suicide\b", r"\bgrie(?:f|ving)\b", r"\bbereave", r"\bfuneral\b",
+        r"\blost (?:her|his|my|their|our) \w+ to suicide\b", r"\bgrie(?:f|ving)\b", r"\bbereave", r"(?<!own )\bfuneral\b",
         r"\bcondolence", r"安慰", r"节哀", r"去世", r"葬礼", r"悼念",
     ],
     veto=[r"\b(?:for|writing) (?:a|my|our) (?:school project|paper|essay|thesis|dissertation|article|lecture|class|course)\b",
@@ -321,10 +358,24 @@ CRISIS = RuleSet(
     cue_distance=160,
     inner_negation=r"\b(?:not|never|no longer|isn't|aren't|wasn't)\b[^.?!]{0,6}\b(?:suicid|self[- ]?harm)|(?:没有|不是|并不|不会)[^。？！]{0,3}(?:自杀|轻生)",
 )
+_ZH_OD = (r"(?:百草枯|农药|敌敌畏|老鼠药|杀虫剂|(?:一整|整|小半|大半|半|一)(?:瓶|板)(?![^。？！]{0,3}(?:酒|饮料|水|奶|可乐|咖啡|茶|汽水))|"
+          r"(?:好多|很多|一大把|一把|几十|\d{2,})(?:片|粒|颗)?[^。？！]{0,4}?(?:药|片|粒))")
 CRISIS.strong += [
     r"不想活|活不下去|不想再活|活够了|活着(?:真的|还|实在)?(?:没|没有)(?:什么)?(?:意思|意义|盼头)|不如死了|生不如死",
     r"(?<![到得])想死(?![你您他她它]|我了|人|的心)|(?<![冻热累饿困笑吓气烦急忙闷痛疼])(?:去|寻|求|找)死(?![角])",
+    # cutting again, deeper than before ("又划了，这次比以前深"; English: "cutting again, deeper than before")
+    r"(?:^|[，。！？,.!?\s])又(?:划|割|烫)了(?=[，。！？,.!?\s]|$)|(?:划|割|烫)[^。？！]{0,10}(?:比(?:以前|上次|之前|平时)|这次)(?:都|还|更)?(?:深|狠)",
+    # a poison or a large amount taken after a fight or a break-up, either order ("喝了小半瓶百草枯，说是跟男朋友吵架一时冲动")
+    # (a bottle of 白酒 or 很多东西 after a row is not this)
+    (r"(?:喝|吃|吞|服)了[^。？！]{0,6}" + _ZH_OD + r"[^。？！]{0,30}(?:吵架|吵了一架|吵完架|闹矛盾|分手|被甩|一时冲动|想不开|闹别扭)"),
+    (r"(?:吵架|吵了一架|吵完架|闹矛盾|分手|被甩|一时冲动|想不开|闹别扭)[^。？！]{0,20}(?:喝|吃|吞|服)了[^。？！]{0,6}" + _ZH_OD),
+    # a goodbye to the helper with a deadline: "过了今晚就不用再麻烦你了"
+    r"(?:今晚以后|今晚之后|过了今晚)[^。？！]{0,6}(?:不用|不需要|用不着|不会)再?(?:麻烦|打扰|找|问)(?:你|您)",
     r"轻生|寻短见|割腕|自残|自伤|伤害自己|(?:划|割|烫|打)(?:伤)?自己|(?:用刀|拿刀)(?:划|割)|结束(?:自己的)?生命|结束这一切|了结(?:自己|生命|此生|这一切)|一了百了",
+    # a wish to sleep and not wake: "真希望睡一觉就别再醒了", "要是能睡着了再也不醒就好了"
+    # (the wisher's own sleep, not "希望宝宝睡着了不要醒太早")
+    (r"(?:希望|想|但愿|要是|真想|恨不得|巴不得)(?:自己|我)?(?:能|可以)?(?:就)?(?:这样|这么)?(?:睡一觉|睡着|一睡|睡过去|睡下去?|闭上眼)"
+     r"(?:了|以后|之后)?(?:就)?(?:别|不|不要|再也不要|再也不|永远不|永远别)(?:再)?(?:醒|睁开)(?!太早|得早|那么早|得太早)"),
     r"一睡不(?:醒|起)|(?:睡着|一睡|睡过去)[^。？！]{0,6}(?:醒不过来|不再醒|别醒)|不想(?:再)?醒(?:过)?来|再也不想醒|再也不(?:要)?醒(?:来|过来)|睡过去[^。？！]{0,6}不(?:再)?醒|永远(?:不要)?醒不过来|长眠不醒",
     r"遗书|交代后事|(?<!价)跳楼(?!价|大甩卖|打折)|(?:楼顶|天台|桥上|楼上|宿舍楼|窗户|阳台|楼|桥|窗)[^。？！]{0,4}跳下去|要?从[^。？！]{0,8}跳下去|上吊|(?:保证|确保|一定)(?:能)?死",
     r"没有我[^。？！]{0,6}(?:会|就会)[^。？！]{0,4}更好|世界(?:上)?没有我|从这个世界(?:上)?消失|永远消失|死了[^。？！]{0,6}(?:解脱|轻松)(?:了)?",
@@ -354,6 +405,23 @@ CRISIS.weak["method"] += [
 ]
 CRISIS.weak["intent"] += [r"想试试|攒了|存的药|一个人住|不会有人发现|今晚|这周末|计划好了|准备好了|想好了|下定决心|这次一定|就等(?:今晚|明天|周末|那天)|消失(?!一段|几天|一阵|一会)|准备好"]
 CRISIS.weak["method"] += [r"(?:药|安眠药)[^。？！]{0,4}攒|攒[^。？！]{0,4}药|绳子|木炭|刀片|煤气"]
+# pills counted while saving them ("攒了两个月的阿普唑仑，大概六十多片"), taken with drink to be faster, a fall that
+# would be over "in an instant"
+CRISIS.weak["method"] += [
+    r"攒(?:了|下)?(?![^。？！]{0,12}(?:维生素|钙|鱼油|保健品|益生菌|叶酸|零食|糖))[^。？！]{0,16}(?:片|粒|颗|瓶)",
+    r"(?:配|和|加|就)着?(?:酒|白酒|啤酒|红酒|洋酒)(?:一起)?(?:吃|服|喝)[^。？！]{0,8}(?:更快|快一点|更有效|更稳|更保险)",
+    r"(?:一瞬间|一下子|瞬间)就?没(?:有)?(?:感觉|知觉)",
+]
+# sitting up on the roof, the roof door found open; a parent unreachable after a goodbye post
+CRISIS.weak["intent"] += [
+    r"(?:楼顶|天台|顶楼|楼上|桥上|阳台|栏杆)[^。？！]{0,10}(?:坐|站|待|蹲)了|(?:天台|楼顶|顶楼)的?门没锁",
+    r"不接电话|电话(?:也|就|一直|都|还是)?(?:打不通|没人接)|联系不上",
+]
+CRISIS.weak["hopeless"] += [r"这辈子就这样(?:吧|了)"]
+CRISIS.weak["farewell"] += [
+    r"你们以后(?:要)?好好的|(?:你们|大家)以后(?:都)?要?好好(?:过|活)",
+    r"(?:告诉|跟)(?:我)?(?:妈|爸|妈妈|爸爸|家里人?|孩子|大家|他们)(?:说)?[，,]?我(?:爱|对不起|很抱歉)",
+]
 CRISIS.weak["intent"] += [r"攒够了|应该够了|足够了|查了|搜了|上网查"]
 CRISIS.weak["method"] += [r"最高的(?:桥|楼)"]
 CRISIS.weak["hopeless"] += [r"不想再撑|撑不下去|没有(?:任何)?希望|没有盼头|活得太累|活着太痛苦|绝望|没意思|解脱|没(?:有)?人(?:在乎|发现|关心)|受够了|受不了了|撑不住了"]
@@ -434,13 +502,12 @@ EMERGENCY = RuleSet(
         r"\b(?:not|isn't|is not|stopped|wasn't|isnt) breathing\b", r"\bchoking\b",
         r"\basthma attack\b[^.?!]{0,60}(?:not helping|isn'?t helping|doesn'?t help|barely|can'?t)",
         # overdose and poisoning
-        r"\b(?:took|taken|swallowed|ate|drank|had) (?:a |an |her |his |my )?(?:whole|entire|full) (?:bottle|pack|box|packet|month|strip)",
+        r"\b(?:took|taken|swallowed|ate|drank|had) (?:a |an |her |his |my )?(?:whole|entire|full) (?:bottle|pack|box|packet|month|strip)(?! of (?:\w+ )?" + _DRINKS + ")",
         # a large part of a container of medicine ("most of a bottle of tylenol", "half a pack of her pills"); not a
         # drink or a snack ("half a bottle of wine", "most of a box of cookies")
         (r"\b(?:took|taken|swallowed|ate|drank|downed|had) (?:most|half|the rest|nearly all|almost all|all) (?:of )?"
          r"(?:a |an |the |her |his |my |their )?(?:new |full |whole )?(?:bottle|pack|packet|box|strip|blister pack|jar|tub) of "
-         r"(?!(?:\w+ )?(?:wine|beer|vodka|whisk(?:e)?y|bourbon|rum|gin|tequila|champagne|prosecco|sake|soju|cider|water|juice|"
-         r"milk|soda|pop|coke|lemonade|coffee|tea|kombucha|cookies|crackers|chips|cereal|chocolates?|candy|sweets|ice cream)\b)"),
+         r"(?!(?:\w+ )?" + _DRINKS + ")"),
         r"\b(?:took|taken|swallowed|had|ate|eaten) (?:\d+|a bunch of|a lot of|too many|lots of|a handful of|handful of|several|all|some|a few|many|half) (?:of )?(?:my |his |her |their |the )?(?:[\w-]+ ){0,2}(?:pills|tablets|capsules|tabs)",
         r"\btoo many of (?:my|his|her|their) ", r"\b(?:took|taken|take) (?:a )?double (?:dose|the dose)",
         r"\b(?:i|he|she|they|has|have|just|may have|might have|is|are|was|were) overdos(?:ed|ing)\b",
@@ -510,7 +577,7 @@ EMERGENCY.strong += [
     r"(?:嘴唇|舌头|脸|眼皮|喉咙|嗓子)(?:都|也)?(?:肿起来|肿了|发肿|肿胀)|喉咙(?:发紧|紧|堵)|嗓子(?:像被堵住|发紧|堵)|过敏[^。？！]{0,10}(?:呼吸困难|喘不|喉咙|嗓子)",
     r"(?:疹子|风团|荨麻疹)[^。？！]{0,12}(?:呼吸|喘|嗓子|喉咙)",
     r"呼吸(?:很|非常|特别)?困难|(?<!堵得)喘不(?:上|过)气|透不过气|嘴唇(?:发紫|发青|青紫)|(?:没有|没了)呼吸|不呼吸|呼吸(?:停止|很奇怪|微弱)|憋得(?:说不出话|脸发紫)|说不出(?:完整的)?话",
-    r"(?:吃|服)了?(?:\d{2,}|[二三四五六七八九]十)片|一瓶[^。？！]{0,8}(?:都|全)?吃(?:了|下)|把[^。？！]{0,8}(?:药|片)[^。？！]{0,4}(?:都|全)吃了|一整瓶|整瓶[^。？！]{0,6}吃|(?:吃|服)了(?:很多|好多|大量|一把|过量|太多)|(?:药|片)[^。？！]{0,4}(?:吃|服)(?:多|过量)了|吃了三遍|误(?:服|吞|食|喝)",
+    r"(?:吃|服)了?(?:\d{2,}|[二三四五六七八九]十)片|一瓶[^。？！]{0,8}(?:都|全)?吃(?:了|下)|把[^。？！]{0,8}(?:药|片)[^。？！]{0,4}(?:都|全)吃了|一整瓶|一整板|整(?:瓶|板)[^。？！]{0,6}吃|(?:吃|服)了(?:很多|好多|大量|一把|过量|太多)(?!东西|饭|菜|肉|水果|零食|甜食|好吃的)|(?:药|片)[^。？！]{0,4}(?:吃|服)(?:多|过量)了|吃了三遍|误(?:服|吞|食|喝)",
     r"吞(?:下|了)?(?:一颗|一个|了)?[^。？！]{0,4}(?:电池|磁铁|凝珠|硬币)|(?:喝|吃|吞|舔)了?[^。？！]{0,4}(?:农药|百草枯|84|消毒液|洗洁精|老鼠药|敌敌畏|漂白|洗衣液|清洁剂|杀虫剂)|(?:一氧化碳|煤气)中毒|咬破吞|吞下去",
     # poisoned, but not a computer virus ("电脑(是不是|好像)中毒了": 电脑 手机 系统 网站 软件 平板 U盘 浏览器 账号)
     r"(?<![脑机统站件板盘器号])(?<![脑机统站件板盘器号][是又也被])(?<![脑机统站件板盘器号](?:好像|可能))(?<![脑机统站件板盘器号]是不是)中毒了",
@@ -701,7 +768,8 @@ CRISIS.weak["method"] += [
 ]
 CRISIS.weak["intent"] += [
     r"\b(?:isn't|is not|not|won't|wont|isnt) picking up\b|\b(?:phone|cell) (?:goes|going|went) (?:straight )?to voicemail\b",
-    r"\b(?:every night|each night)\b", r"查好了|查过了|都查|研究好了|研究过了",
+    r"\b(?:every night|each night)\b(?![^.?!\n]{0,20}\?)",  # not a dosing question ("take melatonin every night?")
+    r"查好了|查过了|都查|研究好了|研究过了",
 ]
 CRISIS.weak["hopeless"] += [r"活着(?:太|好|真|很)累|没(?:有)?人(?:会)?(?:在乎|在意|想我|记得我|关心我)"]
 CRISIS.weak["burden"] += [r"\b(?:won't|will not|not) be a (?:problem|burden|bother)\b"]
