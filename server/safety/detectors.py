@@ -358,6 +358,8 @@ CRISIS = RuleSet(
     cue_distance=160,
     inner_negation=r"\b(?:not|never|no longer|isn't|aren't|wasn't)\b[^.?!]{0,6}\b(?:suicid|self[- ]?harm)|(?:没有|不是|并不|不会)[^。？！]{0,3}(?:自杀|轻生)",
 )
+_ZH_ROW = "吵架|吵了一架|吵完架|闹矛盾|分手|被甩|一时冲动|想不开|闹别扭"
+_ZH_ROWS = frozenset(_ZH_ROW.split("|"))
 _ZH_OD = (r"(?:百草枯|农药|敌敌畏|老鼠药|杀虫剂|(?:一整|整|小半|大半|半|一)(?:瓶|板)(?![^。？！]{0,3}(?:酒|饮料|水|奶|可乐|咖啡|茶|汽水))|"
           r"(?:好多|很多|一大把|一把|几十|\d{2,})(?:片|粒|颗)?[^。？！]{0,4}?(?:药|片|粒))")
 CRISIS.strong += [
@@ -366,9 +368,9 @@ CRISIS.strong += [
     # cutting again, deeper than before ("又划了，这次比以前深"; English: "cutting again, deeper than before")
     r"(?:^|[，。！？,.!?\s])又(?:划|割|烫)了(?=[，。！？,.!?\s]|$)|(?:划|割|烫)[^。？！]{0,10}(?:比(?:以前|上次|之前|平时)|这次)(?:都|还|更)?(?:深|狠)",
     # a poison or a large amount taken after a fight or a break-up, either order ("喝了小半瓶百草枯，说是跟男朋友吵架一时冲动")
-    # (a bottle of 白酒 or 很多东西 after a row is not this)
-    (r"(?:喝|吃|吞|服)了[^。？！]{0,6}" + _ZH_OD + r"[^。？！]{0,30}(?:吵架|吵了一架|吵完架|闹矛盾|分手|被甩|一时冲动|想不开|闹别扭)"),
-    (r"(?:吵架|吵了一架|吵完架|闹矛盾|分手|被甩|一时冲动|想不开|闹别扭)[^。？！]{0,20}(?:喝|吃|吞|服)了[^。？！]{0,6}" + _ZH_OD),
+    # (a bottle of 白酒 or 很多东西 after a row is not this; gated on the row, 吃了 is in every other message)
+    (r"(?:喝|吃|吞|服)了[^。？！]{0,6}" + _ZH_OD + r"[^。？！]{0,30}(?:" + _ZH_ROW + ")", _ZH_ROWS),
+    (r"(?:" + _ZH_ROW + r")[^。？！]{0,20}(?:喝|吃|吞|服)了[^。？！]{0,6}" + _ZH_OD, _ZH_ROWS),
     # a goodbye to the helper with a deadline: "过了今晚就不用再麻烦你了"
     r"(?:今晚以后|今晚之后|过了今晚)[^。？！]{0,6}(?:不用|不需要|用不着|不会)再?(?:麻烦|打扰|找|问)(?:你|您)",
     r"轻生|寻短见|割腕|自残|自伤|伤害自己|(?:划|割|烫|打)(?:伤)?自己|(?:用刀|拿刀)(?:划|割)|结束(?:自己的)?生命|结束这一切|了结(?:自己|生命|此生|这一切)|一了百了",

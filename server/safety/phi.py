@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 
-from server.safety.gate import NUMERIC, SHARED, GatedPattern
+from server.safety.gate import NUMERIC, SHARED, GatedPattern, required_literals
 from server.safety.normalize import match_view
 
 Span = tuple[int, int, str]
@@ -88,13 +88,15 @@ _DATE_RES = [
     _rx(rf"(?:\b(?:born|dob|date of birth|birthday|admitted|discharged|died|deceased)\b[\s:]*(?:in|on)?\s*)"
                rf"({_MONTH_I}\.?\s+(?:19|20)\d{{2}}|(?:0?[1-9]|1[0-2])/(?:19|20)\d{{2}})", _I),
     _rx(r"(?:出生|生于|出院|入院|去世|死亡)[^，。,;；]{0,4}?((?:19|20)\d{2}\s*年\s*\d{1,2}\s*月)"),
-    # month/day without a year after a care event or "on"/"since": "discharged on 9/2", "admitted 10/27",
-    # "seen Tuesday 3/14"; not a fraction or a dose ("on 1/2 a tablet", "5/10 mg", "by 1/3", "2/3 of")
-    _rx(r"(?i:\b(?:on|since|until|till|admitted|discharged|seen|dated|due|starting|scheduled(?: for)?|dos)\s+"
-        r"(?:on\s+)?(?:(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*,?\s+)?)((?:0?[1-9]|1[0-2])/(?:0?[1-9]|[12]\d|3[01]))"
-        r"(?![/\d]|\s*(?:of|a|an|tabs?|tablets?|pills?|caps?|capsules?|doses?|mg|mcg|ml|cups?|scoops?|strength)\b)",
-        literals=frozenset(f"{d}/" for d in "0123456789"), window=60),
 ]
+# month/day without a year after a care event or "on"/"since": "discharged on 9/2", "admitted 10/27",
+# "seen Tuesday 3/14"; not a fraction or a dose ("on 1/2 a tablet", "5/10 mg", "by 1/3", "2/3 of"). The regex is
+# the bare date (blood pressures make "5/" common); the context word is checked in the text before it.
+_MONTH_DAY = _rx(r"(?<![\d/.])(?:0?[1-9]|1[0-2])/(?:0?[1-9]|[12]\d|3[01])"
+                 r"(?![/\d]|\.\d|\s*(?:of|a|an|tabs?|tablets?|pills?|caps?|capsules?|doses?|mg|mcg|ml|cups?|scoops?|strength)\b)",
+                 _I, literals=frozenset(f"{d}/" for d in "0123456789"), window=8)
+_MONTH_DAY_CTX = re.compile(r"\b(?:on|since|until|till|admitted|discharged|seen|dated|due|starting|scheduled(?: for)?|dos)\s+"
+                            r"(?:on\s+)?(?:(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*,?\s+)?$", _I)
 _AGES_90 = [
     _rx(r"\b(?:9\d|1[01]\d)[- ](?:years?|yrs?)[- ]old\b", _I),
     _rx(r"\baged? (?:9\d|1[01]\d)\b", _I),
@@ -153,6 +155,9 @@ _CAP = r"(?:O['’])?[A-Z][a-z]+(?:-[A-Z][a-z]+)?"
 _RELATIVES = (r"son|daughter|wife|husband|mother|father|mom|mum|dad|brother|sister|friend|grandma|grandpa|"
               r"grandmother|grandfather|grandson|granddaughter|partner|boyfriend|girlfriend|child|kid|baby|"
               r"nephew|niece|aunt|uncle|cousin|fianc[eé]e?|neighbou?r|roommate|colleague|boss|coworker|stepson|stepdaughter")
+# gate for "my <relative> <name>": the pair, not the relative word alone ("son" is in "reason", "baby" in every
+# paediatric question)
+_MY_RELATIVE = frozenset(f"my {r}" for r in required_literals(f"(?:{_RELATIVES})") or ())
 _NAME_RES: list[tuple[GatedPattern, int]] = [
     (_rx(window=60, pattern=rf"(?i:\b(?:my name is|my name's|name\s*:|patient name\s*:?|full name\s*:?|call me|signed,?|sincerely,?|regards,?)\s+)({_CAP}(?:\s+{_CAP}){{0,2}})"), 1),
     # "pt" alone is inside "symptoms" and "prompt": gate on the forms that can introduce a name
@@ -163,7 +168,7 @@ _NAME_RES: list[tuple[GatedPattern, int]] = [
     (_rx(window=60, pattern=r"(?i:\b(?:her|his|their|my \w+'s) name(?:'s| is)\s+)([a-z][a-z'-]+(?:\s+[a-z][a-z'-]+){0,2})"), 1),
     (_rx(window=60, pattern=rf"(?i:\b(?:goes by|known as|nicknamed|we call (?:him|her))\s+)({_CAP})"), 1),
     (_rx(window=60, pattern=rf"(?i:\b(?:hey|hi|hello),? (?:it's|it is|this is)\s+)({_CAP})\b"), 1),
-    (_rx(window=60, pattern=rf"(?i:\bmy\s+(?:{_RELATIVES})(?:'s)?,?\s+)({_CAP}(?:\s+{_CAP})?)"), 1),
+    (_rx(window=60, literals=_MY_RELATIVE, prefix=True, pattern=rf"(?i:\bmy\s+(?:{_RELATIVES})(?:'s)?,?\s+)({_CAP}(?:\s+{_CAP})?)"), 1),
     (_rx(window=60, pattern=rf"\b({_CAP}\s+{_CAP}),?\s+(?i:dob|d\.o\.b|born|mrn|date of birth|age[ds]?\s+\d)"), 1),
 ]
 def _words(text: str) -> frozenset[str]:
@@ -199,7 +204,7 @@ _REL_LOWER = _rx(
     r"((?-i:\s+(?!(?:is|was|has|had|and|who|got|gets|just|went|needs|keeps|can|will|would|did|does|says|said|also|"
     r"still|fell|came|lives|turned|died|passed|with|from|in|on|at|to|for|the|a|an)\b)[a-z][a-z'-]+)"
     r"(?=\s*(?:[,.;:!?()]|$|(?:was|is|has|had|who|got|just|went|needs|passed|died|fell|lives|and)\b)))?",
-    window=80)
+    literals=_MY_RELATIVE, prefix=True, window=80)
 _NOT_NAMES = _words("""
 parkinson parkinsons hashimoto hashimotos crohn crohns alzheimer alzheimers graves addison addisons cushing cushings
 hodgkin hodgkins bell bells tourette tourettes down raynaud raynauds sjogren sjogrens kawasaki guillain barre
@@ -300,6 +305,9 @@ def _dates(text: str, hits: Hits) -> Iterator[Span]:
         group = 1 if i >= 5 else 0
         for m in _run(pat, text, hits):
             yield m.start(group), m.end(group), "DATE"
+    for m in _run(_MONTH_DAY, text, hits):
+        if _MONTH_DAY_CTX.search(text, max(0, m.start() - 40), m.start()):
+            yield m.start(), m.end(), "DATE"
     for pat in _AGES_90:
         for m in _run(pat, text, hits):
             yield m.start(), m.end(), "AGE"
