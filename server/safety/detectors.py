@@ -138,7 +138,7 @@ class CompiledRules:
 _SELF = r"(?:my|him|her|them|your|our)sel(?:f|ves)"
 # what a bottle, a box or a pack can hold that is not an overdose ("half a bottle of wine", "a box of cookies")
 _DRINKS = (r"(?:wine|beer|vodka|whisk(?:e)?y|bourbon|rum|gin|tequila|champagne|prosecco|sake|soju|cider|water|juice|milk|"
-           r"soda|pop|coke|lemonade|coffee|tea|kombucha|cookies|crackers|chips|cereal|chocolates?|candy|sweets|ice cream)\b")
+           r"soda|pop|coke|lemonade|coffee|tea|kombucha|cookies|crackers|chips|cereal|chocolates?|candy|sweets|gum|mints|ice cream)\b")
 CRISIS = RuleSet(
     category="crisis_self_harm",
     strong=[
@@ -417,7 +417,10 @@ CRISIS.weak["method"] += [
 # sitting up on the roof, the roof door found open; a parent unreachable after a goodbye post
 CRISIS.weak["intent"] += [
     r"(?:楼顶|天台|顶楼|楼上|桥上|阳台|栏杆)[^。？！]{0,10}(?:坐|站|待|蹲)了|(?:天台|楼顶|顶楼)的?门没锁",
-    r"不接电话|电话(?:也|就|一直|都|还是)?(?:打不通|没人接)|联系不上",
+    # unreachable right after posting or saying something ("发了一段话…然后就一直不接电话"; alone, a phone not
+    # answered is no cue)
+    (r"(?:发了|发完|留了|留下|写了|说[:：，,]?[\"「『])[^。？！]{0,50}"
+     r"(?:不接电话|电话(?:也|就|一直|都|还是)?(?:打不通|没人接)|联系不上|关机)"),
 ]
 CRISIS.weak["hopeless"] += [r"这辈子就这样(?:吧|了)"]
 CRISIS.weak["farewell"] += [
@@ -584,7 +587,7 @@ EMERGENCY.strong += [
     # poisoned, but not a computer virus ("电脑(是不是|好像)中毒了": 电脑 手机 系统 网站 软件 平板 U盘 浏览器 账号)
     r"(?<![脑机统站件板盘器号])(?<![脑机统站件板盘器号][是又也被])(?<![脑机统站件板盘器号](?:好像|可能))(?<![脑机统站件板盘器号]是不是)中毒了",
     r"血流不止|血[^。？！]{0,4}(?:流不止|止不住|不停)|(?:流|出)血不止|止不住|往外喷|呕血|喷血|大量出血|大出血|出血不止|(?:吐|呕)(?:了)?(?:好多|很多|大量|一口)血|咯血|湿透|黑便|便血[^。？！]{0,10}晕",
-    r"叫不醒|(?:昏迷(?!评分|量表|指数)|不省人事|(?:突然)?倒地|晕倒)(?![^。？！]{0,6}(?:被)?(?:收(?:进去|进|入)?住院|住(?:进|了)院|送(?:进|到|去)了?医院))|意识不清|抽搐[^。？！]{0,10}(?:分钟|没停|不停|还在)|一直抽|抽搐了|在抽搐|正在抽|(?:高烧|发烧)[^。？！]{0,10}抽",
+    r"叫不醒|(?:昏迷(?!评分|量表|指数)|不省人事|(?:突然)?倒地|晕倒)(?![^。？！]{0,6}(?:被)?(?:收(?:进去|进|入)?住院|住(?:进|了)?院|送(?:进|到|去)了?医院))|意识不清|抽搐[^。？！]{0,10}(?:分钟|没停|不停|还在)|一直抽|抽搐了|在抽搐|正在抽|(?:高烧|发烧)[^。？！]{0,10}抽",
     r"(?:一直|不停|大口|好多|很多|大量)(?:地)?吐血",
     r"(?:撞|摔|磕)(?:到|了|伤)?[^。？！]{0,4}头[^。？！]{0,20}(?:吐|想睡|嗜睡|昏|意识)|嗜睡|说胡话|迷糊|反应(?:很)?慢",
     r"(?:要|快)晕(?:过去|倒)了?|(?:发烧|高烧|体温)[^。？！]{0,6}4[0-2][^。？！]{0,20}(?:说胡话|抽搐|意识|发抖|神志)",
