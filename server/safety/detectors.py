@@ -789,19 +789,26 @@ EMERGENCY.strong += [
     r"(?:药|片)吃了(?:好几|几|很多|好多|一大把)片",
 ]
 EMERGENCY.veto += [r"(?:小时候|以前|那次|当年|多年前)[^。？！]{0,40}(?:现在|如今)[^。？！]{0,15}(?:还会|会不会|还能|还要)"]
+# gate of the object-first request below: qualifier + object ("隐藏设定", "系统的指令"), not "指令" or "消息" alone
+_ZH_SETUP = frozenset(
+    [q + d + o for q in ("隐藏", "系统", "初始", "开发者", "原始", "后台", "内部") for d in ("", "的")
+     for o in ("设定", "指令", "提示词", "提示语", "配置", "消息")]
+    + [q + d + o for q in ("隐藏", "系统", "开发者") for d in ("", "的") for o in ("规则", "策略")])
 INJECTION.strong += [
     r"\b(?:late|deceased|dead) (?:grandma|grandmother|granny|grandpa|grandfather)\b[^.?!]{0,160}\b(?:confidential|secret|hidden|internal) (?:configuration|config|rules|instructions|prompts?|settings)\b",
     r"\b(?:act|pretend|role-?play|play) (?:as|to be)\b[^.?!]{0,120}\b(?:confidential|secret|hidden|internal) (?:configuration|config|rules|instructions|prompts?|settings) of\b",
     # the same two ploys in Chinese: a late grandma who used to recite the "internal rules / developer settings",
     # a role-play whose point is the developer's or hidden setup
     # (a hospital's 内部规定 is not the model's setup)
-    r"(?:去世|过世|已故|离世|死去)的?(?:奶奶|外婆|姥姥|爷爷|外公|姥爷|祖母|祖父)[^。！？\n]{0,80}(?:内部|隐藏|机密|秘密|开发者|系统)的?(?:设定|指令|提示词?|配置)",
+    (r"(?:去世|过世|已故|离世|死去)的?(?:奶奶|外婆|姥姥|爷爷|外公|姥爷|祖母|祖父)[^。！？\n]{0,80}(?:内部|隐藏|机密|秘密|开发者|系统)的?(?:设定|指令|提示词?|配置)",
+     frozenset(a + d + b for a in ("去世", "过世", "已故", "离世", "死去") for d in ("", "的")
+               for b in ("奶奶", "外婆", "姥姥", "爷爷", "外公", "姥爷", "祖母", "祖父"))),
     r"(?:你|您)(?:来)?(?:扮演|演|假装(?:成)?|当)[^。\n]{0,60}(?:开发者|隐藏|机密)的?(?:设定|指令|提示词|配置)",
     r"\b(?:role-?play|pretend|act as|play)\b[^.?!]{0,120}\b(?:your|the) (?:developer'?s?|hidden|secret) (?:settings|instructions|rules|prompt|configuration)\b",
     # the setup asked for by its place or with the object first: "把对话开头那段隐藏设定…复述一遍",
     # "the hidden setup ... word for word"
-    (r"把[^。\n]{0,15}(?:(?:隐藏|系统|初始|开发者|原始|后台|内部)的?(?:设定|指令|提示词|提示语|配置|消息)|(?:隐藏|系统|开发者)的?(?:规则|策略))"
-     r"[^。\n]{0,20}(?:复述|输出|重复|贴|发|打印|念|写出|告诉|说出|翻译|背)"),
+    ((r"把[^。\n]{0,15}(?:(?:隐藏|系统|初始|开发者|原始|后台|内部)的?(?:设定|指令|提示词|提示语|配置|消息)|(?:隐藏|系统|开发者)的?(?:规则|策略))"
+      r"[^。\n]{0,20}(?:复述|输出|重复|贴|发|打印|念|写出|告诉|说出|翻译|背)"), _ZH_SETUP),
     r"对话(?:开头|开始|最开始|最前面)[^。\n]{0,6}(?:隐藏|系统|给你的)[^。\n]{0,4}(?:设定|指令|提示|规则)|(?:设定|指令|提示词|系统消息)[^。\n]{0,20}(?:一字不差|原封不动|逐字)",
     r"\b(?:hidden|initial|original|system|internal|secret) (?:setup|instructions|rules|prompt|policies|configuration)\b[^.\n]{0,40}\b(?:word for word|verbatim|character for character)\b",
     r"(?:从不|从来不|不会|永远不)拒绝(?:任何|你的|我的)?(?:问题|要求|请求)|(?:从不|从来不|不)(?:提醒|提示|告知)(?:任何)?风险",

@@ -65,9 +65,12 @@ _CN_LANDLINE = _rx(r"(?<!\d)(?:\(0\d{2,3}\)|0\d{2,3}-)\d{7,8}(?!\d)", literals=_
 _US_PHONE = _rx(r"(?<![\d-])(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s?|\d{3}[\s.-])\d{3}[\s.-]\d{4}(?![\d-])", literals=_NUMERIC, window=40)
 _INTL_PHONE = _rx(r"(?<![\w+])\+(?:[2-9]\d{0,2}|1)[\s-]?\(?\d{1,4}\)?(?:[\s-]?\d{2,4}){2,4}(?!\d)", literals=_NUMERIC, window=40)
 _FAX_CTX = re.compile(r"(?:\bfax|传真)", _I)
-# a seven-digit local number ("my home line 555-0178") only after a phone word: alone it could be a range
+# a seven-digit local number ("my home line 555-0178") only after a phone word: alone it could be a range. It runs
+# only when the message has both an identifier-like number and a phone word (_PHONE_WORDS is a gate, never run).
 _LOCAL_PHONE = _rx(r"(?<![\d-])[2-9]\d{2}-\d{4}(?![\d-])", literals=_NUMERIC, window=40)
-_PHONE_CTX = re.compile(r"(?:\b(?:phone|line|cell|mobile|tel|telephone|landline|call|text|reach|number|fax|contact)\b|电话|手机|座机|传真)[^\d\n]{0,20}$", _I)
+_PHONE_WORD = r"(?:\b(?:phone|line|cell|mobile|tel|telephone|landline|call|text|reach|number|fax|contact)\b|电话|手机|座机|传真)"
+_PHONE_WORDS = _rx(_PHONE_WORD, _I)
+_PHONE_CTX = re.compile(_PHONE_WORD + r"[^\d\n]{0,20}$", _I)
 
 # ---- dates more specific than the year -------------------------------------------------------------
 _MONTH = (r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|May|june?|july?|aug(?:ust)?|"
@@ -194,8 +197,11 @@ rosa carmen lucia ana sofia elena isabel pedro diego antonio manuel francisco ja
 alejandro raul ramon rafael sergio andres eduardo roberto mario hector oscar ruben alberto marta yolanda veronica
 adriana beatriz mohammed ahmed fatima aisha priya raj anil sunita
 """)
-_TWO_CAPS = _rx(rf"\b((?:{'|'.join(sorted(n.capitalize() for n in _FIRST_NAMES))}))\s+({_CAP})\b",
-                literals=frozenset(f"{n} " for n in _FIRST_NAMES), window=40)
+# two capitalised words starting at a common first name; the name list is the gate and is checked in code (a
+# 340-way alternation tried at every position cost five times more). Only the first word is consumed, so that
+# "The James Smith" still finds "James Smith" after rejecting "The James".
+_TWO_CAPS = _rx(rf"\b([A-Z][a-z]+)(?=\s+({_CAP})\b)",
+                literals=frozenset(f"{n} " for n in _FIRST_NAMES), window=40, prefix=True)
 # a relative's name typed in lower case, "my grandma rosa delgado was admitted": a known first name (not one that
 # is also a common word: "my mom rose early"), then a surname only when a verb or punctuation follows it
 _LOWER_FIRST = _FIRST_NAMES - _words("mark rose grace frank jack bob sue amber lily will joy hope may june ray")
@@ -279,7 +285,7 @@ def _phones(text: str, hits: Hits) -> Iterator[Span]:
                 continue
             before = text[max(0, m.start() - 24):m.start()]
             yield m.start(), m.end(), "FAX" if _FAX_CTX.search(before) else "PHONE"
-    for m in _run(_LOCAL_PHONE, text, hits):
+    for m in _run(_LOCAL_PHONE, text, hits) if _PHONE_WORDS.index in hits else ():
         before = text[max(0, m.start() - 32):m.start()]
         if _PHONE_CTX.search(before):
             yield m.start(), m.end(), "FAX" if _FAX_CTX.search(before) else "PHONE"
@@ -361,7 +367,7 @@ def _names(text: str, hits: Hits) -> Iterator[Span]:
             yield m.start(1), m.end(2) if m.group(2) else m.end(1), "PERSON"
     for m in _run(_TWO_CAPS, text, hits):
         if m.group(1).lower() in _FIRST_NAMES and _is_name(m.group(2)):
-            yield m.start(), m.end(), "PERSON"
+            yield m.start(1), m.end(2), "PERSON"
     for m in _run(_ZH_NICK_FULL, text, hits):
         yield m.start(1), m.end(1), "PERSON"
         yield m.start(2), m.end(2), "PERSON"
