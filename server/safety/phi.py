@@ -65,11 +65,17 @@ _CN_LANDLINE = _rx(r"(?<!\d)(?:\(0\d{2,3}\)|0\d{2,3}-)\d{7,8}(?!\d)", literals=_
 _US_PHONE = _rx(r"(?<![\d-])(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s?|\d{3}[\s.-])\d{3}[\s.-]\d{4}(?![\d-])", literals=_NUMERIC, window=40)
 _INTL_PHONE = _rx(r"(?<![\w+])\+(?:[2-9]\d{0,2}|1)[\s-]?\(?\d{1,4}\)?(?:[\s-]?\d{2,4}){2,4}(?!\d)", literals=_NUMERIC, window=40)
 _FAX_CTX = re.compile(r"(?:\bfax|传真)", _I)
-# a seven-digit local number ("my home line 555-0178") only after a phone word: alone it could be a range. It runs
-# only when the message has both an identifier-like number and a phone word (_PHONE_WORDS is a gate, never run).
+# a seven-digit local number ("my home line 555-0178") only after a phone word: alone it could be a range. It is
+# looked for only when the message has both an identifier-like number and a phone word (_PHONE_WORDS is a gate,
+# never run), and only where a number run starts (the gate's positions), not by a regex search of windows.
 _LOCAL_PHONE = _rx(r"(?<![\d-])[2-9]\d{2}-\d{4}(?![\d-])", literals=_NUMERIC, window=40)
+_LOCAL_PHONE_AT = re.compile(r"[2-9]\d{2}-\d{4}(?![\d-])")
 _PHONE_WORD = r"(?:\b(?:phone|line|cell|mobile|tel|telephone|landline|call|text|reach|number|fax|contact)\b|电话|手机|座机|传真)"
-_PHONE_WORDS = _rx(_PHONE_WORD, _I)
+# (phrases, not bare "call", "line" or "phone": those are in "decline", "[PHONE_1]" and most answers)
+_PHONE_WORDS = _rx(_PHONE_WORD, _I, literals=frozenset((
+    " phone", "phone:", "phone ", "phone is", "my cell", "cell:", "cell is", "cell phone", "mobile", "landline", "telephone",
+    "tel:", "tel.", "fax", "call me", "call us", "call him", "call her", "call you", "call back", "text me", "reach me",
+    "my number", "number is", "number:", "line is", "home line", "work line", "电话", "手机", "座机", "传真")))
 _PHONE_CTX = re.compile(_PHONE_WORD + r"[^\d\n]{0,20}$", _I)
 
 # ---- dates more specific than the year -------------------------------------------------------------
@@ -285,9 +291,14 @@ def _phones(text: str, hits: Hits) -> Iterator[Span]:
                 continue
             before = text[max(0, m.start() - 24):m.start()]
             yield m.start(), m.end(), "FAX" if _FAX_CTX.search(before) else "PHONE"
-    for m in _run(_LOCAL_PHONE, text, hits) if _PHONE_WORDS.index in hits else ():
-        before = text[max(0, m.start() - 32):m.start()]
-        if _PHONE_CTX.search(before):
+    last = -99  # a second number right after an accepted one ("555-0142 or 555-0199") is one too
+    for at in sorted(hits.get(_LOCAL_PHONE.index, ())) if _PHONE_WORDS.index in hits else ():
+        m = _LOCAL_PHONE_AT.match(text, at)
+        if m is None or (at and text[at - 1] in "0123456789-"):
+            continue
+        before = text[max(0, at - 32):at]
+        if at - last <= 6 or _PHONE_CTX.search(before):
+            last = m.end()
             yield m.start(), m.end(), "FAX" if _FAX_CTX.search(before) else "PHONE"
 
 
