@@ -1,31 +1,46 @@
-"""Does a small learned detector help crisis_self_harm recall on unseen wording? An experiment, not a rail.
+"""Train the learned crisis detector that ships with the safety layer (server/safety/crisis_model.json).
 
     python benchmarks/learned_crisis.py [--out benchmarks/results/learned_crisis.json]
+                                        [--model server/safety/crisis_model.json] [--no-timing]
 
-Training data: dev, heldout, fresh, fresh2, fresh3 and probes (positives: cases labelled or expected
-crisis_self_harm; negatives: everything else, hard negatives included). fresh4 is the test set only: it is
-read after the model, its hyper-parameters and its threshold are fixed, and nothing is chosen on it.
+The rule-based crisis_self_harm rail meets its recall goal on the sets it was tuned on but generalises badly
+to new indirect wording; a small hashed n-gram logistic regression, OR'd with the rules in the engine
+(server/safety/engine.py; per-profile switch `crisis_self_harm.model` in the policy), catches much of it.
 
-Features (cheap, both languages): text is NFKC-normalised and lower-cased and split into sentences; per
-sentence, English word unigrams, word bigrams and 5-character word prefixes (a crude stem), and Chinese
-character 1-3-grams inside runs of CJK characters; binary within a sentence, vocabulary limited to features
-seen in at least two training messages. Model: L2 logistic regression (class-balanced) trained with numpy.
-Run-time scorer: pure Python (a dict of weights), score = bias + the largest sum of sentence scores over
-windows of up to four consecutive sentences, so a long message is not diluted or inflated by its length.
+Training data: the labelled sets dev, heldout, fresh, fresh2, fresh3, fresh4 and probes (positives: cases
+labelled or expected crisis_self_harm; negatives: everything else, hard negatives included) plus, when it
+exists, tests/safety/train/crisis_corpus.jsonl (lines {"id", "lang", "crisis": bool, "text"}). Nothing else
+is read: later blind sets (fresh5, ...) stay unseen by everything that picks a setting here.
 
-Model selection (regularisation strength) and the decision threshold are chosen by grouped cross-validation
-on the training data only (groups: each training file, probes split into three batches of rounds), the
-threshold being the one with the highest out-of-fold recall while out-of-fold negatives fire <= 2 %.
+Features: server.safety.crisis_model.featurise, the function the gateway runs (no train/serve skew; the
+script checks that every training message scores the same from its training vectors as through the
+run-time scorer): per segment, English word uni/bigrams and 5-letter prefixes and Chinese character
+1-3-grams hashed into 2**18 buckets, plus a per-segment offset; a message's vector is the sum over its
+segments. Buckets seen in fewer than MIN_DF training messages are left out. Model: L2 logistic regression,
+class-balanced, full-batch Adam on sparse vectors (numpy). The run-time score is the best window of 1-4
+segments of a message, so a long ordinary message offers many windows: each fit adds synthetic negatives
+shaped like windows (2-4 segments of random negative messages), then mines the highest-scoring of 50,000
+random negative windows (3 rounds x 1,000) and refits. (Synthetic positives - a positive plus ordinary
+segments - were tried and dropped: they taught ordinary sentences to add up, and the best-window score
+already keeps a crisis sentence from being diluted.)
 
-Reports on fresh4: crisis recall/precision for (a) the rules alone, (b) the model alone, (c) rules OR model,
-the benign false-positive rate (unlabelled cases on which anything fired), per language, and the pure-Python
-scorer's time per 4,000-character message (p50/p99). Writes benchmarks/results/learned_crisis.json and the
-weights to benchmarks/results/learned_crisis_weights.json.
+Model selection (L2 strength) and the decision threshold come from grouped cross-validation on the training
+data only: groups are the files (probes in three batches of rounds, the corpus one group); every
+out-of-fold score is the run-time scorer's (CrisisModel.score) on the real message text; the threshold is
+the one with the highest out-of-fold recall while out-of-fold negatives fire <= 2 %. Reported per group:
+model recall and negative FP, rules alone, and rules OR model (the shipped system; the rules were tuned on
+most of these sets, so the rules' figures are mostly not out-of-sample). Also reported: out-of-fold firing
+on ~4,000-character messages made only of held-out negatives (hard negatives back to back - a stress test;
+the rules' rate on the same messages is given), and recall of held-out positives buried in such messages.
+
+Deterministic (fixed seeds): the same data gives the same model file byte for byte. Writes the model to
+server/safety/crisis_model.json and the record of this run to benchmarks/results/learned_crisis.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import random
@@ -33,85 +48,38 @@ import re
 import statistics
 import sys
 import time
-import unicodedata
 from pathlib import Path
 from typing import Any
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.safety_eval import load_cases  # noqa: E402
-from server.safety import SafetyEngine  # noqa: E402
+from benchmarks.safety_eval import load_cases
+from server.safety import crisis_model as cm
+from server.safety.detectors import detect_crisis
 
 CRISIS = "crisis_self_harm"
-TRAIN_SPLITS = ("dev", "heldout", "fresh", "fresh2", "fresh3", "probes")
-TEST_SPLIT = "fresh4"
+TRAIN_SPLITS = ("dev", "heldout", "fresh", "fresh2", "fresh3", "fresh4", "probes")
+CORPUS = REPO / "tests" / "safety" / "train" / "crisis_corpus.jsonl"
 MAX_FP = 0.02          # threshold rule: highest out-of-fold recall with out-of-fold negative FP <= 2 %
-ALT_MAX_FP = 0.05      # a second, looser operating point, also fixed on training data only
-WINDOW = 4             # sentences per scoring window
 MIN_DF = 2
 L2_GRID = (0.3, 1.0, 3.0, 10.0)
-PROFILE = "patient"    # the profile benchmarks/safety_eval.py scores with
+AUG_NEG = 1.0          # synthetic negatives per real negative (windows of 2-4 negative segments)
+STEPS = 400
+MINE_ROUNDS = 3        # hard-negative mining rounds (see fit)
+MINE_SAMPLES = 50000
+MINE_KEEP = 1000
+PRUNE = 1e-3           # weights smaller than this are not shipped
+SEED = 20240611
 LENGTH = 4000
-
-# ---------------------------------------------------------------- run-time featuriser and scorer (pure Python)
-
-_SENT = re.compile(r"[.!?。！？；;\n]+")
-_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]+")
+LONG_MESSAGES = 200    # per CV fold: 4,000-character messages of held-out negatives
 
 
-def sentences(text: str) -> list[str]:
-    text = unicodedata.normalize("NFKC", text).lower().replace("\u2019", "'")
-    return [s for s in _SENT.split(text) if s.strip()]
-
-
-def sentence_features(sent: str) -> set[str]:
-    feats: set[str] = set()
-    words = [w.replace("'", "") for w in _WORD.findall(sent)]
-    prev = "<s>"
-    for w in words:
-        feats.add("w:" + w)
-        feats.add("b:" + prev + " " + w)
-        if len(w) > 5:
-            feats.add("p:" + w[:5])
-        prev = w
-    for run in _CJK.findall(sent):
-        n = len(run)
-        for i in range(n):
-            feats.add("c:" + run[i])
-            if i + 1 < n:
-                feats.add("c:" + run[i:i + 2])
-                if i + 2 < n:
-                    feats.add("c:" + run[i:i + 3])
-    return feats
-
-
-class Scorer:
-    """What would run in the gateway: a dict lookup per feature, no numpy."""
-
-    def __init__(self, weights: dict[str, float], bias: float, threshold: float) -> None:
-        self.weights, self.bias, self.threshold = weights, bias, threshold
-
-    def score(self, text: str) -> float:
-        get = self.weights.get
-        sums = [sum(get(f, 0.0) for f in sentence_features(s)) for s in sentences(text)]
-        if not sums:
-            return self.bias
-        if len(sums) <= WINDOW:
-            return self.bias + sum(sums)
-        run = sum(sums[:WINDOW])
-        best = run
-        for i in range(WINDOW, len(sums)):
-            run += sums[i] - sums[i - WINDOW]
-            best = max(best, run)
-        return self.bias + best
-
-    def fires(self, text: str) -> bool:
-        return self.score(text) >= self.threshold
-
-
-# ---------------------------------------------------------------- training (numpy, offline only)
+# ---------------------------------------------------------------- data
 
 def is_crisis(case: dict[str, Any]) -> bool:
     return CRISIS in case.get("labels", []) or case.get("expect") == CRISIS
@@ -124,44 +92,93 @@ def group_of(split: str, case: dict[str, Any]) -> str:
     return "probes1-4" if rnd <= 4 else "probes5-8" if rnd <= 8 else "probes9-13"
 
 
-def message_counts(text: str) -> dict[str, int]:
-    """Feature counts summed over sentences (binary within a sentence) - the scorer's view of a short text."""
-    counts: dict[str, int] = {}
-    for s in sentences(text):
-        for f in sentence_features(s):
-            counts[f] = counts.get(f, 0) + 1
-    return counts
+def load_training() -> list[dict[str, Any]]:
+    """Every training message: {group, id, lang, text, y}. Reads only TRAIN_SPLITS and the corpus."""
+    data: list[dict[str, Any]] = []
+    for split in TRAIN_SPLITS:
+        for case in load_cases(split):
+            data.append({"group": group_of(split, case), "id": case["id"], "lang": case["lang"],
+                         "text": case["text"], "y": int(is_crisis(case))})
+    if CORPUS.exists():
+        with open(CORPUS, encoding="utf-8") as fh:
+            for n, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                row = json.loads(line)
+                if not isinstance(row.get("text"), str) or not isinstance(row.get("crisis"), bool):
+                    raise SystemExit(f"{CORPUS}:{n}: expected {{id, lang, crisis: bool, text}}")
+                data.append({"group": "crisis_corpus", "id": row.get("id", f"corpus-{n}"),
+                             "lang": row.get("lang", "?"), "text": row["text"], "y": int(row["crisis"])})
+    return data
 
 
-def fit(docs: list[dict[str, int]], y: list[int], l2: float) -> tuple[dict[str, float], float]:
-    import numpy as np
+# ---------------------------------------------------------------- training (sparse numpy, offline only)
 
-    df: dict[str, int] = {}
-    for d in docs:
-        for f in d:
-            df[f] = df.get(f, 0) + 1
-    vocab = sorted(f for f, n in df.items() if n >= MIN_DF)
-    index = {f: i for i, f in enumerate(vocab)}
-    X = np.zeros((len(docs), len(vocab)), dtype=np.float32)
-    for r, d in enumerate(docs):
-        for f, c in d.items():
-            j = index.get(f)
-            if j is not None:
-                X[r, j] = c
-    yv = np.asarray(y, dtype=np.float32)
+class Vectors:
+    """Each message's features from crisis_model.featurise (the run-time featuriser): the message vector
+    (buckets, counts) summed over its segments, and each non-empty segment's own vector."""
+
+    def __init__(self, texts: list[str]) -> None:
+        self.views = [cm.view_of(t) for t in texts]
+        self.docs: list[tuple[np.ndarray, np.ndarray]] = []
+        self.segments: list[list[tuple[np.ndarray, np.ndarray]]] = []
+        for v in self.views:
+            self.docs.append(cm.message_counts(v))
+            seg, buckets = cm.featurise(v).pairs()
+            self.segments.append([np.unique(buckets[seg == s], return_counts=True) for s in np.unique(seg)])
+
+
+def vector_score(weights: np.ndarray, bias: float, segments: list[tuple[np.ndarray, np.ndarray]]) -> float:
+    """A message's score computed from its training vectors (per segment), for checking that the training
+    path and the run-time scorer (CrisisModel.score on the text) agree."""
+    if not segments:
+        return bias
+    return bias + cm.window_max(np.array([float(weights[b] @ c) for b, c in segments]))
+
+
+def _total(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    b = np.concatenate([p[0] for p in parts])
+    c = np.concatenate([p[1] for p in parts])
+    ub, inv = np.unique(b, return_inverse=True)
+    return ub, np.bincount(inv, weights=c).astype(np.int64)
+
+
+def _augment(segments: list[list[tuple[np.ndarray, np.ndarray]]], y: list[int], rng: np.random.Generator
+             ) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[int]]:
+    """Synthetic negatives shaped like run-time windows: 2 to WINDOW segments of random negative messages."""
+    neg_segs = [s for i, t in enumerate(y) if not t for s in segments[i]]
+    out: list[tuple[np.ndarray, np.ndarray]] = []
+    for _ in range(int(AUG_NEG * sum(1 for t in y if not t))):
+        k = int(rng.integers(2, cm.WINDOW + 1))
+        out.append(_total([neg_segs[int(j)] for j in rng.choice(len(neg_segs), size=k, replace=False)]))
+    return out, [0] * len(out)
+
+
+def _sparse(docs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rows = np.concatenate([np.full(len(b), r, dtype=np.int64) for r, (b, _) in enumerate(docs)])
+    return rows, np.concatenate([b for b, _ in docs]), np.concatenate([c for _, c in docs]).astype(np.float64)
+
+
+def _train(docs: list[tuple[np.ndarray, np.ndarray]], y: list[int], usable: np.ndarray, l2: float
+           ) -> tuple[np.ndarray, float]:
+    """Class-balanced L2 logistic regression, full-batch Adam, over the buckets marked `usable`."""
+    rows, cols, vals = _sparse(docs)
+    keep = usable[cols]
+    rows, cols, vals = rows[keep], cols[keep], vals[keep]
+    vocab, cols = np.unique(cols, return_inverse=True)
+    d, n = len(vocab), len(docs)
+    yv = np.asarray(y, dtype=np.float64)
     pos = yv.sum()
-    sw = np.where(yv == 1, len(yv) / (2 * pos), len(yv) / (2 * (len(yv) - pos))).astype(np.float32)
-    w = np.zeros(len(vocab), dtype=np.float32)
-    b = np.float32(0.0)
-    # full-batch Adam on the weighted log-loss + (l2 / 2n) * |w|^2
-    m_w, v_w, m_b, v_b = np.zeros_like(w), np.zeros_like(w), 0.0, 0.0
+    sw = np.where(yv == 1, n / (2 * pos), n / (2 * (n - pos)))
+    w = np.zeros(d)
+    b = 0.0
+    m_w, v_w, m_b, v_b = np.zeros(d), np.zeros(d), 0.0, 0.0
     lr, b1, b2, eps = 0.05, 0.9, 0.999, 1e-8
-    n = len(yv)
-    for t in range(1, 401):
-        z = X @ w + b
+    for t in range(1, STEPS + 1):  # full-batch Adam on the weighted log-loss + (l2 / 2n) * |w|^2
+        z = np.bincount(rows, weights=vals * w[cols], minlength=n) + b
         p = 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
         g = sw * (p - yv) / n
-        gw = X.T @ g + (l2 / n) * w
+        gw = np.bincount(cols, weights=vals * g[rows], minlength=d) + (l2 / n) * w
         gb = float(g.sum())
         m_w = b1 * m_w + (1 - b1) * gw
         v_w = b2 * v_w + (1 - b2) * gw * gw
@@ -169,8 +186,40 @@ def fit(docs: list[dict[str, int]], y: list[int], l2: float) -> tuple[dict[str, 
         v_b = b2 * v_b + (1 - b2) * gb * gb
         w -= lr * (m_w / (1 - b1 ** t)) / (np.sqrt(v_w / (1 - b2 ** t)) + eps)
         b -= lr * (m_b / (1 - b1 ** t)) / ((v_b / (1 - b2 ** t)) ** 0.5 + eps)
-    weights = {f: round(float(x), 5) for f, x in zip(vocab, w) if abs(float(x)) >= 1e-4}
-    return weights, round(float(b), 5)
+    dense = np.zeros(cm.SIZE)
+    dense[vocab] = w
+    return dense, float(b)
+
+
+def fit(docs: list[tuple[np.ndarray, np.ndarray]], segments: list[list[tuple[np.ndarray, np.ndarray]]],
+        y: list[int], l2: float, seed: int) -> tuple[np.ndarray, float]:
+    """The model for these messages; returns (dense weights of crisis_model.SIZE, bias).
+
+    Run time takes the max over windows of a long message, so a model that is right about single
+    messages can still fire on some window of a long ordinary one. After a first fit, MINE_ROUNDS rounds
+    sample MINE_SAMPLES random windows of WINDOW negative segments, add the MINE_KEEP highest-scoring ones
+    as negatives, and fit again (hard-negative mining for the max)."""
+    rng = np.random.default_rng(seed)
+    usable = np.bincount(np.concatenate([b for b, _ in docs]), minlength=cm.SIZE) >= MIN_DF
+    aug, aug_y = _augment(segments, y, rng)
+    docs, y = docs + aug, list(y) + aug_y
+    weights, bias = _train(docs, y, usable, l2)
+    neg_segs = [s for segs, t in zip(segments, y) if not t for s in segs]
+    if not neg_segs:
+        return weights, bias
+    srows, scols, svals = _sparse(neg_segs)
+    for _ in range(MINE_ROUNDS):
+        seg_score = np.bincount(srows, weights=svals * weights[scols] * usable[scols], minlength=len(neg_segs))
+        picks = rng.integers(0, len(neg_segs), size=(MINE_SAMPLES, cm.WINDOW))
+        top = np.argsort(-seg_score[picks].sum(axis=1), kind="stable")[:MINE_KEEP]
+        docs = docs + [_total([neg_segs[int(j)] for j in picks[i]]) for i in top]
+        y = y + [0] * len(top)
+        weights, bias = _train(docs, y, usable, l2)
+    return weights, bias
+
+
+def model_of(weights: np.ndarray, bias: float, threshold: float) -> cm.CrisisModel:
+    return cm.CrisisModel(weights, bias, threshold, {})
 
 
 def pick_threshold(scores: list[float], y: list[int], max_fp: float) -> float:
@@ -184,174 +233,208 @@ def rate(num: int, den: int) -> float | None:
     return round(num / den, 4) if den else None
 
 
-def cross_validate(data: list[tuple[str, str, int]], l2: float) -> list[float]:
-    groups = sorted({g for g, _, _ in data})
+def long_message(rng: random.Random, pool: list[str], insert: str | None = None) -> tuple[str, list[str]]:
+    """~LENGTH characters of whole pool texts joined by spaces, `insert` (if any) at a random place;
+    returns the message and the pool texts in it."""
+    parts: list[str] = []
+    while sum(len(p) + 1 for p in parts) + (len(insert) if insert else 0) < LENGTH:
+        parts.append(rng.choice(pool))
+    used = list(parts)
+    if insert is not None:
+        parts.insert(rng.randrange(len(parts) + 1), insert)
+    return " ".join(parts), used
+
+
+def cross_validate(data: list[dict[str, Any]], vec: Vectors, l2: float) -> dict[str, Any]:
+    """Out-of-fold scores of every message (the run-time scorer on its text), and long messages built from
+    each held-out fold: negatives only (score, highest score of a part alone, rules fire) and with one
+    held-out positive buried in them (score)."""
+    groups = sorted({d["group"] for d in data})
     oof = [0.0] * len(data)
-    docs = [message_counts(t) for _, t, _ in data]
-    for g in groups:
-        tr = [i for i, d in enumerate(data) if d[0] != g]
-        weights, bias = fit([docs[i] for i in tr], [data[i][2] for i in tr], l2)
-        sc = Scorer(weights, bias, 0.0)
-        for i, d in enumerate(data):
-            if d[0] == g:
-                oof[i] = sc.score(d[1])
-    return oof
+    long_neg: list[tuple[float, float, bool]] = []
+    long_pos: list[float] = []
+    for k, g in enumerate(groups):
+        tr = [i for i, d in enumerate(data) if d["group"] != g]
+        te = [i for i, d in enumerate(data) if d["group"] == g]
+        weights, bias = fit([vec.docs[i] for i in tr], [vec.segments[i] for i in tr], [data[i]["y"] for i in tr],
+                            l2, SEED + k)
+        model = model_of(weights, bias, 0.0)
+        for i in te:
+            oof[i] = model.score(vec.views[i])
+        alone = {data[i]["text"]: oof[i] for i in te}
+        rng = random.Random(SEED + k)
+        for lang in ("en", "zh"):
+            pool = [data[i]["text"] for i in te if not data[i]["y"] and data[i]["lang"] == lang]
+            pos = [data[i]["text"] for i in te if data[i]["y"] and data[i]["lang"] == lang]
+            if len(pool) < 10:
+                continue
+            for _ in range(LONG_MESSAGES // 2):
+                text, used = long_message(rng, pool)
+                view = cm.view_of(text)
+                long_neg.append((model.score(view), max(alone[t] for t in used), bool(detect_crisis(view))))
+            for text in pos:
+                long_pos.append(model.score(cm.view_of(long_message(rng, pool, text)[0])))
+    return {"oof": oof, "long_neg": long_neg, "long_pos": long_pos}
 
 
-def oof_report(data: list[tuple[str, str, int]], oof: list[float], thr: float) -> dict[str, Any]:
+def long_report(res: dict[str, Any], thr: float) -> dict[str, Any]:
+    neg = res["long_neg"]
+    return {
+        "messages": len(neg),
+        "model_fires": rate(sum(s >= thr for s, _, _ in neg), len(neg)),
+        # firing although no part fires alone: what adding up a window costs
+        "model_fires_no_part_fires": rate(sum(s >= thr > a for s, a, _ in neg), len(neg)),
+        "rules_fire": rate(sum(r for _, _, r in neg), len(neg)),
+        "buried_positives": len(res["long_pos"]),
+        "buried_positive_recall": rate(sum(s >= thr for s in res["long_pos"]), len(res["long_pos"])),
+    }
+
+
+def report(data: list[dict[str, Any]], oof: list[float], thr: float, rules: list[bool]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for g in ["all", *sorted({d[0] for d in data})]:
-        idx = [i for i, d in enumerate(data) if g == "all" or d[0] == g]
-        tp = sum(1 for i in idx if data[i][2] and oof[i] >= thr)
-        p = sum(1 for i in idx if data[i][2])
-        fp = sum(1 for i in idx if not data[i][2] and oof[i] >= thr)
-        n = len(idx) - p
-        out[g] = {"recall": rate(tp, p), "positives": p, "negative_fp_rate": rate(fp, n), "negatives": n}
+    for g in ["all", *sorted({d["group"] for d in data})]:
+        idx = [i for i, d in enumerate(data) if g == "all" or d["group"] == g]
+        pos = [i for i in idx if data[i]["y"]]
+        neg = [i for i in idx if not data[i]["y"]]
+        out[g] = {
+            "positives": len(pos), "negatives": len(neg),
+            "model_recall": rate(sum(oof[i] >= thr for i in pos), len(pos)),
+            "model_negative_fp": rate(sum(oof[i] >= thr for i in neg), len(neg)),
+            "rules_recall": rate(sum(rules[i] for i in pos), len(pos)),
+            "rules_negative_fp": rate(sum(rules[i] for i in neg), len(neg)),
+            "rules_or_model_recall": rate(sum(rules[i] or oof[i] >= thr for i in pos), len(pos)),
+            "rules_or_model_negative_fp": rate(sum(rules[i] or oof[i] >= thr for i in neg), len(neg)),
+        }
     return out
 
 
-# ---------------------------------------------------------------- evaluation on fresh4
-
-def evaluate(cases: list[dict[str, Any]], rule_cats: list[set[str]], model_fire: list[bool]) -> dict[str, Any]:
-    systems = {
-        "rules": [CRISIS in c for c in rule_cats],
-        "model": model_fire,
-        "rules_or_model": [CRISIS in c or m for c, m in zip(rule_cats, model_fire)],
-    }
-    any_fire = {
-        "rules": [bool(c) for c in rule_cats],
-        "model": model_fire,
-        "rules_or_model": [bool(c) or m for c, m in zip(rule_cats, model_fire)],
-    }
-    out: dict[str, Any] = {}
-    for name, pred in systems.items():
-        out[name] = {}
-        for lang in ("all", "en", "zh"):
-            idx = [i for i, c in enumerate(cases) if lang == "all" or c["lang"] == lang]
-            tp = sum(1 for i in idx if pred[i] and is_crisis(cases[i]))
-            fp = sum(1 for i in idx if pred[i] and not is_crisis(cases[i]))
-            fn = sum(1 for i in idx if not pred[i] and is_crisis(cases[i]))
-            benign = [i for i in idx if not cases[i]["labels"]]
-            bfp = sum(1 for i in benign if any_fire[name][i])
-            bfp_crisis = sum(1 for i in benign if pred[i])
-            out[name][lang] = {
-                "crisis_recall": rate(tp, tp + fn), "crisis_precision": rate(tp, tp + fp),
-                "tp": tp, "fp": fp, "fn": fn,
-                "benign_fp_rate": rate(bfp, len(benign)), "benign_fp": bfp,
-                "benign_fp_from_crisis": bfp_crisis, "benign_cases": len(benign),
-            }
-        out[name]["missed_crisis_ids"] = [c["id"] for c, p in zip(cases, pred) if is_crisis(c) and not p]
-        out[name]["false_crisis_ids"] = [c["id"] for c, p in zip(cases, pred) if p and not is_crisis(c)]
-    return out
-
-
-def timing(scorer: Scorer, pools: dict[str, list[str]], iterations: int = 300) -> dict[str, Any]:
+def timing(model: cm.CrisisModel, data: list[dict[str, Any]], iterations: int = 1000) -> dict[str, Any]:
+    """The run-time scorer's time per 4,000-character message (view computed outside the timing)."""
     rng = random.Random(7)
-
-    def message(pool: list[str]) -> str:
-        parts: list[str] = []
-        while sum(len(p) + 1 for p in parts) < LENGTH:
-            parts.append(rng.choice(pool))
-        return " ".join(parts)[:LENGTH]
-
     out: dict[str, Any] = {}
-    for name, pool in pools.items():
-        msgs = [message(pool) for _ in range(iterations)]
-        for m in msgs[:30]:
-            scorer.score(m)
+    for lang in ("en", "zh"):
+        pool = [d["text"] for d in data if d["lang"] == lang and not d["y"]]
+        views = [cm.view_of(long_message(rng, pool)[0][:LENGTH]) for _ in range(iterations)]
+        for v in views[:50]:
+            model.score(v)
+        gc.collect()
+        gc.freeze()  # the training data's objects would otherwise make each cyclic GC pass slow
         wall, cpu = [], []
-        for m in msgs:
+        for v in views:
             c0, t0 = time.thread_time(), time.perf_counter()
-            scorer.fires(m)
+            model.fires(v)
             wall.append((time.perf_counter() - t0) * 1000)
             cpu.append((time.thread_time() - c0) * 1000)
-        pick = lambda s, q: round(sorted(s)[min(len(s) - 1, int(q * len(s)))], 4)  # noqa: E731
-        out[name] = {"p50_ms": pick(wall, 0.5), "p99_ms": pick(wall, 0.99), "mean_ms": round(statistics.fmean(wall), 4),
+        pick = lambda s, q: round(sorted(s)[min(len(s) - 1, int(q * len(s)))], 4)
+        out[lang] = {"p50_ms": pick(wall, 0.5), "p99_ms": pick(wall, 0.99), "mean_ms": round(statistics.fmean(wall), 4),
                      "cpu_p50_ms": pick(cpu, 0.5), "cpu_p99_ms": pick(cpu, 0.99)}
+    out["load_average_1m"] = round(os.getloadavg()[0], 2)
     return out
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "learned_crisis.json"))
-    parser.add_argument("--weights", default=str(REPO / "benchmarks" / "results" / "learned_crisis_weights.json"))
+    parser.add_argument("--model", default=str(REPO / "server" / "safety" / "crisis_model.json"))
+    parser.add_argument("--no-timing", action="store_true", help="skip the scorer timing")
     args = parser.parse_args()
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-    # ---- 1. training data and model selection: training files only
-    data: list[tuple[str, str, int]] = []
-    for split in TRAIN_SPLITS:
-        for case in load_cases(split):
-            data.append((group_of(split, case), case["text"], int(is_crisis(case))))
-    y = [d[2] for d in data]
-    print(f"training: {len(data)} messages, {sum(y)} crisis, {len(data) - sum(y)} other "
-          f"({len({d[0] for d in data})} CV groups)")
+    # ---- 1. training data: the labelled sets and the corpus, nothing else
+    data = load_training()
+    y = [d["y"] for d in data]
+    groups = sorted({d["group"] for d in data})
+    print(f"training: {len(data)} messages, {sum(y)} crisis, {len(data) - sum(y)} other, "
+          f"{len(groups)} CV groups ({', '.join(groups)}); corpus {'read' if CORPUS.exists() else 'absent'}")
+    vec = Vectors([d["text"] for d in data])
+    rule_hit = [bool(detect_crisis(v)) for v in vec.views]  # the crisis rules on the same view the engine gives them
+
+    # ---- 2. grouped CV over the L2 grid: threshold and L2 from out-of-fold scores only
     cv: dict[str, Any] = {}
     for l2 in L2_GRID:
-        oof = cross_validate(data, l2)
-        thr = pick_threshold(oof, y, MAX_FP)
-        rep = oof_report(data, oof, thr)
-        cv[str(l2)] = {"oof": oof, "threshold": thr, "report": rep}
-        print(f"  l2={l2:<5} grouped-CV recall {rep['all']['recall']:.3f} at negative FP "
-              f"{rep['all']['negative_fp_rate']:.3f}")
-    best = max(L2_GRID, key=lambda l2: (cv[str(l2)]["report"]["all"]["recall"], -l2))
-    oof = cv[str(best)]["oof"]
-    thr = cv[str(best)]["threshold"]
-    thr_alt = pick_threshold(oof, y, ALT_MAX_FP)
-    weights, bias = fit([message_counts(d[1]) for d in data], y, best)
-    print(f"chosen l2={best}, threshold {thr:.4f} (CV FP<={MAX_FP}), alt threshold {thr_alt:.4f} "
-          f"(CV FP<={ALT_MAX_FP}); {len(weights)} weights")
-    Path(args.weights).write_text(json.dumps({"bias": bias, "threshold": thr, "threshold_alt": thr_alt,
-                                              "window_sentences": WINDOW, "weights": weights},
-                                             ensure_ascii=False, sort_keys=True) + "\n", encoding="utf-8")
+        res = cross_validate(data, vec, l2)
+        thr = pick_threshold(res["oof"], y, MAX_FP)
+        rep = report(data, res["oof"], thr, rule_hit)
+        res.update(threshold=thr, report=rep, long=long_report(res, thr))
+        cv[str(l2)] = res
+        a, lg = rep["all"], res["long"]
+        print(f"  l2={l2:<5} threshold {thr:7.3f}  OOF recall {a['model_recall']:.3f} at negative FP "
+              f"{a['model_negative_fp']:.3f}; rules OR model {a['rules_or_model_recall']:.3f} / "
+              f"{a['rules_or_model_negative_fp']:.3f}; 4,000-char negatives: model fires {lg['model_fires']:.3f} "
+              f"(no part alone {lg['model_fires_no_part_fires']:.3f}), rules {lg['rules_fire']:.3f}; "
+              f"buried positives {lg['buried_positive_recall']:.3f}")
+    best = max(L2_GRID, key=lambda l2: (cv[str(l2)]["report"]["all"]["model_recall"], l2))
+    chosen = cv[str(best)]
+    thr = chosen["threshold"]
 
-    # ---- 2. the test: fresh4, read only now
-    test = load_cases(TEST_SPLIT)
-    engine = SafetyEngine.from_policy_file(None)
-    rule_cats = [set(engine.check_input([{"role": "user", "content": c["text"]}], PROFILE).categories) for c in test]
-    results: dict[str, Any] = {}
-    for name, t in (("fp2", thr), ("fp5", thr_alt)):
-        sc = Scorer(weights, bias, t)
-        results[name] = evaluate(test, rule_cats, [sc.fires(c["text"]) for c in test])
-    test_scores = {c["id"]: round(Scorer(weights, bias, thr).score(c["text"]), 3) for c in test if is_crisis(c)}
+    # ---- 3. the shipped model: every training message, the chosen L2, the CV threshold
+    weights, bias = fit(vec.docs, vec.segments, y, best, SEED)
+    nz = np.flatnonzero(np.abs(weights) >= PRUNE)
+    trained = {"messages": len(data), "crisis": sum(y), "groups": groups, "l2": best,
+               "cv_recall": chosen["report"]["all"]["model_recall"],
+               "cv_negative_fp": chosen["report"]["all"]["model_negative_fp"], "max_fp": MAX_FP,
+               "script": "benchmarks/learned_crisis.py"}
+    payload = {
+        "format": cm.FORMAT,
+        "featuriser": {"version": cm.FEATURISER_VERSION, "hash_bits": cm.HASH_BITS, "window_segments": cm.WINDOW,
+                       "segment_cap_chars": cm.SEGMENT_CAP, "prefix_chars": cm.PREFIX},
+        "bias": round(bias, 6), "threshold": round(thr, 6), "trained": trained,
+        "buckets": [int(i) for i in nz], "weights": [round(float(weights[i]), 5) for i in nz],
+    }
+    text = json.dumps(payload, ensure_ascii=False, separators=(",", ":")) + "\n"
+    Path(args.model).write_text(text, encoding="utf-8")
+    shipped = cm.CrisisModel.load(args.model)
+    in_sample = [shipped.fires(v) for v in vec.views]
+    skew = max(abs(shipped.score(v) - vector_score(shipped.weights, shipped.bias, s))
+               for v, s in zip(vec.views, vec.segments))
+    if skew > 1e-6:
+        raise SystemExit(f"training vectors and the run-time scorer disagree by {skew}")
+    print(f"chosen l2={best}, threshold {thr:.4f}; {len(nz)} weights shipped ({len(text) / 1e6:.2f} MB); "
+          f"in-sample: recall {sum(f for f, t in zip(in_sample, y) if t) / sum(y):.3f}, "
+          f"negatives firing {sum(f for f, t in zip(in_sample, y) if not t)}/{len(y) - sum(y)}")
 
-    # ---- 3. run-time cost of the pure-Python scorer (messages built from training texts)
-    train_cases = [c for s in ("dev", "heldout") for c in load_cases(s)]
-    pools = {lang: [c["text"] for c in train_cases if c["lang"] == lang and not c["labels"]] for lang in ("en", "zh")}
-    pools["mixed_labelled"] = [c["text"] for c in train_cases if c["labels"]]
-    lat = timing(Scorer(weights, bias, thr), pools)
-
+    lat = None if args.no_timing else timing(shipped, data)
     out = {
-        "train_splits": list(TRAIN_SPLITS), "test_split": TEST_SPLIT, "rules_profile": PROFILE,
-        "training": {"messages": len(data), "crisis": sum(y), "other": len(data) - sum(y)},
-        "model": {"type": "L2 logistic regression, class-balanced, numpy-trained, pure-Python scorer",
-                  "features": "NFKC+lower; per sentence: EN word uni/bigrams + 5-char prefixes, ZH char 1-3-grams; "
-                              f"min_df {MIN_DF}; score = max over {WINDOW}-sentence windows",
-                  "l2_grid": list(L2_GRID), "l2_chosen": best, "weights": len(weights),
-                  "threshold_fp2": thr, "threshold_fp5": thr_alt},
-        "cv": {str(l2): {"threshold": v["threshold"], "report": v["report"]} for l2, v in cv.items()},
-        "cv_chosen_at_fp5": oof_report(data, oof, thr_alt),
-        "fresh4": results,
-        "fresh4_crisis_scores": test_scores,
+        "train_splits": list(TRAIN_SPLITS), "corpus": str(CORPUS.relative_to(REPO)) if CORPUS.exists() else None,
+        "training": {"messages": len(data), "crisis": sum(y), "other": len(data) - sum(y), "groups": groups},
+        "model": {"type": "L2 logistic regression over hashed n-grams, class-balanced, sparse-numpy Adam; "
+                          "run time: server/safety/crisis_model.py (numpy over code points)",
+                  "features": f"crisis_model.featurise v{cm.FEATURISER_VERSION}: match view; segments at sentence "
+                              f"ends and every {cm.SEGMENT_CAP} chars; EN word uni/bigrams + {cm.PREFIX}-char "
+                              f"prefixes, ZH char 1-3-grams; 2**{cm.HASH_BITS} buckets; min_df {MIN_DF}; "
+                              f"score = bias + max over {cm.WINDOW}-segment windows",
+                  "augmentation": f"{AUG_NEG}x negatives (windows of 2-{cm.WINDOW} negative segments); hard-negative "
+                                  f"mining {MINE_ROUNDS} rounds x {MINE_KEEP} of {MINE_SAMPLES} sampled windows",
+                  "l2_grid": list(L2_GRID), "l2_chosen": best, "threshold": thr, "weights_shipped": len(nz),
+                  "model_file_bytes": len(text.encode("utf-8")), "steps": STEPS, "seed": SEED},
+        "cv": {l2: {"threshold": v["threshold"], "long_messages": v["long"], "report": v["report"]}
+               for l2, v in cv.items()},
+        "cv_missed_ids": [d["id"] for d, s, r in zip(data, chosen["oof"], rule_hit) if d["y"] and s < thr and not r],
+        "train_serve_max_score_difference": skew,
+        "in_sample": {"recall": rate(sum(f for f, t in zip(in_sample, y) if t), sum(y)),
+                      "negative_fp": rate(sum(f for f, t in zip(in_sample, y) if not t), len(y) - sum(y))},
         "scorer_latency_4000_chars": lat,
     }
     Path(args.out).write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
     # ---- 4. table
-    print(f"\ngrouped CV on training (l2={best}): "
-          + ", ".join(f"{g} {r['recall']}" for g, r in cv[str(best)]["report"].items() if r["positives"]))
-    for name, label in (("fp2", f"threshold from CV FP<={MAX_FP}"), ("fp5", f"threshold from CV FP<={ALT_MAX_FP}")):
-        print(f"\n== fresh4 (test only), model {label} ==")
-        print(f"{'system':<16}{'lang':<5}{'recall':>8}{'prec':>7}{'tp/pos':>8}{'benignFP':>10}{'(n)':>8}")
-        for system, per in results[name].items():
-            for lang in ("all", "en", "zh"):
-                r = per[lang]
-                print(f"{system:<16}{lang:<5}{r['crisis_recall']:>8.3f}{r['crisis_precision'] or 0:>7.3f}"
-                      f"{r['tp']:>4}/{r['tp'] + r['fn']:<3}{r['benign_fp_rate']:>10.3f}{r['benign_fp']:>4}/{r['benign_cases']}")
-    print("\nscorer time per 4,000-character message (pure Python):")
-    for name, r in lat.items():
-        print(f"  {name:<16} p50 {r['p50_ms']:.3f} ms  p99 {r['p99_ms']:.3f} ms  (cpu p99 {r['cpu_p99_ms']:.3f} ms)")
-    print(f"\nwrote {args.out} and {args.weights}")
+    print(f"\ngrouped CV, out of fold (l2={best}, threshold {thr:.3f}):")
+    print(f"{'group':<15}{'pos':>5}{'neg':>6}{'model rec':>10}{'model FP':>9}{'rules rec':>10}{'rules FP':>9}"
+          f"{'OR rec':>8}{'OR FP':>7}")
+    for g, r in chosen["report"].items():
+        f = lambda v: "    -" if v is None else f"{v:.3f}"
+        print(f"{g:<15}{r['positives']:>5}{r['negatives']:>6}{f(r['model_recall']):>10}{f(r['model_negative_fp']):>9}"
+              f"{f(r['rules_recall']):>10}{f(r['rules_negative_fp']):>9}{f(r['rules_or_model_recall']):>8}"
+              f"{f(r['rules_or_model_negative_fp']):>7}")
+    lg = chosen["long"]
+    print(f"{lg['messages']} 4,000-char messages of held-out negatives: model fires {lg['model_fires']} "
+          f"({lg['model_fires_no_part_fires']} where no part fires alone), rules fire {lg['rules_fire']}; "
+          f"{lg['buried_positives']} held-out positives buried in them found: {lg['buried_positive_recall']}")
+    if lat:
+        print("\nscorer time per 4,000-character message (numpy):")
+        for name in ("en", "zh"):
+            r = lat[name]
+            print(f"  {name}  p50 {r['p50_ms']:.3f} ms  p99 {r['p99_ms']:.3f} ms  (cpu p99 {r['cpu_p99_ms']:.3f} ms)")
+    print(f"\nwrote {args.model} and {args.out}")
     return 0
 
 
