@@ -8,9 +8,17 @@ from typing import TYPE_CHECKING, Any
 from server.safety.detectors import detect_crisis, detect_emergency, detect_injection, scan
 from server.safety.normalize import char_map, has_cjk, locale_of, match_view, normalize
 from server.safety.phi import PlaceholderMap, find_phi
-from server.safety.policy import CATEGORIES, LocaleTexts, Policy, ProfilePolicy, load_policy
+from server.safety.policy import (
+    CATEGORIES,
+    LocaleTexts,
+    Policy,
+    ProfilePolicy,
+    SafetyPolicyError,
+    load_policy,
+)
 
 if TYPE_CHECKING:
+    from server.safety.crisis_model import CrisisModel
     from server.safety.output import OutputGuard
 
 Events = list[tuple[str, str]]
@@ -36,6 +44,8 @@ class Verdict:
     placeholder_map: PlaceholderMap = field(default_factory=PlaceholderMap, repr=False)
     # notices the answer must carry: "crisis_resources" and/or "urgent_care_notice"
     notices: list[str] = field(default_factory=list)
+    # categories raised only by the learned crisis model (the rules missed them); not a metric label
+    model_categories: list[str] = field(default_factory=list)
 
     @property
     def placeholders(self) -> dict[str, str]:
@@ -60,17 +70,22 @@ class _Segment:
 
 
 class SafetyEngine:
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: Policy, crisis_model_path: str | None = None) -> None:
+        """`crisis_model_path`: weights for the learned crisis detector (None: the ones shipped in the package);
+        read only when a profile turns the model on. SafetyPolicyError if they cannot be used."""
         self.policy = policy
         self.warnings: list[str] = []
         if not policy.resources_verified:
             self.warnings.append("safety policy: crisis resources and emergency numbers are unverified defaults "
                                  "(set resources_verified: true after checking them for your region)")
+        self.crisis_model: CrisisModel | None = None
+        if any(p.crisis_self_harm.model for p in policy.profiles.values()):
+            self.crisis_model = _load_crisis_model(crisis_model_path)
 
     @classmethod
-    def from_policy_file(cls, path: str | None) -> SafetyEngine:
+    def from_policy_file(cls, path: str | None, crisis_model_path: str | None = None) -> SafetyEngine:
         """The engine for the policy at `path` (None: the built-in default); SafetyPolicyError if unusable."""
-        return cls(load_policy(path))
+        return cls(load_policy(path), crisis_model_path)
 
     @property
     def profile_names(self) -> list[str]:
@@ -150,9 +165,9 @@ class SafetyEngine:
         return ([s for s in segs if s.role in _SPEAKER_ROLES]
                 or [s for s in segs if s.role not in ("system", "developer", "assistant")])
 
-    @staticmethod
-    def _detect(segs: list[_Segment], speaker: list[_Segment], prof: ProfilePolicy) -> set[str]:
-        """Run the rails over every segment, recording spans on the segments; the categories that fired."""
+    def _detect(self, segs: list[_Segment], speaker: list[_Segment], prof: ProfilePolicy) -> tuple[set[str], bool]:
+        """Run the rails over every segment, recording spans on the segments; the categories that fired,
+        and whether crisis_self_harm came from the learned model alone."""
         speaker_ids = {id(s) for s in speaker}
         phi_entities = frozenset(prof.phi.entities) if prof.phi.entities else None
         fired: set[str] = set()
@@ -173,15 +188,24 @@ class SafetyEngine:
             if phi:
                 seg.spans["phi"] = phi
                 fired.add("phi")
-        return fired
+        # the learned detector reads the same views as the crisis rules, only where they found nothing; it
+        # marks no span (there is nothing to cut out), the category and its action apply as for a rule hit
+        model = self.crisis_model if prof.crisis_self_harm.model else None
+        if model is not None and "crisis_self_harm" not in fired:
+            for seg in speaker:
+                if model.fires(seg.view):
+                    fired.add("crisis_self_harm")
+                    return fired, True
+        return fired, False
 
     def _decide(self, segs: list[_Segment], name: str, prof: ProfilePolicy) -> Verdict:
         speaker = self._speakers(segs)
-        fired = self._detect(segs, speaker, prof)
+        fired, by_model = self._detect(segs, speaker, prof)
         categories = [c for c in CATEGORIES if c in fired]
         user_text = " ".join(s.norm for s in speaker[-3:])
         locale = locale_of(user_text) if has_cjk(user_text) else "en" if user_text.strip() else self.policy.default_locale
-        verdict = Verdict(categories=categories, action="pass", profile=name, locale=locale)
+        verdict = Verdict(categories=categories, action="pass", profile=name, locale=locale,
+                          model_categories=["crisis_self_harm"] if by_model else [])
         self._apply_actions(verdict, prof)
         return verdict
 
@@ -262,6 +286,16 @@ class SafetyEngine:
             else:
                 out.insert(0, {"role": "system", "content": instruction})
         return out
+
+
+def _load_crisis_model(path: str | None) -> CrisisModel:
+    """The learned crisis detector's weights, loaded once per process; one clear line if unusable."""
+    try:
+        from server.safety.crisis_model import load_model
+    except ImportError as exc:  # numpy missing: say so at start-up rather than serve without the detector
+        raise SafetyPolicyError(f"the learned crisis detector needs numpy ({exc}); install numpy or set "
+                                "`model: false` under crisis_self_harm in every profile") from None
+    return load_model(path)
 
 
 def _redact_raw(seg: _Segment, spans: list[tuple[int, int, str]], pmap: PlaceholderMap) -> str:

@@ -28,6 +28,11 @@ class CategoryPolicy(_Strict):
     action: Action
 
 
+class CrisisPolicy(CategoryPolicy):
+    # the learned crisis detector (crisis_model.py) OR'd with the rules; false: the rules alone
+    model: bool = True
+
+
 class PhiPolicy(CategoryPolicy):
     restore_in_answer: bool = True
     entities: list[str] | None = None
@@ -49,7 +54,7 @@ class OutputPolicy(_Strict):
 
 
 class ProfilePolicy(_Strict):
-    crisis_self_harm: CategoryPolicy = CategoryPolicy(action="annotate")
+    crisis_self_harm: CrisisPolicy = CrisisPolicy(action="annotate")
     medical_emergency: CategoryPolicy = CategoryPolicy(action="annotate")
     phi: PhiPolicy = PhiPolicy(action="redact")
     prompt_injection: CategoryPolicy = CategoryPolicy(action="block")
@@ -149,6 +154,8 @@ def _first_error(exc: ValidationError) -> str:
         return f"locales: unknown locale {err['input']!r} (expected one of: {', '.join(LOCALES)})"
     if kind == "missing":
         return f"{loc}: required field is missing"
+    if kind in ("bool_parsing", "bool_type"):
+        return f"{loc}: expected true or false (got {err['input']!r})"
     msg = err["msg"].removeprefix("Value error, ")
     return f"{where}{msg}" + (f" (got {err['input']!r})" if kind.endswith(("_error", "_type")) and "input" in err
                               and not isinstance(err["input"], dict) else "")
