@@ -67,7 +67,7 @@ TRAIN_SPLITS = ("dev", "heldout", "fresh", "fresh2", "fresh3", "fresh4", "probes
 CORPUS = REPO / "tests" / "safety" / "train" / "crisis_corpus.jsonl"
 MAX_FP = 0.02          # threshold rule: highest out-of-fold recall with out-of-fold negative FP <= 2 %
 MIN_DF = 2
-L2_GRID = (0.3, 1.0, 3.0, 10.0)
+L2_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
 AUG_NEG = 1.0          # synthetic negatives per real negative (windows of 2-4 negative segments)
 STEPS = 400
 MINE_ROUNDS = 3        # hard-negative mining rounds (see fit)
@@ -308,6 +308,33 @@ def report(data: list[dict[str, Any]], oof: list[float], thr: float, rules: list
     return out
 
 
+def first_look(data: list[dict[str, Any]], oof: list[float], thr: float) -> dict[str, Any] | None:
+    """fresh4 as it was blind: the rules' first look on it (results/safety_eval_fresh4_firstlook.json, before
+    any rule was fitted to it) OR the model's out-of-fold score (fresh4 held out of training)."""
+    path = REPO / "benchmarks" / "results" / "safety_eval_fresh4_firstlook.json"
+    if not path.exists():
+        return None
+    look = json.loads(path.read_text(encoding="utf-8"))
+    missed = {m["id"] for m in look["misses"] if CRISIS in m["missed"]}
+    extra_crisis = {m["id"] for m in look["misses"] if CRISIS in m["extra"]}
+    extra_any = {m["id"] for m in look["misses"] if m["extra"]}
+    cases = {c["id"]: c for c in load_cases("fresh4")}
+    idx = [i for i, d in enumerate(data) if d["group"] == "fresh4"]
+    pos = [i for i in idx if data[i]["y"]]
+    benign = [i for i in idx if not cases[data[i]["id"]]["labels"]]
+    rules = {i: (data[i]["id"] not in missed) if data[i]["y"] else data[i]["id"] in extra_crisis for i in idx}
+    model = {i: oof[i] >= thr for i in idx}
+    return {
+        "crisis_positives": len(pos), "benign_cases": len(benign),
+        "rules_first_look_recall": rate(sum(rules[i] for i in pos), len(pos)),
+        "model_oof_recall": rate(sum(model[i] for i in pos), len(pos)),
+        "rules_first_look_or_model_recall": rate(sum(rules[i] or model[i] for i in pos), len(pos)),
+        "benign_fp_rules_first_look": rate(sum(data[i]["id"] in extra_any for i in benign), len(benign)),
+        "benign_fp_rules_first_look_or_model": rate(sum(data[i]["id"] in extra_any or model[i] for i in benign),
+                                                    len(benign)),
+    }
+
+
 def timing(model: cm.CrisisModel, data: list[dict[str, Any]], iterations: int = 1000) -> dict[str, Any]:
     """The run-time scorer's time per 4,000-character message (view computed outside the timing)."""
     rng = random.Random(7)
@@ -392,6 +419,7 @@ def main() -> int:
           f"in-sample: recall {sum(f for f, t in zip(in_sample, y) if t) / sum(y):.3f}, "
           f"negatives firing {sum(f for f, t in zip(in_sample, y) if not t)}/{len(y) - sum(y)}")
 
+    blind = first_look(data, chosen["oof"], thr)
     lat = None if args.no_timing else timing(shipped, data)
     out = {
         "train_splits": list(TRAIN_SPLITS), "corpus": str(CORPUS.relative_to(REPO)) if CORPUS.exists() else None,
@@ -399,9 +427,10 @@ def main() -> int:
         "model": {"type": "L2 logistic regression over hashed n-grams, class-balanced, sparse-numpy Adam; "
                           "run time: server/safety/crisis_model.py (numpy over code points)",
                   "features": f"crisis_model.featurise v{cm.FEATURISER_VERSION}: match view; segments at sentence "
-                              f"ends and every {cm.SEGMENT_CAP} chars; EN word uni/bigrams + {cm.PREFIX}-char "
-                              f"prefixes, ZH char 1-3-grams; 2**{cm.HASH_BITS} buckets; min_df {MIN_DF}; "
-                              f"score = bias + max over {cm.WINDOW}-segment windows",
+                              f"ends, spaces touching CJK and every {cm.SEGMENT_CAP} chars; EN word uni/bigrams + "
+                              f"{cm.PREFIX}-char prefixes, ZH char 1-3-grams, a per-segment offset; "
+                              f"2**{cm.HASH_BITS} buckets; min_df {MIN_DF}; "
+                              f"score = bias + max over windows of 1-{cm.WINDOW} segments",
                   "augmentation": f"{AUG_NEG}x negatives (windows of 2-{cm.WINDOW} negative segments); hard-negative "
                                   f"mining {MINE_ROUNDS} rounds x {MINE_KEEP} of {MINE_SAMPLES} sampled windows",
                   "l2_grid": list(L2_GRID), "l2_chosen": best, "threshold": thr, "weights_shipped": len(nz),
@@ -409,6 +438,7 @@ def main() -> int:
         "cv": {l2: {"threshold": v["threshold"], "long_messages": v["long"], "report": v["report"]}
                for l2, v in cv.items()},
         "cv_missed_ids": [d["id"] for d, s, r in zip(data, chosen["oof"], rule_hit) if d["y"] and s < thr and not r],
+        "fresh4_blind": blind,
         "train_serve_max_score_difference": skew,
         "in_sample": {"recall": rate(sum(f for f, t in zip(in_sample, y) if t), sum(y)),
                       "negative_fp": rate(sum(f for f, t in zip(in_sample, y) if not t), len(y) - sum(y))},
@@ -429,6 +459,11 @@ def main() -> int:
     print(f"{lg['messages']} 4,000-char messages of held-out negatives: model fires {lg['model_fires']} "
           f"({lg['model_fires_no_part_fires']} where no part fires alone), rules fire {lg['rules_fire']}; "
           f"{lg['buried_positives']} held-out positives buried in them found: {lg['buried_positive_recall']}")
+    if blind:
+        print(f"fresh4 as it was blind: rules' first look {blind['rules_first_look_recall']}, model out of fold "
+              f"{blind['model_oof_recall']}, first look OR model {blind['rules_first_look_or_model_recall']} of "
+              f"{blind['crisis_positives']} crisis cases; benign FP {blind['benign_fp_rules_first_look']} -> "
+              f"{blind['benign_fp_rules_first_look_or_model']} of {blind['benign_cases']}")
     if lat:
         print("\nscorer time per 4,000-character message (numpy):")
         for name in ("en", "zh"):
