@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -86,27 +87,31 @@ class CrisisModelError(SafetyPolicyError):
 
 
 class _Powers:
-    """BASE**j and BASE**-j mod 2**64 for j < len, grown on demand (words hash by prefix sums)."""
+    """BASE**j and BASE**-j mod 2**64 for j < len, grown on demand (words hash by prefix sums).
+
+    The pair is one attribute, replaced whole and only by a longer one, so a reader in any thread gets a
+    consistent pair at least as long as it asked for."""
 
     def __init__(self) -> None:
-        self.fwd = np.ones(1, dtype=np.uint64)
-        self.inv = np.ones(1, dtype=np.uint64)
-        self._grow(8192)
-
-    def _grow(self, n: int) -> None:
-        fwd, inv = self.fwd, self.inv
-        while len(fwd) < n:
-            k = len(fwd)
-            step_f = np.uint64(pow(_BASE, k, 1 << 64))
-            step_i = np.uint64(pow(_BASE_INV, k, 1 << 64))
-            fwd = np.concatenate([fwd, fwd * step_f])  # uint64 arrays wrap mod 2**64
-            inv = np.concatenate([inv, inv * step_i])
-        self.fwd, self.inv = fwd, inv  # rebound together: readers never see a half-grown pair
+        one = np.ones(1, dtype=np.uint64)
+        self.pair = (one, one)
+        self._lock = threading.Lock()
+        self.get(8192)
 
     def get(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        if len(self.fwd) < n:
-            self._grow(n)
-        return self.fwd, self.inv
+        pair = self.pair
+        if len(pair[0]) >= n:
+            return pair
+        with self._lock:
+            fwd, inv = self.pair
+            while len(fwd) < n:
+                k = len(fwd)
+                step_f = np.uint64(pow(_BASE, k, 1 << 64))
+                step_i = np.uint64(pow(_BASE_INV, k, 1 << 64))
+                fwd = np.concatenate([fwd, fwd * step_f])  # uint64 arrays wrap mod 2**64
+                inv = np.concatenate([inv, inv * step_i])
+            self.pair = (fwd, inv)
+            return self.pair
 
 
 _POWERS = _Powers()

@@ -272,3 +272,10 @@ def test_real_model_hit_through_chat_and_completions(engine: SafetyEngine) -> No
     assert "crisis_resources" in verdict.notices
     prompt = engine.check_prompt(text, "patient")
     assert CRISIS in prompt.categories and prompt.prompt.startswith("Safety instruction")
+
+
+def test_very_long_messages_grow_the_hash_tables(model: CrisisModel) -> None:
+    text = INDIRECT_CRISIS[3]
+    long_text = "ordinary words here. " * 2000 + text  # ~40,000 characters, past the precomputed powers
+    assert score(model, long_text) >= score(model, text) - 1e-9 and model.fires(cm.view_of(long_text))
+    assert len(cm._POWERS.pair[0]) >= len(long_text) * 0.8
