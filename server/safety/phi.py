@@ -42,9 +42,11 @@ _NUMERIC = frozenset({NUMERIC})
 # digit groups ("3301 2345 6789 0123")
 _ID = r"((?:[A-Za-z]{1,4}[ -])?[A-Za-z0-9]*\d[A-Za-z0-9]*(?:[-.·][A-Za-z0-9]+)*(?: \d{2,6}\b)*)"
 # separators between a context word and its identifier, allowing "device ID on my CGM is ..." and, before
-# "is"/"was" only, a longer place: "account number at the billing office is ...", "member ID with my plan was"
+# "is"/"was" only, a longer place: "account number at the billing office is ...", "member ID with my plan was",
+# or a named one: "MRN at St. Luke's is ...", "member ID with Blue Shield was ..."
 _SEP = (r"(?:\s+(?:on|of|for|in|from)\s+(?:my|the|his|her|our|their)(?:\s+[\w-]+){1,2}"
-        r"|\s+(?:at|with|under|through)\s+(?:my|the|his|her|our|their)(?:\s+[\w'-]+){1,3}(?=\s+(?:is|was)\b))?"
+        r"|\s+(?:at|with|under|through)\s+(?:(?:my|the|his|her|our|their)(?:\s+[\w'-]+){1,3}|[A-Z][\w'.-]*(?:\s+[A-Z][\w'.-]*){0,3})"
+        r"(?=\s+(?:is|was)\b))?"
         r"[\s:：#.,=是为]*(?:(?:is|number|no\.?|num|id)[\s:：#.]*)*")
 
 # ---- free-standing formats -------------------------------------------------------------------------
@@ -143,7 +145,8 @@ _STREET_WORDS = frozenset(f" {w.lower()}{end}" for w in _STREET[3:-1].split("|")
 _ADDR_EN = _rx(
     rf"\b\d{{1,6}}\s+(?:[A-Z][A-Za-z'-]+\.?\s+){{1,4}}{_STREET}\b\.?"
     r"(?:,?\s+(?:Apt|Apartment|Unit|Suite|Ste|Flat|Room|#)\.?\s*#?[A-Za-z0-9-]+)?"
-    r"(?:,\s+[A-Z][a-z]+(?:\s+[A-Z][a-z]+)?(?:,\s+[A-Z]{2})?(?:\s+\d{5}(?:-\d{4})?)?)?",
+    # city, then the state with or without its comma ("Columbus, OH 43215", "Columbus OH 43215")
+    r"(?:,\s+[A-Z][a-z]+(?:\s+[A-Z][a-z]+)?(?:,?\s+[A-Z]{2}\b)?(?:\s+\d{5}(?:-\d{4})?)?)?",
     literals=_STREET_WORDS,
 )
 _PO_BOX = _rx(r"\bP\.?\s?O\.?\s+Box\s+\d+\b", _I)
