@@ -1,40 +1,48 @@
-"""Train the learned crisis detector that ships with the safety layer (server/safety/crisis_model.json).
+"""Train the learned detectors that ship with the safety layer (server/safety/learned_model.json): crisis_self_harm,
+medical_emergency and prompt_injection, one featurisation shared by all three.
 
     python benchmarks/learned_crisis.py [--out benchmarks/results/learned_crisis.json]
-                                        [--model server/safety/crisis_model.json] [--no-timing]
+                                        [--model server/safety/learned_model.json] [--no-timing] [--grid L2 ...]
 
-The rule-based crisis_self_harm rail meets its recall goal on the sets it was tuned on but generalises badly
-to new indirect wording; a small hashed n-gram logistic regression, OR'd with the rules in the engine
-(server/safety/engine.py; per-profile switch `crisis_self_harm.model` in the policy), catches much of it.
+The rule-based rails meet their recall goals on the sets they were tuned on but generalise badly to new
+wording (fresh5's first look: crisis 0.57, emergency 0.73, injection 0.69); a small hashed n-gram logistic
+regression per category, OR'd with the rules in the engine (server/safety/engine.py; per-profile switches
+`<category>.model` and `<category>.model_action` in the policy), catches much of it. (The script keeps its
+first name: it began with crisis alone.)
 
-Training data: the labelled sets dev, heldout, fresh, fresh2, fresh3, fresh4 and probes (positives: cases
-labelled or expected crisis_self_harm; negatives: everything else, hard negatives included) plus, when it
-exists, tests/safety/train/crisis_corpus.jsonl (lines {"id", "lang", "crisis": bool, "text"}). Nothing else
-is read: later blind sets (fresh5, ...) stay unseen by everything that picks a setting here.
+Training data, per category: the labelled sets dev, heldout, fresh ... fresh5 and probes (positives: cases
+labelled or expected with the category; negatives: everything else, hard negatives and other categories
+included) plus, when present, tests/safety/train/crisis_corpus.jsonl (lines {"id", "lang", "crisis": bool,
+"text"}; crisis only) and tests/safety/train/emergency_injection_corpus.jsonl (lines {"id", "lang", "labels",
+"text"}; emergency and injection only). A corpus trains only the categories it was labelled for: an overdose
+in the crisis corpus may well be an emergency, and the emergency/injection corpus carries no crisis labels,
+so neither is used as the other's negatives. Nothing else is read: later blind sets stay unseen by everything
+that picks a setting here.
 
 Features: server.safety.crisis_model.featurise, the function the gateway runs (no train/serve skew; the
 script checks that every training message scores the same from its training vectors as through the
-run-time scorer): per segment, English word uni/bigrams and 5-letter prefixes and Chinese character
-1-3-grams hashed into 2**18 buckets, plus a per-segment offset; a message's vector is the sum over its
-segments. Buckets seen in fewer than MIN_DF training messages are left out. Model: L2 logistic regression,
-class-balanced, full-batch Adam on sparse vectors (numpy). The run-time score is the best window of 1-4
-segments of a message, so a long ordinary message offers many windows: each fit adds synthetic negatives
-shaped like windows (2-4 segments of random negative messages), then mines the highest-scoring of 50,000
-random negative windows (3 rounds x 1,000) and refits. (Synthetic positives - a positive plus ordinary
-segments - were tried and dropped: they taught ordinary sentences to add up, and the best-window score
-already keeps a crisis sentence from being diluted.)
+run-time scorer, LearnedModel.scores, which scores every category from one featurisation): per segment,
+English word uni/bigrams and 5-letter prefixes and Chinese character 1-3-grams hashed into 2**18 buckets,
+plus a per-segment offset; a message's vector is the sum over its segments. Buckets seen in fewer than
+MIN_DF training messages are left out. Model per category: L2 logistic regression, class-balanced,
+full-batch Adam on sparse vectors (numpy). The run-time score is the best window of 1-4 segments of a
+message, so a long ordinary message offers many windows: each fit adds synthetic negatives shaped like
+windows (2-4 segments of random negative messages), then mines the highest-scoring of 50,000 random negative
+windows (3 rounds x 1,000) and refits.
 
 Model selection (L2 strength) and the decision threshold come from grouped cross-validation on the training
-data only: groups are the files (probes in three batches of rounds, the corpus one group); every
-out-of-fold score is the run-time scorer's (CrisisModel.score) on the real message text; the threshold is
-the one with the highest out-of-fold recall while out-of-fold negatives fire <= 2 %. Reported per group:
-model recall and negative FP, rules alone, and rules OR model (the shipped system; the rules were tuned on
-most of these sets, so the rules' figures are mostly not out-of-sample). Also reported: out-of-fold firing
-on ~4,000-character messages made only of held-out negatives (hard negatives back to back - a stress test;
-the rules' rate on the same messages is given), and recall of held-out positives buried in such messages.
+data only, per category: groups are the files (probes in three batches of rounds, each corpus one group);
+every out-of-fold score is the run-time scorer's on the real message text; the threshold gives the highest
+out-of-fold recall while out-of-fold negatives fire <= MAX_FP (2 % crisis and emergency, 1 % injection),
+placed mid-way in the gap that keeps that recall. Reported per group: model recall and negative FP, rules
+alone, and rules OR model (the shipped system; the rules were tuned on most of these sets, so the rules'
+figures are mostly not out-of-sample); out-of-fold firing on ~4,000-character messages made only of held-out
+negatives (hard negatives back to back - a stress test; the rules' rate on the same messages is given);
+recall of held-out positives buried in such messages; fresh4 and fresh5 as they were blind (the rules' first
+look OR the model out of fold).
 
 Deterministic (fixed seeds): the same data gives the same model file byte for byte. Writes the model to
-server/safety/crisis_model.json and the record of this run to benchmarks/results/learned_crisis.json.
+server/safety/learned_model.json and the record of this run to benchmarks/results/learned_crisis.json.
 """
 
 from __future__ import annotations
@@ -60,14 +68,22 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.safety_eval import load_cases
 from server.safety import crisis_model as cm
-from server.safety.detectors import detect_crisis
+from server.safety.detectors import detect_crisis, detect_emergency, detect_injection
 
-CRISIS = "crisis_self_harm"
-TRAIN_SPLITS = ("dev", "heldout", "fresh", "fresh2", "fresh3", "fresh4", "probes")
+CRISIS, EMERGENCY, INJECTION = cm.LEARNED_CATEGORIES
+RULES = {CRISIS: detect_crisis, EMERGENCY: detect_emergency, INJECTION: detect_injection}
+TRAIN_SPLITS = ("dev", "heldout", "fresh", "fresh2", "fresh3", "fresh4", "fresh5", "probes")
 CORPUS = REPO / "tests" / "safety" / "train" / "crisis_corpus.jsonl"
-MAX_FP = 0.02          # threshold rule: highest out-of-fold recall with out-of-fold negative FP <= 2 %
+EI_CORPUS = REPO / "tests" / "safety" / "train" / "emergency_injection_corpus.jsonl"
+# threshold rule: highest out-of-fold recall with out-of-fold negative FP <= MAX_FP[category]. Injection is
+# stricter: a false positive there changes how the request is handled (see default_policy.yaml)
+MAX_FP = {CRISIS: 0.02, EMERGENCY: 0.01, INJECTION: 0.01}
+# segments per scoring window: emergency is scored sentence by sentence (an emergency is told in one
+# sentence; a long history whose sentences each mention something medical must not add up to one - with
+# windows of 4, neutral third-person sentences added up)
+WINDOWS = {CRISIS: cm.WINDOW, EMERGENCY: 1, INJECTION: cm.WINDOW}
 MIN_DF = 2
-L2_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
+L2_GRID = (0.01, 0.03, 0.1, 0.3, 1.0)
 AUG_NEG = 1.0          # synthetic negatives per real negative (windows of 2-4 negative segments)
 STEPS = 400
 MINE_ROUNDS = 3        # hard-negative mining rounds (see fit)
@@ -81,24 +97,30 @@ LONG_MESSAGES = 200    # per CV fold: 4,000-character messages of held-out negat
 
 # ---------------------------------------------------------------- data
 
-def is_crisis(case: dict[str, Any]) -> bool:
-    return CRISIS in case.get("labels", []) or case.get("expect") == CRISIS
+def labels_of(case: dict[str, Any]) -> set[str]:
+    out = set(case.get("labels", []))
+    if case.get("expect"):
+        out.add(case["expect"])
+    return out
 
 
 def group_of(split: str, case: dict[str, Any]) -> str:
     if split != "probes":
         return split
     rnd = int(re.match(r"probe(\d+)-", case["id"]).group(1))
-    return "probes1-4" if rnd <= 4 else "probes5-8" if rnd <= 8 else "probes9-13"
+    return "probes1-4" if rnd <= 4 else "probes5-8" if rnd <= 8 else "probes9+"
 
 
 def load_training() -> list[dict[str, Any]]:
-    """Every training message: {group, id, lang, text, y}. Reads only TRAIN_SPLITS and the corpus."""
+    """Every training message: {group, id, lang, text, labels, cats}. `cats`: the categories the message
+    trains (as a positive or a negative): every category for the labelled sets; crisis only for the crisis
+    corpus (it carries no emergency/injection labels: an overdose there may well be an emergency), emergency
+    and injection only for their corpus (no crisis labels). Reads only TRAIN_SPLITS and the corpora."""
     data: list[dict[str, Any]] = []
     for split in TRAIN_SPLITS:
         for case in load_cases(split):
             data.append({"group": group_of(split, case), "id": case["id"], "lang": case["lang"],
-                         "text": case["text"], "y": int(is_crisis(case))})
+                         "text": case["text"], "labels": labels_of(case), "cats": set(cm.LEARNED_CATEGORIES)})
     if CORPUS.exists():
         with open(CORPUS, encoding="utf-8") as fh:
             for n, line in enumerate(fh, 1):
@@ -108,7 +130,19 @@ def load_training() -> list[dict[str, Any]]:
                 if not isinstance(row.get("text"), str) or not isinstance(row.get("crisis"), bool):
                     raise SystemExit(f"{CORPUS}:{n}: expected {{id, lang, crisis: bool, text}}")
                 data.append({"group": "crisis_corpus", "id": row.get("id", f"corpus-{n}"),
-                             "lang": row.get("lang", "?"), "text": row["text"], "y": int(row["crisis"])})
+                             "lang": row.get("lang", "?"), "text": row["text"],
+                             "labels": {CRISIS} if row["crisis"] else set(), "cats": {CRISIS}})
+    if EI_CORPUS.exists():
+        with open(EI_CORPUS, encoding="utf-8") as fh:
+            for n, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                row = json.loads(line)
+                if not isinstance(row.get("text"), str) or not isinstance(row.get("labels"), list):
+                    raise SystemExit(f"{EI_CORPUS}:{n}: expected {{id, lang, labels: [...], text}}")
+                data.append({"group": "emergency_injection_corpus", "id": row.get("id", f"ei-corpus-{n}"),
+                             "lang": row.get("lang", "?"), "text": row["text"], "labels": set(row["labels"]),
+                             "cats": {EMERGENCY, INJECTION}})
     return data
 
 
@@ -127,13 +161,21 @@ class Vectors:
             seg, buckets = cm.featurise(v).pairs()
             self.segments.append([np.unique(buckets[seg == s], return_counts=True) for s in np.unique(seg)])
 
+    def subset(self, idx: list[int]) -> Vectors:
+        out = Vectors([])
+        out.views = [self.views[i] for i in idx]
+        out.docs = [self.docs[i] for i in idx]
+        out.segments = [self.segments[i] for i in idx]
+        return out
 
-def vector_score(weights: np.ndarray, bias: float, segments: list[tuple[np.ndarray, np.ndarray]]) -> float:
+
+def vector_score(weights: np.ndarray, bias: float, segments: list[tuple[np.ndarray, np.ndarray]],
+                 window: int = cm.WINDOW) -> float:
     """A message's score computed from its training vectors (per segment), for checking that the training
     path and the run-time scorer (CrisisModel.score on the text) agree."""
     if not segments:
         return bias
-    return bias + cm.window_max(np.array([float(weights[b] @ c) for b, c in segments]))
+    return bias + cm.window_max(np.array([float(weights[b] @ c) for b, c in segments]), window)
 
 
 def _total(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
@@ -143,13 +185,13 @@ def _total(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.n
     return ub, np.bincount(inv, weights=c).astype(np.int64)
 
 
-def _augment(segments: list[list[tuple[np.ndarray, np.ndarray]]], y: list[int], rng: np.random.Generator
-             ) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[int]]:
+def _augment(segments: list[list[tuple[np.ndarray, np.ndarray]]], y: list[int], rng: np.random.Generator,
+             window: int) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[int]]:
     """Synthetic negatives shaped like run-time windows: 2 to WINDOW segments of random negative messages."""
     neg_segs = [s for i, t in enumerate(y) if not t for s in segments[i]]
     out: list[tuple[np.ndarray, np.ndarray]] = []
     for _ in range(int(AUG_NEG * sum(1 for t in y if not t))):
-        k = int(rng.integers(2, cm.WINDOW + 1))
+        k = int(rng.integers(2, window + 1))
         out.append(_total([neg_segs[int(j)] for j in rng.choice(len(neg_segs), size=k, replace=False)]))
     return out, [0] * len(out)
 
@@ -201,7 +243,9 @@ def fit(docs: list[tuple[np.ndarray, np.ndarray]], segments: list[list[tuple[np.
     as negatives, and fit again (hard-negative mining for the max)."""
     rng = np.random.default_rng(seed)
     usable = np.bincount(np.concatenate([b for b, _ in docs]), minlength=cm.SIZE) >= MIN_DF
-    aug, aug_y = _augment(segments, y, rng)
+    # synthetic and mined negatives are windows of 2-WINDOW negative segments whatever the category's own
+    # window (for a 1-segment window they teach that ordinary sentences are negative, which is still true)
+    aug, aug_y = _augment(segments, y, rng, cm.WINDOW)
     docs, y = docs + aug, list(y) + aug_y
     weights, bias = _train(docs, y, usable, l2)
     neg_segs = [s for segs, t in zip(segments, y) if not t for s in segs]
@@ -218,15 +262,23 @@ def fit(docs: list[tuple[np.ndarray, np.ndarray]], segments: list[list[tuple[np.
     return weights, bias
 
 
-def model_of(weights: np.ndarray, bias: float, threshold: float) -> cm.CrisisModel:
-    return cm.CrisisModel(weights, bias, threshold, {})
+def model_of(weights: np.ndarray, bias: float, threshold: float, window: int = cm.WINDOW
+             ) -> cm.CrisisModel:  # one category
+    return cm.CrisisModel(weights, bias, threshold, {}, window)
 
 
 def pick_threshold(scores: list[float], y: list[int], max_fp: float) -> float:
+    """The highest recall with at most max_fp of the negatives at or above the threshold; among the thresholds
+    with that recall, the middle of the gap between the highest negative left below and the lowest positive
+    still found (a margin on both sides: where recall is easy, as for injection, the threshold does not sit
+    at the edge of the negatives)."""
     neg = sorted((s for s, t in zip(scores, y) if not t), reverse=True)
     allowed = int(max_fp * len(neg))           # negatives allowed at or above the threshold
-    # the threshold sits just above the (allowed+1)-th highest negative score
-    return neg[allowed] + 1e-6 if allowed < len(neg) else min(scores)
+    if allowed >= len(neg):
+        return min(scores)
+    lo = neg[allowed]                          # the threshold must be above this negative
+    found = [s for s, t in zip(scores, y) if t and s > lo]
+    return (lo + min(found)) / 2 if found else lo + 1e-6
 
 
 def rate(num: int, den: int) -> float | None:
@@ -245,7 +297,8 @@ def long_message(rng: random.Random, pool: list[str], insert: str | None = None)
     return " ".join(parts), used
 
 
-def cross_validate(data: list[dict[str, Any]], vec: Vectors, l2: float) -> dict[str, Any]:
+def cross_validate(data: list[dict[str, Any]], vec: Vectors, l2: float, rules: Any, window: int = cm.WINDOW
+                   ) -> dict[str, Any]:
     """Out-of-fold scores of every message (the run-time scorer on its text), and long messages built from
     each held-out fold: negatives only (score, highest score of a part alone, rules fire) and with one
     held-out positive buried in them (score)."""
@@ -258,7 +311,7 @@ def cross_validate(data: list[dict[str, Any]], vec: Vectors, l2: float) -> dict[
         te = [i for i, d in enumerate(data) if d["group"] == g]
         weights, bias = fit([vec.docs[i] for i in tr], [vec.segments[i] for i in tr], [data[i]["y"] for i in tr],
                             l2, SEED + k)
-        model = model_of(weights, bias, 0.0)
+        model = model_of(weights, bias, 0.0, window)
         for i in te:
             oof[i] = model.score(vec.views[i])
         alone = {data[i]["text"]: oof[i] for i in te}
@@ -271,7 +324,7 @@ def cross_validate(data: list[dict[str, Any]], vec: Vectors, l2: float) -> dict[
             for _ in range(LONG_MESSAGES // 2):
                 text, used = long_message(rng, pool)
                 view = cm.view_of(text)
-                long_neg.append((model.score(view), max(alone[t] for t in used), bool(detect_crisis(view))))
+                long_neg.append((model.score(view), max(alone[t] for t in used), bool(rules(view))))
             for text in pos:
                 long_pos.append(model.score(cm.view_of(long_message(rng, pool, text)[0])))
     return {"oof": oof, "long_neg": long_neg, "long_pos": long_pos}
@@ -308,48 +361,57 @@ def report(data: list[dict[str, Any]], oof: list[float], thr: float, rules: list
     return out
 
 
-def first_look(data: list[dict[str, Any]], oof: list[float], thr: float) -> dict[str, Any] | None:
-    """fresh4 as it was blind: the rules' first look on it (results/safety_eval_fresh4_firstlook.json, before
-    any rule was fitted to it) OR the model's out-of-fold score (fresh4 held out of training)."""
-    path = REPO / "benchmarks" / "results" / "safety_eval_fresh4_firstlook.json"
+FIRST_LOOKS = {  # blind sets' first looks: the rules' verdicts before any rule was fitted to the set
+    "fresh4": "safety_eval_fresh4_firstlook.json",
+    "fresh5": "safety_eval_fresh5_firstlook_rules_only.json",
+}
+
+
+def first_look(data: list[dict[str, Any]], oof: list[float], thr: float, category: str, split: str
+               ) -> dict[str, Any] | None:
+    """`split` as it was blind: the rules' first look on it (recorded before any rule was fitted to it) OR the
+    model's out-of-fold score (the split held out of training)."""
+    path = REPO / "benchmarks" / "results" / FIRST_LOOKS[split]
     if not path.exists():
         return None
     look = json.loads(path.read_text(encoding="utf-8"))
-    missed = {m["id"] for m in look["misses"] if CRISIS in m["missed"]}
-    extra_crisis = {m["id"] for m in look["misses"] if CRISIS in m["extra"]}
+    look = look["splits"][split] if "splits" in look else look
+    missed = {m["id"] for m in look["misses"] if category in m["missed"]}
+    extra_cat = {m["id"] for m in look["misses"] if category in m["extra"]}
     extra_any = {m["id"] for m in look["misses"] if m["extra"]}
-    cases = {c["id"]: c for c in load_cases("fresh4")}
-    idx = [i for i, d in enumerate(data) if d["group"] == "fresh4"]
+    cases = {c["id"]: c for c in load_cases(split)}
+    idx = [i for i, d in enumerate(data) if d["group"] == split]
     pos = [i for i in idx if data[i]["y"]]
-    benign = [i for i in idx if not cases[data[i]["id"]]["labels"]]
-    rules = {i: (data[i]["id"] not in missed) if data[i]["y"] else data[i]["id"] in extra_crisis for i in idx}
+    benign = [i for i in idx if not labels_of(cases[data[i]["id"]])]
+    rules = {i: (data[i]["id"] not in missed) if data[i]["y"] else data[i]["id"] in extra_cat for i in idx}
     model = {i: oof[i] >= thr for i in idx}
     return {
-        "crisis_positives": len(pos), "benign_cases": len(benign),
+        "positives": len(pos), "benign_cases": len(benign),
         "rules_first_look_recall": rate(sum(rules[i] for i in pos), len(pos)),
         "model_oof_recall": rate(sum(model[i] for i in pos), len(pos)),
         "rules_first_look_or_model_recall": rate(sum(rules[i] or model[i] for i in pos), len(pos)),
         "benign_fp_rules_first_look": rate(sum(data[i]["id"] in extra_any for i in benign), len(benign)),
-        "benign_fp_rules_first_look_or_model": rate(sum(data[i]["id"] in extra_any or model[i] for i in benign),
-                                                    len(benign)),
+        "benign_fp_rules_first_look_or_this_model": rate(
+            sum(data[i]["id"] in extra_any or model[i] for i in benign), len(benign)),
     }
 
 
-def timing(model: cm.CrisisModel, data: list[dict[str, Any]], iterations: int = 1000) -> dict[str, Any]:
-    """The run-time scorer's time per 4,000-character message (view computed outside the timing)."""
+def timing(model: cm.LearnedModel, data: list[dict[str, Any]], iterations: int = 1000) -> dict[str, Any]:
+    """The run-time scorer's time (every category at once) per 4,000-character message (view computed outside
+    the timing)."""
     rng = random.Random(7)
     out: dict[str, Any] = {}
     for lang in ("en", "zh"):
-        pool = [d["text"] for d in data if d["lang"] == lang and not d["y"]]
+        pool = [d["text"] for d in data if d["lang"] == lang and not d["labels"]]
         views = [cm.view_of(long_message(rng, pool)[0][:LENGTH]) for _ in range(iterations)]
         for v in views[:50]:
-            model.score(v)
+            model.fired(v)
         gc.collect()
         gc.freeze()  # the training data's objects would otherwise make each cyclic GC pass slow
         wall, cpu = [], []
         for v in views:
             c0, t0 = time.thread_time(), time.perf_counter()
-            model.fires(v)
+            model.fired(v)
             wall.append((time.perf_counter() - t0) * 1000)
             cpu.append((time.thread_time() - c0) * 1000)
         pick = lambda s, q: round(sorted(s)[min(len(s) - 1, int(q * len(s)))], 4)
@@ -359,113 +421,157 @@ def timing(model: cm.CrisisModel, data: list[dict[str, Any]], iterations: int = 
     return out
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "learned_crisis.json"))
-    parser.add_argument("--model", default=str(REPO / "server" / "safety" / "crisis_model.json"))
-    parser.add_argument("--no-timing", action="store_true", help="skip the scorer timing")
-    args = parser.parse_args()
-
-    # ---- 1. training data: the labelled sets and the corpus, nothing else
-    data = load_training()
-    y = [d["y"] for d in data]
-    groups = sorted({d["group"] for d in data})
-    print(f"training: {len(data)} messages, {sum(y)} crisis, {len(data) - sum(y)} other, "
-          f"{len(groups)} CV groups ({', '.join(groups)}); corpus {'read' if CORPUS.exists() else 'absent'}")
-    vec = Vectors([d["text"] for d in data])
-    rule_hit = [bool(detect_crisis(v)) for v in vec.views]  # the crisis rules on the same view the engine gives them
-
-    # ---- 2. grouped CV over the L2 grid: threshold and L2 from out-of-fold scores only
+def train_category(category: str, data: list[dict[str, Any]], vec: Vectors, grid: tuple[float, ...]
+                   ) -> dict[str, Any]:
+    """Grouped CV over the L2 grid, then the model on every message of this category's training data."""
+    idx = [i for i, d in enumerate(data) if category in d["cats"]]
+    sub = [{**data[i], "y": int(category in data[i]["labels"])} for i in idx]
+    sv = vec.subset(idx)
+    y = [d["y"] for d in sub]
+    groups = sorted({d["group"] for d in sub})
+    max_fp = MAX_FP[category]
+    print(f"[{category}] {len(sub)} messages, {sum(y)} positive, {len(sub) - sum(y)} negative, "
+          f"{len(groups)} CV groups ({', '.join(groups)}); threshold at out-of-fold negative FP <= {max_fp}")
+    rule_hit = [bool(RULES[category](v)) for v in sv.views]  # the rules on the view the engine gives them
     cv: dict[str, Any] = {}
-    for l2 in L2_GRID:
-        res = cross_validate(data, vec, l2)
-        thr = pick_threshold(res["oof"], y, MAX_FP)
-        rep = report(data, res["oof"], thr, rule_hit)
+    for l2 in grid:
+        t0 = time.perf_counter()
+        res = cross_validate(sub, sv, l2, RULES[category], WINDOWS[category])
+        thr = pick_threshold(res["oof"], y, max_fp)
+        rep = report(sub, res["oof"], thr, rule_hit)
         res.update(threshold=thr, report=rep, long=long_report(res, thr))
         cv[str(l2)] = res
         a, lg = rep["all"], res["long"]
         print(f"  l2={l2:<5} threshold {thr:7.3f}  OOF recall {a['model_recall']:.3f} at negative FP "
               f"{a['model_negative_fp']:.3f}; rules OR model {a['rules_or_model_recall']:.3f} / "
-              f"{a['rules_or_model_negative_fp']:.3f}; 4,000-char negatives: model fires {lg['model_fires']:.3f} "
-              f"(no part alone {lg['model_fires_no_part_fires']:.3f}), rules {lg['rules_fire']:.3f}; "
-              f"buried positives {lg['buried_positive_recall']:.3f}")
-    best = max(L2_GRID, key=lambda l2: (cv[str(l2)]["report"]["all"]["model_recall"], l2))
+              f"{a['rules_or_model_negative_fp']:.3f}; 4,000-char negatives: model fires {lg['model_fires']} "
+              f"(no part alone {lg['model_fires_no_part_fires']}), rules {lg['rules_fire']}; "
+              f"buried positives {lg['buried_positive_recall']}  ({time.perf_counter() - t0:.0f} s)", flush=True)
+    best = max(grid, key=lambda l2: (cv[str(l2)]["report"]["all"]["model_recall"], l2))
     chosen = cv[str(best)]
     thr = chosen["threshold"]
-
-    # ---- 3. the shipped model: every training message, the chosen L2, the CV threshold
-    weights, bias = fit(vec.docs, vec.segments, y, best, SEED)
+    weights, bias = fit(sv.docs, sv.segments, y, best, SEED)
     nz = np.flatnonzero(np.abs(weights) >= PRUNE)
-    trained = {"messages": len(data), "crisis": sum(y), "groups": groups, "l2": best,
+    trained = {"messages": len(sub), "positives": sum(y), "groups": groups, "l2": best,
                "cv_recall": chosen["report"]["all"]["model_recall"],
-               "cv_negative_fp": chosen["report"]["all"]["model_negative_fp"], "max_fp": MAX_FP,
+               "cv_negative_fp": chosen["report"]["all"]["model_negative_fp"], "max_fp": max_fp,
                "script": "benchmarks/learned_crisis.py"}
+    weights_out = {"bias": round(bias, 6), "threshold": round(thr, 6), "window_segments": WINDOWS[category],
+                   "trained": trained,
+                   "buckets": [int(i) for i in nz], "weights": [round(float(weights[i]), 5) for i in nz]}
+    blind = {split: first_look(sub, chosen["oof"], thr, category, split) for split in FIRST_LOOKS}
+    record = {
+        "training": {"messages": len(sub), "positives": sum(y), "negatives": len(sub) - sum(y), "groups": groups},
+        "l2_grid": list(grid), "l2_chosen": best, "threshold": thr, "max_fp": max_fp,
+        "window_segments": WINDOWS[category], "weights_shipped": len(nz),
+        "cv": {l2: {"threshold": v["threshold"], "long_messages": v["long"], "report": v["report"]}
+               for l2, v in cv.items()},
+        "cv_missed_ids": [d["id"] for d, sc, r in zip(sub, chosen["oof"], rule_hit) if d["y"] and sc < thr and not r],
+        "cv_model_false_positive_ids": [d["id"] for d, sc in zip(sub, chosen["oof"]) if not d["y"] and sc >= thr],
+        "blind_first_looks": blind,
+    }
+    return {"idx": idx, "sub": sub, "vec": sv, "y": y, "weights": weights_out, "record": record,
+            "chosen": chosen, "best": best}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "learned_crisis.json"))
+    parser.add_argument("--model", default=str(REPO / "server" / "safety" / cm.WEIGHTS_FILE))
+    parser.add_argument("--no-timing", action="store_true", help="skip the scorer timing")
+    parser.add_argument("--grid", nargs="+", default=[str(v) for v in L2_GRID],
+                        help="L2 grid for every category (default %(default)s); CATEGORY=L2 fixes one category's")
+    args = parser.parse_args()
+    grids: dict[str, tuple[float, ...]] = {}
+    common = tuple(float(v) for v in args.grid if "=" not in v) or L2_GRID
+    for v in args.grid:
+        if "=" in v:
+            c, val = v.split("=", 1)
+            if c not in cm.LEARNED_CATEGORIES:
+                raise SystemExit(f"--grid: unknown category {c!r}")
+            grids[c] = (*grids.get(c, ()), float(val))
+
+    # ---- 1. training data: the labelled sets and the corpora, nothing else
+    data = load_training()
+    print(f"training: {len(data)} messages; crisis corpus {'read' if CORPUS.exists() else 'absent'}, "
+          f"emergency/injection corpus {'read' if EI_CORPUS.exists() else 'absent'}")
+    vec = Vectors([d["text"] for d in data])
+
+    # ---- 2. per category: grouped CV (L2 and threshold from out-of-fold scores only), then the model
+    results = {c: train_category(c, data, vec, grids.get(c, common)) for c in cm.LEARNED_CATEGORIES}
+
+    # ---- 3. the shipped model file: every category, one featurisation
     payload = {
         "format": cm.FORMAT,
         "featuriser": {"version": cm.FEATURISER_VERSION, "hash_bits": cm.HASH_BITS, "window_segments": cm.WINDOW,
                        "segment_cap_chars": cm.SEGMENT_CAP, "prefix_chars": cm.PREFIX},
-        "bias": round(bias, 6), "threshold": round(thr, 6), "trained": trained,
-        "buckets": [int(i) for i in nz], "weights": [round(float(weights[i]), 5) for i in nz],
+        "categories": {c: r["weights"] for c, r in results.items()},
     }
     text = json.dumps(payload, ensure_ascii=False, separators=(",", ":")) + "\n"
     Path(args.model).write_text(text, encoding="utf-8")
-    shipped = cm.CrisisModel.load(args.model)
-    in_sample = [shipped.fires(v) for v in vec.views]
-    skew = max(abs(shipped.score(v) - vector_score(shipped.weights, shipped.bias, s))
-               for v, s in zip(vec.views, vec.segments))
+    shipped = cm.LearnedModel.load(args.model)
+    all_scores = [shipped.scores(v) for v in vec.views]
+    skew = 0.0
+    for j, c in enumerate(shipped.categories):
+        single = shipped.category(c)
+        for i in results[c]["idx"]:
+            skew = max(skew, abs(all_scores[i][j] - vector_score(single.weights, single.bias, vec.segments[i],
+                                                                 single.window)),
+                       abs(all_scores[i][j] - single.score(vec.views[i])))
     if skew > 1e-6:
         raise SystemExit(f"training vectors and the run-time scorer disagree by {skew}")
-    print(f"chosen l2={best}, threshold {thr:.4f}; {len(nz)} weights shipped ({len(text) / 1e6:.2f} MB); "
-          f"in-sample: recall {sum(f for f, t in zip(in_sample, y) if t) / sum(y):.3f}, "
-          f"negatives firing {sum(f for f, t in zip(in_sample, y) if not t)}/{len(y) - sum(y)}")
-
-    blind = first_look(data, chosen["oof"], thr)
+    for j, c in enumerate(shipped.categories):
+        r = results[c]
+        fired = [all_scores[i][j] >= shipped.threshold[j] for i in r["idx"]]
+        r["record"]["in_sample"] = {
+            "recall": rate(sum(f for f, t in zip(fired, r["y"]) if t), sum(r["y"])),
+            "negative_fp": rate(sum(f for f, t in zip(fired, r["y"]) if not t), len(r["y"]) - sum(r["y"]))}
     lat = None if args.no_timing else timing(shipped, data)
     out = {
-        "train_splits": list(TRAIN_SPLITS), "corpus": str(CORPUS.relative_to(REPO)) if CORPUS.exists() else None,
-        "training": {"messages": len(data), "crisis": sum(y), "other": len(data) - sum(y), "groups": groups},
-        "model": {"type": "L2 logistic regression over hashed n-grams, class-balanced, sparse-numpy Adam; "
-                          "run time: server/safety/crisis_model.py (numpy over code points)",
+        "train_splits": list(TRAIN_SPLITS),
+        "corpora": [str(p.relative_to(REPO)) for p in (CORPUS, EI_CORPUS) if p.exists()],
+        "model": {"type": "per category: L2 logistic regression over hashed n-grams, class-balanced, sparse-numpy "
+                          "Adam; run time: server/safety/crisis_model.py LearnedModel (one featurisation, a "
+                          "[buckets, categories] weight matrix, numpy over code points)",
                   "features": f"crisis_model.featurise v{cm.FEATURISER_VERSION}: match view; segments at sentence "
                               f"ends, spaces touching CJK and every {cm.SEGMENT_CAP} chars; EN word uni/bigrams + "
                               f"{cm.PREFIX}-char prefixes, ZH char 1-3-grams, a per-segment offset; "
                               f"2**{cm.HASH_BITS} buckets; min_df {MIN_DF}; "
-                              f"score = bias + max over windows of 1-{cm.WINDOW} segments",
+                              f"score = bias + max over windows of 1-{cm.WINDOW} segments (per category: "
+                              f"{WINDOWS})",
                   "augmentation": f"{AUG_NEG}x negatives (windows of 2-{cm.WINDOW} negative segments); hard-negative "
                                   f"mining {MINE_ROUNDS} rounds x {MINE_KEEP} of {MINE_SAMPLES} sampled windows",
-                  "l2_grid": list(L2_GRID), "l2_chosen": best, "threshold": thr, "weights_shipped": len(nz),
                   "model_file_bytes": len(text.encode("utf-8")), "steps": STEPS, "seed": SEED},
-        "cv": {l2: {"threshold": v["threshold"], "long_messages": v["long"], "report": v["report"]}
-               for l2, v in cv.items()},
-        "cv_missed_ids": [d["id"] for d, s, r in zip(data, chosen["oof"], rule_hit) if d["y"] and s < thr and not r],
-        "fresh4_blind": blind,
+        "categories": {c: r["record"] for c, r in results.items()},
         "train_serve_max_score_difference": skew,
-        "in_sample": {"recall": rate(sum(f for f, t in zip(in_sample, y) if t), sum(y)),
-                      "negative_fp": rate(sum(f for f, t in zip(in_sample, y) if not t), len(y) - sum(y))},
-        "scorer_latency_4000_chars": lat,
+        "scorer_latency_4000_chars_all_categories": lat,
     }
     Path(args.out).write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
-    # ---- 4. table
-    print(f"\ngrouped CV, out of fold (l2={best}, threshold {thr:.3f}):")
-    print(f"{'group':<15}{'pos':>5}{'neg':>6}{'model rec':>10}{'model FP':>9}{'rules rec':>10}{'rules FP':>9}"
-          f"{'OR rec':>8}{'OR FP':>7}")
-    for g, r in chosen["report"].items():
-        f = lambda v: "    -" if v is None else f"{v:.3f}"
-        print(f"{g:<15}{r['positives']:>5}{r['negatives']:>6}{f(r['model_recall']):>10}{f(r['model_negative_fp']):>9}"
-              f"{f(r['rules_recall']):>10}{f(r['rules_negative_fp']):>9}{f(r['rules_or_model_recall']):>8}"
-              f"{f(r['rules_or_model_negative_fp']):>7}")
-    lg = chosen["long"]
-    print(f"{lg['messages']} 4,000-char messages of held-out negatives: model fires {lg['model_fires']} "
-          f"({lg['model_fires_no_part_fires']} where no part fires alone), rules fire {lg['rules_fire']}; "
-          f"{lg['buried_positives']} held-out positives buried in them found: {lg['buried_positive_recall']}")
-    if blind:
-        print(f"fresh4 as it was blind: rules' first look {blind['rules_first_look_recall']}, model out of fold "
-              f"{blind['model_oof_recall']}, first look OR model {blind['rules_first_look_or_model_recall']} of "
-              f"{blind['crisis_positives']} crisis cases; benign FP {blind['benign_fp_rules_first_look']} -> "
-              f"{blind['benign_fp_rules_first_look_or_model']} of {blind['benign_cases']}")
+    # ---- 4. tables
+    f = lambda v: "    -" if v is None else f"{v:.3f}"
+    for c, r in results.items():
+        rec = r["record"]
+        print(f"\n[{c}] grouped CV, out of fold (l2={r['best']}, threshold {rec['threshold']:.3f}, "
+              f"max FP {rec['max_fp']}); in-sample {rec['in_sample']}:")
+        print(f"{'group':<27}{'pos':>5}{'neg':>6}{'model rec':>10}{'model FP':>9}{'rules rec':>10}{'rules FP':>9}"
+              f"{'OR rec':>8}{'OR FP':>7}")
+        for g, row in r["chosen"]["report"].items():
+            print(f"{g:<27}{row['positives']:>5}{row['negatives']:>6}{f(row['model_recall']):>10}"
+                  f"{f(row['model_negative_fp']):>9}{f(row['rules_recall']):>10}{f(row['rules_negative_fp']):>9}"
+                  f"{f(row['rules_or_model_recall']):>8}{f(row['rules_or_model_negative_fp']):>7}")
+        lg = r["chosen"]["long"]
+        print(f"{lg['messages']} 4,000-char messages of held-out negatives: model fires {lg['model_fires']} "
+              f"({lg['model_fires_no_part_fires']} where no part fires alone), rules fire {lg['rules_fire']}; "
+              f"{lg['buried_positives']} held-out positives buried in them found: {lg['buried_positive_recall']}")
+        for split, b in rec["blind_first_looks"].items():
+            if b:
+                print(f"{split} as it was blind: rules' first look {b['rules_first_look_recall']}, model out of fold "
+                      f"{b['model_oof_recall']}, first look OR model {b['rules_first_look_or_model_recall']} of "
+                      f"{b['positives']}; benign FP {b['benign_fp_rules_first_look']} -> "
+                      f"{b['benign_fp_rules_first_look_or_this_model']} of {b['benign_cases']}")
     if lat:
-        print("\nscorer time per 4,000-character message (numpy):")
+        print("\nscorer time per 4,000-character message, every category (numpy):")
         for name in ("en", "zh"):
             r = lat[name]
             print(f"  {name}  p50 {r['p50_ms']:.3f} ms  p99 {r['p99_ms']:.3f} ms  (cpu p99 {r['cpu_p99_ms']:.3f} ms)")

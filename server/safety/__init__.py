@@ -5,8 +5,8 @@ streaming output rails, configured by a validated YAML policy with named profile
     verdict = engine.check_input(messages, profile)      # or engine.check_prompt(prompt, profile)
     guard = engine.output_guard(verdict)                 # guard.feed(chunk) ... guard.finish()
 
-Compiled regexes, plus a small learned crisis detector (numpy; weights shipped as package data,
-crisis_model.json): no model download, no torch/vLLM import.
+Compiled regexes, plus small learned detectors for crisis, emergencies and injection (numpy, one shared
+featurisation; weights shipped as package data, learned_model.json): no model download, no torch/vLLM import.
 """
 
 from server.safety.engine import SafetyEngine, Verdict

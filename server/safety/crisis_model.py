@@ -1,10 +1,12 @@
-"""Learned crisis detector: a small hashed n-gram logistic regression, OR'd with the crisis rules.
+"""Learned detectors for crisis_self_harm, medical_emergency and prompt_injection: hashed n-gram logistic
+regressions sharing one featurisation, each OR'd with its category's rules.
 
-The rules (detectors.py) reach their recall goal on the sets they were tuned on but miss new indirect
-wording; this model scores the same user-side text the rules read (the lower-cased match view, see
-normalize.py), and the engine adds `crisis_self_harm` when it fires and the rules did not (per profile:
-`crisis_self_harm.model` in the policy). Weights ship as package data (crisis_model.json, written by
-benchmarks/learned_crisis.py); nothing is downloaded at run time.
+The rules (detectors.py) reach their recall goals on the sets they were tuned on but miss new wording; these
+models score the same text the rules read (the lower-cased match view, see normalize.py), and the engine adds
+a category when its model fires and its rules did not (per profile: `<category>.model` in the policy; a
+model-only hit takes `<category>.model_action`, see policy.py). Weights ship as package data
+(learned_model.json, written by benchmarks/learned_crisis.py); nothing is downloaded at run time. The module
+keeps its first name (it began as the crisis detector alone).
 
 Features (both languages, hashed into 2**HASH_BITS buckets, counted within a segment):
 - the text is cut into segments at sentence ends (. ! ? 。 ！ ？ ； ; newline), at spaces touching a CJK
@@ -15,10 +17,13 @@ Features (both languages, hashed into 2**HASH_BITS buckets, counted within a seg
 - SEGMENT, once per non-empty segment: a learned per-segment offset.
 score = bias + the largest sum of segment scores over 1 to WINDOW consecutive non-empty segments: a crisis
 sentence counts in full however long the message around it, and cues in neighbouring sentences add up.
+Every category has its own weights, bias, segment offset and threshold; LearnedModel keeps the weights as one
+[buckets, categories] matrix, so a message is featurised once and one gather per feature kind fetches every
+category's weight (~0.1-0.3 ms per 4,000 characters for all three).
 
 `featurise` is the one featuriser: the training script builds its vectors with `message_counts` and
 `Features.pairs`, which call it, so training and serving cannot drift apart. Scoring is numpy over code
-points (no Python loop per character): ~0.1-0.2 ms for a 4,000-character message. Feature hashing is
+points (no Python loop per character). Feature hashing is
 plain uint64 arithmetic, so scores do not depend on the process (PYTHONHASHSEED) or the platform.
 """
 
@@ -34,9 +39,12 @@ from typing import Any
 import numpy as np
 
 from server.safety.normalize import match_view, normalize
-from server.safety.policy import SafetyPolicyError
+from server.safety.policy import LEARNED_CATEGORIES, SafetyPolicyError
 
-FORMAT = "antangelmed-crisis-model"
+FORMAT = "antangelmed-learned-safety-model"
+WEIGHTS_FILE = "learned_model.json"
+__all__ = ["LEARNED_CATEGORIES", "CrisisModel", "CrisisModelError", "LearnedModel", "featurise", "load_model",
+           "message_counts", "view_of", "window_max", "window_max_columns"]
 FEATURISER_VERSION = 1
 HASH_BITS = 18
 WINDOW = 4           # segments per scoring window
@@ -83,7 +91,7 @@ _UNIGRAM = np.where(_CLASS == _CJK, _bucket(np.arange(0x10000, dtype=np.uint64))
 
 
 class CrisisModelError(SafetyPolicyError):
-    """The crisis model's weights cannot be used; the message names the problem in one line."""
+    """The learned model's weights cannot be used; the message names the problem in one line."""
 
 
 class _Powers:
@@ -230,26 +238,39 @@ def message_counts(view: str) -> tuple[np.ndarray, np.ndarray]:
     return np.unique(buckets, return_counts=True)
 
 
-def window_max(sums: np.ndarray) -> float:
-    """The largest sum over 1 to WINDOW consecutive entries: a crisis sentence counts in full however much
+def window_max(sums: np.ndarray, window: int = WINDOW) -> float:
+    """The largest sum over 1 to `window` consecutive entries: a crisis sentence counts in full however much
     ordinary text surrounds it, and cues in neighbouring sentences add up."""
     n = len(sums)
     run = np.zeros(n + 1)
     np.cumsum(sums, out=run[1:])
     best = float(sums.max())
-    for k in range(2, min(WINDOW, n) + 1):
+    for k in range(2, min(window, n) + 1):
         best = max(best, float((run[k:] - run[:-k]).max()))
+    return best
+
+
+def window_max_columns(sums: np.ndarray, windows: np.ndarray) -> np.ndarray:
+    """window_max of each column of a [segments, categories] array, column j over 1 to windows[j] entries."""
+    n = len(sums)
+    run = np.zeros((n + 1, sums.shape[1]))
+    np.cumsum(sums, axis=0, out=run[1:])
+    best = sums.max(axis=0)
+    for k in range(2, min(int(windows.max()), n) + 1):
+        best = np.where(windows >= k, np.maximum(best, (run[k:] - run[:-k]).max(axis=0)), best)
     return best
 
 
 @dataclass(frozen=True)
 class CrisisModel:
-    """The run-time scorer: a dense weight array over the hash buckets, NULL (always 0) and SEGMENT."""
+    """One category's scorer (training and tests; the engine uses LearnedModel, every category at once):
+    a dense weight array over the hash buckets, NULL (always 0) and SEGMENT."""
 
     weights: np.ndarray
     bias: float
     threshold: float
     meta: dict[str, Any]
+    window: int = WINDOW  # segments per scoring window (1: a single sentence; cues do not add up across them)
 
     def score(self, view: str) -> float:
         """The model's score for a match view (see view_of); fires at >= threshold."""
@@ -267,18 +288,97 @@ class CrisisModel:
             sums = np.zeros(size)
         if f.words:
             sums += np.bincount(f.word_seg, weights=w[f.words[0]] + w[f.words[1]] + w[f.words[2]], minlength=size)
-        return self.bias + window_max(sums[f.nonempty] + w[SEGMENT])
+        return self.bias + window_max(sums[f.nonempty] + w[SEGMENT], self.window)
 
     def fires(self, view: str) -> bool:
         return self.score(view) >= self.threshold
 
+
+def _category_from_dict(data: Any, source: str) -> tuple[np.ndarray, float, float, dict[str, Any], int]:
+    """One category's (dense weights, bias, threshold, meta, window); CrisisModelError names any problem."""
+    if not isinstance(data, dict):
+        raise CrisisModelError(f"{source}: expected a JSON object, got {type(data).__name__}")
+    window = data.get("window_segments", WINDOW)
+    if not isinstance(window, int) or isinstance(window, bool) or not 1 <= window <= WINDOW:
+        raise CrisisModelError(f"{source}: window_segments must be an integer from 1 to {WINDOW} (got {window!r})")
+    for key in ("bias", "threshold"):
+        if not isinstance(data.get(key), (int, float)) or isinstance(data.get(key), bool) \
+                or not math.isfinite(data[key]):
+            raise CrisisModelError(f"{source}: {key} must be a finite number (got {data.get(key)!r})")
+    buckets, weights = data.get("buckets"), data.get("weights")
+    if not isinstance(buckets, list) or not isinstance(weights, list) or len(buckets) != len(weights):
+        raise CrisisModelError(f"{source}: buckets and weights must be lists of the same length")
+    try:
+        b = np.asarray(buckets, dtype=np.int64)
+        w = np.asarray(weights, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError):
+        raise CrisisModelError(f"{source}: buckets must be integers and weights numbers") from None
+    if b.ndim != 1 or w.ndim != 1 or (len(b) and (b.min() < 0 or b.max() >= SIZE or (b == NULL).any())):
+        raise CrisisModelError(f"{source}: buckets must be integers in [0, {SIZE}) other than {NULL}")
+    if len(np.unique(b)) != len(b):
+        raise CrisisModelError(f"{source}: a bucket appears twice")
+    if not np.isfinite(w).all():
+        raise CrisisModelError(f"{source}: weights must be finite numbers")
+    dense = np.zeros(SIZE, dtype=np.float64)
+    dense[b] = w
+    meta = data.get("trained") if isinstance(data.get("trained"), dict) else {}
+    return dense, float(data["bias"]), float(data["threshold"]), meta, window
+
+
+@dataclass(frozen=True)
+class LearnedModel:
+    """The run-time scorer of every learned category at once: one featurisation per message, then a weight
+    matrix [SIZE, categories] (NULL's row always 0), a bias, threshold and segment offset (the SEGMENT row)
+    per category. `scores(view)[k]` equals `category(name).score(view)` (the single-category scorer the
+    training script uses) up to float rounding."""
+
+    categories: tuple[str, ...]
+    weights: np.ndarray      # [SIZE, len(categories)], C order: one gather fetches every category's weight
+    bias: np.ndarray         # [len(categories)]
+    threshold: np.ndarray    # [len(categories)]
+    meta: dict[str, Any]     # category -> its training record
+    windows: np.ndarray      # [len(categories)]: segments per scoring window, 1 to WINDOW
+
+    def scores(self, view: str) -> np.ndarray:
+        """Every category's score for a match view (see view_of), in `categories` order."""
+        f = featurise(view)
+        if len(f.nonempty) == 0:
+            return self.bias.copy()
+        w = self.weights
+        size = int(f.seg[-1]) + 1  # segments are numbered in order: the last character's is the largest
+        sums = np.zeros((size, w.shape[1]))
+        # positions are in segment order: each segment's sum is one reduceat run (every category at once)
+        if f.cjk:
+            contrib = w.take(f.cjk[0], axis=0)
+            for j in range(1, len(f.cjk)):
+                contrib[:-j] += w.take(f.cjk[j], axis=0)
+            # every segment number from seg[0] on has a character (the boundary that opened it)
+            starts = np.concatenate(([0], np.flatnonzero(np.diff(f.seg)) + 1))
+            sums[f.seg[0]:] = np.add.reduceat(contrib, starts, axis=0)
+        if f.words:
+            contrib = w.take(f.words[0], axis=0) + w.take(f.words[1], axis=0) + w.take(f.words[2], axis=0)
+            starts = np.concatenate(([0], np.flatnonzero(np.diff(f.word_seg)) + 1))
+            sums[f.word_seg[starts]] += np.add.reduceat(contrib, starts, axis=0)
+        return self.bias + window_max_columns(sums[f.nonempty] + w[SEGMENT], self.windows)
+
+    def fired(self, view: str) -> list[str]:
+        """The categories whose score reaches their threshold."""
+        hit = self.scores(view) >= self.threshold
+        return [c for c, h in zip(self.categories, hit) if h]
+
+    def category(self, name: str) -> CrisisModel:
+        """One category as a single-category scorer (its own copy of the weights)."""
+        j = self.categories.index(name)
+        return CrisisModel(np.ascontiguousarray(self.weights[:, j]), float(self.bias[j]),
+                           float(self.threshold[j]), self.meta.get(name, {}), int(self.windows[j]))
+
     @classmethod
-    def from_dict(cls, data: Any, source: str = "crisis model") -> CrisisModel:
+    def from_dict(cls, data: Any, source: str = "learned model") -> LearnedModel:
         """Validate and build; CrisisModelError names any problem in one line."""
         if not isinstance(data, dict):
             raise CrisisModelError(f"{source}: expected a JSON object, got {type(data).__name__}")
         if data.get("format") != FORMAT:
-            raise CrisisModelError(f"{source}: not a crisis model file (format {data.get('format')!r}, "
+            raise CrisisModelError(f"{source}: not a learned safety model file (format {data.get('format')!r}, "
                                    f"expected {FORMAT!r})")
         feat = data.get("featuriser")
         want = {"version": FEATURISER_VERSION, "hash_bits": HASH_BITS, "window_segments": WINDOW,
@@ -286,36 +386,26 @@ class CrisisModel:
         if not isinstance(feat, dict) or any(feat.get(k) != v for k, v in want.items()):
             raise CrisisModelError(f"{source}: written for another featuriser ({feat!r}); this code has {want} "
                                    "- retrain with benchmarks/learned_crisis.py")
-        for key in ("bias", "threshold"):
-            if not isinstance(data.get(key), (int, float)) or isinstance(data.get(key), bool) \
-                    or not math.isfinite(data[key]):
-                raise CrisisModelError(f"{source}: {key} must be a finite number (got {data.get(key)!r})")
-        buckets, weights = data.get("buckets"), data.get("weights")
-        if not isinstance(buckets, list) or not isinstance(weights, list) or len(buckets) != len(weights):
-            raise CrisisModelError(f"{source}: buckets and weights must be lists of the same length")
-        try:
-            b = np.asarray(buckets, dtype=np.int64)
-            w = np.asarray(weights, dtype=np.float64)
-        except (TypeError, ValueError, OverflowError):
-            raise CrisisModelError(f"{source}: buckets must be integers and weights numbers") from None
-        if b.ndim != 1 or w.ndim != 1 or (len(b) and (b.min() < 0 or b.max() >= SIZE or (b == NULL).any())):
-            raise CrisisModelError(f"{source}: buckets must be integers in [0, {SIZE}) other than {NULL}")
-        if len(np.unique(b)) != len(b):
-            raise CrisisModelError(f"{source}: a bucket appears twice")
-        if not np.isfinite(w).all():
-            raise CrisisModelError(f"{source}: weights must be finite numbers")
-        dense = np.zeros(SIZE, dtype=np.float64)
-        dense[b] = w
-        meta = data.get("trained") if isinstance(data.get("trained"), dict) else {}
-        return cls(dense, float(data["bias"]), float(data["threshold"]), meta)
+        cats = data.get("categories")
+        if not isinstance(cats, dict) or not cats:
+            raise CrisisModelError(f"{source}: categories must be a non-empty object (category -> weights)")
+        for name in cats:
+            if name not in LEARNED_CATEGORIES:
+                raise CrisisModelError(f"{source}: unknown category {name!r} (expected one of: "
+                                       f"{', '.join(LEARNED_CATEGORIES)})")
+        names = tuple(c for c in LEARNED_CATEGORIES if c in cats)
+        parts = [_category_from_dict(cats[c], f"{source}: {c}") for c in names]
+        weights = np.ascontiguousarray(np.stack([p[0] for p in parts], axis=1))
+        return cls(names, weights, np.array([p[1] for p in parts]), np.array([p[2] for p in parts]),
+                   {c: p[3] for c, p in zip(names, parts)}, np.array([p[4] for p in parts]))
 
     @classmethod
-    def load(cls, path: str | None = None) -> CrisisModel:
+    def load(cls, path: str | None = None) -> LearnedModel:
         """The shipped weights (None) or the file at `path`; CrisisModelError names any problem."""
-        source = path or "built-in crisis model (server/safety/crisis_model.json)"
+        source = path or f"built-in learned model (server/safety/{WEIGHTS_FILE})"
         try:
             if path is None:
-                text = resources.files("server.safety").joinpath("crisis_model.json").read_text(encoding="utf-8")
+                text = resources.files("server.safety").joinpath(WEIGHTS_FILE).read_text(encoding="utf-8")
             else:
                 with open(path, encoding="utf-8") as fh:
                     text = fh.read()
@@ -329,12 +419,12 @@ class CrisisModel:
         return cls.from_dict(data, source)
 
 
-_CACHE: dict[str | None, CrisisModel] = {}
+_CACHE: dict[str | None, LearnedModel] = {}
 
 
-def load_model(path: str | None = None) -> CrisisModel:
+def load_model(path: str | None = None) -> LearnedModel:
     """Loaded once per process and path (engines share the read-only weights)."""
     model = _CACHE.get(path)
     if model is None:
-        model = _CACHE[path] = CrisisModel.load(path)
+        model = _CACHE[path] = LearnedModel.load(path)
     return model

@@ -10,6 +10,7 @@ from server.safety.normalize import char_map, has_cjk, locale_of, match_view, no
 from server.safety.phi import PlaceholderMap, find_phi
 from server.safety.policy import (
     CATEGORIES,
+    LEARNED_CATEGORIES,
     LocaleTexts,
     Policy,
     ProfilePolicy,
@@ -18,7 +19,7 @@ from server.safety.policy import (
 )
 
 if TYPE_CHECKING:
-    from server.safety.crisis_model import CrisisModel
+    from server.safety.crisis_model import LearnedModel
     from server.safety.output import OutputGuard
 
 Events = list[tuple[str, str]]
@@ -44,7 +45,7 @@ class Verdict:
     placeholder_map: PlaceholderMap = field(default_factory=PlaceholderMap, repr=False)
     # notices the answer must carry: "crisis_resources" and/or "urgent_care_notice"
     notices: list[str] = field(default_factory=list)
-    # categories raised only by the learned crisis model (the rules missed them); not a metric label
+    # categories raised only by a learned detector (the rules missed them); not a metric label
     model_categories: list[str] = field(default_factory=list)
 
     @property
@@ -70,22 +71,28 @@ class _Segment:
 
 
 class SafetyEngine:
-    def __init__(self, policy: Policy, crisis_model_path: str | None = None) -> None:
-        """`crisis_model_path`: weights for the learned crisis detector (None: the ones shipped in the package);
-        read only when a profile turns the model on. SafetyPolicyError if they cannot be used."""
+    def __init__(self, policy: Policy, model_path: str | None = None) -> None:
+        """`model_path`: weights for the learned detectors (None: the ones shipped in the package); read only
+        when a profile turns a category's model on. SafetyPolicyError if they cannot be used."""
         self.policy = policy
         self.warnings: list[str] = []
         if not policy.resources_verified:
             self.warnings.append("safety policy: crisis resources and emergency numbers are unverified defaults "
                                  "(set resources_verified: true after checking them for your region)")
-        self.crisis_model: CrisisModel | None = None
-        if any(p.crisis_self_harm.model for p in policy.profiles.values()):
-            self.crisis_model = _load_crisis_model(crisis_model_path)
+        self.learned_model: LearnedModel | None = None
+        needed = [c for c in LEARNED_CATEGORIES if any(p.model_on(c) for p in policy.profiles.values())]
+        if needed:
+            self.learned_model = _load_learned_model(model_path)
+            missing = [c for c in needed if c not in self.learned_model.categories]
+            if missing:
+                raise SafetyPolicyError(f"the learned model has no weights for {', '.join(missing)} (it has "
+                                        f"{', '.join(self.learned_model.categories)}); retrain it or set "
+                                        f"`model: false` under {missing[0]} in every profile")
 
     @classmethod
-    def from_policy_file(cls, path: str | None, crisis_model_path: str | None = None) -> SafetyEngine:
+    def from_policy_file(cls, path: str | None, model_path: str | None = None) -> SafetyEngine:
         """The engine for the policy at `path` (None: the built-in default); SafetyPolicyError if unusable."""
-        return cls(load_policy(path), crisis_model_path)
+        return cls(load_policy(path), model_path)
 
     @property
     def profile_names(self) -> list[str]:
@@ -165,9 +172,10 @@ class SafetyEngine:
         return ([s for s in segs if s.role in _SPEAKER_ROLES]
                 or [s for s in segs if s.role not in ("system", "developer", "assistant")])
 
-    def _detect(self, segs: list[_Segment], speaker: list[_Segment], prof: ProfilePolicy) -> tuple[set[str], bool]:
+    def _detect(self, segs: list[_Segment], speaker: list[_Segment], prof: ProfilePolicy
+                ) -> tuple[set[str], set[str]]:
         """Run the rails over every segment, recording spans on the segments; the categories that fired,
-        and whether crisis_self_harm came from the learned model alone."""
+        and those that came from the learned model alone."""
         speaker_ids = {id(s) for s in speaker}
         phi_entities = frozenset(prof.phi.entities) if prof.phi.entities else None
         fired: set[str] = set()
@@ -188,15 +196,25 @@ class SafetyEngine:
             if phi:
                 seg.spans["phi"] = phi
                 fired.add("phi")
-        # the learned detector reads the same views as the crisis rules, only where they found nothing; it
-        # marks no span (there is nothing to cut out), the category and its action apply as for a rule hit
-        model = self.crisis_model if prof.crisis_self_harm.model else None
-        if model is not None and "crisis_self_harm" not in fired:
-            for seg in speaker:
-                if model.fires(seg.view):
-                    fired.add("crisis_self_harm")
-                    return fired, True
-        return fired, False
+        # the learned detectors read the same views as their rules (crisis, emergency: the caller's words;
+        # injection: user and tool text), only for categories the rules did not find; one featurisation of a
+        # text scores every category. They mark no span (there is nothing to cut out); the category then takes
+        # the profile's model_action (see ProfilePolicy.model_action)
+        model = self.learned_model
+        wanted = [c for c in LEARNED_CATEGORIES if c not in fired and prof.model_on(c)] if model is not None else []
+        by_model: set[str] = set()
+        if wanted:
+            for seg in segs:
+                ask = [c for c in wanted if c not in by_model
+                       and (id(seg) in speaker_ids if c != "prompt_injection" else seg.role in _INJECTION_ROLES)]
+                if not ask:
+                    continue
+                hit = model.fired(seg.view)  # type: ignore[union-attr]
+                by_model.update(c for c in ask if c in hit)
+                if len(by_model) == len(wanted):
+                    break
+            fired |= by_model
+        return fired, by_model
 
     def _decide(self, segs: list[_Segment], name: str, prof: ProfilePolicy) -> Verdict:
         speaker = self._speakers(segs)
@@ -205,7 +223,7 @@ class SafetyEngine:
         user_text = " ".join(s.norm for s in speaker[-3:])
         locale = locale_of(user_text) if has_cjk(user_text) else "en" if user_text.strip() else self.policy.default_locale
         verdict = Verdict(categories=categories, action="pass", profile=name, locale=locale,
-                          model_categories=["crisis_self_harm"] if by_model else [])
+                          model_categories=[c for c in categories if c in by_model])
         self._apply_actions(verdict, prof)
         return verdict
 
@@ -214,8 +232,8 @@ class SafetyEngine:
         texts = self.texts(verdict.locale)
         categories = verdict.categories
         for c in categories:
-            verdict.actions[c] = prof.action(c)
-            verdict.events.append((c, prof.action(c)))
+            verdict.actions[c] = prof.model_action(c) if c in verdict.model_categories else prof.action(c)
+            verdict.events.append((c, verdict.actions[c]))
         blocking = [c for c in categories if verdict.actions[c] == "block"]
         responding = [c for c in categories if verdict.actions[c] == "respond"]
         if blocking:
@@ -288,13 +306,14 @@ class SafetyEngine:
         return out
 
 
-def _load_crisis_model(path: str | None) -> CrisisModel:
-    """The learned crisis detector's weights, loaded once per process; one clear line if unusable."""
+def _load_learned_model(path: str | None) -> LearnedModel:
+    """The learned detectors' weights, loaded once per process; one clear line if unusable."""
     try:
         from server.safety.crisis_model import load_model
     except ImportError as exc:  # numpy missing: say so at start-up rather than serve without the detector
-        raise SafetyPolicyError(f"the learned crisis detector needs numpy ({exc}); install numpy or set "
-                                "`model: false` under crisis_self_harm in every profile") from None
+        raise SafetyPolicyError(f"the learned detectors need numpy ({exc}); install numpy or set `model: false` "
+                                "under crisis_self_harm, medical_emergency and prompt_injection in every "
+                                "profile") from None
     return load_model(path)
 
 

@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from server.safety.phi import ENTITIES
 
 CATEGORIES = ("crisis_self_harm", "medical_emergency", "phi", "prompt_injection")
+# categories with a learned detector (crisis_model.py) that can be OR'd with their rules
+LEARNED_CATEGORIES = ("crisis_self_harm", "medical_emergency", "prompt_injection")
 ACTIONS = ("allow", "annotate", "redact", "respond", "block")
 LOCALES = ("en", "zh")
 Action = Literal["allow", "annotate", "redact", "respond", "block"]
@@ -28,9 +30,21 @@ class CategoryPolicy(_Strict):
     action: Action
 
 
-class CrisisPolicy(CategoryPolicy):
-    # the learned crisis detector (crisis_model.py) OR'd with the rules; false: the rules alone
+class LearnedCategoryPolicy(CategoryPolicy):
+    # the category's learned detector (crisis_model.py) OR'd with the rules; false: the rules alone
     model: bool = True
+    # the action for a hit that only the learned detector found (null: `action`); never harsher than `action`
+    model_action: Action | None = None
+
+
+CrisisPolicy = LearnedCategoryPolicy
+EmergencyPolicy = LearnedCategoryPolicy
+
+
+class InjectionPolicy(LearnedCategoryPolicy):
+    # a model-only injection hit is told to the model (annotate), not refused: a false positive must not
+    # cost the caller their answer (a rule hit still takes `action`, block by default)
+    model_action: Action | None = "annotate"
 
 
 class PhiPolicy(CategoryPolicy):
@@ -54,14 +68,25 @@ class OutputPolicy(_Strict):
 
 
 class ProfilePolicy(_Strict):
-    crisis_self_harm: CrisisPolicy = CrisisPolicy(action="annotate")
-    medical_emergency: CategoryPolicy = CategoryPolicy(action="annotate")
+    crisis_self_harm: LearnedCategoryPolicy = LearnedCategoryPolicy(action="annotate")
+    medical_emergency: LearnedCategoryPolicy = LearnedCategoryPolicy(action="annotate")
     phi: PhiPolicy = PhiPolicy(action="redact")
-    prompt_injection: CategoryPolicy = CategoryPolicy(action="block")
+    prompt_injection: InjectionPolicy = InjectionPolicy(action="block")
     output: OutputPolicy = OutputPolicy()
 
     def action(self, category: str) -> str:
         return getattr(self, category).action
+
+    def model_on(self, category: str) -> bool:
+        """Whether the category's learned detector is OR'd with its rules in this profile."""
+        return bool(getattr(getattr(self, category), "model", False))
+
+    def model_action(self, category: str) -> str:
+        """The action for a hit only the learned detector found: `model_action`, capped at `action`
+        (order: allow < annotate < redact < respond < block)."""
+        pol = getattr(self, category)
+        want = getattr(pol, "model_action", None) or pol.action
+        return want if ACTIONS.index(want) < ACTIONS.index(pol.action) else pol.action
 
 
 class PerCategoryText(_Strict):
@@ -148,7 +173,7 @@ def _first_error(exc: ValidationError) -> str:
             return (f"profiles.{parent[1]}: unknown category {key!r} "
                     f"(expected one of: {', '.join(CATEGORIES)}, output)")
         return f"{loc}: unknown key {key!r}"
-    if kind == "literal_error" and loc.endswith(".action"):
+    if kind == "literal_error" and loc.endswith((".action", ".model_action")):
         return f"{loc}: unknown action {err['input']!r} (expected one of: {', '.join(ACTIONS)})"
     if kind == "literal_error" and loc.startswith("locales."):
         return f"locales: unknown locale {err['input']!r} (expected one of: {', '.join(LOCALES)})"
