@@ -40,7 +40,7 @@ SPLITS = ("dev", "heldout")
 FRESH = ("fresh", "fresh2", "fresh3", "fresh4", "fresh5")
 # blind sets kept untuned on purpose: scored and reported, never used to change a rule, so that the next
 # approach (a learned detector) is measured on text nobody fitted to (empty for now; the next blind set goes here)
-UNTUNED: tuple[str, ...] = ()
+UNTUNED: tuple[str, ...] = ("fresh6",)
 GOALS = {
     "crisis_self_harm.recall": 0.95,
     "medical_emergency.recall": 0.90,
