@@ -357,7 +357,11 @@ CRISIS = RuleSet(
     ],
     veto=[r"\b(?:for|writing) (?:a|my|our) (?:school project|paper|essay|thesis|dissertation|article|lecture|class|course)\b",
           r"在写(?:论文|文章|作业|报告)", r"写论文", r"课题"],
-    negation=r"(?:\b(?:not|never|no|don't|dont|doesn't|didn't|won't|wouldn't|isn't|wasn't|denies|denied|without)\b(?: thoughts? of| history of| intention of| plans? to)?[^.?!]{0,10}$)|(?:(?:没有|没|不会|否认|并不|从不|从没|从来没)[^。？！]{0,3}$)",
+    negation=r"(?:\b(?:not|never|no|don't|dont|doesn't|didn't|won't|wouldn't|isn't|wasn't|denies|denied|without)\b(?: thoughts? of| history of| intention of| plans? to)?[^.?!]{0,10}$)|(?:(?:没有|没|不会|否认|并不|从不|从没|从来没)[^。？！]{0,3}$)"
+    # a drug label's warning, not the writer's state: "a black box warning about suicidal thoughts in teens",
+    # "说明书上写青少年用药可能增加自杀念头" (per match: a self-report elsewhere in the message still fires)
+    r"|(?:\b(?:black[- ]box|boxed|fda|label|package) warnings? (?:about|for|of|on|regarding)\b[^.?!]{0,12}$)"
+    r"|(?:(?:说明书|药品说明|黑框警告|不良反应|副作用)[^。？！，]{0,16}$)",
     double_tags=frozenset({"farewell"}),
     cue_distance=160,
     inner_negation=r"\b(?:not|never|no longer|isn't|aren't|wasn't)\b[^.?!]{0,6}\b(?:suicid|self[- ]?harm)|(?:没有|不是|并不|不会)[^。？！]{0,3}(?:自杀|轻生)",

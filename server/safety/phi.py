@@ -135,6 +135,19 @@ _CTX_IDS: list[tuple[str, GatedPattern]] = [
     ("ADDRESS", _rx(r"(?i:\b(?:zip|postcode|postal code)(?![a-z])(?:\s*code)?)[\s:#]*(\d{5}(?:-\d{4})?)\b")),
 ]
 _PROVINCES = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼"
+# numbers of a specimen, a report or a study rather than of the record: "病理号P2024-11832", "标本编号 S-88123",
+# "accession # 24-118832", "specimen ID: SP23-4471"; the number word is required and the identifier must hold
+# at least four digits ("lab number 5" is not one)
+_SPECIMEN_WORDS = ("accession", "specimen", "pathology", "path", "biopsy", "lab", "requisition", "sample", "report", "study")
+_SPECIMEN_ZH = ("病理", "检验", "标本", "影像", "放射", "检查", "报告", "送检", "化验", "超声", "申请单", "条码")
+# gated on the word and its number word together ("lab #", "报告编号"): "lab", "report", 检查 and 报告 alone are everywhere
+_SPECIMEN_IDS = [
+    _rx(rf"(?i:\b(?:{'|'.join(_SPECIMEN_WORDS)})\s*(?:number|no\.?|#|id)(?![a-z]))" + _SEP + _ID,
+        literals=frozenset(f"{w}{sep}{n}" for w in _SPECIMEN_WORDS for sep in ("", " ") for n in ("number", "no", "#", "id")),
+        prefix=True),
+    _rx(rf"(?:{'|'.join(_SPECIMEN_ZH)})(?:号码|号|编号|单号|条码号|ID)" + _SEP + _ID,
+        literals=frozenset(f"{w}{n}" for w in _SPECIMEN_ZH for n in ("号", "编号", "单号", "条码号", "id")), prefix=True),
+]
 _CN_PLATE = _rx(rf"[{_PROVINCES}][A-Za-z][·•.\s]?[A-Za-z0-9]{{5,6}}(?![A-Za-z0-9])", literals=frozenset(_PROVINCES), window=12)
 
 # ---- street addresses ---------------------------------------------------------------------------------
@@ -160,6 +173,12 @@ _ZH_ADDR_PREFIX = re.compile(r"[\u4e00-\u9fa5]{1,16}$")
 _ZH_ADDR_LEAD = re.compile(r".*?(?:住在|住址[是为:：]?|地址[是为:：]?|位于|我家在|家在|住)")
 # after an address word, a run holding a number: "地址：成都市武侯区人民南路四段12号6栋302"
 _ADDR_ZH_CTX = _rx(r"(?:地址|住址|家住|住在|寄到|收货地址)(?:是|为|在)?[：:\s]*([\u4e00-\u9fa5A-Za-z0-9#\-]{4,40}?\d[\u4e00-\u9fa5A-Za-z0-9#\-]*)")
+# a compound and a building with no road word: "朝阳区望京西园三区312号楼", "天河区天河北苑5栋2单元"; anchored on the
+# building number, the district before it is gathered in code and required (a hospital's "门诊3号楼" is no address)
+_ADDR_ZH_BLDG = _rx(r"\d+(?:号楼|栋|幢)(?:\d+单元)?(?:\d+(?:室|号|层))?", literals=frozenset(("号楼", "栋", "幢")), window=24,
+                    prefix=False)
+_ZH_DISTRICT = re.compile(r"[\u4e00-\u9fa5]{1,6}?(?:省|市|区|县|镇|乡)(?=[\u4e00-\u9fa5]{2})")
+_ZH_NOT_HOME = re.compile(r"院|医|诊|病|科|校|学|中心|公司|单位|酒店|宾馆|商场")
 _ADDR_ZH2 = _rx(r"[\u4e00-\u9fa5]{2,8}(?:小区|花园|公寓|大厦|家园|新村|苑)\d+(?:号楼|栋|幢|座)(?:\d+单元)?(?:\d+室?)?")
 
 # ---- names in context ---------------------------------------------------------------------------------
@@ -170,6 +189,10 @@ _RELATIVES = (r"son|daughter|wife|husband|mother|father|mom|mum|dad|brother|sist
 # gate for "my <relative> <name>": the pair, not the relative word alone ("son" is in "reason", "baby" in every
 # paediatric question)
 _MY_RELATIVE = frozenset(f"my {r}" for r in required_literals(f"(?:{_RELATIVES})") or ())
+# gate for a relative or contact label followed by a full name: the word where a word starts, then a space or colon
+_REL_LABEL_GATE = frozenset(f"{edge}{r}{after}" for r in (*(required_literals(f"(?:{_RELATIVES})") or ()),
+                                                        "next of kin", "emergency contact", "contact person", "guardian", "caregiver")
+                            for edge in " \n(" for after in (" ", ":", ","))
 _NAME_RES: list[tuple[GatedPattern, int]] = [
     (_rx(window=60, pattern=rf"(?i:\b(?:my name is|my name's|name\s*:|patient name\s*:?|full name\s*:?|call me|signed,?|sincerely,?|regards,?)\s+)({_CAP}(?:\s+{_CAP}){{0,2}})"), 1),
     # "pt" alone is inside "symptoms" and "prompt": gate on the forms that can introduce a name
@@ -182,6 +205,10 @@ _NAME_RES: list[tuple[GatedPattern, int]] = [
     (_rx(window=60, pattern=rf"(?i:\b(?:hey|hi|hello),? (?:it's|it is|this is)\s+)({_CAP})\b"), 1),
     (_rx(window=60, literals=_MY_RELATIVE, prefix=True, pattern=rf"(?i:\bmy\s+(?:{_RELATIVES})(?:'s)?,?\s+)({_CAP}(?:\s+{_CAP})?)"), 1),
     (_rx(window=60, pattern=rf"\b({_CAP}\s+{_CAP}),?\s+(?i:dob|d\.o\.b|born|mrn|date of birth|age[ds]?\s+\d)"), 1),
+    # a relative or contact named in full without "my", as in a handoff or a form: "Daughter Claire Pennington is the
+    # contact", "wife: Mary Jones", "next of kin Rosa Diaz" (two capitalised words; a title such as Dr. is no name)
+    (_rx(window=60, literals=_REL_LABEL_GATE, prefix=True,
+         pattern=rf"(?i:\b(?:{_RELATIVES}|next of kin|emergency contact|contact person|guardian|caregiver))\s*[:,-]?\s+({_CAP}\s+{_CAP})\b"), 1),
 ]
 def _words(text: str) -> frozenset[str]:
     return frozenset(text.split())
@@ -238,10 +265,15 @@ _SURNAMES = ("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁
 _COMPOUND_SURNAMES = "欧阳|司马|上官|诸葛|东方|皇甫|尉迟|公孙|慕容|长孙|宇文|司徒|令狐|夏侯|轩辕"
 _ZH_TRIGGER = (r"(?:患者|病人|病患|患儿|伤者|产妇|孕妇|家属|姓名|我叫|我的名字是|名字叫|名叫|叫做|本人|老公|老婆|丈夫|妻子|爱人|"
                r"爸爸|妈妈|父亲|母亲|儿子|女儿|爷爷|奶奶|外公|外婆|姥姥|姥爷|哥哥|姐姐|弟弟|妹妹|孙子|孙女|朋友|同事|室友|邻居|先生|"
-               r"我妈|我爸|我哥|我姐|我弟|我妹|老妈|老爸|我婆婆|我公公)")
+               r"我妈|我爸|我哥|我姐|我弟|我妹|老妈|老爸|我婆婆|我公公|"
+               # "他叫李建国", and the name fields of forms and parcels ("收件人陈志刚", "紧急联系人：王芳")
+               r"他叫|她叫|收件人|收货人|寄件人|联系人|监护人|委托人|申请人|就诊人|受检人|被保险人|投保人)")
 _ZH_SURNAMED = rf"((?:{_COMPOUND_SURNAMES}|[{_SURNAMES}])[\u4e00-\u9fa5]{{1,2}})"
 # "我妈叫李秀英": the relative, then 叫 / 名叫 / 叫做, then the name
-_ZH_NAME = _rx(_ZH_TRIGGER + r"[\s:：，,]*(?:叫|名叫|叫做)?" + _ZH_SURNAMED)
+# (or the name in brackets after the relative: "妈妈（孙桂芳）")
+_ZH_NAME = _rx(_ZH_TRIGGER + r"[\s:：，,（(]*(?:叫|名叫|叫做)?" + _ZH_SURNAMED)
+# a surname and a title is a clinician, never a patient's name ("他叫王医生来看", "联系人张主任")
+_ZH_TITLE = re.compile(r"(?:医生|大夫|护士|主任|教授|院长|医师|药师|老师)")
 # "老周（周德明）": a 老/小 nickname with the full name in brackets (both are identifying)
 _ZH_NICK_FULL = _rx(rf"((?:老|小)[{_SURNAMES}])[（(]{_ZH_SURNAMED}[）)]", literals=frozenset("（("))
 # "我是赵敏的家属": the name comes before the relation
@@ -337,6 +369,10 @@ def _context_ids(text: str, hits: Hits) -> Iterator[Span]:
     for entity, pat in _CTX_IDS:
         for m in _run(pat, text, hits):
             yield m.start(1), m.end(1), entity
+    for pat in _SPECIMEN_IDS:
+        for m in _run(pat, text, hits):
+            if sum(c.isdigit() for c in m.group(1)) >= 4:
+                yield m.start(1), m.end(1), "MRN"
     for m in _run(_CN_PLATE, text, hits):
         yield m.start(), m.end(), "VEHICLE"
     for m in _run(_CARD, text, hits):
@@ -357,6 +393,16 @@ def _addresses(text: str, hits: Hits) -> Iterator[Span]:
         yield (lead.end() if lead else start), m.end(), "ADDRESS"
     for m in _run(_ADDR_ZH2, text, hits):
         yield m.start(), m.end(), "ADDRESS"
+    for m in _run(_ADDR_ZH_BLDG, text, hits):
+        prefix = _ZH_ADDR_PREFIX.search(text, max(0, m.start() - 16), m.start())
+        if prefix is None:
+            continue
+        # start after the last lead-in word ("我们在", "地址是", "住"), then at the district
+        lead = max(prefix.group().rfind(w) + len(w) for w in ("在", "是", "到", "住", "址"))
+        start = prefix.start() + max(lead, 0)
+        district = _ZH_DISTRICT.search(text, start, m.start())
+        if district and not _ZH_NOT_HOME.search(text, start, m.start()):
+            yield district.start(), m.end(), "ADDRESS"
     for m in _run(_ADDR_ZH_CTX, text, hits):
         yield m.start(1), m.end(1), "ADDRESS"
 
@@ -388,7 +434,7 @@ def _names(text: str, hits: Hits) -> Iterator[Span]:
     for m in (*_run(_ZH_NAME, text, hits), *_run(_ZH_NAME_BEFORE, text, hits)):
         start, end = m.span(1)
         name = m.group(1)
-        if "某" in name or name[:2] in _ZH_NOT_NAMES:
+        if "某" in name or name[:2] in _ZH_NOT_NAMES or any(_ZH_TITLE.match(text, start + i) for i in (1, 2, len(name))):
             continue
         if len(name) == 3 and name[2] in _ZH_STOP:
             name, end = name[:2], end - 1
