@@ -72,7 +72,7 @@ from server.safety.detectors import detect_crisis, detect_emergency, detect_inje
 
 CRISIS, EMERGENCY, INJECTION = cm.LEARNED_CATEGORIES
 RULES = {CRISIS: detect_crisis, EMERGENCY: detect_emergency, INJECTION: detect_injection}
-TRAIN_SPLITS = ("dev", "heldout", "fresh", "fresh2", "fresh3", "fresh4", "fresh5", "probes")
+TRAIN_SPLITS = ("dev", "heldout", "fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6", "probes")
 CORPUS = REPO / "tests" / "safety" / "train" / "crisis_corpus.jsonl"
 EI_CORPUS = REPO / "tests" / "safety" / "train" / "emergency_injection_corpus.jsonl"
 # threshold rule: highest out-of-fold recall with out-of-fold negative FP <= MAX_FP[category]. Injection is
