@@ -205,11 +205,15 @@ _NAME_RES: list[tuple[GatedPattern, int]] = [
     (_rx(window=60, pattern=rf"(?i:\b(?:hey|hi|hello),? (?:it's|it is|this is)\s+)({_CAP})\b"), 1),
     (_rx(window=60, literals=_MY_RELATIVE, prefix=True, pattern=rf"(?i:\bmy\s+(?:{_RELATIVES})(?:'s)?,?\s+)({_CAP}(?:\s+{_CAP})?)"), 1),
     (_rx(window=60, pattern=rf"\b({_CAP}\s+{_CAP}),?\s+(?i:dob|d\.o\.b|born|mrn|date of birth|age[ds]?\s+\d)"), 1),
-    # a relative or contact named in full without "my", as in a handoff or a form: "Daughter Claire Pennington is the
-    # contact", "wife: Mary Jones", "next of kin Rosa Diaz" (two capitalised words; a title such as Dr. is no name)
-    (_rx(window=60, literals=_REL_LABEL_GATE, prefix=True,
-         pattern=rf"(?i:\b(?:{_RELATIVES}|next of kin|emergency contact|contact person|guardian|caregiver))\s*[:,-]?\s+({_CAP}\s+{_CAP})\b"), 1),
 ]
+# a relative or contact named in full without "my", as in a handoff or a form: "Daughter Claire Pennington is the
+# contact", "wife: Mary Jones", "next of kin Rosa Diaz" (two capitalised words; a title such as Dr. is no name).
+# Relative words are common, so the regex is only matched where a gate literal starts (like _LOCAL_PHONE_AT),
+# never searched over windows
+_REL_LABEL_PAT = (rf"(?i:(?:{_RELATIVES}|next of kin|emergency contact|contact person|guardian|caregiver))"
+                  rf"\s*[:,-]?\s+({_CAP}\s+{_CAP})\b")
+_REL_LABEL = _rx(_REL_LABEL_PAT, literals=_REL_LABEL_GATE, prefix=True, window=60)
+_REL_LABEL_AT = re.compile(_REL_LABEL_PAT)
 def _words(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
@@ -422,6 +426,12 @@ def _names(text: str, hits: Hits) -> Iterator[Span]:
             words = words[:cut]
             if words and _is_name(" ".join(words)):
                 yield start, start + len(" ".join(words)), "PERSON"
+    for at in hits.get(_REL_LABEL.index, ()):
+        m = _REL_LABEL_AT.match(text, at + 1)  # the literal starts at its edge character (-1: the text's start)
+        if m is not None:
+            words = m.group(1).split()
+            if _is_name(words[0]) and _is_name(m.group(1)):
+                yield m.start(1), m.end(1), "PERSON"
     for m in _run(_REL_LOWER, text, hits):
         if _is_name(m.group(0)[m.start(1) - m.start():]):
             yield m.start(1), m.end(2) if m.group(2) else m.end(1), "PERSON"
