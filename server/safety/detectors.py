@@ -709,7 +709,7 @@ def _young_infant(view: str, near: int | None = None) -> bool:
 def infant_fever(view: str, hits: Hits) -> list[tuple[int, int]]:
     """A fever in the first three months, or a red flag (floppy, not feeding, hard to wake) in that age
     or, with a fever, at any baby age."""
-    red = _BABY_RED_FLAG.search(view)
+    red = _BABY_RED_FLAG.search(view)  # searched once: the whole-text scan is this rule's main cost
     if red is not None and _young_infant(view, red.start()):
         return [red.span()]
     fever = _FEVER.search(view, hits)
@@ -717,7 +717,6 @@ def infant_fever(view: str, hits: Hits) -> list[tuple[int, int]]:
         return []
     if fever is not None and _young_infant(view, fever.start()):
         return [fever.span()]
-    red = _BABY_RED_FLAG.search(view)
     if red is None:
         return []
     near = _sentence(view, red.start())
