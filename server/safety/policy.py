@@ -37,10 +37,6 @@ class LearnedCategoryPolicy(CategoryPolicy):
     model_action: Action | None = None
 
 
-CrisisPolicy = LearnedCategoryPolicy
-EmergencyPolicy = LearnedCategoryPolicy
-
-
 class InjectionPolicy(LearnedCategoryPolicy):
     # a model-only injection hit is told to the model (annotate), not refused: a false positive must not
     # cost the caller their answer (a rule hit still takes `action`, block by default)
