@@ -44,7 +44,7 @@ from server.safety.policy import LEARNED_CATEGORIES, SafetyPolicyError
 FORMAT = "antangelmed-learned-safety-model"
 WEIGHTS_FILE = "learned_model.json"
 __all__ = ["LEARNED_CATEGORIES", "CrisisModel", "CrisisModelError", "LearnedModel", "featurise", "load_model",
-           "message_counts", "view_of", "window_max", "window_max_columns"]
+           "message_counts", "segment_sums", "view_of", "window_max", "window_max_columns"]
 FEATURISER_VERSION = 1
 HASH_BITS = 18
 WINDOW = 4           # segments per scoring window
@@ -261,6 +261,28 @@ def window_max_columns(sums: np.ndarray, windows: np.ndarray) -> np.ndarray:
     return best
 
 
+def segment_sums(f: Features, weights: np.ndarray) -> np.ndarray:
+    """Each non-empty segment's summed weights plus the SEGMENT offset: [segments] for one category's
+    weights [SIZE], [segments, categories] for a weight matrix [SIZE, categories] (one gather per feature
+    kind fetches every category). `f` must have at least one non-empty segment."""
+    size = int(f.seg[-1]) + 1  # segments are numbered in order: the last character's is the largest
+    sums = np.zeros((size, *weights.shape[1:]))
+    # positions are in segment order: each segment's sum is one reduceat run
+    if f.cjk:
+        contrib = weights.take(f.cjk[0], axis=0)
+        for j in range(1, len(f.cjk)):
+            contrib[:-j] += weights.take(f.cjk[j], axis=0)
+        # every segment number from seg[0] on has a character (the boundary that opened it)
+        starts = np.concatenate(([0], np.flatnonzero(np.diff(f.seg)) + 1))
+        sums[f.seg[0]:] = np.add.reduceat(contrib, starts, axis=0)
+    if f.words:
+        contrib = weights.take(f.words[0], axis=0) + weights.take(f.words[1], axis=0) \
+            + weights.take(f.words[2], axis=0)
+        starts = np.concatenate(([0], np.flatnonzero(np.diff(f.word_seg)) + 1))
+        sums[f.word_seg[starts]] += np.add.reduceat(contrib, starts, axis=0)
+    return sums[f.nonempty] + weights[SEGMENT]
+
+
 @dataclass(frozen=True)
 class CrisisModel:
     """One category's scorer (training and tests; the engine uses LearnedModel, every category at once):
@@ -277,18 +299,7 @@ class CrisisModel:
         f = featurise(view)
         if len(f.nonempty) == 0:
             return self.bias
-        w = self.weights
-        size = int(f.seg[-1]) + 1  # segments are numbered in order: the last character's is the largest
-        if f.cjk:
-            contrib = w[f.cjk[0]]
-            for k in range(1, len(f.cjk)):
-                contrib[:-k] += w[f.cjk[k]]
-            sums = np.bincount(f.seg, weights=contrib, minlength=size)
-        else:
-            sums = np.zeros(size)
-        if f.words:
-            sums += np.bincount(f.word_seg, weights=w[f.words[0]] + w[f.words[1]] + w[f.words[2]], minlength=size)
-        return self.bias + window_max(sums[f.nonempty] + w[SEGMENT], self.window)
+        return self.bias + window_max(segment_sums(f, self.weights), self.window)
 
     def fires(self, view: str) -> bool:
         return self.score(view) >= self.threshold
@@ -344,22 +355,7 @@ class LearnedModel:
         f = featurise(view)
         if len(f.nonempty) == 0:
             return self.bias.copy()
-        w = self.weights
-        size = int(f.seg[-1]) + 1  # segments are numbered in order: the last character's is the largest
-        sums = np.zeros((size, w.shape[1]))
-        # positions are in segment order: each segment's sum is one reduceat run (every category at once)
-        if f.cjk:
-            contrib = w.take(f.cjk[0], axis=0)
-            for j in range(1, len(f.cjk)):
-                contrib[:-j] += w.take(f.cjk[j], axis=0)
-            # every segment number from seg[0] on has a character (the boundary that opened it)
-            starts = np.concatenate(([0], np.flatnonzero(np.diff(f.seg)) + 1))
-            sums[f.seg[0]:] = np.add.reduceat(contrib, starts, axis=0)
-        if f.words:
-            contrib = w.take(f.words[0], axis=0) + w.take(f.words[1], axis=0) + w.take(f.words[2], axis=0)
-            starts = np.concatenate(([0], np.flatnonzero(np.diff(f.word_seg)) + 1))
-            sums[f.word_seg[starts]] += np.add.reduceat(contrib, starts, axis=0)
-        return self.bias + window_max_columns(sums[f.nonempty] + w[SEGMENT], self.windows)
+        return self.bias + window_max_columns(segment_sums(f, self.weights), self.windows)
 
     def fired(self, view: str) -> list[str]:
         """The categories whose score reaches their threshold."""
