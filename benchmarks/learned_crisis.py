@@ -111,6 +111,23 @@ def group_of(split: str, case: dict[str, Any]) -> str:
     return "probes1-4" if rnd <= 4 else "probes5-8" if rnd <= 8 else "probes9+"
 
 
+def _corpus_rows(path: Path, key: str, kind: type, shape: str) -> list[dict[str, Any]]:
+    """The rows of a training corpus (JSONL; none if the file is absent), each with its line number as
+    `_line`; a row without a string `text` or with `key` not of `kind` stops the script naming the line."""
+    if not path.exists():
+        return []
+    rows = []
+    with open(path, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            if not isinstance(row.get("text"), str) or not isinstance(row.get(key), kind):
+                raise SystemExit(f"{path}:{n}: expected {shape}")
+            rows.append({**row, "_line": n})
+    return rows
+
+
 def load_training() -> list[dict[str, Any]]:
     """Every training message: {group, id, lang, text, labels, cats}. `cats`: the categories the message
     trains (as a positive or a negative): every category for the labelled sets; crisis only for the crisis
@@ -121,28 +138,14 @@ def load_training() -> list[dict[str, Any]]:
         for case in load_cases(split):
             data.append({"group": group_of(split, case), "id": case["id"], "lang": case["lang"],
                          "text": case["text"], "labels": labels_of(case), "cats": set(cm.LEARNED_CATEGORIES)})
-    if CORPUS.exists():
-        with open(CORPUS, encoding="utf-8") as fh:
-            for n, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                row = json.loads(line)
-                if not isinstance(row.get("text"), str) or not isinstance(row.get("crisis"), bool):
-                    raise SystemExit(f"{CORPUS}:{n}: expected {{id, lang, crisis: bool, text}}")
-                data.append({"group": "crisis_corpus", "id": row.get("id", f"corpus-{n}"),
-                             "lang": row.get("lang", "?"), "text": row["text"],
-                             "labels": {CRISIS} if row["crisis"] else set(), "cats": {CRISIS}})
-    if EI_CORPUS.exists():
-        with open(EI_CORPUS, encoding="utf-8") as fh:
-            for n, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                row = json.loads(line)
-                if not isinstance(row.get("text"), str) or not isinstance(row.get("labels"), list):
-                    raise SystemExit(f"{EI_CORPUS}:{n}: expected {{id, lang, labels: [...], text}}")
-                data.append({"group": "emergency_injection_corpus", "id": row.get("id", f"ei-corpus-{n}"),
-                             "lang": row.get("lang", "?"), "text": row["text"], "labels": set(row["labels"]),
-                             "cats": {EMERGENCY, INJECTION}})
+    for row in _corpus_rows(CORPUS, "crisis", bool, "{id, lang, crisis: bool, text}"):
+        data.append({"group": "crisis_corpus", "id": row.get("id", f"corpus-{row['_line']}"),
+                     "lang": row.get("lang", "?"), "text": row["text"],
+                     "labels": {CRISIS} if row["crisis"] else set(), "cats": {CRISIS}})
+    for row in _corpus_rows(EI_CORPUS, "labels", list, "{id, lang, labels: [...], text}"):
+        data.append({"group": "emergency_injection_corpus", "id": row.get("id", f"ei-corpus-{row['_line']}"),
+                     "lang": row.get("lang", "?"), "text": row["text"], "labels": set(row["labels"]),
+                     "cats": {EMERGENCY, INJECTION}})
     return data
 
 
