@@ -19,7 +19,7 @@ from server.safety.policy import (
 )
 
 if TYPE_CHECKING:
-    from server.safety.crisis_model import LearnedModel
+    from server.safety.learned_model import LearnedModel
     from server.safety.output import OutputGuard
 
 Events = list[tuple[str, str]]
@@ -309,7 +309,7 @@ class SafetyEngine:
 def _load_learned_model(path: str | None) -> LearnedModel:
     """The learned detectors' weights, loaded once per process; one clear line if unusable."""
     try:
-        from server.safety.crisis_model import load_model
+        from server.safety.learned_model import load_model
     except ImportError as exc:  # numpy missing: say so at start-up rather than serve without the detector
         raise SafetyPolicyError(f"the learned detectors need numpy ({exc}); install numpy or set `model: false` "
                                 "under crisis_self_harm, medical_emergency and prompt_injection in every "

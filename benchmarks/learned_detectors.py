@@ -1,7 +1,7 @@
 """Train the learned detectors that ship with the safety layer (server/safety/learned_model.json): crisis_self_harm,
 medical_emergency and prompt_injection, one featurisation shared by all three.
 
-    python benchmarks/learned_crisis.py [--out benchmarks/results/learned_crisis.json]
+    python benchmarks/learned_detectors.py [--out benchmarks/results/learned_detectors.json]
                                         [--model server/safety/learned_model.json] [--no-timing] [--grid L2 ...]
 
 The rule-based rails meet their recall goals on the sets they were tuned on but generalise badly to new
@@ -19,7 +19,7 @@ in the crisis corpus may well be an emergency, and the emergency/injection corpu
 so neither is used as the other's negatives. Nothing else is read: later blind sets stay unseen by everything
 that picks a setting here.
 
-Features: server.safety.crisis_model.featurise, the function the gateway runs (no train/serve skew; the
+Features: server.safety.learned_model.featurise, the function the gateway runs (no train/serve skew; the
 script checks that every training message scores the same from its training vectors as through the
 run-time scorer, LearnedModel.scores, which scores every category from one featurisation): per segment,
 English word uni/bigrams and 5-letter prefixes and Chinese character 1-3-grams hashed into 2**18 buckets,
@@ -42,7 +42,7 @@ recall of held-out positives buried in such messages; fresh4 and fresh5 as they 
 look OR the model out of fold).
 
 Deterministic (fixed seeds): the same data gives the same model file byte for byte. Writes the model to
-server/safety/learned_model.json and the record of this run to benchmarks/results/learned_crisis.json.
+server/safety/learned_model.json and the record of this run to benchmarks/results/learned_detectors.json.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.safety_eval import load_cases
-from server.safety import crisis_model as cm
+from server.safety import learned_model as cm
 from server.safety.detectors import detect_crisis, detect_emergency, detect_injection
 
 CRISIS, EMERGENCY, INJECTION = cm.LEARNED_CATEGORIES
@@ -152,7 +152,7 @@ def load_training() -> list[dict[str, Any]]:
 # ---------------------------------------------------------------- training (sparse numpy, offline only)
 
 class Vectors:
-    """Each message's features from crisis_model.featurise (the run-time featuriser): the message vector
+    """Each message's features from learned_model.featurise (the run-time featuriser): the message vector
     (buckets, counts) summed over its segments, and each non-empty segment's own vector."""
 
     def __init__(self, texts: list[str]) -> None:
@@ -175,7 +175,7 @@ class Vectors:
 def vector_score(weights: np.ndarray, bias: float, segments: list[tuple[np.ndarray, np.ndarray]],
                  window: int = cm.WINDOW) -> float:
     """A message's score computed from its training vectors (per segment), for checking that the training
-    path and the run-time scorer (CrisisModel.score on the text) agree."""
+    path and the run-time scorer (CategoryModel.score on the text) agree."""
     if not segments:
         return bias
     return bias + cm.window_max(np.array([float(weights[b] @ c) for b, c in segments]), window)
@@ -238,7 +238,7 @@ def _train(docs: list[tuple[np.ndarray, np.ndarray]], y: list[int], usable: np.n
 
 def fit(docs: list[tuple[np.ndarray, np.ndarray]], segments: list[list[tuple[np.ndarray, np.ndarray]]],
         y: list[int], l2: float, seed: int) -> tuple[np.ndarray, float]:
-    """The model for these messages; returns (dense weights of crisis_model.SIZE, bias).
+    """The model for these messages; returns (dense weights of learned_model.SIZE, bias).
 
     Run time takes the max over windows of a long message, so a model that is right about single
     messages can still fire on some window of a long ordinary one. After a first fit, MINE_ROUNDS rounds
@@ -266,8 +266,8 @@ def fit(docs: list[tuple[np.ndarray, np.ndarray]], segments: list[list[tuple[np.
 
 
 def model_of(weights: np.ndarray, bias: float, threshold: float, window: int = cm.WINDOW
-             ) -> cm.CrisisModel:  # one category
-    return cm.CrisisModel(weights, bias, threshold, {}, window)
+             ) -> cm.CategoryModel:  # one category
+    return cm.CategoryModel(weights, bias, threshold, {}, window)
 
 
 def pick_threshold(scores: list[float], y: list[int], max_fp: float) -> float:
@@ -458,7 +458,7 @@ def train_category(category: str, data: list[dict[str, Any]], vec: Vectors, grid
     trained = {"messages": len(sub), "positives": sum(y), "groups": groups, "l2": best,
                "cv_recall": chosen["report"]["all"]["model_recall"],
                "cv_negative_fp": chosen["report"]["all"]["model_negative_fp"], "max_fp": max_fp,
-               "script": "benchmarks/learned_crisis.py"}
+               "script": "benchmarks/learned_detectors.py"}
     weights_out = {"bias": round(bias, 6), "threshold": round(thr, 6), "window_segments": WINDOWS[category],
                    "trained": trained,
                    "buckets": [int(i) for i in nz], "weights": [round(float(weights[i]), 5) for i in nz]}
@@ -479,7 +479,7 @@ def train_category(category: str, data: list[dict[str, Any]], vec: Vectors, grid
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "learned_crisis.json"))
+    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "learned_detectors.json"))
     parser.add_argument("--model", default=str(REPO / "server" / "safety" / cm.WEIGHTS_FILE))
     parser.add_argument("--no-timing", action="store_true", help="skip the scorer timing")
     parser.add_argument("--grid", nargs="+", default=[str(v) for v in L2_GRID],
@@ -534,9 +534,9 @@ def main() -> int:
         "train_splits": list(TRAIN_SPLITS),
         "corpora": [str(p.relative_to(REPO)) for p in (CORPUS, EI_CORPUS) if p.exists()],
         "model": {"type": "per category: L2 logistic regression over hashed n-grams, class-balanced, sparse-numpy "
-                          "Adam; run time: server/safety/crisis_model.py LearnedModel (one featurisation, a "
+                          "Adam; run time: server/safety/learned_model.py LearnedModel (one featurisation, a "
                           "[buckets, categories] weight matrix, numpy over code points)",
-                  "features": f"crisis_model.featurise v{cm.FEATURISER_VERSION}: match view; segments at sentence "
+                  "features": f"learned_model.featurise v{cm.FEATURISER_VERSION}: match view; segments at sentence "
                               f"ends, spaces touching CJK and every {cm.SEGMENT_CAP} chars; EN word uni/bigrams + "
                               f"{cm.PREFIX}-char prefixes, ZH char 1-3-grams, a per-segment offset; "
                               f"2**{cm.HASH_BITS} buckets; min_df {MIN_DF}; "

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from server.safety import SafetyEngine, SafetyPolicyError
-from server.safety import crisis_model as cm
-from server.safety.crisis_model import CrisisModel, CrisisModelError, LearnedModel
+from server.safety import learned_model as cm
 from server.safety.detectors import detect_crisis
+from server.safety.learned_model import CategoryModel, LearnedModel, LearnedModelError
 from tests.safety.conftest import user
 
 CRISIS, EMERGENCY, INJECTION = "crisis_self_harm", "medical_emergency", "prompt_injection"
@@ -84,34 +84,34 @@ def learned() -> LearnedModel:
 
 
 @pytest.fixture(scope="module")
-def model(learned: LearnedModel) -> CrisisModel:
+def model(learned: LearnedModel) -> CategoryModel:
     return learned.category(CRISIS)
 
 
-def score(model: CrisisModel, text: str) -> float:
+def score(model: CategoryModel, text: str) -> float:
     return model.score(cm.view_of(text))
 
 
 # --- the shipped weights ---------------------------------------------------------------------------
-def test_shipped_weights_load_and_are_small(learned: LearnedModel, model: CrisisModel) -> None:
+def test_shipped_weights_load_and_are_small(learned: LearnedModel, model: CategoryModel) -> None:
     assert MODEL_FILE.stat().st_size < 3_000_000
     data = json.loads(MODEL_FILE.read_text(encoding="utf-8"))
     assert data["format"] == cm.FORMAT and data["featuriser"]["version"] == cm.FEATURISER_VERSION
     assert learned.categories == (CRISIS, EMERGENCY, INJECTION) == cm.LEARNED_CATEGORIES
     for c in learned.categories:
         assert len(data["categories"][c]["buckets"]) == len(data["categories"][c]["weights"]) > 1000
-        assert learned.meta[c]["script"] == "benchmarks/learned_crisis.py"
+        assert learned.meta[c]["script"] == "benchmarks/learned_detectors.py"
     assert learned.weights.shape == (cm.SIZE, 3) and learned.weights.flags.c_contiguous
     assert (learned.weights[cm.NULL] == 0.0).all()
     assert model.weights.shape == (cm.SIZE,) and model.weights[cm.NULL] == 0.0
 
 
-def test_scores_are_deterministic_across_processes(model: CrisisModel) -> None:
+def test_scores_are_deterministic_across_processes(model: CategoryModel) -> None:
     """Feature hashing is numpy arithmetic, not Python's per-process salted hash()."""
     texts = [INDIRECT_CRISIS[0], NEGATIVES[-1], ORDINARY[0]]
     here = [round(score(model, t), 9) for t in texts]
     assert here == [round(score(model, t), 9) for t in texts]
-    code = ("import json, sys; from server.safety import crisis_model as cm; m = cm.load_model().category("
+    code = ("import json, sys; from server.safety import learned_model as cm; m = cm.load_model().category("
             f"{CRISIS!r}); print(json.dumps([round(m.score(cm.view_of(t)), 9) for t in json.loads(sys.argv[1])]))")
     for seed in ("1", "2"):
         out = subprocess.run([sys.executable, "-c", code, json.dumps(texts)], capture_output=True, text=True,
@@ -119,9 +119,9 @@ def test_scores_are_deterministic_across_processes(model: CrisisModel) -> None:
         assert json.loads(out.stdout) == here
 
 
-def test_training_path_scores_equal_run_time_scores(model: CrisisModel) -> None:
+def test_training_path_scores_equal_run_time_scores(model: CategoryModel) -> None:
     """The training script builds its vectors with the run-time featuriser: no train/serve skew."""
-    from benchmarks import learned_crisis as lc
+    from benchmarks import learned_detectors as lc
 
     assert lc.cm is cm
     texts = [*INDIRECT_CRISIS, *NEGATIVES, *ORDINARY, " ".join(ORDINARY * 12), "", "!!!", "ok. 好。 fine!"]
@@ -137,7 +137,7 @@ def test_training_path_scores_equal_run_time_scores(model: CrisisModel) -> None:
 def test_one_featurisation_scores_every_category_as_training_does(learned: LearnedModel) -> None:
     """LearnedModel.scores (the engine's path: one featurisation, the weight matrix) equals, per category, the
     single-category scorer and the training script's per-segment vectors."""
-    from benchmarks import learned_crisis as lc
+    from benchmarks import learned_detectors as lc
 
     texts = [*INDIRECT_CRISIS, *EMERGENCY_FIRES, *INJECTION_FIRES, *NEGATIVES, *ORDINARY, *NOT_EMERGENCY,
              *NOT_INJECTION, " ".join((ORDINARY + NOT_INJECTION) * 6), "", "!!!", "ok. 好。 fine!", "我" * 700]
@@ -168,18 +168,18 @@ def test_featuriser_basics() -> None:
 
 # --- behaviour ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("text", INDIRECT_CRISIS)
-def test_indirect_crisis_fires(model: CrisisModel, engine: SafetyEngine, text: str) -> None:
+def test_indirect_crisis_fires(model: CategoryModel, engine: SafetyEngine, text: str) -> None:
     assert model.fires(cm.view_of(text))
     assert CRISIS in engine.check_input(user(text), "patient").categories
 
 
 @pytest.mark.parametrize("text", NEGATIVES + ORDINARY)
-def test_idioms_dosing_and_grief_do_not_fire(model: CrisisModel, engine: SafetyEngine, text: str) -> None:
+def test_idioms_dosing_and_grief_do_not_fire(model: CategoryModel, engine: SafetyEngine, text: str) -> None:
     assert not model.fires(cm.view_of(text))
     assert CRISIS not in engine.check_input(user(text), "patient").categories
 
 
-def test_a_long_message_does_not_dilute_or_add_up(model: CrisisModel) -> None:
+def test_a_long_message_does_not_dilute_or_add_up(model: CategoryModel) -> None:
     filler = " ".join((ORDINARY + NEGATIVES) * 8)  # ~4,000 characters, idioms and dosing included
     assert len(filler) > 3000 and not model.fires(cm.view_of(filler))
     for text in INDIRECT_CRISIS:
@@ -324,7 +324,7 @@ def test_malformed_weights_fail_at_start_up_with_one_clear_line(tmp_path: Path, 
     data = mutate(_valid())
     path = tmp_path / "learned_model.json"
     path.write_text(data if isinstance(data, str) else json.dumps(data), encoding="utf-8")
-    with pytest.raises(CrisisModelError) as info:
+    with pytest.raises(LearnedModelError) as info:
         LearnedModel.load(str(path))
     assert expected in str(info.value) and "\n" not in str(info.value)
     # the engine refuses to start with them (the gateway turns SafetyPolicyError into a start-up error)
@@ -417,7 +417,7 @@ def test_model_reads_only_the_callers_words(engine: SafetyEngine, monkeypatch: p
     assert calls == []  # system text is neither the caller speaking nor injection-checked
 
 
-def test_injection_model_reads_tool_output_crisis_model_does_not(engine: SafetyEngine,
+def test_injection_model_reads_tool_output_crisis_detector_does_not(engine: SafetyEngine,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
 
@@ -506,7 +506,7 @@ def test_real_model_hit_through_chat_and_completions(engine: SafetyEngine) -> No
     assert CRISIS in prompt.categories and prompt.prompt.startswith("Safety instruction")
 
 
-def test_very_long_messages_grow_the_hash_tables(model: CrisisModel) -> None:
+def test_very_long_messages_grow_the_hash_tables(model: CategoryModel) -> None:
     text = INDIRECT_CRISIS[3]
     long_text = "ordinary words here. " * 2000 + text  # ~40,000 characters, past the precomputed powers
     assert score(model, long_text) >= score(model, text) - 1e-9 and model.fires(cm.view_of(long_text))

@@ -5,7 +5,7 @@ The rules (detectors.py) reach their recall goals on the sets they were tuned on
 models score the same text the rules read (the lower-cased match view, see normalize.py), and the engine adds
 a category when its model fires and its rules did not (per profile: `<category>.model` in the policy; a
 model-only hit takes `<category>.model_action`, see policy.py). Weights ship as package data
-(learned_model.json, written by benchmarks/learned_crisis.py); nothing is downloaded at run time. The module
+(learned_model.json, written by benchmarks/learned_detectors.py); nothing is downloaded at run time. The module
 keeps its first name (it began as the crisis detector alone).
 
 Features (both languages, hashed into 2**HASH_BITS buckets, counted within a segment):
@@ -43,8 +43,19 @@ from server.safety.policy import LEARNED_CATEGORIES, SafetyPolicyError
 
 FORMAT = "antangelmed-learned-safety-model"
 WEIGHTS_FILE = "learned_model.json"
-__all__ = ["LEARNED_CATEGORIES", "CrisisModel", "CrisisModelError", "LearnedModel", "featurise", "load_model",
-           "message_counts", "segment_sums", "view_of", "window_max", "window_max_columns"]
+__all__ = [
+    "LEARNED_CATEGORIES",
+    "CategoryModel",
+    "LearnedModel",
+    "LearnedModelError",
+    "featurise",
+    "load_model",
+    "message_counts",
+    "segment_sums",
+    "view_of",
+    "window_max",
+    "window_max_columns",
+]
 FEATURISER_VERSION = 1
 HASH_BITS = 18
 WINDOW = 4           # segments per scoring window
@@ -90,7 +101,7 @@ def _bucket(keys: np.ndarray) -> np.ndarray:
 _UNIGRAM = np.where(_CLASS == _CJK, _bucket(np.arange(0x10000, dtype=np.uint64)), _NULL64)
 
 
-class CrisisModelError(SafetyPolicyError):
+class LearnedModelError(SafetyPolicyError):
     """The learned model's weights cannot be used; the message names the problem in one line."""
 
 
@@ -233,7 +244,7 @@ def message_counts(view: str) -> tuple[np.ndarray, np.ndarray]:
     """Training view of a message: (buckets, counts) summed over all its segments.
 
     For a message of at most WINDOW non-empty segments, bias + sum(weights[buckets] * counts) is exactly
-    what `CrisisModel.score` computes on it (up to float rounding)."""
+    what `CategoryModel.score` computes on it (up to float rounding)."""
     _, buckets = featurise(view).pairs()
     return np.unique(buckets, return_counts=True)
 
@@ -284,7 +295,7 @@ def segment_sums(f: Features, weights: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class CrisisModel:
+class CategoryModel:
     """One category's scorer (training and tests; the engine uses LearnedModel, every category at once):
     a dense weight array over the hash buckets, NULL (always 0) and SEGMENT."""
 
@@ -306,30 +317,30 @@ class CrisisModel:
 
 
 def _category_from_dict(data: Any, source: str) -> tuple[np.ndarray, float, float, dict[str, Any], int]:
-    """One category's (dense weights, bias, threshold, meta, window); CrisisModelError names any problem."""
+    """One category's (dense weights, bias, threshold, meta, window); LearnedModelError names any problem."""
     if not isinstance(data, dict):
-        raise CrisisModelError(f"{source}: expected a JSON object, got {type(data).__name__}")
+        raise LearnedModelError(f"{source}: expected a JSON object, got {type(data).__name__}")
     window = data.get("window_segments", WINDOW)
     if not isinstance(window, int) or isinstance(window, bool) or not 1 <= window <= WINDOW:
-        raise CrisisModelError(f"{source}: window_segments must be an integer from 1 to {WINDOW} (got {window!r})")
+        raise LearnedModelError(f"{source}: window_segments must be an integer from 1 to {WINDOW} (got {window!r})")
     for key in ("bias", "threshold"):
         if not isinstance(data.get(key), (int, float)) or isinstance(data.get(key), bool) \
                 or not math.isfinite(data[key]):
-            raise CrisisModelError(f"{source}: {key} must be a finite number (got {data.get(key)!r})")
+            raise LearnedModelError(f"{source}: {key} must be a finite number (got {data.get(key)!r})")
     buckets, weights = data.get("buckets"), data.get("weights")
     if not isinstance(buckets, list) or not isinstance(weights, list) or len(buckets) != len(weights):
-        raise CrisisModelError(f"{source}: buckets and weights must be lists of the same length")
+        raise LearnedModelError(f"{source}: buckets and weights must be lists of the same length")
     try:
         b = np.asarray(buckets, dtype=np.int64)
         w = np.asarray(weights, dtype=np.float64)
     except (TypeError, ValueError, OverflowError):
-        raise CrisisModelError(f"{source}: buckets must be integers and weights numbers") from None
+        raise LearnedModelError(f"{source}: buckets must be integers and weights numbers") from None
     if b.ndim != 1 or w.ndim != 1 or (len(b) and (b.min() < 0 or b.max() >= SIZE or (b == NULL).any())):
-        raise CrisisModelError(f"{source}: buckets must be integers in [0, {SIZE}) other than {NULL}")
+        raise LearnedModelError(f"{source}: buckets must be integers in [0, {SIZE}) other than {NULL}")
     if len(np.unique(b)) != len(b):
-        raise CrisisModelError(f"{source}: a bucket appears twice")
+        raise LearnedModelError(f"{source}: a bucket appears twice")
     if not np.isfinite(w).all():
-        raise CrisisModelError(f"{source}: weights must be finite numbers")
+        raise LearnedModelError(f"{source}: weights must be finite numbers")
     dense = np.zeros(SIZE, dtype=np.float64)
     dense[b] = w
     meta = data.get("trained") if isinstance(data.get("trained"), dict) else {}
@@ -362,32 +373,32 @@ class LearnedModel:
         hit = self.scores(view) >= self.threshold
         return [c for c, h in zip(self.categories, hit) if h]
 
-    def category(self, name: str) -> CrisisModel:
+    def category(self, name: str) -> CategoryModel:
         """One category as a single-category scorer (its own copy of the weights)."""
         j = self.categories.index(name)
-        return CrisisModel(np.ascontiguousarray(self.weights[:, j]), float(self.bias[j]),
+        return CategoryModel(np.ascontiguousarray(self.weights[:, j]), float(self.bias[j]),
                            float(self.threshold[j]), self.meta.get(name, {}), int(self.windows[j]))
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "learned model") -> LearnedModel:
-        """Validate and build; CrisisModelError names any problem in one line."""
+        """Validate and build; LearnedModelError names any problem in one line."""
         if not isinstance(data, dict):
-            raise CrisisModelError(f"{source}: expected a JSON object, got {type(data).__name__}")
+            raise LearnedModelError(f"{source}: expected a JSON object, got {type(data).__name__}")
         if data.get("format") != FORMAT:
-            raise CrisisModelError(f"{source}: not a learned safety model file (format {data.get('format')!r}, "
+            raise LearnedModelError(f"{source}: not a learned safety model file (format {data.get('format')!r}, "
                                    f"expected {FORMAT!r})")
         feat = data.get("featuriser")
         want = {"version": FEATURISER_VERSION, "hash_bits": HASH_BITS, "window_segments": WINDOW,
                 "segment_cap_chars": SEGMENT_CAP, "prefix_chars": PREFIX}
         if not isinstance(feat, dict) or any(feat.get(k) != v for k, v in want.items()):
-            raise CrisisModelError(f"{source}: written for another featuriser ({feat!r}); this code has {want} "
-                                   "- retrain with benchmarks/learned_crisis.py")
+            raise LearnedModelError(f"{source}: written for another featuriser ({feat!r}); this code has {want} "
+                                   "- retrain with benchmarks/learned_detectors.py")
         cats = data.get("categories")
         if not isinstance(cats, dict) or not cats:
-            raise CrisisModelError(f"{source}: categories must be a non-empty object (category -> weights)")
+            raise LearnedModelError(f"{source}: categories must be a non-empty object (category -> weights)")
         for name in cats:
             if name not in LEARNED_CATEGORIES:
-                raise CrisisModelError(f"{source}: unknown category {name!r} (expected one of: "
+                raise LearnedModelError(f"{source}: unknown category {name!r} (expected one of: "
                                        f"{', '.join(LEARNED_CATEGORIES)})")
         names = tuple(c for c in LEARNED_CATEGORIES if c in cats)
         parts = [_category_from_dict(cats[c], f"{source}: {c}") for c in names]
@@ -397,7 +408,7 @@ class LearnedModel:
 
     @classmethod
     def load(cls, path: str | None = None) -> LearnedModel:
-        """The shipped weights (None) or the file at `path`; CrisisModelError names any problem."""
+        """The shipped weights (None) or the file at `path`; LearnedModelError names any problem."""
         source = path or f"built-in learned model (server/safety/{WEIGHTS_FILE})"
         try:
             if path is None:
@@ -406,11 +417,11 @@ class LearnedModel:
                 with open(path, encoding="utf-8") as fh:
                     text = fh.read()
         except OSError as exc:
-            raise CrisisModelError(f"cannot read {source}: {exc.strerror or exc}") from None
+            raise LearnedModelError(f"cannot read {source}: {exc.strerror or exc}") from None
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise CrisisModelError(f"{source} is not valid JSON at line {exc.lineno}, column {exc.colno}: "
+            raise LearnedModelError(f"{source} is not valid JSON at line {exc.lineno}, column {exc.colno}: "
                                    f"{exc.msg}") from None
         return cls.from_dict(data, source)
 
