@@ -4,7 +4,7 @@ Python's `re` tries every branch of an alternation at every position, so a few h
 rules over a 4,000-character message cost tens of milliseconds. Every rule, however, needs some
 literal text to match ("suicid", "drooping", "病历"). `required_literals` reads that set out of the
 parsed pattern; a `GateSet` finds all gate literals of all its rules in one Aho-Corasick pass
-(pyahocorasick, C) over the lower-cased view, and each rule runs only in a window around its
+(ahocorasick_rs, the Rust aho-corasick crate) over the lower-cased view, and each rule runs only in a window around its
 literals. Rules whose literals are absent cost nothing; the window bounds the cost of the others.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-import ahocorasick
+import ahocorasick_rs
 
 try:  # Python >= 3.11
     from re import _constants as _c  # type: ignore[attr-defined]
@@ -160,7 +160,8 @@ class GateSet:
 
     def __init__(self) -> None:
         self.patterns: list[GatedPattern] = []
-        self._automaton: ahocorasick.Automaton | None = None
+        self._automaton: ahocorasick_rs.AhoCorasick | None = None
+        self._owners: list[tuple[int, ...]] = []  # per literal of the automaton, the patterns it gates
         self._numeric: list[int] = []
 
     def add(self, pattern: str, flags: int = 0, literals: frozenset[str] | None = None,
@@ -170,7 +171,7 @@ class GateSet:
         self._automaton = None
         return gp
 
-    def _build(self) -> ahocorasick.Automaton:
+    def _build(self) -> ahocorasick_rs.AhoCorasick:
         owners: dict[str, list[int]] = {}
         self._numeric = []
         for gp in self.patterns:
@@ -179,29 +180,27 @@ class GateSet:
                     self._numeric.append(gp.index)
                 else:
                     owners.setdefault(lit, []).append(gp.index)
-        automaton = ahocorasick.Automaton()
-        for lit, idxs in owners.items():
-            automaton.add_word(lit, (len(lit) - 1, tuple(idxs)))
-        if not owners:
-            automaton.add_word("\x00\x00", (1, ()))
-        automaton.make_automaton()
-        return automaton
+        self._owners = [tuple(idxs) for idxs in owners.values()] or [()]
+        # the Rust crate's automaton: pyahocorasick, used before, took 0.37 ms per 4,000 Chinese characters
+        # against 0.08 ms for English (hundreds of CJK first characters make its per-node lookup slow);
+        # this one takes 0.08 / 0.04 ms
+        return ahocorasick_rs.AhoCorasick(list(owners) or ["\x00\x00"], matchkind=ahocorasick_rs.MatchKind.Standard)
 
     def scan(self, view: str) -> Hits:
         """For each pattern whose gate literals occur in `view`, where they start."""
         if self._automaton is None:
             self._automaton = self._build()
         spots: Hits = {}
+        owners = self._owners
         # newlines around the text let literals that need a word edge (" terrace\n", "\nmarch") match at
         # its very start and end; positions are shifted back by the leading one
-        for end, (back, idxs) in self._automaton.iter("\n" + view + "\n"):
-            back += 1
-            for i in idxs:
+        for lit, start, _end in self._automaton.find_matches_as_indexes("\n" + view + "\n", overlapping=True):
+            for i in owners[lit]:
                 found = spots.get(i)
                 if found is None:
-                    spots[i] = [end - back]
+                    spots[i] = [start - 1]
                 elif len(found) <= _MAX_WINDOWS:
-                    found.append(end - back)
+                    found.append(start - 1)
         if self._numeric:
             runs = [m.start() for m in _NUM_RUN.finditer(view) if _identifier_like(m.group())]
             if runs:
@@ -233,29 +232,40 @@ class GatedPattern:
     def _windows(self, spots: list[int]) -> list[tuple[int, int]] | None:
         if len(spots) > _MAX_WINDOWS:
             return None  # scanning everything is cheaper than this many windows
+        # the margin lets look-behind/look-ahead assertions see past the match itself
+        back, ahead = self.before + _MARGIN, self.window + _MARGIN
+        if len(spots) == 1:  # the common case: one literal occurrence
+            at = spots[0]
+            return [(at - back if at > back else 0, at + ahead)]
         spots.sort()
         windows: list[tuple[int, int]] = []
-        for at in spots:
-            # the margin lets look-behind/look-ahead assertions see past the match itself
-            start, end = max(0, at - self.before - _MARGIN), at + self.window + _MARGIN
-            if windows and start <= windows[-1][1]:
-                windows[-1] = (windows[-1][0], max(end, windows[-1][1]))
+        first = spots[0]
+        start, end = (first - back if first > back else 0), first + ahead
+        for at in spots[1:]:
+            if at - back <= end:
+                end = at + ahead  # spots ascend and every window has the same width: the end only grows
             else:
                 windows.append((start, end))
+                start, end = at - back, at + ahead
+        windows.append((start, end))
         return windows
 
     def finditer(self, text: str, hits: Hits) -> Iterator[re.Match[str]]:
         """Matches in `text`, using the gate hits that GateSet.scan found in its lower-cased view."""
         if self.literals is None:
-            yield from self.regex.finditer(text)
-            return
+            return self.regex.finditer(text)
         spots = hits.get(self.index)
         if not spots:
-            return
+            return iter(())
         windows = self._windows(spots)
         if windows is None:
-            yield from self.regex.finditer(text)
-            return
+            return self.regex.finditer(text)
+        if len(windows) == 1:
+            return self.regex.finditer(text, *windows[0])
+        return self._merged(text, windows)
+
+    def _merged(self, text: str, windows: list[tuple[int, int]]) -> Iterator[re.Match[str]]:
+        """Matches of several windows in order, without the repeats where windows' matches overlap."""
         last_end = -1
         for start, end in windows:
             for m in self.regex.finditer(text, start, end):
