@@ -1,8 +1,8 @@
 """Text normalisation shared by every rail.
 
 Matching runs on a *view* of the text that defeats cheap evasions (full-width digits, zero-width
-characters inside words, Cyrillic/Greek look-alikes, upper case) while keeping one character of the
-view per character of the normalised text, so spans found in the view can be cut out of the text
+characters inside words, Cyrillic/Greek look-alikes, upper case) and reads Traditional Chinese as
+Simplified, while keeping one character of the view per character of the normalised text, so spans found in the view can be cut out of the text
 that is forwarded upstream.
 """
 
@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
+
+import opencc
 
 # Invisible characters used to split trigger words ("ig\u200bnore"): removed before anything else.
 _INVISIBLE = re.compile("[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u206a-\u206f\ufeff]")
@@ -71,9 +73,31 @@ def char_map(raw: str, norm: str) -> list[int] | None:
     return index if len(index) == len(norm) else None
 
 
+def _traditional_to_simplified() -> tuple[dict[int, str], re.Pattern[str]]:
+    """OpenCC's Traditional-to-Simplified mapping, character for character (媽->妈, 證->证, 頭->头), and a
+    class matching the characters it changes.
+
+    Every rule and the learned detectors are written in Simplified Chinese; Taiwan and Hong Kong users
+    write Traditional. Converting each CJK character on its own (not OpenCC's phrase-level conversion)
+    keeps one view character per text character, so spans still line up; ~3,800 characters change.
+    Built once at import from the library's dictionaries (~30 ms)."""
+    chars = [chr(c) for r in ((0x3400, 0x4DC0), (0x4E00, 0xA000), (0xF900, 0xFB00)) for c in range(*r)]
+    converted = opencc.OpenCC("t2s").convert("\n".join(chars)).split("\n")
+    if len(converted) != len(chars):  # a library change that merges lines: read no Traditional at all
+        return {}, re.compile("(?!)")
+    table = {ord(t): s for t, s in zip(chars, converted) if len(s) == 1 and s != t}
+    return table, re.compile("[" + "".join(sorted(map(chr, table))) + "]")
+
+
+_T2S, _TRADITIONAL = _traditional_to_simplified()
+
+
 def match_view(norm: str) -> str:
-    """Lower-case, homoglyph-folded view of `norm`, one character per character of `norm`."""
+    """Lower-case, homoglyph-folded view of `norm` with Traditional Chinese read as Simplified, one
+    character per character of `norm`."""
     folded = norm.translate(_VIEW_TABLE) if _NEEDS_FOLD.search(norm) else norm
+    if _TRADITIONAL.search(folded):
+        folded = folded.translate(_T2S)
     view = folded.lower()
     if len(view) != len(norm):  # a rare character whose lower case is longer (e.g. U+0130)
         view = "".join(c if len(c.lower()) != 1 else c.lower() for c in folded)
