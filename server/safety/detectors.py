@@ -149,7 +149,7 @@ CRISIS = RuleSet(
         rf"\b(?:kill(?:ing|ed)?|hang(?:ing|ed)?|shoot(?:ing)?|drown(?:ing)?|suffocat(?:e|ing)|off(?:ing)?|starv(?:e|ing)) {_SELF}\b",
         rf"\b(?:harm(?:ing|ed)?|injur(?:e|ing)|mutilat(?:e|ing)) {_SELF}\b",
         rf"\b(?:cut|cutting|burn|burning|burned|hurt|hurting|scratch(?:ing|ed)?|punish(?:ing)?) {_SELF}\b ?(?:again|on purpose|deliberately|to feel|when|whenever|every|so|because|deeper|more|till|until|with)",
-        r"\b(?:been|keep|kept|started|start|stop|i) (?:cutting|burning|hurting|harming|scratching|self[- ]?harm)",
+        r"\b(?:been|keep|kept|started|start|stop|i) (?:cutting|burning|hurting|harming|scratching|self[- ]?harm(?!ed\b))",
         r"\b(?:end(?:ing|ed)?|take|taking|took) (?:my|his|her|their|your) (?:own )?life\b",
         r"\bend (?:it all|everything|this all|my suffering for good)\b",
         r"\bend it\b[^.?!\n]{0,20}\b(?:tonight|today|for good|now|soon|this week)",
@@ -361,7 +361,11 @@ CRISIS = RuleSet(
     # a drug label's warning, not the writer's state: "a black box warning about suicidal thoughts in teens",
     # "说明书上写青少年用药可能增加自杀念头" (per match: a self-report elsewhere in the message still fires)
     r"|(?:\b(?:black[- ]box|boxed|fda|label|package) warnings? (?:about|for|of|on|regarding)\b[^.?!]{0,12}$)"
-    r"|(?:(?:说明书|药品说明|黑框警告|不良反应|副作用)[^。？！，]{0,16}$)",
+    r"|(?:(?:说明书|药品说明|黑框警告|不良反应|副作用)[^。？！，]{0,16}$)"
+    # a past fright, not a wish: "I genuinely thought I was going to die on that hill" (fresh7)
+    r"|(?:\b(?:thought|felt like|was sure|was convinced|swore)(?: (?:i|we|he|she) (?:was|were))? $)"
+    # a custom or a story told about others: "古代“割股疗亲”的孝行故事，就是割自己大腿上的肉" (no 我 in between)
+    r"|(?:(?:古代|古人|历史上|孝行|典故|传说|故事)[^。？！我]{0,24}$)",
     double_tags=frozenset({"farewell"}),
     cue_distance=160,
     inner_negation=r"\b(?:not|never|no longer|isn't|aren't|wasn't)\b[^.?!]{0,6}\b(?:suicid|self[- ]?harm)|(?:没有|不是|并不|不会)[^。？！]{0,3}(?:自杀|轻生)",
@@ -592,12 +596,12 @@ EMERGENCY.strong += [
     r"(?:胳膊|手臂|手|腿)(?:突然)?(?:抬不起来|拿不住|动不了)|筷子(?:突然)?掉|突然(?:看不见|看不清|失明|说不出话|站不稳|倒地)",
     r"(?:这辈子|有生以来|人生)?最(?:剧烈|严重|厉害)的头痛|(?:眼睛|眼)突然看不见",
     r"压榨(?:性|样)?(?:胸)?痛|捂着胸口",
-    r"(?:嘴唇|舌头|脸|眼皮|喉咙|嗓子)(?:都|也)?(?:肿起来|肿了|发肿|肿胀)|喉咙(?:发紧|紧|堵)|嗓子(?:像被堵住|发紧|堵)|过敏[^。？！]{0,10}(?:呼吸困难|喘不|喉咙|嗓子)",
+    r"(?:嘴唇|舌头|(?<!半边)(?<!一边)(?<!半张)脸|眼皮|喉咙|嗓子)(?:都|也)?(?:肿起来|肿了|发肿|肿胀)|喉咙(?:发紧|紧|堵)|嗓子(?:像被堵住|发紧|堵)|过敏[^。？！]{0,10}(?:呼吸困难|喘不|喉咙|嗓子)",
     r"(?:疹子|风团|荨麻疹)[^。？！]{0,12}(?:呼吸|喘|嗓子|喉咙)",
     r"呼吸(?:很|非常|特别)?困难|(?<!堵得)喘不(?:上|过)气|透不过气|嘴唇(?:发紫|发青|青紫)|(?:没有|没了)呼吸|不呼吸|呼吸(?:停止|很奇怪|微弱)|憋得(?:说不出话|脸发紫)|说不出(?:完整的)?话",
     r"(?:吃|服)了?(?:\d{2,}|[二三四五六七八九]十)片|一瓶[^。？！]{0,8}(?:都|全)?吃(?:了|下)|把[^。？！]{0,8}(?:药|片)[^。？！]{0,4}(?:都|全)吃了|一整瓶|一整板|整(?:瓶|板)[^。？！]{0,6}吃|(?:吃|服)了(?:很多|好多|大量|一把|过量|太多)(?!东西|饭|菜|肉|水果|零食|甜食|好吃的)|(?:药|片)[^。？！]{0,4}(?:吃|服)(?:多|过量)了|吃了三遍",
     # taken by mistake, unless the clause is a news report ("看到新闻说有一家人误食野生蘑菇", a question about it)
-    r"(?:^|(?<=[，。！？,\n；;]))(?:(?!新闻|报道)[^，。！？,\n；;]){0,40}误(?:服|吞|食|喝)",
+    r"(?:^|(?<=[，。！？,\n；;]))(?:(?!新闻|报道|包括|综述|文献|研究|统计)[^，。！？,\n；;]){0,40}误(?:服|吞|食|喝)",
     r"吞(?:下|了)?(?:一颗|一个|了)?[^。？！]{0,4}(?:电池|磁铁|凝珠|硬币)|(?:喝|吃|吞|舔)了?[^。？！]{0,4}(?:农药|百草枯|84|消毒液|洗洁精|老鼠药|敌敌畏|漂白|洗衣液|清洁剂|杀虫剂)|(?:一氧化碳|煤气)中毒|咬破吞|吞下去",
     # poisoned, but not a computer virus ("电脑(是不是|好像)中毒了": 电脑 手机 系统 网站 软件 平板 U盘 浏览器 账号)
     r"(?<![脑机统站件板盘器号])(?<![脑机统站件板盘器号][是又也被])(?<![脑机统站件板盘器号](?:好像|可能))(?<![脑机统站件板盘器号]是不是)中毒了",
@@ -883,7 +887,9 @@ EMERGENCY.strong += [
     r"\bpregnant\b[^.]{0,120}\b(?:fainted|passed out|collapsed)\b|\b(?:fainted|passed out)\b[^.]{0,80}\bpregnant\b",
     r"\b(?:flight|long drive|surgery)\b[^.]{0,80}\bcalf\b[^.]{0,120}\b(?:can'?t catch my breath|short of breath|breathless|stabbing pain when i breathe|coughed up)",
     r"\b(?:took|swallowed|taken)\b[^.?!]{0,20}\b(?:the )?whole (?:box|bottle|pack|packet|strip)\b",
-    r"(?:卡住了|噎住了)[^。？！]{0,20}(?:咳不出|发紫|说不出|喘不)|(?:脸|嘴唇)(?:都)?憋得?(?:发紫|青紫|通红)",
+    r"(?:卡住了|噎住了)[^。？！]{0,20}(?:咳不出|发紫|说不出|喘不)|(?:脸|嘴唇)(?:都)?憋得?(?:发紫|青紫)",
+    # a face red from holding the breath only when something is stuck ("卡住了…脸憋得通红"), not a baby crying
+    r"(?:卡|噎|呛)[^。？！]{0,16}脸(?:都)?憋得?通红",
     r"(?:出生|生下来)(?:才|刚)?\d+(?:周|个?星期)[^。？！]{0,30}(?:38|39|40)(?:\.\d)?度",
 ]
 EMERGENCY.weak["radiating"] += [r"\b(?:ache|pain|pressure|tightness) in (?:my|her|his) (?:jaw|left arm|neck)\b|\bbetween (?:my|her|his) shoulder blades\b"]
@@ -1011,6 +1017,32 @@ INJECTION.strong += [
 
 # Medical actors whose earlier instructions a patient may legitimately ask about ("ignore my doctor's
 # previous instructions?"): an override aimed at them is not aimed at the model.
+# fresh7 (a blind set briefed on rarer emergencies) first look missed these forms.
+_RIGID = r"(?:stiff as a (?:board|plank)|rigid|(?:muscles?|arms?|legs?|body|jaw) (?:are |is |went |gone |feel |feels )?(?:stiff|rigid)|can'?t bend)"
+_HOT = r"(?:fever|temp\w*|sweat\w*|burning up|4[01](?:\.\d)? ?°?c|10[3-7](?:\.\d)?)"
+EMERGENCY.strong += [
+    # cauda equina: numb where you sit, with back pain or a bladder that will not empty
+    (r"\b(?:can'?t|cannot|couldn'?t|can not) feel (?:the )?(?:toilet paper|tissue|myself|anything)\b[^.?!]{0,20}\b(?:wip(?:e|ing))"
+     r"|\bnumb(?:ness)?\b[^.?!]{0,20}\b(?:around|in|between|on) (?:my |his |her |the )?(?:bum|butt|buttocks|backside|groin|"
+     r"genitals|privates|private area|saddle|inner thighs|back passage|perineum)\b|\bsaddle (?:numbness|anaesthesia|anesthesia)\b"),
+    r"(?:会阴|肛门周围|屁股周围|屁股|裆部|大腿内侧)[^。？！]{0,4}(?:发麻|麻木|没(?:有)?感觉|没知觉)|擦屁股[^。？！]{0,6}没(?:有)?感觉",
+]
+# neuroleptic malignant syndrome: rigid and hot (one sentence), near an antipsychotic named or as its class
+EMERGENCY.weak["nms_drug"] = [
+    (r"\b(?:antipsychotic|neuroleptic|haloperidol|haldol|olanzapine|risperidone|quetiapine|aripiprazole|clozapine|"
+    r"paliperidone|chlorpromazine|depot injection|metoclopramide)\b"),
+    r"抗精神病|精神(?:科)?的?药|氟哌啶醇|奥氮平|利培酮|喹硫平|阿立哌唑|氯氮平|帕利哌酮|长效针"]
+EMERGENCY.weak["rigid_hot"] = [
+    r"\b" + _RIGID + r"[^.?!]{0,80}\b" + _HOT + "|\\b" + _HOT + r"[^.?!]{0,80}\b" + _RIGID,
+    (r"(?:全身|浑身|肌肉|身体|胳膊|腿)[^。？！]{0,4}(?:僵硬|发硬|硬得|僵)[^。？！]{0,40}(?:发烧|高烧|发热|体温|出汗|39|40)"
+    r"|(?:发烧|高烧|发热|体温)[^。？！]{0,40}(?:全身|浑身|肌肉|身体)[^。？！]{0,4}(?:僵硬|发硬|僵)")]
+EMERGENCY.weak["back"] = [r"\bback (?:pain|ache|hurts|is killing)|\bsciatica\b|\b(?:down|in) both legs\b|腰(?:痛|疼)|坐骨神经"]
+EMERGENCY.weak["retention"] = [
+    (r"\b(?:can'?t|cannot|couldn'?t|haven'?t been able to|unable to|not able to) (?:pee|urinate|wee|pass urine)\b"
+    r"|\blost control of (?:my|his|her|their) (?:bladder|bowels?)\b|尿不出(?:来)?|(?:大小便|小便|大便)失禁")]
+EMERGENCY.combos = EMERGENCY.combos | {frozenset({"back", "retention"}), frozenset({"nms_drug", "rigid_hot"})}
+
+
 INJECTION_BENIGN_TARGET = re.compile(
     r"\b(?:doctor|doctor's|physician|cardiologist|surgeon|nurse|pharmacist|dentist|gp|therapist|box|label|leaflet|dosage|prescription)\b|医生|医嘱|药剂师|护士|说明书|盒子|处方",
 )
@@ -1029,13 +1061,51 @@ def scan(view: str) -> Hits:
     return GATES.scan(view)
 
 
+# self-harm that stopped long ago, told in the span's sentence or the next ("以前上学的时候自残过，已经好几年没有再做了",
+# "I cut myself in high school but quit years ago"), with nothing in the span's sentence bringing it back
+_CRISIS_RESOLVED = re.compile(
+    r"\b(?:stopped|quit)\b[^.?!]{0,30}\b(?:years?|months?) ago\b|\b(?:clean|free) (?:for|of it for) (?:\w+ )?(?:years?|months?)\b"
+    r"|\bhaven'?t (?:done it|cut|self[- ]?harmed|hurt myself) (?:in|for) (?:\w+ )?years?\b"
+    r"|(?:已经)?(?:好几年|多年|很多年|几年|很久)(?:都)?没(?:有)?再?(?:做|犯|划|割|自残|伤害自己)?过?了?|早就不(?:再)?(?:做|划|割|自残)了")
+_CRISIS_CURRENT = re.compile(r"\b(?:again|still|last night|tonight|yesterday|this week|lately|recently|right now)\b"
+                             r"|又|还在|最近|昨天|今天|今晚|现在还|忍不住")
+
+
 def detect_crisis(view: str, hits: Hits | None = None) -> list[tuple[int, int]]:
-    return COMPILED["crisis_self_harm"].find(view, scan(view) if hits is None else hits)
+    spans = COMPILED["crisis_self_harm"].find(view, scan(view) if hits is None else hits)
+    if spans and all(_resolved(view, sp, _CRISIS_RESOLVED, _CRISIS_CURRENT) for sp in spans):
+        return []
+    return spans
+
+
+# An emergency told as history that is over: the span's sentence or the next one says it ended or was long
+# ago ("had a nosebleed at school, blood everywhere, but it stopped after 10 minutes", "孩子两年前发烧的时候抽过
+# 一次"), and the span's own sentence does not bring it into the present ("again", "still", "又", "还在").
+# (fresh7's first look: resolved nosebleeds and febrile seizures from years ago fired as emergencies.)
+_RESOLVED = re.compile(
+    r"\b(?:stopped|settled|went away|cleared up|passed) (?:after|within|on (?:its|their) own|by itself|in (?:a|about|under))\b"
+    r"|\b(?:he's|she's|i'm|we're|they're|he is|she is|i am|it's|is|are) (?:totally |completely |absolutely |all |doing )?"
+    r"(?:fine|ok|okay|back to normal|recovered) now\b|\b(?:\w+ )?years? ago\b|\bnever happened again\b"
+    r"|\b(?:hasn't|has not|haven't|have not) (?:happened|had (?:one|another)) since\b"
+    r"|(?:\d+|[一二两三四五六七八九十几半多]+)(?:年|个多?月)多?(?:前|以前)|小时候|后来(?:就)?好了|已经(?:完全)?好了"
+    r"|(?:现在|已经)(?:都)?没事了|再也没(?:有)?(?:发作|抽|犯|出现)过?|(?:血)?(?:已经)?止住了")
+_CURRENT = re.compile(r"\b(?:again|right now|still|currently|at the moment|now (?:he|she|i|it|they|his|her|my))\b"
+                      r"|又|还在|还是|仍然|刚才|刚刚|正在")
+
+
+def _resolved(view: str, span: tuple[int, int], resolved: re.Pattern[str] = _RESOLVED,
+              current: re.Pattern[str] = _CURRENT) -> bool:
+    start, end = _sentence(view, span[0])
+    if current.search(view, start, end):
+        return False
+    after = _SENTENCE_END.search(view, min(end + 1, len(view)))
+    return resolved.search(view, start, after.start() if after else len(view)) is not None
 
 
 def detect_emergency(view: str, hits: Hits | None = None) -> list[tuple[int, int]]:
     hits = scan(view) if hits is None else hits
-    return COMPILED["medical_emergency"].find(view, hits) or infant_fever(view, hits)
+    spans = COMPILED["medical_emergency"].find(view, hits) or infant_fever(view, hits)
+    return [] if spans and all(_resolved(view, sp) for sp in spans) else spans
 
 
 # Leetspeak ("1gn0re y0ur pr3vious 1nstructi0ns"): the injection rules also read a de-leeted copy of the view
@@ -1071,12 +1141,50 @@ def detect_injection(view: str, hits: Hits | None = None) -> list[tuple[int, int
             found = COMPILED["prompt_injection"].find(plain, scan(plain))
     if not found:
         return found
-    # drop overrides aimed at a clinician's or a label's instructions, keep every other hit
-    kept = []
-    for start, end in found:
-        matched = view[start:end]  # only an override whose own object is a clinician's or label's instructions
-        if (_OVERRIDE_VERB.match(matched) and INJECTION_BENIGN_TARGET.search(matched)
-                and not re.search(r"\b(?:system|your|ai|assistant)\b|你的|系统", matched)):
-            continue
-        kept.append((start, end))
-    return kept
+    # drop overrides aimed at a clinician's, a label's or a device's instructions; keep every other hit
+    return [(start, end) for start, end in found if not _benign_override(view, start, end)]
+
+
+def quoted_examples_only(view: str, spans: list[tuple[int, int]]) -> bool:
+    """Every injection hit is an attack quoted as an example in a text about prompt injection (a security
+    note, a blog draft, a question about defences: "classic examples include 'ignore all previous
+    instructions'", "典型例子是‘忽略以上所有指令’"). The engine then annotates instead of blocking: the
+    writer is not refused, and the model is still told to treat quoted instructions as data. Exempting such
+    text outright would publish a bypass (quote the attack after "e.g." and mention prompt injection)."""
+    return _INJECTION_TOPIC.search(view) is not None and all(_quoted_example(view, a, b) for a, b in spans)
+
+
+def _benign_override(view: str, start: int, end: int) -> bool:
+    """An override whose object is a clinician's, a label's or a device's instructions: "ignore the dosage on
+    the box", "my GP told me to ignore the previous instructions on the leaflet", "the manual says to hold the
+    M button to override the previous settings"."""
+    matched = view[start:end]
+    if not _OVERRIDE_VERB.match(matched) or re.search(r"\b(?:system|your|ai|assistant)\b|你的|系统", matched):
+        return False
+    if INJECTION_BENIGN_TARGET.search(matched):
+        return True
+    after = view[end:end + 40]
+    if re.match(r"\s*(?:on|in|from|of|printed on|that came with) (?:the|my|his|her|this) ", after) and \
+            INJECTION_BENIGN_TARGET.search(after.split(".")[0]):
+        return True
+    return re.search(_NON_AI_SOURCE + r"[^.?!\n]{0,40}$", view[max(0, start - 60):start]) is not None
+
+
+# who else gives instructions a patient may be told to ignore or override
+_NON_AI_SOURCE = (r"(?:\b(?:doctor|gp|physician|nurse|pharmacist|surgeon|dentist|consultant|manual|leaflet|label|guide)"
+                  r"s? (?:says?|said|told (?:me|us|him|her)|tells? (?:me|us|you)|wants? (?:me|us))\b"
+                  r"|\b(?:hold|press|push) the \w+ (?:button|key)\b|(?:医生|大夫|药剂师|护士|说明书)(?:说|让|叫|告诉))")
+# a text whose subject is prompt injection (security notes, blog drafts, a question about defences)
+_INJECTION_TOPIC = re.compile(r"\bprompt[- ]injection|\binjection attacks?\b|\bjailbreak(?:ing)? (?:attacks?|prompts?)\b"
+                              r"|提示词?注入|注入攻击|越狱攻击")
+# an attack phrase inside quotation marks right after "e.g." / "like" / "例如": an example being discussed
+_EXAMPLE_MARK = re.compile(r"(?:\be\.g\.|\bfor (?:example|instance)|\bsuch as|\blike|\bexamples? (?:include|is|are)|\btyping"
+                           r"|\bsays?|例如|比如|举例|例子(?:是|有|包括)?|典型|输入|像)[^.?!。？！\n]{0,24}$")
+_OPEN_QUOTE = re.compile(r"['\"「『‘“][^'\"」』’”\n]{0,80}$")
+
+
+def _quoted_example(view: str, start: int, end: int) -> bool:
+    opened = _OPEN_QUOTE.search(view, max(0, start - 80), start)
+    if opened is None or not re.search(r"['\"」』’”]", view[end:end + 120]):
+        return False
+    return _EXAMPLE_MARK.search(view, max(0, opened.start() - 40), opened.start()) is not None

@@ -5,7 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from server.safety.detectors import detect_crisis, detect_emergency, detect_injection, scan
+from server.safety.detectors import (
+    detect_crisis,
+    detect_emergency,
+    detect_injection,
+    quoted_examples_only,
+    scan,
+)
 from server.safety.normalize import char_map, has_cjk, locale_of, match_view, normalize
 from server.safety.phi import PlaceholderMap, find_phi
 from server.safety.policy import (
@@ -45,7 +51,8 @@ class Verdict:
     placeholder_map: PlaceholderMap = field(default_factory=PlaceholderMap, repr=False)
     # notices the answer must carry: "crisis_resources" and/or "urgent_care_notice"
     notices: list[str] = field(default_factory=list)
-    # categories raised only by a learned detector (the rules missed them); not a metric label
+    # categories raised only by a weak signal, which take the profile's model_action: a learned detector (the
+    # rules missed them) or an injection quoted as an example (detectors.quoted_examples_only); not a metric label
     model_categories: list[str] = field(default_factory=list)
 
     @property
@@ -175,10 +182,12 @@ class SafetyEngine:
     def _detect(self, segs: list[_Segment], speaker: list[_Segment], prof: ProfilePolicy
                 ) -> tuple[set[str], set[str]]:
         """Run the rails over every segment, recording spans on the segments; the categories that fired,
-        and those that came from the learned model alone."""
+        and those that came from a weak signal alone (the learned model, an injection quoted as an example)."""
         speaker_ids = {id(s) for s in speaker}
         phi_entities = frozenset(prof.phi.entities) if prof.phi.entities else None
         fired: set[str] = set()
+        # attacks quoted as examples in a text about injection: a weak signal, handled like a model-only hit
+        quoted: set[str] = set()
         for seg in segs:
             hits = scan(seg.view)  # one gate pass serves every rail, PHI included
             if id(seg) in speaker_ids:
@@ -189,7 +198,9 @@ class SafetyEngine:
                         fired.add(category)
             if seg.role in _INJECTION_ROLES:
                 spans = detect_injection(seg.view, hits)
-                if spans:
+                if spans and quoted_examples_only(seg.view, spans):
+                    quoted.add("prompt_injection")
+                elif spans:
                     seg.spans["prompt_injection"] = [(a, b, "prompt_injection") for a, b in spans]
                     fired.add("prompt_injection")
             phi = find_phi(seg.norm, phi_entities, seg.view, hits or None)
@@ -214,7 +225,8 @@ class SafetyEngine:
                 if len(by_model) == len(wanted):
                     break
             fired |= by_model
-        return fired, by_model
+        weak = by_model | (quoted - fired)
+        return fired | weak, weak
 
     def _decide(self, segs: list[_Segment], name: str, prof: ProfilePolicy) -> Verdict:
         speaker = self._speakers(segs)

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from server.safety.normalize import match_view, normalize
-from server.safety.policy import LEARNED_CATEGORIES, SafetyPolicyError
+from server.safety.policy import LEARNED_CATEGORIES, SafetyPolicyError, read_config_text
 
 FORMAT = "antangelmed-learned-safety-model"
 WEIGHTS_FILE = "learned_model.json"
@@ -410,14 +410,13 @@ class LearnedModel:
     def load(cls, path: str | None = None) -> LearnedModel:
         """The shipped weights (None) or the file at `path`; LearnedModelError names any problem."""
         source = path or f"built-in learned model (server/safety/{WEIGHTS_FILE})"
-        try:
-            if path is None:
+        if path is not None:
+            text = read_config_text(path, source, LearnedModelError)
+        else:
+            try:
                 text = resources.files("server.safety").joinpath(WEIGHTS_FILE).read_text(encoding="utf-8")
-            else:
-                with open(path, encoding="utf-8") as fh:
-                    text = fh.read()
-        except OSError as exc:
-            raise LearnedModelError(f"cannot read {source}: {exc.strerror or exc}") from None
+            except OSError as exc:
+                raise LearnedModelError(f"cannot read {source}: {exc.strerror or exc}") from None
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:

@@ -92,12 +92,16 @@ def _traditional_to_simplified() -> tuple[dict[int, str], re.Pattern[str]]:
 _T2S, _TRADITIONAL = _traditional_to_simplified()
 
 
+def simplified(text: str) -> str:
+    """`text` with Traditional Chinese characters read as Simplified, case kept, one character per character."""
+    return text.translate(_T2S) if _TRADITIONAL.search(text) else text
+
+
 def match_view(norm: str) -> str:
     """Lower-case, homoglyph-folded view of `norm` with Traditional Chinese read as Simplified, one
     character per character of `norm`."""
     folded = norm.translate(_VIEW_TABLE) if _NEEDS_FOLD.search(norm) else norm
-    if _TRADITIONAL.search(folded):
-        folded = folded.translate(_T2S)
+    folded = simplified(folded)
     view = folded.lower()
     if len(view) != len(norm):  # a rare character whose lower case is longer (e.g. U+0130)
         view = "".join(c if len(c.lower()) != 1 else c.lower() for c in folded)

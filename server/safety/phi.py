@@ -12,9 +12,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 
-from server.safety import normalize as _normalize
 from server.safety.gate import NUMERIC, SHARED, GatedPattern, required_literals
-from server.safety.normalize import match_view
+from server.safety.normalize import match_view, simplified
 
 Span = tuple[int, int, str]
 Hits = dict[int, list[int]]
@@ -590,18 +589,13 @@ _FINDERS: list[Callable[[str, Hits], Iterator[Span]]] = [
 _TRAILING = ".,;:!?)]}'\"，。；：！？）"
 
 
-_T2S: dict[int, str] = getattr(_normalize, "_T2S", {})
-
-
 def _simplified(text: str, view: str | None) -> str:
     """`text` with Traditional Chinese read as Simplified, case kept, one character per character: the rules
     are written in Simplified ("我妈妈", "电话", "号") and run on this. Only texts whose view differs from their
     lower case beyond ASCII can hold Traditional characters."""
-    if not _T2S or text.isascii():
+    if text.isascii() or (view is not None and view == text.lower()):
         return text
-    if view is not None and view == text.lower():
-        return text
-    return text.translate(_T2S)
+    return simplified(text)
 
 
 def find_phi(text: str, entities: frozenset[str] | None = None, view: str | None = None,

@@ -191,15 +191,21 @@ def parse_policy(data: Any, source: str = "policy") -> Policy:
         raise SafetyPolicyError(f"{source}: {_first_error(exc)}") from None
 
 
+def read_config_text(path: str, what: str, error: type[SafetyPolicyError] = SafetyPolicyError) -> str:
+    """The text of a configuration file the operator named; `error` says which file and why when it cannot be
+    read (the safety layer's policy and learned-model files share this)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise error(f"cannot read {what}: {exc.strerror or exc}") from None
+
+
 def load_policy(path: str | None) -> Policy:
     """The built-in policy for None, else the file at `path`; SafetyPolicyError names any problem."""
     if path is None:
         return parse_policy(_builtin_dict(), "built-in policy")
-    try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except OSError as exc:
-        raise SafetyPolicyError(f"cannot read safety policy {path}: {exc.strerror or exc}") from None
+    text = read_config_text(path, f"safety policy {path}")
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

