@@ -72,7 +72,7 @@ from server.safety.detectors import detect_crisis, detect_emergency, detect_inje
 
 CRISIS, EMERGENCY, INJECTION = cm.LEARNED_CATEGORIES
 RULES = {CRISIS: detect_crisis, EMERGENCY: detect_emergency, INJECTION: detect_injection}
-TRAIN_SPLITS = ("dev", "heldout", "fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6", "probes")
+TRAIN_SPLITS = ("dev", "heldout", "fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6", "fresh7", "probes")
 CORPUS = REPO / "tests" / "safety" / "train" / "crisis_corpus.jsonl"
 EI_CORPUS = REPO / "tests" / "safety" / "train" / "emergency_injection_corpus.jsonl"
 # threshold rule: highest out-of-fold recall with out-of-fold negative FP <= MAX_FP[category]. Injection is
@@ -367,6 +367,7 @@ def report(data: list[dict[str, Any]], oof: list[float], thr: float, rules: list
 FIRST_LOOKS = {  # blind sets' first looks: the rules' verdicts before any rule was fitted to the set
     "fresh4": "safety_eval_fresh4_firstlook.json",
     "fresh5": "safety_eval_fresh5_firstlook_rules_only.json",
+    "fresh7": "safety_eval_fresh7_firstlook_rules_only.json",
 }
 
 
