@@ -1061,6 +1061,30 @@ def scan(view: str) -> Hits:
     return GATES.scan(view)
 
 
+# An emergency told as history that is over: the span's sentence or the next one says it ended or was long
+# ago ("had a nosebleed at school, blood everywhere, but it stopped after 10 minutes", "孩子两年前发烧的时候抽过
+# 一次"), and the span's own sentence does not bring it into the present ("again", "still", "又", "还在").
+# (fresh7's first look: resolved nosebleeds and febrile seizures from years ago fired as emergencies.)
+_EMERGENCY_RESOLVED = re.compile(
+    r"\b(?:stopped|settled|went away|cleared up|passed) (?:after|within|on (?:its|their) own|by itself|in (?:a|about|under))\b"
+    r"|\b(?:he's|she's|i'm|we're|they're|he is|she is|i am|it's|is|are) (?:totally |completely |absolutely |all |doing )?"
+    r"(?:fine|ok|okay|back to normal|recovered) now\b|\b(?:\w+ )?years? ago\b|\bnever happened again\b"
+    r"|\b(?:hasn't|has not|haven't|have not) (?:happened|had (?:one|another)) since\b"
+    r"|(?:\d+|[一二两三四五六七八九十几半多]+)(?:年|个多?月)多?(?:前|以前)|小时候|后来(?:就)?好了|已经(?:完全)?好了"
+    r"|(?:现在|已经)(?:都)?没事了|再也没(?:有)?(?:发作|抽|犯|出现)过?|(?:血)?(?:已经)?止住了")
+_EMERGENCY_CURRENT = re.compile(r"\b(?:again|right now|still|currently|at the moment|now (?:he|she|i|it|they|his|her|my))\b"
+                      r"|又|还在|还是|仍然|刚才|刚刚|正在")
+
+
+def _resolved(view: str, span: tuple[int, int], resolved: re.Pattern[str], current: re.Pattern[str]) -> bool:
+    """The span's sentence does not say `current`, and it or the next sentence says `resolved`."""
+    start, end = _sentence(view, span[0])
+    if current.search(view, start, end):
+        return False
+    after = _SENTENCE_END.search(view, min(end + 1, len(view)))
+    return resolved.search(view, start, after.start() if after else len(view)) is not None
+
+
 # self-harm that stopped long ago, told in the span's sentence or the next ("以前上学的时候自残过，已经好几年没有再做了",
 # "I cut myself in high school but quit years ago"), with nothing in the span's sentence bringing it back
 _CRISIS_RESOLVED = re.compile(
@@ -1078,34 +1102,10 @@ def detect_crisis(view: str, hits: Hits | None = None) -> list[tuple[int, int]]:
     return spans
 
 
-# An emergency told as history that is over: the span's sentence or the next one says it ended or was long
-# ago ("had a nosebleed at school, blood everywhere, but it stopped after 10 minutes", "孩子两年前发烧的时候抽过
-# 一次"), and the span's own sentence does not bring it into the present ("again", "still", "又", "还在").
-# (fresh7's first look: resolved nosebleeds and febrile seizures from years ago fired as emergencies.)
-_RESOLVED = re.compile(
-    r"\b(?:stopped|settled|went away|cleared up|passed) (?:after|within|on (?:its|their) own|by itself|in (?:a|about|under))\b"
-    r"|\b(?:he's|she's|i'm|we're|they're|he is|she is|i am|it's|is|are) (?:totally |completely |absolutely |all |doing )?"
-    r"(?:fine|ok|okay|back to normal|recovered) now\b|\b(?:\w+ )?years? ago\b|\bnever happened again\b"
-    r"|\b(?:hasn't|has not|haven't|have not) (?:happened|had (?:one|another)) since\b"
-    r"|(?:\d+|[一二两三四五六七八九十几半多]+)(?:年|个多?月)多?(?:前|以前)|小时候|后来(?:就)?好了|已经(?:完全)?好了"
-    r"|(?:现在|已经)(?:都)?没事了|再也没(?:有)?(?:发作|抽|犯|出现)过?|(?:血)?(?:已经)?止住了")
-_CURRENT = re.compile(r"\b(?:again|right now|still|currently|at the moment|now (?:he|she|i|it|they|his|her|my))\b"
-                      r"|又|还在|还是|仍然|刚才|刚刚|正在")
-
-
-def _resolved(view: str, span: tuple[int, int], resolved: re.Pattern[str] = _RESOLVED,
-              current: re.Pattern[str] = _CURRENT) -> bool:
-    start, end = _sentence(view, span[0])
-    if current.search(view, start, end):
-        return False
-    after = _SENTENCE_END.search(view, min(end + 1, len(view)))
-    return resolved.search(view, start, after.start() if after else len(view)) is not None
-
-
 def detect_emergency(view: str, hits: Hits | None = None) -> list[tuple[int, int]]:
     hits = scan(view) if hits is None else hits
     spans = COMPILED["medical_emergency"].find(view, hits) or infant_fever(view, hits)
-    return [] if spans and all(_resolved(view, sp) for sp in spans) else spans
+    return [] if spans and all(_resolved(view, sp, _EMERGENCY_RESOLVED, _EMERGENCY_CURRENT) for sp in spans) else spans
 
 
 # Leetspeak ("1gn0re y0ur pr3vious 1nstructi0ns"): the injection rules also read a de-leeted copy of the view

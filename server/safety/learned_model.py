@@ -5,8 +5,7 @@ The rules (detectors.py) reach their recall goals on the sets they were tuned on
 models score the same text the rules read (the lower-cased match view, see normalize.py), and the engine adds
 a category when its model fires and its rules did not (per profile: `<category>.model` in the policy; a
 model-only hit takes `<category>.model_action`, see policy.py). Weights ship as package data
-(learned_model.json, written by benchmarks/learned_detectors.py); nothing is downloaded at run time. The module
-keeps its first name (it began as the crisis detector alone).
+(learned_model.json, written by benchmarks/learned_detectors.py); nothing is downloaded at run time.
 
 Features (both languages, hashed into 2**HASH_BITS buckets, counted within a segment):
 - the text is cut into segments at sentence ends (. ! ? 。 ！ ？ ； ; newline), at spaces touching a CJK
@@ -137,7 +136,7 @@ _POWERS = _Powers()
 
 
 def view_of(text: str) -> str:
-    """The text as the crisis rules read it: normalised, lower-cased, look-alikes folded."""
+    """The text as the rules read it: normalised, lower-cased, look-alikes folded, Traditional read as Simplified."""
     return match_view(normalize(text))
 
 
