@@ -139,9 +139,14 @@ def test_explicit_aux_ids_and_trained_tensors(target: Path, draft: Path, tmp_pat
     trained["fc.weight"] = trained["fc.weight"][:, :10]
     with pytest.raises(CheckpointError, match="fc.weight"):
         write_eagle3_draft(target, tmp_path / "bad", tensors=trained, draft_vocab_size=512)
-    with pytest.raises(CheckpointError, match=r"\[0, 3\)"):
-        write_eagle3_draft(target, tmp_path / "bad2", aux_layer_ids=[0, 3])
-    assert not (tmp_path / "bad").exists() and not (tmp_path / "bad2").exists()
+    # Id N (3 here) is the last layer's output, which the target serves; N+1 does not exist.
+    last = write_eagle3_draft(target, tmp_path / "last", aux_layer_ids=[0, 3], draft_vocab_size=512)
+    assert json.loads((last / "config.json").read_text())["eagle_aux_hidden_state_layer_ids"] == [0, 3]
+    with pytest.raises(CheckpointError, match=r"\[0, 3\]"):
+        write_eagle3_draft(target, tmp_path / "bad2", aux_layer_ids=[0, 4])
+    with pytest.raises(CheckpointError, match="distinct"):
+        write_eagle3_draft(target, tmp_path / "bad3", aux_layer_ids=[1, 1])
+    assert not any((tmp_path / name).exists() for name in ("bad", "bad2", "bad3"))
 
 
 def test_cli(target: Path, tmp_path: Path) -> None:
@@ -156,6 +161,38 @@ def test_cli(target: Path, tmp_path: Path) -> None:
     assert res.returncode == 2 and "no config.json" in res.stderr and "Traceback" not in res.stderr
     res = cli("--eagle3-draft", "--out", str(tmp_path / "f"))
     assert res.returncode == 2 and "--target" in res.stderr
+    res = cli("--eagle3-draft", "--target", str(target), "--out", str(tmp_path / "g"), "--aux-layers", "1,3")
+    assert res.returncode == 0, res.stderr
+    assert json.loads((tmp_path / "g" / "config.json").read_text())["eagle_aux_hidden_state_layer_ids"] == [1, 3]
+    for bad, message in (("1,x", "comma-separated integers"), ("1,4", "[0, 3]")):
+        res = cli("--eagle3-draft", "--target", str(target), "--out", str(tmp_path / "h"), "--aux-layers", bad)
+        assert res.returncode == 2 and message in res.stderr and "Traceback" not in res.stderr, res.stderr
+
+
+def test_cli_passes_teacher_options_to_the_distiller(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """--distill-prompts / --distill-gen-tokens / --distill-unroll reach the EAGLE3 distiller (and
+    only when given: unset keeps its defaults); without --distill-steps they are refused."""
+    from model_plugin.checkpoints import __main__ as cli
+    from model_plugin.checkpoints import eagle3_distill
+
+    calls = []
+
+    def fake(target, out, **kwargs):
+        calls.append(kwargs)
+        return eagle3_distill.DistillResult(out, 0.0, 0.9, 10, [0.9])
+
+    monkeypatch.setattr(eagle3_distill, "distill_eagle3_draft", fake)
+    base = ["--eagle3-draft", "--target", str(tmp_path / "t"), "--out", str(tmp_path / "o"), "--distill-steps", "5"]
+    assert cli.main([*base, "--distill-prompts", "200", "--distill-gen-tokens", "80", "--distill-unroll", "4"]) == 0
+    assert cli.main(base) == 0
+    given, defaults = calls
+    assert (given["gen_prompts"], given["gen_tokens"], given["unroll"], given["steps"]) == (200, 80, 4, 5)
+    assert not {"gen_prompts", "gen_tokens", "unroll"} & defaults.keys()
+    for bad, message in (([*base, "--distill-unroll", "0"], "--distill-unroll must be >= 1"),
+                         (base[:5] + ["--distill-prompts", "9"], "--distill-prompts needs --distill-steps")):
+        with pytest.raises(CheckpointError, match=message):
+            cli.run(cli.build_parser().parse_args(bad))
+    assert len(calls) == 2
 
 
 def test_distilled_draft_has_real_acceptance(tmp_path: Path) -> None:

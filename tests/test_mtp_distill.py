@@ -165,6 +165,7 @@ def test_cli(target: Path, tmp_path: Path) -> None:
         (("--target", str(plain), "--distill-steps", "2"), "no MTP layer"),
         (("--target", str(target), "--distill-steps", "2", "--eagle3-draft"), "exclusive"),
         (("--target", str(target), "--distill-steps", "2", "--bigram", "3"), "--bigram does not apply"),
+        (("--target", str(target), "--distill-steps", "2", "--aux-layers", "1"), "--aux-layers does not apply"),
     ]:
         res = cli("--distill-mtp", "--out", str(tmp_path / "out"), *args)
         assert res.returncode == 2 and message in res.stderr and "Traceback" not in res.stderr, (args, res.stderr)
@@ -183,7 +184,8 @@ def test_cli_passes_its_options_to_the_distiller(monkeypatch: pytest.MonkeyPatch
 
     monkeypatch.setattr(mtp_distill, "distill_mtp", fake)
     assert cli.main(["--distill-mtp", "--target", str(tmp_path / "t"), "--out", str(tmp_path / "o"),
-                     "--distill-steps", "7", "--seed", "3"]) == 0
+                     "--distill-steps", "7", "--seed", "3", "--distill-gen-tokens", "64"]) == 0
     [(target, out, kwargs)] = calls
     assert (target, out) == (tmp_path / "t", tmp_path / "o")
-    assert kwargs["steps"] == 7 and kwargs["seed"] == 3
+    assert kwargs["steps"] == 7 and kwargs["seed"] == 3 and kwargs["gen_tokens"] == 64
+    assert "gen_prompts" not in kwargs and "unroll" not in kwargs  # unset: the distiller's defaults

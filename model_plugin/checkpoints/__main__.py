@@ -42,11 +42,50 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--target", type=Path, help="target checkpoint dir for --eagle3-draft / --distill-mtp")
     parser.add_argument("--draft-vocab", type=int, default=None,
                         help="draft vocabulary size for --eagle3-draft (default 1024)")
+    parser.add_argument("--aux-layers", default=None, metavar="I,J,K",
+                        help="target layers whose input residual streams the --eagle3-draft reads "
+                             "(vLLM ids; N = the last layer's output); default (2, N//2, N-3)")
     parser.add_argument("--distill-steps", type=int, default=0,
                         help="train the draft on the target's own aux states and greedy tokens "
                              "for this many steps (CPU, minutes); 0 writes random weights. "
                              "Required (> 0) with --distill-mtp")
+    # The teacher data and unroll of a distillation (EAGLE3 draft or MTP layer); unset = the
+    # distiller's defaults.
+    parser.add_argument("--distill-prompts", type=int, default=None, metavar="N",
+                        help="corpus prompts the target continues greedily for the teacher data "
+                             "(at most the corpus' size less its 8 held-out prompts)")
+    parser.add_argument("--distill-gen-tokens", type=int, default=None, metavar="N",
+                        help="tokens the target generates per continued prompt")
+    parser.add_argument("--distill-unroll", type=int, default=None, metavar="K",
+                        help="speculative steps each training step unrolls (draft positions trained)")
     return parser
+
+
+def aux_layer_ids(args: argparse.Namespace) -> list[int] | None:
+    """--aux-layers "0,3,6" as ints (range and duplicates are checked against the target later)."""
+    if args.aux_layers is None:
+        return None
+    try:
+        return [int(part) for part in args.aux_layers.split(",")]
+    except ValueError:
+        raise CheckpointError(f"--aux-layers must be comma-separated integers, got {args.aux_layers!r}") from None
+
+
+def distill_options(args: argparse.Namespace) -> dict[str, int]:
+    """The --distill-* teacher options that were given, as distiller keyword arguments."""
+    given = {("--distill-prompts", "gen_prompts"): args.distill_prompts,
+             ("--distill-gen-tokens", "gen_tokens"): args.distill_gen_tokens,
+             ("--distill-unroll", "unroll"): args.distill_unroll}
+    options = {}
+    for (flag, key), value in given.items():
+        if value is None:
+            continue
+        if args.distill_steps <= 0:
+            raise CheckpointError(f"{flag} needs --distill-steps N (N > 0)")
+        if value < 1:
+            raise CheckpointError(f"{flag} must be >= 1")
+        options[key] = value
+    return options
 
 
 def run(args: argparse.Namespace) -> Path:
@@ -60,12 +99,14 @@ def run(args: argparse.Namespace) -> Path:
 
             result = distill_eagle3_draft(args.target, args.out, steps=args.distill_steps,
                                           seed=args.seed, draft_vocab_size=args.draft_vocab,
-                                          log=print)
+                                          aux_layer_ids=aux_layer_ids(args), log=print,
+                                          **distill_options(args))
             return result.path
         from .eagle3 import write_eagle3_draft
 
+        distill_options(args)  # refuses teacher options without --distill-steps
         return write_eagle3_draft(args.target, args.out, seed=args.seed,
-                                  draft_vocab_size=args.draft_vocab)
+                                  draft_vocab_size=args.draft_vocab, aux_layer_ids=aux_layer_ids(args))
     if args.preset is None:
         raise CheckpointError("one of --preset, --eagle3-draft or --distill-mtp is required")
     try:
@@ -88,7 +129,8 @@ def _distill_mtp(args: argparse.Namespace) -> Path:
         raise CheckpointError("--distill-mtp needs --target DIR (a checkpoint with an MTP layer)")
     ignored = [flag for flag, value in (("--preset", args.preset), ("--layers", args.layers),
                                         ("--fp8", args.fp8), ("--mtp", args.mtp), ("--bigram", args.bigram),
-                                        ("--draft-vocab", args.draft_vocab)) if value]
+                                        ("--draft-vocab", args.draft_vocab), ("--aux-layers", args.aux_layers))
+               if value]
     if ignored:
         raise CheckpointError(f"{', '.join(ignored)} {'does' if len(ignored) == 1 else 'do'} not apply "
                               "to --distill-mtp (the target's config is kept)")
@@ -96,7 +138,8 @@ def _distill_mtp(args: argparse.Namespace) -> Path:
         raise CheckpointError("--distill-mtp needs --distill-steps N (N > 0)")
     from .mtp_distill import distill_mtp
 
-    return distill_mtp(args.target, args.out, steps=args.distill_steps, seed=args.seed, log=print).path
+    return distill_mtp(args.target, args.out, steps=args.distill_steps, seed=args.seed, log=print,
+                       **distill_options(args)).path
 
 
 def main(argv: list[str] | None = None) -> int:

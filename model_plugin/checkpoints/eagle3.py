@@ -232,8 +232,11 @@ def plan_eagle3_draft(
     target_cfg, tok = load_target(target)
     n_layers = target_cfg["num_hidden_layers"]
     aux = sorted(aux_layer_ids) if aux_layer_ids else default_aux_layer_ids(n_layers)
-    if any(not 0 <= i < n_layers for i in aux) or len(set(aux)) != len(aux):
-        raise CheckpointError(f"aux layer ids {aux} must be distinct and in [0, {n_layers})")
+    # Id k is the residual stream entering layer k; id N (the number of layers) is the stream
+    # leaving the last layer, before the final norm: the target plugin collects it too, and it is
+    # where an SGLang-trained draft's id N-1 lands after `eagle_aux_layer_id_shift: 1`.
+    if any(not 0 <= i <= n_layers for i in aux) or len(set(aux)) != len(aux):
+        raise CheckpointError(f"aux layer ids {aux} must be distinct and in [0, {n_layers}]")
     size = min(draft_vocab_size or DEFAULT_DRAFT_VOCAB, tok.get_vocab_size())
     if size >= target_cfg["vocab_size"]:
         raise CheckpointError("the draft vocabulary must be smaller than the target's")

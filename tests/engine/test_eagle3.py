@@ -89,7 +89,9 @@ def _aux_probe(model, out, layers: str, hf_overrides: dict | None = None) -> dic
 
 @pytest.fixture(scope="module")
 def reference_stream(tiny_checkpoint):
-    return ReferenceModel.from_pretrained(tiny_checkpoint).residual_stream(torch.tensor(AUX_PROMPT))
+    """The reference's residual stream entering layers 0..N-1, then (index N) leaving the last layer."""
+    return ReferenceModel.from_pretrained(tiny_checkpoint).forward_with_states(
+        torch.tensor(AUX_PROMPT)).layer_inputs
 
 
 def test_aux_hidden_states_are_the_residual_stream_entering_each_layer(tiny_checkpoint, tmp_path,
@@ -104,8 +106,11 @@ def test_aux_hidden_states_are_the_residual_stream_entering_each_layer(tiny_chec
 
 
 def test_sglang_layer_shift_reads_one_layer_later(tiny_checkpoint, tmp_path, reference_stream):
-    got = _aux_probe(tiny_checkpoint, tmp_path / "aux-shift.safetensors", "0,1",
+    # SGLang ids 1 and 2 (= N-1, the last layer's output) become vLLM ids 2 and N = 3: the stream
+    # leaving the last layer, before the final norm, is served too.
+    got = _aux_probe(tiny_checkpoint, tmp_path / "aux-shift.safetensors", "1,2",
                      hf_overrides={"eagle_aux_layer_id_shift": 1})
-    assert got["active_layers"].tolist() == [1, 2]
-    for k in (1, 2):
+    assert got["active_layers"].tolist() == [2, 3] and len(reference_stream) == 4
+    for k in (2, 3):
         assert (got[f"layer_{k}"] - reference_stream[k]).abs().max().item() < 1e-4
+    assert (got["layer_3"] - reference_stream[2]).abs().max().item() > 0.1
