@@ -1,6 +1,6 @@
 """Speculative decoding on CPU: our plugin with EAGLE3 and MTP drafts beside vLLM's built-in model.
 
-    .venv/bin/python benchmarks/speculative.py [--bigram 40] [--distill-steps 1200] [--draft-vocab 3000]
+    .venv/bin/python benchmarks/speculative.py [--bigram 40] [--distill-steps 2000] [--draft-vocab 3000]
         [--mtp-distill-steps 600] [--k 1 2 3 4] [--decode-tokens 128] [--rounds 1] [--compiled]
         [--no-eagle3] [--no-mtp] [--results FILE]
     # or distil once, then reuse the drafts (their timing records travel with them):
@@ -318,7 +318,7 @@ def main() -> None:
     ap.add_argument("--preset", default="small")
     ap.add_argument("--bigram", type=float, default=40.0, help="next-token habit strength of the target")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--distill-steps", type=int, default=1200)
+    ap.add_argument("--distill-steps", type=int, default=2000)
     ap.add_argument("--draft-vocab", type=int, default=3000,
                     help="draft ids (default: the small preset's whole live vocabulary; trimming cost acceptance)")
     # Session 5's recipe; continuing all 229 corpus prompts instead of 64 did not lift acceptance
