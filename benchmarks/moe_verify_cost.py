@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -102,8 +103,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _load() -> str:
-    import os
-
     return " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 

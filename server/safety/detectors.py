@@ -1073,7 +1073,7 @@ _EMERGENCY_RESOLVED = re.compile(
     r"|(?:\d+|[一二两三四五六七八九十几半多]+)(?:年|个多?月)多?(?:前|以前)|小时候|后来(?:就)?好了|已经(?:完全)?好了"
     r"|(?:现在|已经)(?:都)?没事了|再也没(?:有)?(?:发作|抽|犯|出现)过?|(?:血)?(?:已经)?止住了")
 _EMERGENCY_CURRENT = re.compile(r"\b(?:again|right now|still|currently|at the moment|now (?:he|she|i|it|they|his|her|my))\b"
-                      r"|又|还在|还是|仍然|刚才|刚刚|正在")
+                                r"|又|还在|还是|仍然|刚才|刚刚|正在")
 
 
 def _resolved(view: str, span: tuple[int, int], resolved: re.Pattern[str], current: re.Pattern[str]) -> bool:

@@ -3,8 +3,7 @@
 Matching runs on a *view* of the text that defeats cheap evasions (full-width digits, zero-width
 characters inside words, Cyrillic/Greek look-alikes, upper case) and reads Traditional Chinese as
 Simplified, while keeping one character of the view per character of the normalised text, so spans
-found in the view can be cut out of the text
-that is forwarded upstream.
+found in the view can be cut out of the text that is forwarded upstream.
 """
 
 from __future__ import annotations
