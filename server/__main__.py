@@ -59,7 +59,7 @@ def serve(overrides: dict[str, Any]) -> None:
     setup_logging(settings.log_level)
     try:
         from server.app import create_app
-        from server.safety_glue import SafetyConfigError
+        from server.safety import SafetyConfigError
 
         app = create_app(settings)
     except SafetyConfigError as exc:
@@ -131,10 +131,10 @@ def _fmt_time(ts: float | None) -> str:
 
 def _check_profile(profile: str, settings: Settings) -> None:
     """A key's safety profile must exist in the policy the gateway will load (when the layer is on)."""
-    from server.safety_glue import SafetyConfigError, load_safety_engine
+    from server.safety import SafetyConfigError, load_engine
 
     try:
-        engine = load_safety_engine(settings.safety_enabled, settings.safety_policy)
+        engine = load_engine(settings.safety_enabled, settings.safety_policy)
     except SafetyConfigError as exc:
         _die(str(exc))
     names = list(getattr(engine, "profile_names", []) or [])

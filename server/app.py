@@ -23,7 +23,7 @@ from server.errors import GatewayError
 from server.keys import KeyResolver, KeyStore
 from server.metrics import Metrics
 from server.ratelimit import RateLimiter, RateLimiterUnavailable, make_rate_limiter
-from server.safety_glue import load_safety_engine
+from server.safety import load_engine
 from server.settings import Settings
 from server.upstream import ModelCatalog, Readiness, UpstreamClient
 
@@ -69,7 +69,7 @@ class GatewayState:
         self.audit_db: Database | None = Database(settings.database_url) if settings.audit_enabled else None
         self.audit = AuditLog(self.audit_db)
         self.safety = (
-            load_safety_engine(settings.safety_enabled, settings.safety_policy)
+            load_engine(settings.safety_enabled, settings.safety_policy)
             if safety_engine is _UNSET
             else safety_engine
         )

@@ -287,7 +287,7 @@ class StreamRelay(Response):
         self.ctx = ctx
         self.chat = kind == "chat"
         self.client_wants_usage = client_wants_usage
-        self.guards = guards  # GuardSet or None
+        self.guards = guards  # ResponseGuard or None
         self.extra_headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
         self.streams = streams  # the app's open relays, for the end of a shutdown drain
         self._task: asyncio.Task | None = None

@@ -22,7 +22,7 @@ from server.errors import GatewayError
 from server.keys import KeyRecord
 from server.ratelimit import RateLimiterUnavailable
 from server.routes.schemas import CHAT_SCHEMA, COMPLETION_SCHEMA
-from server.safety_glue import GuardSet
+from server.safety import InputCheck, ResponseGuard, UncheckableInput, check_chat, check_completion
 from server.upstream import StreamRelay, translate_error, translate_response
 from server.validation import apply_max_tokens_cap, validate_chat, validate_completion
 
@@ -135,13 +135,11 @@ async def _handle(request: Request, key: KeyRecord, kind: str, path: str) -> Res
 
     guards = None
     if state.safety is not None:
-        verdicts = _input_rails(state, ctx, key, body, kind)
-        canned = [v.response_text for v in verdicts if v.action == "respond"]
-        if canned:
-            return _canned(
-                kind, model, canned[0], len(verdicts) * (body.get("n") or 1), stream, client_usage, rl_headers
-            )
-        guards = GuardSet(state.safety, verdicts, body.get("n") or 1)
+        check = _input_rails(state, ctx, key, body, kind)
+        if check.canned is not None:
+            choices = len(check.verdicts) * (body.get("n") or 1)
+            return _canned(kind, model, check.canned, choices, stream, client_usage, rl_headers)
+        guards = ResponseGuard(state.safety, check.verdicts, body.get("n") or 1)
 
     if stream:
         # Always meter tokens: ask for the usage chunk and strip it later if the client did not.
@@ -184,42 +182,23 @@ async def _admit(state: Any, key: KeyRecord, ctx: RequestCtx) -> dict[str, str]:
     return headers
 
 
-def _input_rails(state: Any, ctx: RequestCtx, key: KeyRecord, body: dict[str, Any], kind: str) -> list[Any]:
+def _input_rails(state: Any, ctx: RequestCtx, key: KeyRecord, body: dict[str, Any], kind: str) -> InputCheck:
     engine, profile = state.safety, key.safety_profile
-    if kind == CHAT:
-        verdicts = [engine.check_input(body["messages"], profile)]
-    else:
-        prompt = body["prompt"]
-        if isinstance(prompt, str):
-            verdicts = [engine.check_prompt(prompt, profile)]
-        elif all(isinstance(p, str) for p in prompt):
-            verdicts = [engine.check_prompt(p, profile) for p in prompt]
+    try:
+        if kind == CHAT:
+            check = check_chat(engine, body["messages"], profile)
         else:
-            # Token ids would slip past the text rails (PHI included), so they are refused outright.
-            raise GatewayError(
-                400,
-                "invalid_request_error",
-                "Token-id prompts are not accepted while the safety layer is on.",
-                param="prompt",
-            )
-    categories: list[str] = []
-    for v in verdicts:
-        categories += [c for c in v.categories if c not in categories]
-        state.record_safety_events(ctx, list(v.events))
-    ctx.safety = ",".join(categories)
-    for v in verdicts:
-        if v.action == "block":
-            raise GatewayError(
-                400, "content_policy_violation", v.error_message or "Request refused by policy."
-            )
-    if kind == CHAT:
-        if verdicts[0].action != "respond":
-            body["messages"] = verdicts[0].messages
-    elif all(v.action != "respond" for v in verdicts):
-        body["prompt"] = (
-            verdicts[0].prompt if isinstance(body["prompt"], str) else [v.prompt for v in verdicts]
-        )
-    return verdicts
+            check = check_completion(engine, body["prompt"], profile)
+    except UncheckableInput as exc:
+        raise GatewayError(400, "invalid_request_error", str(exc), param=exc.param) from None
+    state.record_safety_events(ctx, check.events)
+    ctx.safety = check.header_value
+    blocked = check.blocked
+    if blocked is not None:
+        raise GatewayError(400, "content_policy_violation", blocked)
+    if check.canned is None:
+        check.apply_to(body)
+    return check
 
 
 def _canned(
@@ -293,7 +272,7 @@ async def _json(
     path: str,
     content: bytes,
     headers: dict[str, str],
-    guards: GuardSet | None,
+    guards: ResponseGuard | None,
     rl_headers: dict[str, str],
 ) -> Response:
     try:
@@ -319,7 +298,7 @@ async def _json(
     return Response(out, media_type="application/json", headers=rl_headers)
 
 
-def _guard_json(state: Any, ctx: RequestCtx, obj: dict[str, Any], guards: GuardSet) -> bytes:
+def _guard_json(state: Any, ctx: RequestCtx, obj: dict[str, Any], guards: ResponseGuard) -> bytes:
     try:
         for ch in obj["choices"]:
             msg = ch.get("message")
@@ -346,7 +325,7 @@ async def _stream(
     headers: dict[str, str],
     kind: str,
     client_usage: bool,
-    guards: GuardSet | None,
+    guards: ResponseGuard | None,
     rl_headers: dict[str, str],
 ) -> Response:
     try:

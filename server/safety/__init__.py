@@ -1,16 +1,34 @@
 """Medical safety layer: bilingual input rails (crisis, emergencies, PHI, prompt injection) and
 streaming output rails, configured by a validated YAML policy with named profiles.
 
-    engine = SafetyEngine.from_policy_file(path_or_None)
-    verdict = engine.check_input(messages, profile)      # or engine.check_prompt(prompt, profile)
-    guard = engine.output_guard(verdict)                 # guard.feed(chunk) ... guard.finish()
-
-Compiled regexes, plus small learned detectors for crisis, emergencies and injection (numpy, one shared
-featurisation; weights shipped as package data, learned_model.json): no model download, no torch/vLLM import.
+The gateway goes through one door, `server.safety.gateway`; README.md in this folder is the reference.
 """
 
-from server.safety.engine import SafetyEngine, Verdict
+from server.safety.engine import SafetyEngine
+from server.safety.gateway import (
+    InputCheck,
+    ResponseGuard,
+    SafetyConfigError,
+    UncheckableInput,
+    check_chat,
+    check_completion,
+    load_engine,
+)
 from server.safety.output import OutputGuard
 from server.safety.policy import CATEGORIES, SafetyPolicyError
+from server.safety.verdict import Verdict
 
-__all__ = ["CATEGORIES", "OutputGuard", "SafetyEngine", "SafetyPolicyError", "Verdict"]
+__all__ = [
+    "CATEGORIES",
+    "InputCheck",
+    "OutputGuard",
+    "ResponseGuard",
+    "SafetyConfigError",
+    "SafetyEngine",
+    "SafetyPolicyError",
+    "UncheckableInput",
+    "Verdict",
+    "check_chat",
+    "check_completion",
+    "load_engine",
+]

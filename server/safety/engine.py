@@ -13,7 +13,8 @@ from server.safety.detectors import (
     scan,
 )
 from server.safety.normalize import char_map, has_cjk, locale_of, match_view, normalize
-from server.safety.phi import PlaceholderMap, find_phi
+from server.safety.output import OutputGuard
+from server.safety.phi import find_phi
 from server.safety.policy import (
     CATEGORIES,
     LEARNED_CATEGORIES,
@@ -23,47 +24,14 @@ from server.safety.policy import (
     SafetyPolicyError,
     load_policy,
 )
+from server.safety.verdict import PlaceholderMap, Span, Verdict, redact
 
 if TYPE_CHECKING:
     from server.safety.learned_model import LearnedModel
-    from server.safety.output import OutputGuard
 
-Events = list[tuple[str, str]]
 # roles whose text is the caller's own words (crisis, emergency); tool output may carry injected text
 _SPEAKER_ROLES = frozenset({"user"})
 _INJECTION_ROLES = frozenset({"user", "tool", "function"})
-
-
-@dataclass
-class Verdict:
-    """What the input rails decided. Never log `messages`, `prompt` or `placeholders`: they hold text."""
-
-    categories: list[str]
-    action: str  # "pass" | "respond" | "block"
-    profile: str
-    locale: str
-    actions: dict[str, str] = field(default_factory=dict)  # fired category -> the policy's action
-    messages: list[dict[str, Any]] | None = None
-    prompt: str | list[Any] | None = None
-    response_text: str | None = None
-    error_message: str | None = None
-    events: Events = field(default_factory=list)
-    placeholder_map: PlaceholderMap = field(default_factory=PlaceholderMap, repr=False)
-    # notices the answer must carry: "crisis_resources" and/or "urgent_care_notice"
-    notices: list[str] = field(default_factory=list)
-    # categories raised only by a weak signal, which take the profile's model_action: a learned detector (the
-    # rules missed them) or an injection quoted as an example (detectors.quoted_examples_only); not a metric label
-    model_categories: list[str] = field(default_factory=list)
-
-    @property
-    def placeholders(self) -> dict[str, str]:
-        """Placeholder -> the caller's original value (for restoring the answer; never log it)."""
-        return self.placeholder_map.originals
-
-    @property
-    def header_value(self) -> str:
-        """Value of the x-angel-safety header."""
-        return ",".join(self.categories)
 
 
 @dataclass
@@ -162,8 +130,6 @@ class SafetyEngine:
         return verdict
 
     def output_guard(self, verdict: Verdict) -> OutputGuard:
-        from server.safety.output import OutputGuard
-
         _, prof = self.resolve_profile(verdict.profile)
         return OutputGuard(self.texts(verdict.locale), prof, verdict)
 
@@ -345,14 +311,8 @@ def _redact_raw(seg: _Segment, spans: list[tuple[int, int, str]], pmap: Placehol
     return _redact(seg.raw, mapped, pmap)
 
 
-def _redact(text: str, spans: list[tuple[int, int, str]], pmap: PlaceholderMap) -> str:
+def _redact(text: str, spans: list[Span], pmap: PlaceholderMap) -> str:
     """PHI spans become typed placeholders kept in `pmap`; other categories' spans a fixed marker."""
-    parts: list[str] = []
-    pos = 0
-    for start, end, kind in spans:
-        parts.append(text[pos:start])
-        parts.append(f"[REMOVED_{kind.upper()}]" if kind in CATEGORIES else pmap.placeholder(kind, text[start:end]))
-        pos = end
-    parts.append(text[pos:])
-    return "".join(parts)
-
+    return redact(
+        text, spans, lambda kind, value: f"[REMOVED_{kind.upper()}]" if kind in CATEGORIES else pmap.placeholder(kind, value)
+    )

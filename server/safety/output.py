@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING
 from server.safety.gate import GateSet
 from server.safety.normalize import match_view
 from server.safety.phi import find_phi
+from server.safety.verdict import redact
 
 if TYPE_CHECKING:
-    from server.safety.engine import Verdict
     from server.safety.policy import LocaleTexts, ProfilePolicy
+    from server.safety.verdict import Verdict
 
 _TAIL = 48  # characters always held back in a long run without a sentence end (longest identifier we redact)
 _SENTENCE_END = re.compile(r"[。！？!?\n]|[.;:](?=\s)")
@@ -147,17 +148,11 @@ class OutputGuard:
         return self._emit(segment, spans)
 
     def _emit(self, segment: str, spans: list[tuple[int, int, str]]) -> str:
-        if spans:
-            parts, pos = [], 0
-            for start, end, entity in spans:
-                parts.append(segment[pos:start])
-                parts.append(f"[{entity}]")
-                pos = end
-                if entity not in self._phi_seen:
-                    self._phi_seen.add(entity)
-                    self.events.append(("phi", "redact"))
-            parts.append(segment[pos:])
-            segment = "".join(parts)
+        for _, _, entity in spans:
+            if entity not in self._phi_seen:
+                self._phi_seen.add(entity)
+                self.events.append(("phi", "redact"))
+        segment = redact(segment, spans, lambda entity, _: f"[{entity}]")
         for placeholder, original in self.restore.items():
             if placeholder in segment:
                 segment = segment.replace(placeholder, original)

@@ -636,32 +636,3 @@ def find_phi(text: str, entities: frozenset[str] | None = None, view: str | None
             continue
         merged.append(span)
     return merged
-
-
-class PlaceholderMap:
-    """Typed placeholders ([PHONE_1], [PERSON_2], ...) for one request; the same value gets the same one."""
-
-    def __init__(self) -> None:
-        self.by_value: dict[tuple[str, str], str] = {}
-        self.originals: dict[str, str] = {}
-        self._counts: dict[str, int] = {}
-
-    def placeholder(self, entity: str, value: str) -> str:
-        key = (entity, value)
-        found = self.by_value.get(key)
-        if found is None:
-            n = self._counts.get(entity, 0) + 1
-            self._counts[entity] = n
-            found = self.by_value[key] = f"[{entity}_{n}]"
-            self.originals[found] = value
-        return found
-
-    def redact(self, text: str, spans: list[Span]) -> str:
-        parts: list[str] = []
-        pos = 0
-        for start, end, entity in spans:
-            parts.append(text[pos:start])
-            parts.append(self.placeholder(entity, text[start:end]))
-            pos = end
-        parts.append(text[pos:])
-        return "".join(parts)
