@@ -5,16 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from server.safety.detectors import (
-    detect_crisis,
-    detect_emergency,
-    detect_injection,
-    quoted_examples_only,
-    scan,
-)
+from server.safety.gate import GateSet
 from server.safety.normalize import char_map, has_cjk, locale_of, match_view, normalize
 from server.safety.output import OutputGuard
 from server.safety.phi import find_phi
+from server.safety.phi import patterns as phi_patterns
 from server.safety.policy import (
     CATEGORIES,
     LEARNED_CATEGORIES,
@@ -24,10 +19,12 @@ from server.safety.policy import (
     SafetyPolicyError,
     load_policy,
 )
+from server.safety.rules import all_patterns as rule_patterns
+from server.safety.rules import crisis, emergency, injection
 from server.safety.verdict import PlaceholderMap, Span, Verdict, redact
 
 if TYPE_CHECKING:
-    from server.safety.learned_model import LearnedModel
+    from server.safety.learned.model import LearnedModel
 
 # roles whose text is the caller's own words (crisis, emergency); tool output may carry injected text
 _SPEAKER_ROLES = frozenset({"user"})
@@ -50,6 +47,8 @@ class SafetyEngine:
         """`model_path`: weights for the learned detectors (None: the ones shipped in the package); read only
         when a profile turns a category's model on. SafetyPolicyError if they cannot be used."""
         self.policy = policy
+        # one literal pass per text serves every rail, PHI included
+        self._gates = GateSet([*rule_patterns(), *phi_patterns()])
         self.warnings: list[str] = []
         if not policy.resources_verified:
             self.warnings.append("safety policy: crisis resources and emergency numbers are unverified defaults "
@@ -155,16 +154,16 @@ class SafetyEngine:
         # attacks quoted as examples in a text about injection: a weak signal, handled like a model-only hit
         quoted: set[str] = set()
         for seg in segs:
-            hits = scan(seg.view)  # one gate pass serves every rail, PHI included
+            hits = self._gates.scan(seg.view)
             if id(seg) in speaker_ids:
-                for category, detect in (("crisis_self_harm", detect_crisis), ("medical_emergency", detect_emergency)):
+                for category, detect in ((crisis.CATEGORY, crisis.detect), (emergency.CATEGORY, emergency.detect)):
                     spans = detect(seg.view, hits)
                     if spans:
                         seg.spans[category] = [(a, b, category) for a, b in spans]
                         fired.add(category)
             if seg.role in _INJECTION_ROLES:
-                spans = detect_injection(seg.view, hits)
-                if spans and quoted_examples_only(seg.view, spans):
+                spans = injection.detect(seg.view, hits)
+                if spans and injection.quoted_examples_only(seg.view, spans):
                     quoted.add("prompt_injection")
                 elif spans:
                     seg.spans["prompt_injection"] = [(a, b, "prompt_injection") for a, b in spans]
@@ -287,7 +286,7 @@ class SafetyEngine:
 def _load_learned_model(path: str | None) -> LearnedModel:
     """The learned detectors' weights, loaded once per process; one clear line if unusable."""
     try:
-        from server.safety.learned_model import load_model
+        from server.safety.learned.model import load_model
     except ImportError as exc:  # numpy missing: say so at start-up rather than serve without the detector
         raise SafetyPolicyError(f"the learned detectors need numpy ({exc}); install numpy or set `model: false` "
                                 "under crisis_self_harm, medical_emergency and prompt_injection in every "

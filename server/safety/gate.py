@@ -11,7 +11,7 @@ literals. Rules whose literals are absent cost nothing; the window bounds the co
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import ahocorasick_rs
 
@@ -24,8 +24,8 @@ except ImportError:  # pragma: no cover - Python 3.10
 
 _MAX_LITERALS = 256
 _WINDOW = 120  # characters either side of a literal that an unbounded rule may reach
-_MAX_WINDOWS = 64
-_MARGIN = 24  # look-behind/look-ahead reach of our rules (" through my nose" is 16)  # beyond this many occurrences scanning the whole text is cheaper
+_MAX_WINDOWS = 64  # beyond this many occurrences scanning the whole text is cheaper
+_MARGIN = 24  # look-behind/look-ahead reach of our rules (" through my nose" is 16)
 
 
 _MAX_PRODUCT = 64
@@ -155,70 +155,25 @@ def _identifier_like(run: str) -> bool:
     return digits >= 6 or (digits >= 3 and len(_NUM_SEPARATORS.findall(run)) >= 2)
 
 
-class GateSet:
-    """Patterns sharing one Aho-Corasick automaton: one pass over the text finds every gate literal."""
-
-    def __init__(self) -> None:
-        self.patterns: list[GatedPattern] = []
-        self._automaton: ahocorasick_rs.AhoCorasick | None = None
-        self._owners: list[tuple[int, ...]] = []  # per literal of the automaton, the patterns it gates
-        self._numeric: list[int] = []
-
-    def add(self, pattern: str, flags: int = 0, literals: frozenset[str] | None = None,
-            window: int = _WINDOW, prefix: bool = False) -> GatedPattern:
-        gp = GatedPattern(pattern, flags, window, literals, index=len(self.patterns), prefix=prefix)
-        self.patterns.append(gp)
-        self._automaton = None
-        return gp
-
-    def _build(self) -> ahocorasick_rs.AhoCorasick:
-        owners: dict[str, list[int]] = {}
-        self._numeric = []
-        for gp in self.patterns:
-            for lit in gp.literals or ():
-                if lit == NUMERIC:
-                    self._numeric.append(gp.index)
-                else:
-                    owners.setdefault(lit, []).append(gp.index)
-        self._owners = [tuple(idxs) for idxs in owners.values()] or [()]
-        # the Rust crate's automaton: pyahocorasick, used before, took 0.37 ms per 4,000 Chinese characters
-        # against 0.08 ms for English (hundreds of CJK first characters make its per-node lookup slow);
-        # this one takes 0.08 / 0.04 ms
-        return ahocorasick_rs.AhoCorasick(list(owners) or ["\x00\x00"], matchkind=ahocorasick_rs.MatchKind.Standard)
-
-    def scan(self, view: str) -> Hits:
-        """For each pattern whose gate literals occur in `view`, where they start."""
-        if self._automaton is None:
-            self._automaton = self._build()
-        spots: Hits = {}
-        owners = self._owners
-        # newlines around the text let literals that need a word edge (" terrace\n", "\nmarch") match at
-        # its very start and end; positions are shifted back by the leading one
-        for lit, start, _end in self._automaton.find_matches_as_indexes("\n" + view + "\n", overlapping=True):
-            for i in owners[lit]:
-                found = spots.get(i)
-                if found is None:
-                    spots[i] = [start - 1]
-                elif len(found) <= _MAX_WINDOWS:
-                    found.append(start - 1)
-        if self._numeric:
-            runs = [m.start() for m in _NUM_RUN.finditer(view) if _identifier_like(m.group())]
-            if runs:
-                for i in self._numeric:
-                    spots.setdefault(i, []).extend(runs)
-        return spots
-
-
-Hits = dict[int, list[int]]
+Hits = dict["GatedPattern", list[int]]  # pattern -> positions in the view where its gate literals start
 
 
 class GatedPattern:
-    """A compiled regex plus the literal gate that decides where it needs to run."""
+    """A compiled regex plus the literal gate that decides where it needs to run.
 
-    __slots__ = ("before", "index", "literals", "regex", "window")
+    `literals` overrides the gate read out of the regex (for rules whose own literals are everywhere, a
+    space say); `prefix` then says whether matches start at their literal."""
 
-    def __init__(self, pattern: str, flags: int = 0, window: int = _WINDOW,
-                 literals: frozenset[str] | None = None, index: int = -1, prefix: bool = False) -> None:
+    __slots__ = ("before", "literals", "regex", "window")
+
+    def __init__(
+        self,
+        pattern: str,
+        flags: int = 0,
+        literals: frozenset[str] | None = None,
+        window: int = _WINDOW,
+        prefix: bool = False,
+    ) -> None:
         self.regex = re.compile(pattern, flags)
         gate = gate_of(pattern, flags) if literals is None else (literals, prefix)
         self.literals = gate[0] if gate else None
@@ -227,7 +182,10 @@ class GatedPattern:
         longest = _p.parse(pattern, flags).getwidth()[1]
         self.window = min(window, longest + 2)
         self.before = 0 if gate and gate[1] else self.window
-        self.index = index
+
+    @property
+    def pattern(self) -> str:
+        return self.regex.pattern
 
     def _windows(self, spots: list[int]) -> list[tuple[int, int]] | None:
         if len(spots) > _MAX_WINDOWS:
@@ -254,7 +212,7 @@ class GatedPattern:
         """Matches in `text`, using the gate hits that GateSet.scan found in its lower-cased view."""
         if self.literals is None:
             return self.regex.finditer(text)
-        spots = hits.get(self.index)
+        spots = hits.get(self)
         if not spots:
             return iter(())
         windows = self._windows(spots)
@@ -277,5 +235,47 @@ class GatedPattern:
         return next(self.finditer(text, hits), None)
 
 
-# One automaton for the input rails and the PHI recognisers: a single pass over each message.
-SHARED = GateSet()
+class GateSet:
+    """Patterns sharing one Aho-Corasick automaton: one pass over the text finds every gate literal.
+
+    Built from an explicit list of patterns (the rails build theirs when the engine is made): no pattern
+    registers itself anywhere when its module is imported."""
+
+    def __init__(self, patterns: Iterable[GatedPattern]) -> None:
+        self.patterns = list(dict.fromkeys(patterns))  # a pattern shared by two lists is scanned once
+        owners: dict[str, list[GatedPattern]] = {}
+        self._numeric: list[GatedPattern] = []
+        for gp in self.patterns:
+            for lit in gp.literals or ():
+                if lit == NUMERIC:
+                    self._numeric.append(gp)
+                else:
+                    owners.setdefault(lit, []).append(gp)
+        # per literal of the automaton, the patterns it gates
+        self._owners: list[tuple[GatedPattern, ...]] = [tuple(gps) for gps in owners.values()] or [()]
+        # the Rust crate's automaton: pyahocorasick, used before, took 0.37 ms per 4,000 Chinese characters
+        # against 0.08 ms for English (hundreds of CJK first characters make its per-node lookup slow);
+        # this one takes 0.08 / 0.04 ms
+        self._automaton = ahocorasick_rs.AhoCorasick(
+            list(owners) or ["\x00\x00"], matchkind=ahocorasick_rs.MatchKind.Standard
+        )
+
+    def scan(self, view: str) -> Hits:
+        """For each pattern whose gate literals occur in `view`, where they start."""
+        spots: Hits = {}
+        owners = self._owners
+        # newlines around the text let literals that need a word edge (" terrace\n", "\nmarch") match at
+        # its very start and end; positions are shifted back by the leading one
+        for lit, start, _end in self._automaton.find_matches_as_indexes("\n" + view + "\n", overlapping=True):
+            for gp in owners[lit]:
+                found = spots.get(gp)
+                if found is None:
+                    spots[gp] = [start - 1]
+                elif len(found) <= _MAX_WINDOWS:
+                    found.append(start - 1)
+        if self._numeric:
+            runs = [m.start() for m in _NUM_RUN.finditer(view) if _identifier_like(m.group())]
+            if runs:
+                for gp in self._numeric:
+                    spots.setdefault(gp, []).extend(runs)
+        return spots

@@ -10,11 +10,13 @@ resources are guaranteed by finish().
 from __future__ import annotations
 
 import re
+from functools import cache
 from typing import TYPE_CHECKING
 
 from server.safety.gate import GateSet
 from server.safety.normalize import match_view
 from server.safety.phi import find_phi
+from server.safety.rules import crisis
 from server.safety.verdict import redact
 
 if TYPE_CHECKING:
@@ -25,29 +27,22 @@ _TAIL = 48  # characters always held back in a long run without a sentence end (
 _SENTENCE_END = re.compile(r"[。！？!?\n]|[.;:](?=\s)")
 _TOKEN_CHAR = re.compile(r"[A-Za-z0-9@._%+\-/:#\[\]()]")
 
-_METHODS = GateSet()
-for _pattern in [
-    r"\b(?:lethal|fatal|deadly) (?:dose|amount)\b[^.\n]{0,60}\b(?:is|would be|of|around|about|approximately|roughly)\b[^.\n]{0,20}\d",
-    r"\b\d+(?:\.\d+)?\s*(?:mg|g|grams|milligrams|tablets|pills|capsules)\b[^.\n]{0,50}\b(?:would|will|could|is enough to|are enough to|enough to) (?:kill|be fatal|be lethal|cause death|end (?:your|a) life)",
-    r"\b(?:way|ways|method|methods|how) to (?:kill|hang|poison|suffocate|drown|shoot) yourself\b",
-    r"\b(?:most|least) (?:painless|effective|reliable|quick|certain) (?:way|method)s? (?:to die|of suicide|to end (?:your|a) life|to kill)",
-    r"\b(?:tie|make|making|tying) (?:a|the) noose\b", r"\b(?:cut|slit|slash)(?:ting)? (?:your|the) wrists? (?:vertically|lengthwise|along|deep)",
-    r"\bstep \d[^.\n]{0,80}\b(?:noose|ligature|overdose|wrists?)\b",
-    r"致死量(?:是|为|约|大约|大概|在)[^。\n]{0,10}\d",
-    r"(?:吃|服用?)[^。\n]{0,6}\d+\s*(?:片|粒|颗|毫克|克|mg|g)[^。\n]{0,10}(?:就|即可|可以|能|会)(?:致死|死亡|死)",
-    r"(?:最|比较)(?:无痛|不痛苦|有效|快|可靠)的(?:自杀|死|结束生命)(?:方法|方式)(?:是|有|包括)",
-    r"(?:上吊|割腕|烧炭|跳楼)(?:的)?(?:方法|步骤|要点)(?:是|：|:)", r"割腕(?:要|应该)(?:竖|深)",
-]:
-    _METHODS.add(_pattern)
+
+
+@cache
+def _methods() -> GateSet:
+    """Self-harm method instructions as they appear in answers (rules/crisis/answers.yaml)."""
+    return GateSet(rule.compile() for rule in crisis.answer_rules())
 
 
 def _method_hit(text: str) -> re.Match[str] | None:
     """The earliest self-harm method instruction in `text` (rules are lower case: read the lower view)."""
     view = match_view(text)
-    hits = _METHODS.scan(view)
+    methods = _methods()
+    hits = methods.scan(view)
     if not hits:
         return None
-    found = [m for p in _METHODS.patterns if p.index in hits for m in [p.search(view, hits)] if m is not None]
+    found = [m for p in methods.patterns if p in hits for m in [p.search(view, hits)] if m is not None]
     return min(found, key=lambda m: m.start()) if found else None
 
 

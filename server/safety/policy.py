@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from server.safety.phi import ENTITIES
 
 CATEGORIES = ("crisis_self_harm", "medical_emergency", "phi", "prompt_injection")
-# categories with a learned detector (learned_model.py) that can be OR'd with their rules
+# categories with a learned detector (learned/model.py) that can be OR'd with their rules
 LEARNED_CATEGORIES = ("crisis_self_harm", "medical_emergency", "prompt_injection")
 ACTIONS = ("allow", "annotate", "redact", "respond", "block")
 LOCALES = ("en", "zh")
@@ -31,7 +31,7 @@ class CategoryPolicy(_Strict):
 
 
 class LearnedCategoryPolicy(CategoryPolicy):
-    # the category's learned detector (learned_model.py) OR'd with the rules; false: the rules alone
+    # the category's learned detector (learned/model.py) OR'd with the rules; false: the rules alone
     model: bool = True
     # the action for a hit that only the learned detector found (null: `action`); never harsher than `action`
     model_action: Action | None = None

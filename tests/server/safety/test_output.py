@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from server.safety import SafetyEngine
-from tests.safety.conftest import user
+from tests.server.safety.conftest import user
 
 
 def stream(guard, chunks: list[str]) -> list[str]:

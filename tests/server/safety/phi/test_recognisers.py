@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from server.safety import SafetyEngine
-from server.safety.phi import _twid_ok
-from tests.safety.conftest import user
+from server.safety.phi.identifiers import _twid_ok
+from tests.server.safety.conftest import user
 
 PHI = "phi"
 

@@ -12,8 +12,8 @@ first name: it began with crisis alone.)
 
 Training data, per category: the labelled sets dev, heldout, fresh ... fresh5 and probes (positives: cases
 labelled or expected with the category; negatives: everything else, hard negatives and other categories
-included) plus, when present, tests/safety/train/crisis_corpus.jsonl (lines {"id", "lang", "crisis": bool,
-"text"}; crisis only) and tests/safety/train/emergency_injection_corpus.jsonl (lines {"id", "lang", "labels",
+included) plus, when present, server/safety/learned/data/crisis_corpus.jsonl (lines {"id", "lang", "crisis": bool,
+"text"}; crisis only) and server/safety/learned/data/emergency_injection_corpus.jsonl (lines {"id", "lang", "labels",
 "text"}; emergency and injection only). A corpus trains only the categories it was labelled for: an overdose
 in the crisis corpus may well be an emergency, and the emergency/injection corpus carries no crisis labels,
 so neither is used as the other's negatives. Nothing else is read: later blind sets stay unseen by everything
@@ -63,18 +63,19 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.safety_eval import load_cases
-from server.safety import learned_model as cm
-from server.safety.detectors import detect_crisis, detect_emergency, detect_injection
+from server.safety.learned import model as cm
+from server.safety.rules import crisis, emergency, injection
 
 CRISIS, EMERGENCY, INJECTION = cm.LEARNED_CATEGORIES
-RULES = {CRISIS: detect_crisis, EMERGENCY: detect_emergency, INJECTION: detect_injection}
+RULES = {CRISIS: crisis.detect, EMERGENCY: emergency.detect, INJECTION: injection.detect}
 TRAIN_SPLITS = ("dev", "heldout", "fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6", "fresh7", "probes")
-CORPUS = REPO / "tests" / "safety" / "train" / "crisis_corpus.jsonl"
-EI_CORPUS = REPO / "tests" / "safety" / "train" / "emergency_injection_corpus.jsonl"
+DATA = Path(__file__).resolve().parent / "data"
+CORPUS = DATA / "crisis_corpus.jsonl"
+EI_CORPUS = DATA / "emergency_injection_corpus.jsonl"
 # threshold rule: highest out-of-fold recall with out-of-fold negative FP <= MAX_FP[category]. Injection is
 # stricter: a false positive there changes how the request is handled (see default_policy.yaml)
 MAX_FP = {CRISIS: 0.02, EMERGENCY: 0.01, INJECTION: 0.01}
@@ -459,7 +460,7 @@ def train_category(category: str, data: list[dict[str, Any]], vec: Vectors, grid
     trained = {"messages": len(sub), "positives": sum(y), "groups": groups, "l2": best,
                "cv_recall": chosen["report"]["all"]["model_recall"],
                "cv_negative_fp": chosen["report"]["all"]["model_negative_fp"], "max_fp": max_fp,
-               "script": "benchmarks/learned_detectors.py"}
+               "script": "server/safety/learned/train.py"}
     weights_out = {"bias": round(bias, 6), "threshold": round(thr, 6), "window_segments": WINDOWS[category],
                    "trained": trained,
                    "buckets": [int(i) for i in nz], "weights": [round(float(weights[i]), 5) for i in nz]}
@@ -481,7 +482,7 @@ def train_category(category: str, data: list[dict[str, Any]], vec: Vectors, grid
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "learned_detectors.json"))
-    parser.add_argument("--model", default=str(REPO / "server" / "safety" / cm.WEIGHTS_FILE))
+    parser.add_argument("--model", default=str(Path(cm.__file__).with_name(cm.WEIGHTS_FILE)))
     parser.add_argument("--no-timing", action="store_true", help="skip the scorer timing")
     parser.add_argument("--grid", nargs="+", default=[str(v) for v in L2_GRID],
                         help="L2 grid for every category (default %(default)s); CATEGORY=L2 fixes one category's")

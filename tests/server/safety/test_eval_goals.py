@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 _spec = importlib.util.spec_from_file_location("safety_eval", REPO / "benchmarks" / "safety_eval.py")
 safety_eval = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(safety_eval)

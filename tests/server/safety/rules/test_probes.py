@@ -14,7 +14,7 @@ import pytest
 
 from server.safety import SafetyEngine
 
-PROBES = [json.loads(line) for line in (Path(__file__).parent / "eval" / "probes.jsonl").read_text(
+PROBES = [json.loads(line) for line in (Path(__file__).parents[1] / "eval" / "probes.jsonl").read_text(
     encoding="utf-8").splitlines() if line.strip()]
 
 

@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 
 from server.safety import SafetyEngine, SafetyPolicyError
-from server.safety import learned_model as cm
-from server.safety.detectors import detect_crisis
-from server.safety.learned_model import CategoryModel, LearnedModel, LearnedModelError
-from tests.safety.conftest import user
+from server.safety.learned import model as cm
+from server.safety.rules import crisis
+from server.safety.learned.model import CategoryModel, LearnedModel, LearnedModelError
+from tests.server.safety.conftest import user
 
 CRISIS, EMERGENCY, INJECTION = "crisis_self_harm", "medical_emergency", "prompt_injection"
-REPO = Path(__file__).resolve().parents[2]
-MODEL_FILE = REPO / "server" / "safety" / "learned_model.json"
+REPO = Path(__file__).resolve().parents[4]
+MODEL_FILE = REPO / "server" / "safety" / "learned" / "weights.json"
 
 # indirect wording: no "suicide", "kill myself" or "end my life"
 INDIRECT_CRISIS = [
@@ -100,7 +100,7 @@ def test_shipped_weights_load_and_are_small(learned: LearnedModel, model: Catego
     assert learned.categories == (CRISIS, EMERGENCY, INJECTION) == cm.LEARNED_CATEGORIES
     for c in learned.categories:
         assert len(data["categories"][c]["buckets"]) == len(data["categories"][c]["weights"]) > 1000
-        assert learned.meta[c]["script"] == "benchmarks/learned_detectors.py"
+        assert learned.meta[c]["script"] == "server/safety/learned/train.py"
     assert learned.weights.shape == (cm.SIZE, 3) and learned.weights.flags.c_contiguous
     assert (learned.weights[cm.NULL] == 0.0).all()
     assert model.weights.shape == (cm.SIZE,) and model.weights[cm.NULL] == 0.0
@@ -111,7 +111,7 @@ def test_scores_are_deterministic_across_processes(model: CategoryModel) -> None
     texts = [INDIRECT_CRISIS[0], NEGATIVES[-1], ORDINARY[0]]
     here = [round(score(model, t), 9) for t in texts]
     assert here == [round(score(model, t), 9) for t in texts]
-    code = ("import json, sys; from server.safety import learned_model as cm; m = cm.load_model().category("
+    code = ("import json, sys; from server.safety.learned import model as cm; m = cm.load_model().category("
             f"{CRISIS!r}); print(json.dumps([round(m.score(cm.view_of(t)), 9) for t in json.loads(sys.argv[1])]))")
     for seed in ("1", "2"):
         out = subprocess.run([sys.executable, "-c", code, json.dumps(texts)], capture_output=True, text=True,
@@ -121,7 +121,7 @@ def test_scores_are_deterministic_across_processes(model: CategoryModel) -> None
 
 def test_training_path_scores_equal_run_time_scores(model: CategoryModel) -> None:
     """The training script builds its vectors with the run-time featuriser: no train/serve skew."""
-    from benchmarks import learned_detectors as lc
+    from server.safety.learned import train as lc
 
     assert lc.cm is cm
     texts = [*INDIRECT_CRISIS, *NEGATIVES, *ORDINARY, " ".join(ORDINARY * 12), "", "!!!", "ok. 好。 fine!"]
@@ -137,7 +137,7 @@ def test_training_path_scores_equal_run_time_scores(model: CategoryModel) -> Non
 def test_one_featurisation_scores_every_category_as_training_does(learned: LearnedModel) -> None:
     """LearnedModel.scores (the engine's path: one featurisation, the weight matrix) equals, per category, the
     single-category scorer and the training script's per-segment vectors."""
-    from benchmarks import learned_detectors as lc
+    from server.safety.learned import train as lc
 
     texts = [*INDIRECT_CRISIS, *EMERGENCY_FIRES, *INJECTION_FIRES, *NEGATIVES, *ORDINARY, *NOT_EMERGENCY,
              *NOT_INJECTION, " ".join((ORDINARY + NOT_INJECTION) * 6), "", "!!!", "ok. 好。 fine!", "我" * 700]
@@ -256,7 +256,7 @@ def test_model_false_leaves_the_rules_alone(make_engine) -> None:
     assert CRISIS in on.check_input(user(text), "p").categories
     verdict = off.check_input(user(text), "p")
     assert CRISIS not in verdict.model_categories
-    assert (CRISIS in verdict.categories) == bool(detect_crisis(cm.view_of(text)))  # what the rules say alone
+    assert (CRISIS in verdict.categories) == bool(crisis.detect(cm.view_of(text)))  # what the rules say alone
     # the rules still run with the model off
     assert CRISIS in off.check_input(user("I want to kill myself tonight."), "p").categories
 

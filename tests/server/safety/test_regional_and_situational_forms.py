@@ -9,7 +9,7 @@ import pytest
 
 from server.safety import SafetyEngine
 from server.safety.normalize import match_view, simplified
-from tests.safety.conftest import user
+from tests.server.safety.conftest import user
 
 EMERGENCY, CRISIS, INJECTION = "medical_emergency", "crisis_self_harm", "prompt_injection"
 

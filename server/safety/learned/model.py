@@ -5,7 +5,7 @@ The rules (detectors.py) reach their recall goals on the sets they were tuned on
 models score the same text the rules read (the lower-cased match view, see normalize.py), and the engine adds
 a category when its model fires and its rules did not (per profile: `<category>.model` in the policy; a
 model-only hit takes `<category>.model_action`, see policy.py). Weights ship as package data
-(learned_model.json, written by benchmarks/learned_detectors.py); nothing is downloaded at run time.
+(weights.json, written by train.py next to it); nothing is downloaded at run time.
 
 Features (both languages, hashed into 2**HASH_BITS buckets, counted within a segment):
 - the text is cut into segments at sentence ends (. ! ? 。 ！ ？ ； ; newline), at spaces touching a CJK
@@ -41,7 +41,7 @@ from server.safety.normalize import match_view, normalize
 from server.safety.policy import LEARNED_CATEGORIES, SafetyPolicyError, read_config_text
 
 FORMAT = "antangelmed-learned-safety-model"
-WEIGHTS_FILE = "learned_model.json"
+WEIGHTS_FILE = "weights.json"
 __all__ = [
     "LEARNED_CATEGORIES",
     "CategoryModel",
@@ -391,7 +391,7 @@ class LearnedModel:
                 "segment_cap_chars": SEGMENT_CAP, "prefix_chars": PREFIX}
         if not isinstance(feat, dict) or any(feat.get(k) != v for k, v in want.items()):
             raise LearnedModelError(f"{source}: written for another featuriser ({feat!r}); this code has {want} "
-                                   "- retrain with benchmarks/learned_detectors.py")
+                                   "- retrain with python -m server.safety.learned.train")
         cats = data.get("categories")
         if not isinstance(cats, dict) or not cats:
             raise LearnedModelError(f"{source}: categories must be a non-empty object (category -> weights)")
@@ -408,12 +408,12 @@ class LearnedModel:
     @classmethod
     def load(cls, path: str | None = None) -> LearnedModel:
         """The shipped weights (None) or the file at `path`; LearnedModelError names any problem."""
-        source = path or f"built-in learned model (server/safety/{WEIGHTS_FILE})"
+        source = path or f"built-in learned model (server/safety/learned/{WEIGHTS_FILE})"
         if path is not None:
             text = read_config_text(path, source, LearnedModelError)
         else:
             try:
-                text = resources.files("server.safety").joinpath(WEIGHTS_FILE).read_text(encoding="utf-8")
+                text = resources.files("server.safety.learned").joinpath(WEIGHTS_FILE).read_text(encoding="utf-8")
             except OSError as exc:
                 raise LearnedModelError(f"cannot read {source}: {exc.strerror or exc}") from None
         try:

@@ -1,0 +1,118 @@
+"""PHI recognisers: HIPAA Safe Harbor identifiers and their Chinese, Hong Kong and Taiwan counterparts.
+
+Each recogniser yields (start, end, entity) spans on the normalised text. Numbers that only mean something
+in context (record, plan, account, licence, device numbers) need their context word; free-standing formats
+(e-mail, URL, IP, phone, SSN, resident ID with its checksum, full dates) do not. Grouped by identifier
+family: contact.py, identifiers.py, dates.py, addresses.py, names.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from functools import cache
+
+from server.safety.gate import GatedPattern, GateSet, Hits
+from server.safety.normalize import match_view, simplified
+from server.safety.phi import addresses, contact, dates, identifiers, names
+from server.safety.phi.common import Finder
+from server.safety.verdict import Span
+
+ENTITIES = (
+    "PERSON", "ADDRESS", "DATE", "AGE", "PHONE", "FAX", "EMAIL", "SSN", "CN_ID", "MRN", "HEALTH_PLAN",
+    "ACCOUNT", "LICENSE", "VEHICLE", "DEVICE", "URL", "IP", "NATIONAL_ID", "HANDLE",
+)  # fmt: skip
+# NATIONAL_ID: identity cards other than the mainland's (Hong Kong HKID, Taiwan 身分證); HANDLE: messaging ids
+# (WeChat, QQ, LINE) that reach a person as surely as a phone number
+
+# In this order: where two recognisers find the same span, the first one names its entity.
+_FINDERS: tuple[Finder, ...] = (
+    contact.email,
+    contact.url,
+    contact.ipv4,
+    contact.ipv6,
+    identifiers.ssns,
+    identifiers.cn_ids,
+    contact.phones,
+    dates.dates,
+    identifiers.context_ids,
+    contact.handles,
+    identifiers.cards,
+    addresses.addresses,
+    names.names,
+    identifiers.national_ids,  # last: "Aetna ID W123456789" stays a plan number
+)
+_TRAILING = ".,;:!?)]}'\"，。；：！？）"
+
+
+@cache
+def patterns() -> tuple[GatedPattern, ...]:
+    """Every gated pattern of the recognisers (for the engine's one gate scan)."""
+    found: list[GatedPattern] = []
+    for module in (contact, identifiers, dates, addresses, names):
+        for value in vars(module).values():
+            found.extend(_gated(value))
+    return tuple(dict.fromkeys(found))
+
+
+def _gated(value: object) -> Iterator[GatedPattern]:
+    if isinstance(value, GatedPattern):
+        yield value
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _gated(item)
+
+
+@cache
+def _phi_gates() -> tuple[GateSet, frozenset[GatedPattern]]:
+    return GateSet(patterns()), frozenset(patterns())
+
+
+def _simplified(text: str, view: str | None) -> str:
+    """`text` with Traditional Chinese read as Simplified, case kept, one character per character: the rules
+    are written in Simplified ("我妈妈", "电话", "号") and run on this. Only texts whose view differs from their
+    lower case beyond ASCII can hold Traditional characters."""
+    if text.isascii() or (view is not None and view == text.lower()):
+        return text
+    return simplified(text)
+
+
+def find_phi(
+    text: str, entities: frozenset[str] | None = None, view: str | None = None, hits: Hits | None = None
+) -> list[Span]:
+    """Non-overlapping PHI spans in `text` (already normalised), left to right.
+
+    `view` is the lower-cased text of the same length (normalize.match_view) and `hits` its gate scan
+    (a GateSet holding patterns()) when the caller already has them.
+    """
+    gates, own = _phi_gates()
+    if hits is None:
+        hits = gates.scan(match_view(text) if view is None else view)
+    # every recogniser is gated: none of their gate literals, no PHI (a shared scan also reports the other
+    # rails' literals, which must not send ordinary text through every recogniser)
+    if not hits or own.isdisjoint(hits):
+        return []
+    text = _simplified(text, view)
+    spans: list[Span] = []
+    for finder in _FINDERS:
+        for start, end, entity in finder(text, hits):
+            while end > start and text[end - 1] in _TRAILING:
+                if text[end - 1] in ")）" and ("(" in text[start : end - 1] or "（" in text[start : end - 1]):
+                    break
+                end -= 1
+            while end > start and text[end - 1] == " ":
+                end -= 1
+            if end > start and (entities is None or entity in entities):
+                spans.append((start, end, entity))
+    if not spans:
+        return spans
+    # Longest span wins an overlap: "John Alvarez, MRN 00482913" style contexts can be matched twice.
+    spans.sort(key=lambda s: (s[0], -(s[1] - s[0])))
+    merged: list[Span] = []
+    for span in spans:
+        if merged and span[0] < merged[-1][1]:
+            last = merged[-1]
+            if span[1] > last[1]:
+                merged[-1] = (last[0], span[1], last[2] if last[1] - last[0] >= span[1] - span[0] else span[2])
+            continue
+        merged.append(span)
+    return merged

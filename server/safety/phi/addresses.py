@@ -1,0 +1,75 @@
+"""Street addresses, English and Chinese, and P.O. boxes."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from server.safety.gate import Hits
+from server.safety.phi.common import I, run, rx
+from server.safety.verdict import Span
+
+_STREET = (r"(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Ter|"
+           r"Circle|Cir|Parkway|Pkwy|Highway|Hwy|Square|Sq|Crescent|Close|Row)")
+# gate on " street" followed by what can end the word (the scan appends a newline to the text)
+_STREET_WORDS = frozenset(f" {w.lower()}{end}" for w in _STREET[3:-1].split("|") for end in " .,;\n")
+_ADDR_EN = rx(
+    rf"\b\d{{1,6}}\s+(?:[A-Z][A-Za-z'-]+\.?\s+){{1,4}}{_STREET}\b\.?"
+    r"(?:,?\s+(?:Apt|Apartment|Unit|Suite|Ste|Flat|Room|#)\.?\s*#?[A-Za-z0-9-]+)?"
+    # city, then the state with or without its comma ("Columbus, OH 43215", "Columbus OH 43215")
+    r"(?:,\s+[A-Z][a-z]+(?:\s+[A-Z][a-z]+)?(?:,?\s+[A-Z]{2}\b)?(?:\s+\d{5}(?:-\d{4})?)?)?",
+    literals=_STREET_WORDS,
+)
+_PO_BOX = rx(r"\bP\.?\s?O\.?\s+Box\s+\d+\b", I)
+# anchored on "<road>123号"; the district/city prefix is gathered backwards in code (a leading lazy
+# prefix in the regex would be retried at every Chinese character)
+_ADDR_ZH = rx(
+    r"(?:路|街|大道|道|巷|弄|胡同)(?:[一二三四五六七八九十\d]+段)?\d+[号弄]"
+    # then the building, floor and flat; a Hong Kong estate and block ("翠屏邨翠楠楼1503室") can take six characters
+    r"(?:[\u4e00-\u9fa5A-Za-z]{0,4}\d+(?:号楼|号|栋|幢|座|单元|层|楼|室|户)|\d{3,5}(?![\d年月日岁])"
+    r"|[\u4e00-\u9fa5]{1,4}(?:邨|村|苑|阁|轩|大厦|花园)[\u4e00-\u9fa5]{0,4}\d+(?:楼|层|室|座|号|字楼))*"
+)
+_ZH_ADDR_PREFIX = re.compile(r"[\u4e00-\u9fa5]{1,16}$")
+_ZH_ADDR_LEAD = re.compile(r".*?(?:住喺|喺|住响|住在|住址[是为:：]?|地址[是为:：]?|位于|我家在|家在|住)")
+# after an address word, a run holding a number: "地址：成都市武侯区人民南路四段12号6栋302"
+_ADDR_ZH_CTX = rx(r"(?:地址|住址|家住|住在|寄到|收货地址)(?:是|为|在)?[：:\s]*([\u4e00-\u9fa5A-Za-z0-9#\-]{4,40}?\d[\u4e00-\u9fa5A-Za-z0-9#\-]*)")
+# a compound and a building with no road word: "朝阳区望京西园三区312号楼", "天河区天河北苑5栋2单元"; anchored on the
+# building number, the district before it is gathered in code and required (a hospital's "门诊3号楼" is no address)
+_ADDR_ZH_BLDG = rx(r"\d+(?:号楼|栋|幢)(?:\d+单元)?(?:\d+(?:室|号|层))?", literals=frozenset(("号楼", "栋", "幢")), window=24,
+                    prefix=False)
+_ZH_DISTRICT = re.compile(r"[\u4e00-\u9fa5]{1,6}?(?:省|市|区|县|镇|乡)(?=[\u4e00-\u9fa5]{2})")
+_ZH_NOT_HOME = re.compile(r"院|医|诊|病|科|校|学|中心|公司|单位|酒店|宾馆|商场")
+# "住在心内科三病区12床" is a ward and a bed, no home
+_ZH_WARD = re.compile(r"床|病区|病房|科|监护室|icu|ICU")
+_ADDR_ZH2 = rx(r"[\u4e00-\u9fa5]{2,8}(?:小区|花园|公寓|大厦|家园|新村|苑)\d+(?:号楼|栋|幢|座)(?:\d+单元)?(?:\d+室?)?")
+
+
+
+def addresses(text: str, hits: Hits) -> Iterator[Span]:
+    for pat in (_ADDR_EN, _PO_BOX):
+        for m in run(pat, text, hits):
+            yield m.start(), m.end(), "ADDRESS"
+    for m in run(_ADDR_ZH, text, hits):
+        prefix = _ZH_ADDR_PREFIX.search(text, max(0, m.start() - 16), m.start())
+        start = prefix.start() if prefix else m.start()
+        # the gathered prefix can include "我家住在": start after the last such lead-in
+        lead = _ZH_ADDR_LEAD.match(text, start, m.start())
+        yield (lead.end() if lead else start), m.end(), "ADDRESS"
+    for m in run(_ADDR_ZH2, text, hits):
+        yield m.start(), m.end(), "ADDRESS"
+    for m in run(_ADDR_ZH_BLDG, text, hits):
+        prefix = _ZH_ADDR_PREFIX.search(text, max(0, m.start() - 16), m.start())
+        if prefix is None:
+            continue
+        # start after the last lead-in word ("我们在", "地址是", "住"), then at the district
+        lead = max(prefix.group().rfind(w) + len(w) for w in ("在", "是", "到", "住", "址"))
+        start = prefix.start() + max(lead, 0)
+        district = _ZH_DISTRICT.search(text, start, m.start())
+        if district and not _ZH_NOT_HOME.search(text, start, m.start()):
+            yield district.start(), m.end(), "ADDRESS"
+    for m in run(_ADDR_ZH_CTX, text, hits):
+        if not _ZH_WARD.search(m.group(1)):
+            yield m.start(1), m.end(1), "ADDRESS"
+
+
+# what makes a first-name-and-surname pair no patient: a clinician's title ("Dr. Angela Whitmore", "Nurse Mary
