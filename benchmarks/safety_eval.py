@@ -2,7 +2,7 @@
 
     python benchmarks/safety_eval.py [--profile patient] [--out benchmarks/results/safety_eval.json]
 
-Scores both halves of tests/safety/eval/: `dev` (the half the rules were tuned on) and `heldout`
+Scores both halves of tests/server/safety/eval/: `dev` (the half the rules were tuned on) and `heldout`
 (written before any rule and scored only at the end), and the blind sets `fresh`, `fresh2`, `fresh3`,
 `fresh4`, `fresh5`, `fresh6`, `fresh7` (each written after the rules of its day by someone who had not read them, committed
 before they were scored on it; their first looks are in results/, after which each set's misses were fixed
@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO))
 
 from server.safety import CATEGORIES, SafetyEngine
 
-EVAL_DIR = REPO / "tests" / "safety" / "eval"
+EVAL_DIR = REPO / "tests" / "server" / "safety" / "eval"
 SPLITS = ("dev", "heldout")
 # blind sets, each written after the rules of its day and committed before they were scored on it; each
 # one's first look is kept in results/ (safety_eval_<set>_firstlook.json), then its misses were fixed.
@@ -47,7 +47,7 @@ FRESH = ("fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6", "fresh7")
 # approach is measured on text nobody fitted to (empty for now; the next blind set goes here)
 UNTUNED: tuple[str, ...] = ()
 # Benign cases that fire by design, with the reason. They count in every reported rate; the regression test
-# (tests/safety/test_eval_goals.py) holds the remaining false positives to the goal and fails on any other one.
+# (tests/server/safety/test_eval_goals.py) holds the remaining false positives to the goal and fails on any other one.
 BY_DESIGN = {
     **dict.fromkeys(("fresh7-benign-en-004", "fresh7-benign-en-029", "fresh7-benign-zh-031"),
                     "a security text quoting an injection as an example: annotated, not blocked and not exempted "

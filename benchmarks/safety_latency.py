@@ -2,7 +2,7 @@
 
     python benchmarks/safety_latency.py [--iterations 2000] [--out benchmarks/results/safety_latency.json]
 
-Messages are assembled from the evaluation set's sentences (tests/safety/eval/dev.jsonl) and shuffled per
+Messages are assembled from the evaluation set's sentences (tests/server/safety/eval/dev.jsonl) and shuffled per
 iteration, so no two calls see the same text:
 - en_benign / zh_benign: long ordinary questions (hard negatives), nothing fires (the common case);
 - en_phi / zh_phi: ordinary text with a few identifiers, PHI redaction runs (the common redaction case);
@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO))
 
 from server.safety import SafetyEngine
 
-EVAL = REPO / "tests" / "safety" / "eval" / "dev.jsonl"
+EVAL = REPO / "tests" / "server" / "safety" / "eval" / "dev.jsonl"
 LENGTH = 4000
 PHI_LINES = {
     "en": ["My name is Sarah Mitchell and my phone is 415-555-0132.", "Email me at k.nguyen84@gmail.com.",
