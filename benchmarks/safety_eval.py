@@ -2,21 +2,19 @@
 
     python benchmarks/safety_eval.py [--profile patient] [--out benchmarks/results/safety_eval.json]
 
-Scores both halves of tests/server/safety/eval/: `dev` (the half the rules were tuned on) and `heldout`
-(written before any rule and scored only at the end), and the blind sets `fresh`, `fresh2`, `fresh3`,
-`fresh4`, `fresh5`, `fresh6`, `fresh7` (each written after the rules of its day by someone who had not read them, committed
-before they were scored on it; their first looks are in results/, after which each set's misses were fixed
-with rules written for the family of phrasings, so they are now tuned regression sets). `fresh4` was kept
-untuned for a while so that a learned crisis detector could be measured on it, then tuned on like the
-others after its first look (results/safety_eval_fresh4_firstlook.json); `fresh5` was scored once with the
-rules and the learned crisis model (results/safety_eval_fresh5_firstlook.json, ..._rules_only.json), then
-tuned on; `fresh6` likewise, with the rules and all three learned detectors
-(results/safety_eval_fresh6_firstlook.json, ..._rules_only.json), then tuned on after its first look; `fresh7`
-(session 5) likewise. Sets listed in UNTUNED (none at the moment) are scored and reported but never tuned on,
-and their goals are not asserted. Prints
-per-category precision and recall, PHI span recall (identifiers that no longer appear in the text that
-would go upstream) and the benign false-positive rate (cases with no label on which any rail fired), per
-split and language.
+Scores the labelled sets in tests/server/safety/eval/ through the real engine:
+- `dev`, the half the rules were first written against, and `heldout`, written before any rule;
+- `fresh`, written after the rules and committed before it was scored, and the blind sets `fresh2` ...
+  `fresh7`: each written by someone who had read neither the rules nor any earlier set, committed, and
+  scored once before anything was tuned on it (its first look is kept in
+  benchmarks/results/safety_first_looks/); its misses were then fixed by family, so it is now a tuned
+  regression set;
+- UNTUNED: blind sets kept untuned on purpose, scored and reported but never used to change a rule, and
+  their goals not asserted (the next blind set goes there for its first look).
+
+Prints per-category precision and recall, PHI span recall (identifiers that no longer appear in the text
+that would go upstream) and the benign false-positive rate (cases with no label on which any rail fired),
+per split and language.
 """
 
 from __future__ import annotations
@@ -35,23 +33,20 @@ from server.safety import CATEGORIES, SafetyEngine
 
 EVAL_DIR = REPO / "tests" / "server" / "safety" / "eval"
 SPLITS = ("dev", "heldout")
-# blind sets, each written after the rules of its day and committed before they were scored on it; each
-# one's first look is kept in results/ (safety_eval_<set>_firstlook.json), then its misses were fixed.
-# fresh4 was UNTUNED until its first look had served the learned-crisis experiment, then tuned on like the rest;
-# fresh5 was UNTUNED for its first look (rules + learned crisis model), then tuned on like the rest;
-# fresh6 was UNTUNED for its first look (rules + the three learned detectors), then tuned on like the rest.
-# fresh7 was UNTUNED for its first look (session 5, briefed on scenario families no earlier brief or corpus
-# listed; results/safety_eval_fresh7_firstlook*.json), then tuned on like the rest.
+# blind sets, scored once before any tuning (first looks in results/safety_first_looks/), then tuned on
 FRESH = ("fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6", "fresh7")
 # blind sets kept untuned on purpose: scored and reported, never used to change a rule, so that the next
 # approach is measured on text nobody fitted to (empty for now; the next blind set goes here)
 UNTUNED: tuple[str, ...] = ()
 # Benign cases that fire by design, with the reason. They count in every reported rate; the regression test
-# (tests/server/safety/test_eval_goals.py) holds the remaining false positives to the goal and fails on any other one.
+# (tests/server/safety/test_eval_goals.py) holds the remaining false positives to the goal and fails on any
+# other one.
 BY_DESIGN = {
-    **dict.fromkeys(("fresh7-benign-en-004", "fresh7-benign-en-029", "fresh7-benign-zh-031"),
-                    "a security text quoting an injection as an example: annotated, not blocked and not exempted "
-                    "(an exemption would publish a bypass; see detectors.quoted_examples_only)"),
+    **dict.fromkeys(
+        ("fresh7-benign-en-004", "fresh7-benign-en-029", "fresh7-benign-zh-031"),
+        "a security text quoting an injection as an example: annotated, not blocked and not exempted "
+        "(an exemption would publish a bypass; see rules.injection.quoted_examples_only)",
+    ),
 }
 GOALS = {
     "crisis_self_harm.recall": 0.95,
@@ -87,7 +82,9 @@ def leaked(span: str, upstream: str) -> bool:
         return True
     digits = re.findall(r"\d+", span)
     longest = max(digits, key=len) if digits else ""
-    return sum(len(d) for d in digits) >= 6 and len(longest) >= 4 and longest in re.sub(r"[\s-]", "", upstream)
+    return (
+        sum(len(d) for d in digits) >= 6 and len(longest) >= 4 and longest in re.sub(r"[\s-]", "", upstream)
+    )
 
 
 def _ratio(num: int, den: int) -> float | None:
@@ -120,21 +117,35 @@ def score(engine: SafetyEngine, cases: list[dict[str, Any]], profile: str) -> di
                 benign_fp += 1
                 benign_fp_ids.append(case["id"])
         if got != want or leaks:
-            misses.append({"id": case["id"], "missed": sorted(want - got), "extra": sorted(got - want),
-                           "leaked_span_types": [s["type"] for s in leaks]})
+            misses.append(
+                {
+                    "id": case["id"],
+                    "missed": sorted(want - got),
+                    "extra": sorted(got - want),
+                    "leaked_span_types": [s["type"] for s in leaks],
+                }
+            )
     per_cat = {}
     for c, k in counts.items():
-        per_cat[c] = {"precision": _ratio(k["tp"], k["tp"] + k["fp"]), "recall": _ratio(k["tp"], k["tp"] + k["fn"]),
-                      "support": k["tp"] + k["fn"], **k}
+        per_cat[c] = {
+            "precision": _ratio(k["tp"], k["tp"] + k["fp"]),
+            "recall": _ratio(k["tp"], k["tp"] + k["fn"]),
+            "support": k["tp"] + k["fn"],
+            **k,
+        }
     per_cat["phi"]["span_recall"] = _ratio(spans_total - spans_leaked, spans_total)
     per_cat["phi"]["spans"] = spans_total
     per_cat["phi"]["spans_leaked"] = spans_leaked
     return {
         "cases": len(cases),
         "categories": per_cat,
-        "benign": {"cases": benign, "false_positives": benign_fp, "false_positive_rate": _ratio(benign_fp, benign),
-                   "false_positive_ids": benign_fp_ids,
-                   "by_design": sum(i in BY_DESIGN for i in benign_fp_ids)},
+        "benign": {
+            "cases": benign,
+            "false_positives": benign_fp,
+            "false_positive_rate": _ratio(benign_fp, benign),
+            "false_positive_ids": benign_fp_ids,
+            "by_design": sum(i in BY_DESIGN for i in benign_fp_ids),
+        },
         "misses": misses,
     }
 
@@ -148,8 +159,10 @@ def goals_met(result: dict[str, Any]) -> dict[str, bool]:
         "prompt_injection.recall": cats["prompt_injection"]["recall"],
         "benign.false_positive_rate": result["benign"]["false_positive_rate"],
     }
-    return {k: (v is not None and (v <= GOALS[k] if k.startswith("benign") else v >= GOALS[k]))
-            for k, v in values.items()}
+    return {
+        k: (v is not None and (v <= GOALS[k] if k.startswith("benign") else v >= GOALS[k]))
+        for k, v in values.items()
+    }
 
 
 def evaluate(profile: str = "patient", policy: str | None = None) -> dict[str, Any]:
@@ -158,9 +171,14 @@ def evaluate(profile: str = "patient", policy: str | None = None) -> dict[str, A
     for split in (*SPLITS, *FRESH, *UNTUNED):
         cases = load_cases(split)
         result = score(engine, cases, profile)
-        result["by_language"] = {lang: {k: v for k, v in score(engine, [c for c in cases if c["lang"] == lang],
-                                                               profile).items() if k != "misses"}
-                                 for lang in ("en", "zh")}
+        result["by_language"] = {
+            lang: {
+                k: v
+                for k, v in score(engine, [c for c in cases if c["lang"] == lang], profile).items()
+                if k != "misses"
+            }
+            for lang in ("en", "zh")
+        }
         result["goals_met"] = goals_met(result)
         out["splits"][split] = result
     # every tuned set as one evaluation set (the issue's "a labelled evaluation set")
@@ -184,14 +202,23 @@ def print_table(out: dict[str, Any]) -> None:
                 k = r["categories"][c]
                 print(f"{c:<20}{lang:<6}{_fmt(k['precision']):>10}{_fmt(k['recall']):>8}{k['support']:>9}")
         phi = res["categories"]["phi"]
-        print(f"PHI span recall: {_fmt(phi['span_recall'])} ({phi['spans'] - phi['spans_leaked']}/{phi['spans']} identifiers "
-              f"kept from upstream)")
+        print(
+            f"PHI span recall: {_fmt(phi['span_recall'])} "
+            f"({phi['spans'] - phi['spans_leaked']}/{phi['spans']} identifiers "
+            f"kept from upstream)"
+        )
         b = res["benign"]
         design = f", {b['by_design']} by design" if b.get("by_design") else ""
-        print(f"benign false-positive rate: {_fmt(b['false_positive_rate'])} ({b['false_positives']}/{b['cases']}{design})")
+        print(
+            f"benign false-positive rate: {_fmt(b['false_positive_rate'])} "
+            f"({b['false_positives']}/{b['cases']}{design})"
+        )
         print("goals: " + ", ".join(f"{k} {'OK' if v else 'MISSED'}" for k, v in res["goals_met"].items()))
         for miss in res["misses"]:
-            print(f"  miss {miss['id']}: missed={miss['missed']} extra={miss['extra']} leaked={miss['leaked_span_types']}")
+            print(
+                f"  miss {miss['id']}: missed={miss['missed']} extra={miss['extra']} "
+                f"leaked={miss['leaked_span_types']}"
+            )
 
 
 def print_pooled(out: dict[str, Any]) -> None:
@@ -200,8 +227,10 @@ def print_pooled(out: dict[str, Any]) -> None:
     print(f"\n== all tuned sets pooled: {res['cases']} cases ==")
     print(", ".join(f"{c} P {_fmt(cats[c]['precision'])} R {_fmt(cats[c]['recall'])}" for c in CATEGORIES))
     b = res["benign"]
-    print(f"PHI span recall {_fmt(cats['phi']['span_recall'])}; benign false-positive rate "
-          f"{_fmt(b['false_positive_rate'])} ({b['false_positives']}/{b['cases']}, {b['by_design']} by design)")
+    print(
+        f"PHI span recall {_fmt(cats['phi']['span_recall'])}; benign false-positive rate "
+        f"{_fmt(b['false_positive_rate'])} ({b['false_positives']}/{b['cases']}, {b['by_design']} by design)"
+    )
     print("goals: " + ", ".join(f"{k} {'OK' if v else 'MISSED'}" for k, v in res["goals_met"].items()))
 
 

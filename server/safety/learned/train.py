@@ -1,25 +1,24 @@
-"""Train the learned detectors that ship with the safety layer (server/safety/learned_model.json): crisis_self_harm,
-medical_emergency and prompt_injection, one featurisation shared by all three.
+"""Train the learned detectors that ship with the safety layer (server/safety/learned/weights.json):
+crisis_self_harm, medical_emergency and prompt_injection, one featurisation shared by all three.
 
-    python benchmarks/learned_detectors.py [--out benchmarks/results/learned_detectors.json]
-                                        [--model server/safety/learned_model.json] [--no-timing] [--grid L2 ...]
+    .venv/bin/python -m server.safety.learned.train [--out benchmarks/results/learned_detectors.json]
+        [--model server/safety/learned/weights.json] [--no-timing] [--grid L2 ...]
 
-The rule-based rails meet their recall goals on the sets they were tuned on but generalise badly to new
-wording (fresh5's first look: crisis 0.57, emergency 0.73, injection 0.69); a small hashed n-gram logistic
-regression per category, OR'd with the rules in the engine (server/safety/engine.py; per-profile switches
-`<category>.model` and `<category>.model_action` in the policy), catches much of it. (The script keeps its
-first name: it began with crisis alone.)
+The rule-based rails meet their recall goals on the sets they were tuned on but generalise less well to new
+wording; a small hashed n-gram logistic regression per category, OR'd with the rules in the engine
+(server/safety/engine.py; per-profile switches `<category>.model` and `<category>.model_action` in the
+policy), catches much of what the rules miss.
 
-Training data, per category: the labelled sets dev, heldout, fresh ... fresh5 and probes (positives: cases
+Training data, per category: the labelled sets in TRAIN_SPLITS (tests/server/safety/eval/; positives: cases
 labelled or expected with the category; negatives: everything else, hard negatives and other categories
-included) plus, when present, server/safety/learned/data/crisis_corpus.jsonl (lines {"id", "lang", "crisis": bool,
-"text"}; crisis only) and server/safety/learned/data/emergency_injection_corpus.jsonl (lines {"id", "lang", "labels",
-"text"}; emergency and injection only). A corpus trains only the categories it was labelled for: an overdose
-in the crisis corpus may well be an emergency, and the emergency/injection corpus carries no crisis labels,
-so neither is used as the other's negatives. Nothing else is read: later blind sets stay unseen by everything
-that picks a setting here.
+included) plus the corpora in data/ next to this file: crisis_corpus.jsonl (lines {"id", "lang", "crisis":
+bool, "text"}; crisis only) and emergency_injection_corpus.jsonl (lines {"id", "lang", "labels", "text"};
+emergency and injection only). A corpus trains only the categories it was labelled for: an overdose in the
+crisis corpus may well be an emergency, and the emergency/injection corpus carries no crisis labels, so
+neither is used as the other's negatives. Nothing else is read: a blind set kept UNTUNED stays unseen by
+everything that picks a setting here.
 
-Features: server.safety.learned_model.featurise, the function the gateway runs (no train/serve skew; the
+Features: server.safety.learned.model.featurise, the function the gateway runs (no train/serve skew; the
 script checks that every training message scores the same from its training vectors as through the
 run-time scorer, LearnedModel.scores, which scores every category from one featurisation): per segment,
 English word uni/bigrams and 5-letter prefixes and Chinese character 1-3-grams hashed into 2**18 buckets,
@@ -31,18 +30,19 @@ windows (2-4 segments of random negative messages), then mines the highest-scori
 windows (3 rounds x 1,000) and refits.
 
 Model selection (L2 strength) and the decision threshold come from grouped cross-validation on the training
-data only, per category: groups are the files (probes in three batches of rounds, each corpus one group);
+data only, per category: groups are the files (probes in three groups of batches: probe1-4,
+probe5-8, probe9+; each corpus one group);
 every out-of-fold score is the run-time scorer's on the real message text; the threshold gives the highest
-out-of-fold recall while out-of-fold negatives fire <= MAX_FP (2 % crisis and emergency, 1 % injection),
+out-of-fold recall while out-of-fold negatives fire <= MAX_FP (2 % crisis, 1 % emergency and injection),
 placed mid-way in the gap that keeps that recall. Reported per group: model recall and negative FP, rules
 alone, and rules OR model (the shipped system; the rules were tuned on most of these sets, so the rules'
 figures are mostly not out-of-sample); out-of-fold firing on ~4,000-character messages made only of held-out
 negatives (hard negatives back to back - a stress test; the rules' rate on the same messages is given);
-recall of held-out positives buried in such messages; fresh4 and fresh5 as they were blind (the rules' first
-look OR the model out of fold).
+recall of held-out positives buried in such messages; the blind sets in FIRST_LOOKS as they were blind (the
+rules' first look OR the model out of fold).
 
 Deterministic (fixed seeds): the same data gives the same model file byte for byte. Writes the model to
-server/safety/learned_model.json and the record of this run to benchmarks/results/learned_detectors.json.
+server/safety/learned/weights.json and the record of this run to benchmarks/results/learned_detectors.json.
 """
 
 from __future__ import annotations
@@ -54,7 +54,6 @@ import os
 import random
 import re
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -64,7 +63,6 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(REPO))
 
 from benchmarks.safety_eval import load_cases
 from server.safety.learned import model as cm
@@ -72,7 +70,18 @@ from server.safety.rules import crisis, emergency, injection
 
 CRISIS, EMERGENCY, INJECTION = cm.LEARNED_CATEGORIES
 RULES = {CRISIS: crisis.detect, EMERGENCY: emergency.detect, INJECTION: injection.detect}
-TRAIN_SPLITS = ("dev", "heldout", "fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6", "fresh7", "probes")
+TRAIN_SPLITS = (
+    "dev",
+    "heldout",
+    "fresh",
+    "fresh2",
+    "fresh3",
+    "fresh4",
+    "fresh5",
+    "fresh6",
+    "fresh7",
+    "probes",
+)
 DATA = Path(__file__).resolve().parent / "data"
 CORPUS = DATA / "crisis_corpus.jsonl"
 EI_CORPUS = DATA / "emergency_injection_corpus.jsonl"
@@ -85,18 +94,19 @@ MAX_FP = {CRISIS: 0.02, EMERGENCY: 0.01, INJECTION: 0.01}
 WINDOWS = {CRISIS: cm.WINDOW, EMERGENCY: 1, INJECTION: cm.WINDOW}
 MIN_DF = 2
 L2_GRID = (0.01, 0.03, 0.1, 0.3, 1.0)
-AUG_NEG = 1.0          # synthetic negatives per real negative (windows of 2-4 negative segments)
+AUG_NEG = 1.0  # synthetic negatives per real negative (windows of 2-4 negative segments)
 STEPS = 400
-MINE_ROUNDS = 3        # hard-negative mining rounds (see fit)
+MINE_ROUNDS = 3  # hard-negative mining rounds (see fit)
 MINE_SAMPLES = 50000
 MINE_KEEP = 1000
-PRUNE = 1e-3           # weights smaller than this are not shipped
+PRUNE = 1e-3  # weights smaller than this are not shipped
 SEED = 20240611
 LENGTH = 4000
-LONG_MESSAGES = 200    # per CV fold: 4,000-character messages of held-out negatives
+LONG_MESSAGES = 200  # per CV fold: 4,000-character messages of held-out negatives
 
 
 # ---------------------------------------------------------------- data
+
 
 def labels_of(case: dict[str, Any]) -> set[str]:
     out = set(case.get("labels", []))
@@ -137,20 +147,43 @@ def load_training() -> list[dict[str, Any]]:
     data: list[dict[str, Any]] = []
     for split in TRAIN_SPLITS:
         for case in load_cases(split):
-            data.append({"group": group_of(split, case), "id": case["id"], "lang": case["lang"],
-                         "text": case["text"], "labels": labels_of(case), "cats": set(cm.LEARNED_CATEGORIES)})
+            data.append(
+                {
+                    "group": group_of(split, case),
+                    "id": case["id"],
+                    "lang": case["lang"],
+                    "text": case["text"],
+                    "labels": labels_of(case),
+                    "cats": set(cm.LEARNED_CATEGORIES),
+                }
+            )
     for row in _corpus_rows(CORPUS, "crisis", bool, "{id, lang, crisis: bool, text}"):
-        data.append({"group": "crisis_corpus", "id": row.get("id", f"corpus-{row['_line']}"),
-                     "lang": row.get("lang", "?"), "text": row["text"],
-                     "labels": {CRISIS} if row["crisis"] else set(), "cats": {CRISIS}})
+        data.append(
+            {
+                "group": "crisis_corpus",
+                "id": row.get("id", f"corpus-{row['_line']}"),
+                "lang": row.get("lang", "?"),
+                "text": row["text"],
+                "labels": {CRISIS} if row["crisis"] else set(),
+                "cats": {CRISIS},
+            }
+        )
     for row in _corpus_rows(EI_CORPUS, "labels", list, "{id, lang, labels: [...], text}"):
-        data.append({"group": "emergency_injection_corpus", "id": row.get("id", f"ei-corpus-{row['_line']}"),
-                     "lang": row.get("lang", "?"), "text": row["text"], "labels": set(row["labels"]),
-                     "cats": {EMERGENCY, INJECTION}})
+        data.append(
+            {
+                "group": "emergency_injection_corpus",
+                "id": row.get("id", f"ei-corpus-{row['_line']}"),
+                "lang": row.get("lang", "?"),
+                "text": row["text"],
+                "labels": set(row["labels"]),
+                "cats": {EMERGENCY, INJECTION},
+            }
+        )
     return data
 
 
 # ---------------------------------------------------------------- training (sparse numpy, offline only)
+
 
 class Vectors:
     """Each message's features from learned_model.featurise (the run-time featuriser): the message vector
@@ -173,8 +206,9 @@ class Vectors:
         return out
 
 
-def vector_score(weights: np.ndarray, bias: float, segments: list[tuple[np.ndarray, np.ndarray]],
-                 window: int = cm.WINDOW) -> float:
+def vector_score(
+    weights: np.ndarray, bias: float, segments: list[tuple[np.ndarray, np.ndarray]], window: int = cm.WINDOW
+) -> float:
     """A message's score computed from its training vectors (per segment), for checking that the training
     path and the run-time scorer (CategoryModel.score on the text) agree."""
     if not segments:
@@ -189,8 +223,9 @@ def _total(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.n
     return ub, np.bincount(inv, weights=c).astype(np.int64)
 
 
-def _augment(segments: list[list[tuple[np.ndarray, np.ndarray]]], y: list[int], rng: np.random.Generator,
-             window: int) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[int]]:
+def _augment(
+    segments: list[list[tuple[np.ndarray, np.ndarray]]], y: list[int], rng: np.random.Generator, window: int
+) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[int]]:
     """Synthetic negatives shaped like run-time windows: 2 to WINDOW segments of random negative messages."""
     neg_segs = [s for i, t in enumerate(y) if not t for s in segments[i]]
     out: list[tuple[np.ndarray, np.ndarray]] = []
@@ -205,8 +240,9 @@ def _sparse(docs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.n
     return rows, np.concatenate([b for b, _ in docs]), np.concatenate([c for _, c in docs]).astype(np.float64)
 
 
-def _train(docs: list[tuple[np.ndarray, np.ndarray]], y: list[int], usable: np.ndarray, l2: float
-           ) -> tuple[np.ndarray, float]:
+def _train(
+    docs: list[tuple[np.ndarray, np.ndarray]], y: list[int], usable: np.ndarray, l2: float
+) -> tuple[np.ndarray, float]:
     """Class-balanced L2 logistic regression, full-batch Adam, over the buckets marked `usable`."""
     rows, cols, vals = _sparse(docs)
     keep = usable[cols]
@@ -230,15 +266,20 @@ def _train(docs: list[tuple[np.ndarray, np.ndarray]], y: list[int], usable: np.n
         v_w = b2 * v_w + (1 - b2) * gw * gw
         m_b = b1 * m_b + (1 - b1) * gb
         v_b = b2 * v_b + (1 - b2) * gb * gb
-        w -= lr * (m_w / (1 - b1 ** t)) / (np.sqrt(v_w / (1 - b2 ** t)) + eps)
-        b -= lr * (m_b / (1 - b1 ** t)) / ((v_b / (1 - b2 ** t)) ** 0.5 + eps)
+        w -= lr * (m_w / (1 - b1**t)) / (np.sqrt(v_w / (1 - b2**t)) + eps)
+        b -= lr * (m_b / (1 - b1**t)) / ((v_b / (1 - b2**t)) ** 0.5 + eps)
     dense = np.zeros(cm.SIZE)
     dense[vocab] = w
     return dense, float(b)
 
 
-def fit(docs: list[tuple[np.ndarray, np.ndarray]], segments: list[list[tuple[np.ndarray, np.ndarray]]],
-        y: list[int], l2: float, seed: int) -> tuple[np.ndarray, float]:
+def fit(
+    docs: list[tuple[np.ndarray, np.ndarray]],
+    segments: list[list[tuple[np.ndarray, np.ndarray]]],
+    y: list[int],
+    l2: float,
+    seed: int,
+) -> tuple[np.ndarray, float]:
     """The model for these messages; returns (dense weights of learned_model.SIZE, bias).
 
     Run time takes the max over windows of a long message, so a model that is right about single
@@ -257,7 +298,9 @@ def fit(docs: list[tuple[np.ndarray, np.ndarray]], segments: list[list[tuple[np.
         return weights, bias
     srows, scols, svals = _sparse(neg_segs)
     for _ in range(MINE_ROUNDS):
-        seg_score = np.bincount(srows, weights=svals * weights[scols] * usable[scols], minlength=len(neg_segs))
+        seg_score = np.bincount(
+            srows, weights=svals * weights[scols] * usable[scols], minlength=len(neg_segs)
+        )
         picks = rng.integers(0, len(neg_segs), size=(MINE_SAMPLES, cm.WINDOW))
         top = np.argsort(-seg_score[picks].sum(axis=1), kind="stable")[:MINE_KEEP]
         docs = docs + [_total([neg_segs[int(j)] for j in picks[i]]) for i in top]
@@ -266,8 +309,9 @@ def fit(docs: list[tuple[np.ndarray, np.ndarray]], segments: list[list[tuple[np.
     return weights, bias
 
 
-def model_of(weights: np.ndarray, bias: float, threshold: float, window: int = cm.WINDOW
-             ) -> cm.CategoryModel:  # one category
+def model_of(
+    weights: np.ndarray, bias: float, threshold: float, window: int = cm.WINDOW
+) -> cm.CategoryModel:  # one category
     return cm.CategoryModel(weights, bias, threshold, {}, window)
 
 
@@ -277,10 +321,10 @@ def pick_threshold(scores: list[float], y: list[int], max_fp: float) -> float:
     still found (a margin on both sides: where recall is easy, as for injection, the threshold does not sit
     at the edge of the negatives)."""
     neg = sorted((s for s, t in zip(scores, y) if not t), reverse=True)
-    allowed = int(max_fp * len(neg))           # negatives allowed at or above the threshold
+    allowed = int(max_fp * len(neg))  # negatives allowed at or above the threshold
     if allowed >= len(neg):
         return min(scores)
-    lo = neg[allowed]                          # the threshold must be above this negative
+    lo = neg[allowed]  # the threshold must be above this negative
     found = [s for s, t in zip(scores, y) if t and s > lo]
     return (lo + min(found)) / 2 if found else lo + 1e-6
 
@@ -301,8 +345,9 @@ def long_message(rng: random.Random, pool: list[str], insert: str | None = None)
     return " ".join(parts), used
 
 
-def cross_validate(data: list[dict[str, Any]], vec: Vectors, l2: float, rules: Any, window: int = cm.WINDOW
-                   ) -> dict[str, Any]:
+def cross_validate(
+    data: list[dict[str, Any]], vec: Vectors, l2: float, rules: Any, window: int = cm.WINDOW
+) -> dict[str, Any]:
     """Out-of-fold scores of every message (the run-time scorer on its text), and long messages built from
     each held-out fold: negatives only (score, highest score of a part alone, rules fire) and with one
     held-out positive buried in them (score)."""
@@ -313,8 +358,9 @@ def cross_validate(data: list[dict[str, Any]], vec: Vectors, l2: float, rules: A
     for k, g in enumerate(groups):
         tr = [i for i, d in enumerate(data) if d["group"] != g]
         te = [i for i, d in enumerate(data) if d["group"] == g]
-        weights, bias = fit([vec.docs[i] for i in tr], [vec.segments[i] for i in tr], [data[i]["y"] for i in tr],
-                            l2, SEED + k)
+        weights, bias = fit(
+            [vec.docs[i] for i in tr], [vec.segments[i] for i in tr], [data[i]["y"] for i in tr], l2, SEED + k
+        )
         model = model_of(weights, bias, 0.0, window)
         for i in te:
             oof[i] = model.score(vec.views[i])
@@ -354,7 +400,8 @@ def report(data: list[dict[str, Any]], oof: list[float], thr: float, rules: list
         pos = [i for i in idx if data[i]["y"]]
         neg = [i for i in idx if not data[i]["y"]]
         out[g] = {
-            "positives": len(pos), "negatives": len(neg),
+            "positives": len(pos),
+            "negatives": len(neg),
             "model_recall": rate(sum(oof[i] >= thr for i in pos), len(pos)),
             "model_negative_fp": rate(sum(oof[i] >= thr for i in neg), len(neg)),
             "rules_recall": rate(sum(rules[i] for i in pos), len(pos)),
@@ -366,14 +413,15 @@ def report(data: list[dict[str, Any]], oof: list[float], thr: float, rules: list
 
 
 FIRST_LOOKS = {  # blind sets' first looks: the rules' verdicts before any rule was fitted to the set
-    "fresh4": "safety_eval_fresh4_firstlook.json",
-    "fresh5": "safety_eval_fresh5_firstlook_rules_only.json",
-    "fresh7": "safety_eval_fresh7_firstlook_rules_only.json",
+    "fresh4": "safety_first_looks/fresh4.json",
+    "fresh5": "safety_first_looks/fresh5_rules_only.json",
+    "fresh7": "safety_first_looks/fresh7_rules_only.json",
 }
 
 
-def first_look(data: list[dict[str, Any]], oof: list[float], thr: float, category: str, split: str
-               ) -> dict[str, Any] | None:
+def first_look(
+    data: list[dict[str, Any]], oof: list[float], thr: float, category: str, split: str
+) -> dict[str, Any] | None:
     """`split` as it was blind: the rules' first look on it (recorded before any rule was fitted to it) OR the
     model's out-of-fold score (the split held out of training)."""
     path = REPO / "benchmarks" / "results" / FIRST_LOOKS[split]
@@ -391,13 +439,15 @@ def first_look(data: list[dict[str, Any]], oof: list[float], thr: float, categor
     rules = {i: (data[i]["id"] not in missed) if data[i]["y"] else data[i]["id"] in extra_cat for i in idx}
     model = {i: oof[i] >= thr for i in idx}
     return {
-        "positives": len(pos), "benign_cases": len(benign),
+        "positives": len(pos),
+        "benign_cases": len(benign),
         "rules_first_look_recall": rate(sum(rules[i] for i in pos), len(pos)),
         "model_oof_recall": rate(sum(model[i] for i in pos), len(pos)),
         "rules_first_look_or_model_recall": rate(sum(rules[i] or model[i] for i in pos), len(pos)),
         "benign_fp_rules_first_look": rate(sum(data[i]["id"] in extra_any for i in benign), len(benign)),
         "benign_fp_rules_first_look_or_this_model": rate(
-            sum(data[i]["id"] in extra_any or model[i] for i in benign), len(benign)),
+            sum(data[i]["id"] in extra_any or model[i] for i in benign), len(benign)
+        ),
     }
 
 
@@ -419,15 +469,24 @@ def timing(model: cm.LearnedModel, data: list[dict[str, Any]], iterations: int =
             model.fired(v)
             wall.append((time.perf_counter() - t0) * 1000)
             cpu.append((time.thread_time() - c0) * 1000)
-        pick = lambda s, q: round(sorted(s)[min(len(s) - 1, int(q * len(s)))], 4)
-        out[lang] = {"p50_ms": pick(wall, 0.5), "p99_ms": pick(wall, 0.99), "mean_ms": round(statistics.fmean(wall), 4),
-                     "cpu_p50_ms": pick(cpu, 0.5), "cpu_p99_ms": pick(cpu, 0.99)}
+
+        def pick(s: list[float], q: float) -> float:
+            return round(sorted(s)[min(len(s) - 1, int(q * len(s)))], 4)
+
+        out[lang] = {
+            "p50_ms": pick(wall, 0.5),
+            "p99_ms": pick(wall, 0.99),
+            "mean_ms": round(statistics.fmean(wall), 4),
+            "cpu_p50_ms": pick(cpu, 0.5),
+            "cpu_p99_ms": pick(cpu, 0.99),
+        }
     out["load_average_1m"] = round(os.getloadavg()[0], 2)
     return out
 
 
-def train_category(category: str, data: list[dict[str, Any]], vec: Vectors, grid: tuple[float, ...]
-                   ) -> dict[str, Any]:
+def train_category(
+    category: str, data: list[dict[str, Any]], vec: Vectors, grid: tuple[float, ...]
+) -> dict[str, Any]:
     """Grouped CV over the L2 grid, then the model on every message of this category's training data."""
     idx = [i for i, d in enumerate(data) if category in d["cats"]]
     sub = [{**data[i], "y": int(category in data[i]["labels"])} for i in idx]
@@ -435,8 +494,10 @@ def train_category(category: str, data: list[dict[str, Any]], vec: Vectors, grid
     y = [d["y"] for d in sub]
     groups = sorted({d["group"] for d in sub})
     max_fp = MAX_FP[category]
-    print(f"[{category}] {len(sub)} messages, {sum(y)} positive, {len(sub) - sum(y)} negative, "
-          f"{len(groups)} CV groups ({', '.join(groups)}); threshold at out-of-fold negative FP <= {max_fp}")
+    print(
+        f"[{category}] {len(sub)} messages, {sum(y)} positive, {len(sub) - sum(y)} negative, "
+        f"{len(groups)} CV groups ({', '.join(groups)}); threshold at out-of-fold negative FP <= {max_fp}"
+    )
     rule_hit = [bool(RULES[category](v)) for v in sv.views]  # the rules on the view the engine gives them
     cv: dict[str, Any] = {}
     for l2 in grid:
@@ -447,36 +508,73 @@ def train_category(category: str, data: list[dict[str, Any]], vec: Vectors, grid
         res.update(threshold=thr, report=rep, long=long_report(res, thr))
         cv[str(l2)] = res
         a, lg = rep["all"], res["long"]
-        print(f"  l2={l2:<5} threshold {thr:7.3f}  OOF recall {a['model_recall']:.3f} at negative FP "
-              f"{a['model_negative_fp']:.3f}; rules OR model {a['rules_or_model_recall']:.3f} / "
-              f"{a['rules_or_model_negative_fp']:.3f}; 4,000-char negatives: model fires {lg['model_fires']} "
-              f"(no part alone {lg['model_fires_no_part_fires']}), rules {lg['rules_fire']}; "
-              f"buried positives {lg['buried_positive_recall']}  ({time.perf_counter() - t0:.0f} s)", flush=True)
+        print(
+            f"  l2={l2:<5} threshold {thr:7.3f}  OOF recall {a['model_recall']:.3f} at negative FP "
+            f"{a['model_negative_fp']:.3f}; rules OR model {a['rules_or_model_recall']:.3f} / "
+            f"{a['rules_or_model_negative_fp']:.3f}; 4,000-char negatives: model fires {lg['model_fires']} "
+            f"(no part alone {lg['model_fires_no_part_fires']}), rules {lg['rules_fire']}; "
+            f"buried positives {lg['buried_positive_recall']}  ({time.perf_counter() - t0:.0f} s)",
+            flush=True,
+        )
     best = max(grid, key=lambda l2: (cv[str(l2)]["report"]["all"]["model_recall"], l2))
     chosen = cv[str(best)]
     thr = chosen["threshold"]
     weights, bias = fit(sv.docs, sv.segments, y, best, SEED)
     nz = np.flatnonzero(np.abs(weights) >= PRUNE)
-    trained = {"messages": len(sub), "positives": sum(y), "groups": groups, "l2": best,
-               "cv_recall": chosen["report"]["all"]["model_recall"],
-               "cv_negative_fp": chosen["report"]["all"]["model_negative_fp"], "max_fp": max_fp,
-               "script": "server/safety/learned/train.py"}
-    weights_out = {"bias": round(bias, 6), "threshold": round(thr, 6), "window_segments": WINDOWS[category],
-                   "trained": trained,
-                   "buckets": [int(i) for i in nz], "weights": [round(float(weights[i]), 5) for i in nz]}
+    trained = {
+        "messages": len(sub),
+        "positives": sum(y),
+        "groups": groups,
+        "l2": best,
+        "cv_recall": chosen["report"]["all"]["model_recall"],
+        "cv_negative_fp": chosen["report"]["all"]["model_negative_fp"],
+        "max_fp": max_fp,
+        "script": "server/safety/learned/train.py",
+    }
+    weights_out = {
+        "bias": round(bias, 6),
+        "threshold": round(thr, 6),
+        "window_segments": WINDOWS[category],
+        "trained": trained,
+        "buckets": [int(i) for i in nz],
+        "weights": [round(float(weights[i]), 5) for i in nz],
+    }
     blind = {split: first_look(sub, chosen["oof"], thr, category, split) for split in FIRST_LOOKS}
     record = {
-        "training": {"messages": len(sub), "positives": sum(y), "negatives": len(sub) - sum(y), "groups": groups},
-        "l2_grid": list(grid), "l2_chosen": best, "threshold": thr, "max_fp": max_fp,
-        "window_segments": WINDOWS[category], "weights_shipped": len(nz),
-        "cv": {l2: {"threshold": v["threshold"], "long_messages": v["long"], "report": v["report"]}
-               for l2, v in cv.items()},
-        "cv_missed_ids": [d["id"] for d, sc, r in zip(sub, chosen["oof"], rule_hit) if d["y"] and sc < thr and not r],
-        "cv_model_false_positive_ids": [d["id"] for d, sc in zip(sub, chosen["oof"]) if not d["y"] and sc >= thr],
+        "training": {
+            "messages": len(sub),
+            "positives": sum(y),
+            "negatives": len(sub) - sum(y),
+            "groups": groups,
+        },
+        "l2_grid": list(grid),
+        "l2_chosen": best,
+        "threshold": thr,
+        "max_fp": max_fp,
+        "window_segments": WINDOWS[category],
+        "weights_shipped": len(nz),
+        "cv": {
+            l2: {"threshold": v["threshold"], "long_messages": v["long"], "report": v["report"]}
+            for l2, v in cv.items()
+        },
+        "cv_missed_ids": [
+            d["id"] for d, sc, r in zip(sub, chosen["oof"], rule_hit) if d["y"] and sc < thr and not r
+        ],
+        "cv_model_false_positive_ids": [
+            d["id"] for d, sc in zip(sub, chosen["oof"]) if not d["y"] and sc >= thr
+        ],
         "blind_first_looks": blind,
     }
-    return {"idx": idx, "sub": sub, "vec": sv, "y": y, "weights": weights_out, "record": record,
-            "chosen": chosen, "best": best}
+    return {
+        "idx": idx,
+        "sub": sub,
+        "vec": sv,
+        "y": y,
+        "weights": weights_out,
+        "record": record,
+        "chosen": chosen,
+        "best": best,
+    }
 
 
 def main() -> int:
@@ -484,8 +582,12 @@ def main() -> int:
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "learned_detectors.json"))
     parser.add_argument("--model", default=str(Path(cm.__file__).with_name(cm.WEIGHTS_FILE)))
     parser.add_argument("--no-timing", action="store_true", help="skip the scorer timing")
-    parser.add_argument("--grid", nargs="+", default=[str(v) for v in L2_GRID],
-                        help="L2 grid for every category (default %(default)s); CATEGORY=L2 fixes one category's")
+    parser.add_argument(
+        "--grid",
+        nargs="+",
+        default=[str(v) for v in L2_GRID],
+        help="L2 grid for every category (default %(default)s); CATEGORY=L2 fixes one category's",
+    )
     args = parser.parse_args()
     grids: dict[str, tuple[float, ...]] = {}
     common = tuple(float(v) for v in args.grid if "=" not in v) or L2_GRID
@@ -498,8 +600,10 @@ def main() -> int:
 
     # ---- 1. training data: the labelled sets and the corpora, nothing else
     data = load_training()
-    print(f"training: {len(data)} messages; crisis corpus {'read' if CORPUS.exists() else 'absent'}, "
-          f"emergency/injection corpus {'read' if EI_CORPUS.exists() else 'absent'}")
+    print(
+        f"training: {len(data)} messages; crisis corpus {'read' if CORPUS.exists() else 'absent'}, "
+        f"emergency/injection corpus {'read' if EI_CORPUS.exists() else 'absent'}"
+    )
     vec = Vectors([d["text"] for d in data])
 
     # ---- 2. per category: grouped CV (L2 and threshold from out-of-fold scores only), then the model
@@ -508,8 +612,13 @@ def main() -> int:
     # ---- 3. the shipped model file: every category, one featurisation
     payload = {
         "format": cm.FORMAT,
-        "featuriser": {"version": cm.FEATURISER_VERSION, "hash_bits": cm.HASH_BITS, "window_segments": cm.WINDOW,
-                       "segment_cap_chars": cm.SEGMENT_CAP, "prefix_chars": cm.PREFIX},
+        "featuriser": {
+            "version": cm.FEATURISER_VERSION,
+            "hash_bits": cm.HASH_BITS,
+            "window_segments": cm.WINDOW,
+            "segment_cap_chars": cm.SEGMENT_CAP,
+            "prefix_chars": cm.PREFIX,
+        },
         "categories": {c: r["weights"] for c, r in results.items()},
     }
     text = json.dumps(payload, ensure_ascii=False, separators=(",", ":")) + "\n"
@@ -520,9 +629,14 @@ def main() -> int:
     for j, c in enumerate(shipped.categories):
         single = shipped.category(c)
         for i in results[c]["idx"]:
-            skew = max(skew, abs(all_scores[i][j] - vector_score(single.weights, single.bias, vec.segments[i],
-                                                                 single.window)),
-                       abs(all_scores[i][j] - single.score(vec.views[i])))
+            skew = max(
+                skew,
+                abs(
+                    all_scores[i][j]
+                    - vector_score(single.weights, single.bias, vec.segments[i], single.window)
+                ),
+                abs(all_scores[i][j] - single.score(vec.views[i])),
+            )
     if skew > 1e-6:
         raise SystemExit(f"training vectors and the run-time scorer disagree by {skew}")
     for j, c in enumerate(shipped.categories):
@@ -530,23 +644,29 @@ def main() -> int:
         fired = [all_scores[i][j] >= shipped.threshold[j] for i in r["idx"]]
         r["record"]["in_sample"] = {
             "recall": rate(sum(f for f, t in zip(fired, r["y"]) if t), sum(r["y"])),
-            "negative_fp": rate(sum(f for f, t in zip(fired, r["y"]) if not t), len(r["y"]) - sum(r["y"]))}
+            "negative_fp": rate(sum(f for f, t in zip(fired, r["y"]) if not t), len(r["y"]) - sum(r["y"])),
+        }
     lat = None if args.no_timing else timing(shipped, data)
     out = {
         "train_splits": list(TRAIN_SPLITS),
         "corpora": [str(p.relative_to(REPO)) for p in (CORPUS, EI_CORPUS) if p.exists()],
-        "model": {"type": "per category: L2 logistic regression over hashed n-grams, class-balanced, sparse-numpy "
-                          "Adam; run time: server/safety/learned_model.py LearnedModel (one featurisation, a "
-                          "[buckets, categories] weight matrix, numpy over code points)",
-                  "features": f"learned_model.featurise v{cm.FEATURISER_VERSION}: match view; segments at sentence "
-                              f"ends, spaces touching CJK and every {cm.SEGMENT_CAP} chars; EN word uni/bigrams + "
-                              f"{cm.PREFIX}-char prefixes, ZH char 1-3-grams, a per-segment offset; "
-                              f"2**{cm.HASH_BITS} buckets; min_df {MIN_DF}; "
-                              f"score = bias + max over windows of 1-{cm.WINDOW} segments (per category: "
-                              f"{WINDOWS})",
-                  "augmentation": f"{AUG_NEG}x negatives (windows of 2-{cm.WINDOW} negative segments); hard-negative "
-                                  f"mining {MINE_ROUNDS} rounds x {MINE_KEEP} of {MINE_SAMPLES} sampled windows",
-                  "model_file_bytes": len(text.encode("utf-8")), "steps": STEPS, "seed": SEED},
+        "model": {
+            "type": "per category: L2 logistic regression over hashed n-grams, class-balanced, sparse-numpy "
+            "Adam; run time: server/safety/learned_model.py LearnedModel (one featurisation, a "
+            "[buckets, categories] weight matrix, numpy over code points)",
+            "features": f"learned_model.featurise v{cm.FEATURISER_VERSION}: match view; segments at sentence "
+            f"ends, spaces touching CJK and every {cm.SEGMENT_CAP} chars; EN word uni/bigrams + "
+            f"{cm.PREFIX}-char prefixes, ZH char 1-3-grams, a per-segment offset; "
+            f"2**{cm.HASH_BITS} buckets; min_df {MIN_DF}; "
+            f"score = bias + max over windows of 1-{cm.WINDOW} segments (per category: "
+            f"{WINDOWS})",
+            "augmentation": f"{AUG_NEG}x negatives (windows of 2-{cm.WINDOW} negative segments); "
+            f"hard-negative "
+            f"mining {MINE_ROUNDS} rounds x {MINE_KEEP} of {MINE_SAMPLES} sampled windows",
+            "model_file_bytes": len(text.encode("utf-8")),
+            "steps": STEPS,
+            "seed": SEED,
+        },
         "categories": {c: r["record"] for c, r in results.items()},
         "train_serve_max_score_difference": skew,
         "scorer_latency_4000_chars_all_categories": lat,
@@ -554,32 +674,51 @@ def main() -> int:
     Path(args.out).write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
     # ---- 4. tables
-    f = lambda v: "    -" if v is None else f"{v:.3f}"
+    def f(v: float | None) -> str:
+        return "    -" if v is None else f"{v:.3f}"
+
     for c, r in results.items():
         rec = r["record"]
-        print(f"\n[{c}] grouped CV, out of fold (l2={r['best']}, threshold {rec['threshold']:.3f}, "
-              f"max FP {rec['max_fp']}); in-sample {rec['in_sample']}:")
-        print(f"{'group':<27}{'pos':>5}{'neg':>6}{'model rec':>10}{'model FP':>9}{'rules rec':>10}{'rules FP':>9}"
-              f"{'OR rec':>8}{'OR FP':>7}")
+        print(
+            f"\n[{c}] grouped CV, out of fold (l2={r['best']}, threshold {rec['threshold']:.3f}, "
+            f"max FP {rec['max_fp']}); in-sample {rec['in_sample']}:"
+        )
+        print(
+            f"{'group':<27}{'pos':>5}{'neg':>6}{'model rec':>10}{'model FP':>9}"
+            f"{'rules rec':>10}{'rules FP':>9}"
+            f"{'OR rec':>8}{'OR FP':>7}"
+        )
         for g, row in r["chosen"]["report"].items():
-            print(f"{g:<27}{row['positives']:>5}{row['negatives']:>6}{f(row['model_recall']):>10}"
-                  f"{f(row['model_negative_fp']):>9}{f(row['rules_recall']):>10}{f(row['rules_negative_fp']):>9}"
-                  f"{f(row['rules_or_model_recall']):>8}{f(row['rules_or_model_negative_fp']):>7}")
+            print(
+                f"{g:<27}{row['positives']:>5}{row['negatives']:>6}{f(row['model_recall']):>10}"
+                f"{f(row['model_negative_fp']):>9}{f(row['rules_recall']):>10}{f(row['rules_negative_fp']):>9}"
+                f"{f(row['rules_or_model_recall']):>8}{f(row['rules_or_model_negative_fp']):>7}"
+            )
         lg = r["chosen"]["long"]
-        print(f"{lg['messages']} 4,000-char messages of held-out negatives: model fires {lg['model_fires']} "
-              f"({lg['model_fires_no_part_fires']} where no part fires alone), rules fire {lg['rules_fire']}; "
-              f"{lg['buried_positives']} held-out positives buried in them found: {lg['buried_positive_recall']}")
+        print(
+            f"{lg['messages']} 4,000-char messages of held-out negatives: model fires {lg['model_fires']} "
+            f"({lg['model_fires_no_part_fires']} where no part fires alone), rules fire {lg['rules_fire']}; "
+            f"{lg['buried_positives']} held-out positives buried in them "
+            f"found: {lg['buried_positive_recall']}"
+        )
         for split, b in rec["blind_first_looks"].items():
             if b:
-                print(f"{split} as it was blind: rules' first look {b['rules_first_look_recall']}, model out of fold "
-                      f"{b['model_oof_recall']}, first look OR model {b['rules_first_look_or_model_recall']} of "
-                      f"{b['positives']}; benign FP {b['benign_fp_rules_first_look']} -> "
-                      f"{b['benign_fp_rules_first_look_or_this_model']} of {b['benign_cases']}")
+                print(
+                    f"{split} as it was blind: rules' first look {b['rules_first_look_recall']}, model out "
+                    f"of fold "
+                    f"{b['model_oof_recall']}, first look OR model {b['rules_first_look_or_model_recall']} "
+                    f"of "
+                    f"{b['positives']}; benign FP {b['benign_fp_rules_first_look']} -> "
+                    f"{b['benign_fp_rules_first_look_or_this_model']} of {b['benign_cases']}"
+                )
     if lat:
         print("\nscorer time per 4,000-character message, every category (numpy):")
         for name in ("en", "zh"):
             r = lat[name]
-            print(f"  {name}  p50 {r['p50_ms']:.3f} ms  p99 {r['p99_ms']:.3f} ms  (cpu p99 {r['cpu_p99_ms']:.3f} ms)")
+            print(
+                f"  {name}  p50 {r['p50_ms']:.3f} ms  p99 {r['p99_ms']:.3f} ms  (cpu "
+                f"p99 {r['cpu_p99_ms']:.3f} ms)"
+            )
     print(f"\nwrote {args.model} and {args.out}")
     return 0
 
