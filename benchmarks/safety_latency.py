@@ -2,7 +2,8 @@
 
     python benchmarks/safety_latency.py [--iterations 2000] [--out benchmarks/results/safety_latency.json]
 
-Messages are assembled from the evaluation set's sentences (tests/server/safety/eval/dev.jsonl) and shuffled per
+Messages are assembled from the evaluation set's sentences (tests/server/safety/eval/dev.jsonl) and
+shuffled per
 iteration, so no two calls see the same text:
 - en_benign / zh_benign: long ordinary questions (hard negatives), nothing fires (the common case);
 - en_phi / zh_phi: ordinary text with a few identifiers, PHI redaction runs (the common redaction case);
@@ -32,9 +33,16 @@ from server.safety import SafetyEngine
 EVAL = REPO / "tests" / "server" / "safety" / "eval" / "dev.jsonl"
 LENGTH = 4000
 PHI_LINES = {
-    "en": ["My name is Sarah Mitchell and my phone is 415-555-0132.", "Email me at k.nguyen84@gmail.com.",
-           "MRN 00482913, admitted 2024-03-15."],
-    "zh": ["我叫李晓燕，电话13812345678。", "病历号MZ20230981，出生日期1952年3月8日。", "家住漕溪北路398号5号楼1203室。"],
+    "en": [
+        "My name is Sarah Mitchell and my phone is 415-555-0132.",
+        "Email me at k.nguyen84@gmail.com.",
+        "MRN 00482913, admitted 2024-03-15.",
+    ],
+    "zh": [
+        "我叫李晓燕，电话13812345678。",
+        "病历号MZ20230981，出生日期1952年3月8日。",
+        "家住漕溪北路398号5号楼1203室。",
+    ],
 }
 
 
@@ -52,9 +60,17 @@ def _message(rng: random.Random, sentences: list[str], extra: list[str] | None =
 
 def _percentiles(samples: list[float]) -> dict[str, float]:
     s = sorted(samples)
-    pick = lambda q: s[min(len(s) - 1, int(q * len(s)))]
-    return {"p50_ms": round(pick(0.50), 4), "p90_ms": round(pick(0.90), 4), "p99_ms": round(pick(0.99), 4),
-            "max_ms": round(s[-1], 4), "mean_ms": round(statistics.fmean(s), 4)}
+
+    def pick(q: float) -> float:
+        return s[min(len(s) - 1, int(q * len(s)))]
+
+    return {
+        "p50_ms": round(pick(0.50), 4),
+        "p90_ms": round(pick(0.90), 4),
+        "p99_ms": round(pick(0.99), 4),
+        "max_ms": round(s[-1], 4),
+        "mean_ms": round(statistics.fmean(s), 4),
+    }
 
 
 def bench_input(engine: SafetyEngine, messages: list[str]) -> dict[str, Any]:
@@ -73,10 +89,14 @@ def bench_input(engine: SafetyEngine, messages: list[str]) -> dict[str, Any]:
 
 
 def bench_output(engine: SafetyEngine, iterations: int) -> dict[str, float]:
-    verdict = engine.check_input([{"role": "user", "content": "My name is Sarah Mitchell, call 415-555-0132."}], "patient")
-    sentence = "Your TSH of 6.2 is slightly high; we can call you at [PHONE_1] or 212-555-0147 to discuss it. "
+    verdict = engine.check_input(
+        [{"role": "user", "content": "My name is Sarah Mitchell, call 415-555-0132."}], "patient"
+    )
+    sentence = (
+        "Your TSH of 6.2 is slightly high; we can call you at [PHONE_1] or 212-555-0147 to discuss it. "
+    )
     answer = (sentence * 30)[:2000]
-    chunks = [answer[i:i + len(answer) // 64 + 1] for i in range(0, len(answer), len(answer) // 64 + 1)]
+    chunks = [answer[i : i + len(answer) // 64 + 1] for i in range(0, len(answer), len(answer) // 64 + 1)]
     samples = []
     for _ in range(iterations):
         guard = engine.output_guard(verdict)
@@ -106,8 +126,12 @@ def main() -> int:
         "dense_mixed": [_message(rng, _pool(cases, None, True)) for _ in range(args.iterations)],
     }
     results: dict[str, Any] = {
-        "machine": {"python": platform.python_version(), "cpu_count": os.cpu_count(),
-                    "load_average_1m_at_start": round(os.getloadavg()[0], 2), "platform": platform.platform()},
+        "machine": {
+            "python": platform.python_version(),
+            "cpu_count": os.cpu_count(),
+            "load_average_1m_at_start": round(os.getloadavg()[0], 2),
+            "platform": platform.platform(),
+        },
         "message_chars": LENGTH,
         "iterations": args.iterations,
         "goal": "input rails add <= 2 ms p99 for a 4,000-character message",
@@ -119,16 +143,25 @@ def main() -> int:
     results["output_guard_64_chunk_stream"] = bench_output(engine, max(200, args.iterations // 4))
     results["machine"]["load_average_1m_at_end"] = round(os.getloadavg()[0], 2)
 
-    print(f"check_input on {LENGTH}-character messages, {args.iterations} calls each "
-          f"(load average {results['machine']['load_average_1m_at_start']} on {os.cpu_count()} CPUs)")
-    print(f"| {'workload':<12} | {'p50 ms':>7} | {'p99 ms':>7} | {'max ms':>7} | {'CPU p50':>7} | {'CPU p99':>7} |")
+    print(
+        f"check_input on {LENGTH}-character messages, {args.iterations} calls each "
+        f"(load average {results['machine']['load_average_1m_at_start']} on {os.cpu_count()} CPUs)"
+    )
+    print(
+        f"| {'workload':<12} | {'p50 ms':>7} | {'p99 ms':>7} | {'max ms':>7} | {'CPU p50':>7} "
+        f"| {'CPU p99':>7} |"
+    )
     print(f"|{'-' * 14}|{'-' * 9}|{'-' * 9}|{'-' * 9}|{'-' * 9}|{'-' * 9}|")
     for name, r in results["check_input"].items():
-        print(f"| {name:<12} | {r['p50_ms']:>7.3f} | {r['p99_ms']:>7.3f} | {r['max_ms']:>7.3f} "
-              f"| {r['cpu']['p50_ms']:>7.3f} | {r['cpu']['p99_ms']:>7.3f} |")
+        print(
+            f"| {name:<12} | {r['p50_ms']:>7.3f} | {r['p99_ms']:>7.3f} | {r['max_ms']:>7.3f} "
+            f"| {r['cpu']['p50_ms']:>7.3f} | {r['cpu']['p99_ms']:>7.3f} |"
+        )
     o = results["output_guard_64_chunk_stream"]
-    print(f"output guard, {o['chunks']}-chunk stream of {o['chars']} chars: p50 {o['p50_ms']:.3f} ms, "
-          f"p99 {o['p99_ms']:.3f} ms per stream")
+    print(
+        f"output guard, {o['chunks']}-chunk stream of {o['chars']} chars: p50 {o['p50_ms']:.3f} ms, "
+        f"p99 {o['p99_ms']:.3f} ms per stream"
+    )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {args.out}")

@@ -51,17 +51,21 @@ class SafetyEngine:
         self._gates = GateSet([*rule_patterns(), *phi_patterns()])
         self.warnings: list[str] = []
         if not policy.resources_verified:
-            self.warnings.append("safety policy: crisis resources and emergency numbers are unverified defaults "
-                                 "(set resources_verified: true after checking them for your region)")
+            self.warnings.append(
+                "safety policy: crisis resources and emergency numbers are unverified defaults "
+                "(set resources_verified: true after checking them for your region)"
+            )
         self.learned_model: LearnedModel | None = None
         needed = [c for c in LEARNED_CATEGORIES if any(p.model_on(c) for p in policy.profiles.values())]
         if needed:
             self.learned_model = _load_learned_model(model_path)
             missing = [c for c in needed if c not in self.learned_model.categories]
             if missing:
-                raise SafetyPolicyError(f"the learned model has no weights for {', '.join(missing)} (it has "
-                                        f"{', '.join(self.learned_model.categories)}); retrain it or set "
-                                        f"`model: false` under {missing[0]} in every profile")
+                raise SafetyPolicyError(
+                    f"the learned model has no weights for {', '.join(missing)} (it has "
+                    f"{', '.join(self.learned_model.categories)}); retrain it or set "
+                    f"`model: false` under {missing[0]} in every profile"
+                )
 
     @classmethod
     def from_policy_file(cls, path: str | None, model_path: str | None = None) -> SafetyEngine:
@@ -98,7 +102,11 @@ class SafetyEngine:
                 refs.append((i, None, self._segment(role, content)))
             elif isinstance(content, list):
                 for j, part in enumerate(content):
-                    if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str):
+                    if (
+                        isinstance(part, dict)
+                        and part.get("type") == "text"
+                        and isinstance(part.get("text"), str)
+                    ):
                         refs.append((i, j, self._segment(role, part["text"])))
         verdict = self._decide([seg for _, _, seg in refs], name, prof)
         if verdict.action == "pass":
@@ -141,13 +149,16 @@ class SafetyEngine:
     @staticmethod
     def _speakers(segs: list[_Segment]) -> list[_Segment]:
         """Crisis and emergency read the caller's own words; with no user turn, every non-system text."""
-        return ([s for s in segs if s.role in _SPEAKER_ROLES]
-                or [s for s in segs if s.role not in ("system", "developer", "assistant")])
+        return [s for s in segs if s.role in _SPEAKER_ROLES] or [
+            s for s in segs if s.role not in ("system", "developer", "assistant")
+        ]
 
-    def _detect(self, segs: list[_Segment], speaker: list[_Segment], prof: ProfilePolicy
-                ) -> tuple[set[str], set[str]]:
+    def _detect(
+        self, segs: list[_Segment], speaker: list[_Segment], prof: ProfilePolicy
+    ) -> tuple[set[str], set[str]]:
         """Run the rails over every segment, recording spans on the segments; the categories that fired,
-        and those that came from a weak signal alone (the learned model, an injection quoted as an example)."""
+        and those that came from a weak signal alone (the learned model, an injection quoted as an
+        example)."""
         speaker_ids = {id(s) for s in speaker}
         phi_entities = frozenset(prof.phi.entities) if prof.phi.entities else None
         fired: set[str] = set()
@@ -156,7 +167,10 @@ class SafetyEngine:
         for seg in segs:
             hits = self._gates.scan(seg.view)
             if id(seg) in speaker_ids:
-                for category, detect in ((crisis.CATEGORY, crisis.detect), (emergency.CATEGORY, emergency.detect)):
+                for category, detect in (
+                    (crisis.CATEGORY, crisis.detect),
+                    (emergency.CATEGORY, emergency.detect),
+                ):
                     spans = detect(seg.view, hits)
                     if spans:
                         seg.spans[category] = [(a, b, category) for a, b in spans]
@@ -177,12 +191,20 @@ class SafetyEngine:
         # text scores every category. They mark no span (there is nothing to cut out); the category then takes
         # the profile's model_action (see ProfilePolicy.model_action)
         model = self.learned_model
-        wanted = [c for c in LEARNED_CATEGORIES if c not in fired and prof.model_on(c)] if model is not None else []
+        wanted = (
+            [c for c in LEARNED_CATEGORIES if c not in fired and prof.model_on(c)]
+            if model is not None
+            else []
+        )
         by_model: set[str] = set()
         if wanted:
             for seg in segs:
-                ask = [c for c in wanted if c not in by_model
-                       and (id(seg) in speaker_ids if c != "prompt_injection" else seg.role in _INJECTION_ROLES)]
+                ask = [
+                    c
+                    for c in wanted
+                    if c not in by_model
+                    and (id(seg) in speaker_ids if c != "prompt_injection" else seg.role in _INJECTION_ROLES)
+                ]
                 if not ask:
                     continue
                 hit = model.fired(seg.view)  # type: ignore[union-attr]
@@ -198,9 +220,20 @@ class SafetyEngine:
         fired, by_model = self._detect(segs, speaker, prof)
         categories = [c for c in CATEGORIES if c in fired]
         user_text = " ".join(s.norm for s in speaker[-3:])
-        locale = locale_of(user_text) if has_cjk(user_text) else "en" if user_text.strip() else self.policy.default_locale
-        verdict = Verdict(categories=categories, action="pass", profile=name, locale=locale,
-                          model_categories=[c for c in categories if c in by_model])
+        locale = (
+            locale_of(user_text)
+            if has_cjk(user_text)
+            else "en"
+            if user_text.strip()
+            else self.policy.default_locale
+        )
+        verdict = Verdict(
+            categories=categories,
+            action="pass",
+            profile=name,
+            locale=locale,
+            model_categories=[c for c in categories if c in by_model],
+        )
         self._apply_actions(verdict, prof)
         return verdict
 
@@ -230,10 +263,18 @@ class SafetyEngine:
 
     def _instruction(self, verdict: Verdict) -> str:
         texts = self.texts(verdict.locale)
-        keys = {"crisis_self_harm": texts.crisis_instruction, "medical_emergency": texts.emergency_instruction,
-                "phi": texts.phi_instruction, "prompt_injection": texts.injection_instruction}
-        wanted = [c for c in CATEGORIES if verdict.actions.get(c) == "annotate"
-                  or (verdict.actions.get(c) == "redact" and c in ("crisis_self_harm", "medical_emergency"))]
+        keys = {
+            "crisis_self_harm": texts.crisis_instruction,
+            "medical_emergency": texts.emergency_instruction,
+            "phi": texts.phi_instruction,
+            "prompt_injection": texts.injection_instruction,
+        }
+        wanted = [
+            c
+            for c in CATEGORIES
+            if verdict.actions.get(c) == "annotate"
+            or (verdict.actions.get(c) == "redact" and c in ("crisis_self_harm", "medical_emergency"))
+        ]
         return "\n\n".join(keys[c] for c in wanted)
 
     @staticmethod
@@ -255,9 +296,11 @@ class SafetyEngine:
             kept.append(span)
         return _redact_raw(seg, kept, verdict.placeholder_map)
 
-    def _rewrite_messages(self, messages: list[dict[str, Any]], refs: list[tuple[int, int | None, _Segment]],
-                          verdict: Verdict) -> list[dict[str, Any]]:
-        """A copy of the messages with redactions and the safety instruction; the caller's objects untouched."""
+    def _rewrite_messages(
+        self, messages: list[dict[str, Any]], refs: list[tuple[int, int | None, _Segment]], verdict: Verdict
+    ) -> list[dict[str, Any]]:
+        """A copy of the messages with redactions and the safety instruction (the caller's objects are
+        left untouched)."""
         out: list[dict[str, Any]] = list(messages)
         for i, j, seg in refs:
             text = self._rewrite_text(seg, verdict)
@@ -267,7 +310,9 @@ class SafetyEngine:
             if j is None:
                 msg["content"] = text
             else:
-                parts = msg["content"] = list(msg["content"]) if msg["content"] is messages[i].get("content") else msg["content"]
+                parts = msg["content"] = (
+                    list(msg["content"]) if msg["content"] is messages[i].get("content") else msg["content"]
+                )
                 parts[j] = {**parts[j], "text": text}
         instruction = self._instruction(verdict)
         if instruction:
@@ -288,9 +333,11 @@ def _load_learned_model(path: str | None) -> LearnedModel:
     try:
         from server.safety.learned.model import load_model
     except ImportError as exc:  # numpy missing: say so at start-up rather than serve without the detector
-        raise SafetyPolicyError(f"the learned detectors need numpy ({exc}); install numpy or set `model: false` "
-                                "under crisis_self_harm, medical_emergency and prompt_injection in every "
-                                "profile") from None
+        raise SafetyPolicyError(
+            f"the learned detectors need numpy ({exc}); install numpy or set `model: false` "
+            "under crisis_self_harm, medical_emergency and prompt_injection in every "
+            "profile"
+        ) from None
     return load_model(path)
 
 
@@ -313,5 +360,9 @@ def _redact_raw(seg: _Segment, spans: list[tuple[int, int, str]], pmap: Placehol
 def _redact(text: str, spans: list[Span], pmap: PlaceholderMap) -> str:
     """PHI spans become typed placeholders kept in `pmap`; other categories' spans a fixed marker."""
     return redact(
-        text, spans, lambda kind, value: f"[REMOVED_{kind.upper()}]" if kind in CATEGORIES else pmap.placeholder(kind, value)
+        text,
+        spans,
+        lambda kind, value: (
+            f"[REMOVED_{kind.upper()}]" if kind in CATEGORIES else pmap.placeholder(kind, value)
+        ),
     )

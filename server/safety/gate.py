@@ -4,8 +4,9 @@ Python's `re` tries every branch of an alternation at every position, so a few h
 rules over a 4,000-character message cost tens of milliseconds. Every rule, however, needs some
 literal text to match ("suicid", "drooping", "病历"). `required_literals` reads that set out of the
 parsed pattern; a `GateSet` finds all gate literals of all its rules in one Aho-Corasick pass
-(ahocorasick_rs, the Rust aho-corasick crate) over the lower-cased view, and each rule runs only in a window around its
-literals. Rules whose literals are absent cost nothing; the window bounds the cost of the others.
+(ahocorasick_rs, the Rust aho-corasick crate) over the lower-cased view, and each rule runs only in a
+window around its literals. Rules whose literals are absent cost nothing; the window bounds the cost of
+the others.
 """
 
 from __future__ import annotations

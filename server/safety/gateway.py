@@ -98,7 +98,9 @@ def check_completion(engine: SafetyEngine, prompt: str | list[Any], profile: str
     if isinstance(prompt, str):
         return InputCheck([engine.check_prompt(prompt, profile)], "completion")
     if all(isinstance(p, str) for p in prompt):
-        return InputCheck([engine.check_prompt(p, profile) for p in prompt], "completion", single_prompt=False)
+        return InputCheck(
+            [engine.check_prompt(p, profile) for p in prompt], "completion", single_prompt=False
+        )
     raise UncheckableInput("Token-id prompts are not accepted while the safety layer is on.", "prompt")
 
 

@@ -14,19 +14,85 @@ import unicodedata
 import opencc
 
 # Invisible characters used to split trigger words ("ig\u200bnore"): removed before anything else.
-_INVISIBLE = re.compile("[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u206a-\u206f\ufeff]")
+_INVISIBLE = re.compile(
+    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u206a-\u206f\ufeff]"
+)
 
 # Look-alike letters (Cyrillic, Greek) mapped to the Latin letter they imitate. Only the matching view
 # uses this map: the forwarded text keeps the caller's letters.
 _HOMOGLYPHS = {
-    "а": "a", "в": "b", "е": "e", "ё": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p", "с": "c",
-    "т": "t", "у": "y", "х": "x", "і": "i", "ї": "i", "ј": "j", "ѕ": "s", "ԁ": "d", "ɡ": "g", "ґ": "g",
-    "һ": "h", "ԛ": "q", "ԝ": "w", "ѵ": "v", "ν": "v", "ο": "o", "α": "a", "ε": "e", "ι": "i", "κ": "k",
-    "ρ": "p", "τ": "t", "υ": "u", "χ": "x", "β": "b", "η": "n", "μ": "u",
-    "А": "a", "В": "b", "Е": "e", "К": "k", "М": "m", "Н": "h", "О": "o", "Р": "p", "С": "c", "Т": "t",
-    "Х": "x", "І": "i", "Ј": "j", "Ѕ": "s", "Ґ": "g", "Α": "a", "Β": "b", "Ε": "e", "Ζ": "z", "Η": "h",
-    "Ι": "i", "Κ": "k", "Μ": "m", "Ν": "n", "Ο": "o", "Ρ": "p", "Τ": "t", "Υ": "y", "Χ": "x",
-    "’": "'", "‘": "'", "‛": "'", "ʼ": "'", "“": '"', "”": '"',
+    "а": "a",
+    "в": "b",
+    "е": "e",
+    "ё": "e",
+    "к": "k",
+    "м": "m",
+    "н": "h",
+    "о": "o",
+    "р": "p",
+    "с": "c",
+    "т": "t",
+    "у": "y",
+    "х": "x",
+    "і": "i",
+    "ї": "i",
+    "ј": "j",
+    "ѕ": "s",
+    "ԁ": "d",
+    "ɡ": "g",
+    "ґ": "g",
+    "һ": "h",
+    "ԛ": "q",
+    "ԝ": "w",
+    "ѵ": "v",
+    "ν": "v",
+    "ο": "o",
+    "α": "a",
+    "ε": "e",
+    "ι": "i",
+    "κ": "k",
+    "ρ": "p",
+    "τ": "t",
+    "υ": "u",
+    "χ": "x",
+    "β": "b",
+    "η": "n",
+    "μ": "u",
+    "А": "a",
+    "В": "b",
+    "Е": "e",
+    "К": "k",
+    "М": "m",
+    "Н": "h",
+    "О": "o",
+    "Р": "p",
+    "С": "c",
+    "Т": "t",
+    "Х": "x",
+    "І": "i",
+    "Ј": "j",
+    "Ѕ": "s",
+    "Ґ": "g",
+    "Α": "a",
+    "Β": "b",
+    "Ε": "e",
+    "Ζ": "z",
+    "Η": "h",
+    "Ι": "i",
+    "Κ": "k",
+    "Μ": "m",
+    "Ν": "n",
+    "Ο": "o",
+    "Ρ": "p",
+    "Τ": "t",
+    "Υ": "y",
+    "Χ": "x",
+    "’": "'",
+    "‘": "'",
+    "‛": "'",
+    "ʼ": "'",
+    "“": '"',
+    "”": '"',
 }
 _VIEW_TABLE = str.maketrans(_HOMOGLYPHS)
 _NEEDS_FOLD = re.compile("[\u0370-\u03ff\u0400-\u052f\u0261\u02bc\u2018-\u201d]")
@@ -93,7 +159,8 @@ _T2S, _TRADITIONAL = _traditional_to_simplified()
 
 
 def simplified(text: str) -> str:
-    """`text` with Traditional Chinese characters read as Simplified, case kept, one character per character."""
+    """`text` with Traditional Chinese characters read as Simplified, case kept, one character per
+    character."""
     return text.translate(_T2S) if _TRADITIONAL.search(text) else text
 
 

@@ -28,7 +28,6 @@ _SENTENCE_END = re.compile(r"[。！？!?\n]|[.;:](?=\s)")
 _TOKEN_CHAR = re.compile(r"[A-Za-z0-9@._%+\-/:#\[\]()]")
 
 
-
 @cache
 def _methods() -> GateSet:
     """Self-harm method instructions as they appear in answers (rules/crisis/answers.yaml)."""
@@ -56,7 +55,9 @@ class OutputGuard:
         self.window = out.hold_back_chars
         self.redact_phi = out.redact_phi
         crisis_fired = "crisis_self_harm" in verdict.categories
-        self.methods = "allow" if out.methods_only_after_crisis and not crisis_fired else out.self_harm_methods
+        self.methods = (
+            "allow" if out.methods_only_after_crisis and not crisis_fired else out.self_harm_methods
+        )
         self.restore = dict(verdict.placeholders) if profile.phi.restore_in_answer else {}
         self.need_notice = "urgent_care_notice" in verdict.notices
         self.need_resources = "crisis_resources" in verdict.notices

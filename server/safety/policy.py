@@ -118,8 +118,10 @@ class Policy(_Strict):
         if not self.profiles:
             raise ValueError("profiles: at least one profile is needed")
         if self.default_profile not in self.profiles:
-            raise ValueError(f"default_profile {self.default_profile!r} is not one of the profiles "
-                             f"({', '.join(self.profiles)})")
+            raise ValueError(
+                f"default_profile {self.default_profile!r} is not one of the profiles "
+                f"({', '.join(self.profiles)})"
+            )
         for locale in LOCALES:
             if locale not in self.locales:
                 raise ValueError(f"locales: missing locale {locale!r}")
@@ -166,8 +168,10 @@ def _first_error(exc: ValidationError) -> str:
         parent = err["loc"][:-1]
         key = err["loc"][-1]
         if len(parent) == 2 and parent[0] == "profiles":
-            return (f"profiles.{parent[1]}: unknown category {key!r} "
-                    f"(expected one of: {', '.join(CATEGORIES)}, output)")
+            return (
+                f"profiles.{parent[1]}: unknown category {key!r} "
+                f"(expected one of: {', '.join(CATEGORIES)}, output)"
+            )
         return f"{loc}: unknown key {key!r}"
     if kind == "literal_error" and loc.endswith((".action", ".model_action")):
         return f"{loc}: unknown action {err['input']!r} (expected one of: {', '.join(ACTIONS)})"
@@ -178,8 +182,11 @@ def _first_error(exc: ValidationError) -> str:
     if kind in ("bool_parsing", "bool_type"):
         return f"{loc}: expected true or false (got {err['input']!r})"
     msg = err["msg"].removeprefix("Value error, ")
-    return f"{where}{msg}" + (f" (got {err['input']!r})" if kind.endswith(("_error", "_type")) and "input" in err
-                              and not isinstance(err["input"], dict) else "")
+    return f"{where}{msg}" + (
+        f" (got {err['input']!r})"
+        if kind.endswith(("_error", "_type")) and "input" in err and not isinstance(err["input"], dict)
+        else ""
+    )
 
 
 def parse_policy(data: Any, source: str = "policy") -> Policy:

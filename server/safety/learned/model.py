@@ -57,23 +57,27 @@ __all__ = [
 ]
 FEATURISER_VERSION = 1
 HASH_BITS = 18
-WINDOW = 4           # segments per scoring window
-SEGMENT_CAP = 160    # a segment never spans more characters than this
-PREFIX = 5           # English prefix feature: the first PREFIX letters of a longer word
+WINDOW = 4  # segments per scoring window
+SEGMENT_CAP = 160  # a segment never spans more characters than this
+PREFIX = 5  # English prefix feature: the first PREFIX letters of a longer word
 
 _N = 1 << HASH_BITS
-NULL = _N            # the bucket of a feature that is not there (its weight is always 0)
-SEGMENT = _N + 1     # one per non-empty segment: a learned per-segment offset (longer text is not more risky)
-SIZE = _N + 2        # length of the dense weight array
+NULL = _N  # the bucket of a feature that is not there (its weight is always 0)
+SEGMENT = _N + 1  # one per non-empty segment: a learned per-segment offset (longer text is not more risky)
+SIZE = _N + 2  # length of the dense weight array
 _SHIFT = np.uint64(64 - HASH_BITS)
-_GOLD = np.uint64(0x9E3779B97F4A7C15)        # multiplicative (Fibonacci) hashing: top bits of key * _GOLD
-_BASE = 0x100000001B3                        # polynomial hash of a word's code points, mod 2**64 (odd)
+_GOLD = np.uint64(0x9E3779B97F4A7C15)  # multiplicative (Fibonacci) hashing: top bits of key * _GOLD
+_BASE = 0x100000001B3  # polynomial hash of a word's code points, mod 2**64 (odd)
 _BASE_INV = pow(_BASE, -1, 1 << 64)
-_PAIR = np.uint64(0xC2B2AE3D27D4EB4F)        # combines two word hashes into a bigram key
-_START = np.uint64(0x27D4EB2F165667C5)       # the "previous word" of a segment's first word
+_PAIR = np.uint64(0xC2B2AE3D27D4EB4F)  # combines two word hashes into a bigram key
+_START = np.uint64(0x27D4EB2F165667C5)  # the "previous word" of a segment's first word
 # CJK keys are exact (code points packed 21 bits apart), so unigram, bigram and trigram keys never coincide;
 # word features are 64-bit hashes and take one tag per kind so equal hashes of different kinds part ways
-_T_WORD, _T_BIGRAM, _T_PREFIX = np.uint64(0x1F83D9ABFB41BD6B), np.uint64(0x5BE0CD19137E2179), np.uint64(0x6A09E667F3BCC909)
+_T_WORD, _T_BIGRAM, _T_PREFIX = (
+    np.uint64(0x1F83D9ABFB41BD6B),
+    np.uint64(0x5BE0CD19137E2179),
+    np.uint64(0x6A09E667F3BCC909),
+)
 _S21 = np.uint64(21)
 _NULL64 = np.int64(NULL)
 
@@ -85,9 +89,9 @@ for _c in " \t\u3000":
 for _c in ".!?\n\u3002\uff01\uff1f\uff1b;":
     _CLASS[ord(_c)] = _BOUNDARY
 for _lo, _hi in (("a", "z"), ("0", "9")):
-    _CLASS[ord(_lo):ord(_hi) + 1] = _WORD
+    _CLASS[ord(_lo) : ord(_hi) + 1] = _WORD
 for _lo, _hi in ((0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF)):
-    _CLASS[_lo:_hi + 1] = _CJK
+    _CLASS[_lo : _hi + 1] = _CJK
 _BMP_MAX = np.uint32(0xFFFF)
 
 
@@ -136,7 +140,8 @@ _POWERS = _Powers()
 
 
 def view_of(text: str) -> str:
-    """The text as the rules read it: normalised, lower-cased, look-alikes folded, Traditional read as Simplified."""
+    """The text as the rules read it: normalised, lower-cased, look-alikes folded, Traditional Chinese read
+    as Simplified."""
     return match_view(normalize(text))
 
 
@@ -159,7 +164,7 @@ class Features:
     def pairs(self) -> tuple[np.ndarray, np.ndarray]:
         """(segment, bucket) of every present feature (SEGMENT once per non-empty segment), NULL dropped."""
         n = len(self.seg)
-        segs = [self.seg[:n - k] for k in range(len(self.cjk))] + [self.word_seg] * len(self.words)
+        segs = [self.seg[: n - k] for k in range(len(self.cjk))] + [self.word_seg] * len(self.words)
         buckets = [*self.cjk, *self.words]
         segs.append(self.nonempty)
         buckets.append(np.full(len(self.nonempty), SEGMENT, dtype=np.int64))
@@ -191,8 +196,12 @@ def featurise(view: str) -> Features:
             boundary |= space & near
     if n > SEGMENT_CAP:
         cuts = np.flatnonzero(boundary)
-        if len(cuts) == 0 or cuts[0] >= SEGMENT_CAP or n - cuts[-1] > SEGMENT_CAP \
-                or (len(cuts) > 1 and np.diff(cuts).max() > SEGMENT_CAP):
+        if (
+            len(cuts) == 0
+            or cuts[0] >= SEGMENT_CAP
+            or n - cuts[-1] > SEGMENT_CAP
+            or (len(cuts) > 1 and np.diff(cuts).max() > SEGMENT_CAP)
+        ):
             # a segment longer than SEGMENT_CAP: also cut every SEGMENT_CAP characters since the last cut
             idx = np.arange(n)
             last = np.maximum.accumulate(np.where(boundary, idx, -1))
@@ -208,7 +217,11 @@ def featurise(view: str) -> Features:
             two = is_cjk[:-1] & is_cjk[1:]
             k2 = (c[:-1] << _S21) | c[1:]
             k3 = (k2[:-1] << _S21) | c[2:]
-            cjk = (uni, np.where(two, _bucket(k2), _NULL64), np.where(two[:-1] & is_cjk[2:], _bucket(k3), _NULL64))
+            cjk = (
+                uni,
+                np.where(two, _bucket(k2), _NULL64),
+                np.where(two[:-1] & is_cjk[2:], _bucket(k3), _NULL64),
+            )
         elif n == 2:
             c = cp.astype(np.uint64)
             k2 = (c[:-1] << _S21) | c[1:]
@@ -225,17 +238,20 @@ def featurise(view: str) -> Features:
         ends = np.concatenate([cut, [m]])
         fwd, inv = _POWERS.get(m + 1)
         prefix = np.zeros(m + 1, dtype=np.uint64)
-        np.cumsum(cp[pos] * fwd[:m], out=prefix[1:])               # sum of cp[j] * BASE**j, mod 2**64
+        np.cumsum(cp[pos] * fwd[:m], out=prefix[1:])  # sum of cp[j] * BASE**j, mod 2**64
         unshift = inv[starts]
-        h = (prefix[ends] - prefix[starts]) * unshift               # the word's own hash, position-free
+        h = (prefix[ends] - prefix[starts]) * unshift  # the word's own hash, position-free
         word_seg = seg[pos[starts]]
         prev = np.empty_like(h)
         prev[0] = _START
         prev[1:] = h[:-1]
-        prev[1:][word_seg[1:] != word_seg[:-1]] = _START            # a segment's first word follows _START
+        prev[1:][word_seg[1:] != word_seg[:-1]] = _START  # a segment's first word follows _START
         hp = (prefix[np.minimum(starts + PREFIX, m)] - prefix[starts]) * unshift
-        words = (_bucket(h ^ _T_WORD), _bucket((prev * _PAIR + h) ^ _T_BIGRAM),
-                 np.where(ends - starts > PREFIX, _bucket(hp ^ _T_PREFIX), _NULL64))
+        words = (
+            _bucket(h ^ _T_WORD),
+            _bucket((prev * _PAIR + h) ^ _T_BIGRAM),
+            np.where(ends - starts > PREFIX, _bucket(hp ^ _T_PREFIX), _NULL64),
+        )
     return Features(seg, cjk, word_seg, words, nonempty)
 
 
@@ -284,10 +300,13 @@ def segment_sums(f: Features, weights: np.ndarray) -> np.ndarray:
             contrib[:-j] += weights.take(f.cjk[j], axis=0)
         # every segment number from seg[0] on has a character (the boundary that opened it)
         starts = np.concatenate(([0], np.flatnonzero(np.diff(f.seg)) + 1))
-        sums[f.seg[0]:] = np.add.reduceat(contrib, starts, axis=0)
+        sums[f.seg[0] :] = np.add.reduceat(contrib, starts, axis=0)
     if f.words:
-        contrib = weights.take(f.words[0], axis=0) + weights.take(f.words[1], axis=0) \
+        contrib = (
+            weights.take(f.words[0], axis=0)
+            + weights.take(f.words[1], axis=0)
             + weights.take(f.words[2], axis=0)
+        )
         starts = np.concatenate(([0], np.flatnonzero(np.diff(f.word_seg)) + 1))
         sums[f.word_seg[starts]] += np.add.reduceat(contrib, starts, axis=0)
     return sums[f.nonempty] + weights[SEGMENT]
@@ -321,10 +340,15 @@ def _category_from_dict(data: Any, source: str) -> tuple[np.ndarray, float, floa
         raise LearnedModelError(f"{source}: expected a JSON object, got {type(data).__name__}")
     window = data.get("window_segments", WINDOW)
     if not isinstance(window, int) or isinstance(window, bool) or not 1 <= window <= WINDOW:
-        raise LearnedModelError(f"{source}: window_segments must be an integer from 1 to {WINDOW} (got {window!r})")
+        raise LearnedModelError(
+            f"{source}: window_segments must be an integer from 1 to {WINDOW} (got {window!r})"
+        )
     for key in ("bias", "threshold"):
-        if not isinstance(data.get(key), (int, float)) or isinstance(data.get(key), bool) \
-                or not math.isfinite(data[key]):
+        if (
+            not isinstance(data.get(key), (int, float))
+            or isinstance(data.get(key), bool)
+            or not math.isfinite(data[key])
+        ):
             raise LearnedModelError(f"{source}: {key} must be a finite number (got {data.get(key)!r})")
     buckets, weights = data.get("buckets"), data.get("weights")
     if not isinstance(buckets, list) or not isinstance(weights, list) or len(buckets) != len(weights):
@@ -354,11 +378,11 @@ class LearnedModel:
     training script uses) up to float rounding."""
 
     categories: tuple[str, ...]
-    weights: np.ndarray      # [SIZE, len(categories)], C order: one gather fetches every category's weight
-    bias: np.ndarray         # [len(categories)]
-    threshold: np.ndarray    # [len(categories)]
-    meta: dict[str, Any]     # category -> its training record
-    windows: np.ndarray      # [len(categories)]: segments per scoring window, 1 to WINDOW
+    weights: np.ndarray  # [SIZE, len(categories)], C order: one gather fetches every category's weight
+    bias: np.ndarray  # [len(categories)]
+    threshold: np.ndarray  # [len(categories)]
+    meta: dict[str, Any]  # category -> its training record
+    windows: np.ndarray  # [len(categories)]: segments per scoring window, 1 to WINDOW
 
     def scores(self, view: str) -> np.ndarray:
         """Every category's score for a match view (see view_of), in `categories` order."""
@@ -375,8 +399,13 @@ class LearnedModel:
     def category(self, name: str) -> CategoryModel:
         """One category as a single-category scorer (its own copy of the weights)."""
         j = self.categories.index(name)
-        return CategoryModel(np.ascontiguousarray(self.weights[:, j]), float(self.bias[j]),
-                           float(self.threshold[j]), self.meta.get(name, {}), int(self.windows[j]))
+        return CategoryModel(
+            np.ascontiguousarray(self.weights[:, j]),
+            float(self.bias[j]),
+            float(self.threshold[j]),
+            self.meta.get(name, {}),
+            int(self.windows[j]),
+        )
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "learned model") -> LearnedModel:
@@ -384,26 +413,42 @@ class LearnedModel:
         if not isinstance(data, dict):
             raise LearnedModelError(f"{source}: expected a JSON object, got {type(data).__name__}")
         if data.get("format") != FORMAT:
-            raise LearnedModelError(f"{source}: not a learned safety model file (format {data.get('format')!r}, "
-                                   f"expected {FORMAT!r})")
+            raise LearnedModelError(
+                f"{source}: not a learned safety model file (format {data.get('format')!r}, "
+                f"expected {FORMAT!r})"
+            )
         feat = data.get("featuriser")
-        want = {"version": FEATURISER_VERSION, "hash_bits": HASH_BITS, "window_segments": WINDOW,
-                "segment_cap_chars": SEGMENT_CAP, "prefix_chars": PREFIX}
+        want = {
+            "version": FEATURISER_VERSION,
+            "hash_bits": HASH_BITS,
+            "window_segments": WINDOW,
+            "segment_cap_chars": SEGMENT_CAP,
+            "prefix_chars": PREFIX,
+        }
         if not isinstance(feat, dict) or any(feat.get(k) != v for k, v in want.items()):
-            raise LearnedModelError(f"{source}: written for another featuriser ({feat!r}); this code has {want} "
-                                   "- retrain with python -m server.safety.learned.train")
+            raise LearnedModelError(
+                f"{source}: written for another featuriser ({feat!r}); this code has {want} "
+                "- retrain with python -m server.safety.learned.train"
+            )
         cats = data.get("categories")
         if not isinstance(cats, dict) or not cats:
             raise LearnedModelError(f"{source}: categories must be a non-empty object (category -> weights)")
         for name in cats:
             if name not in LEARNED_CATEGORIES:
-                raise LearnedModelError(f"{source}: unknown category {name!r} (expected one of: "
-                                       f"{', '.join(LEARNED_CATEGORIES)})")
+                raise LearnedModelError(
+                    f"{source}: unknown category {name!r} (expected one of: {', '.join(LEARNED_CATEGORIES)})"
+                )
         names = tuple(c for c in LEARNED_CATEGORIES if c in cats)
         parts = [_category_from_dict(cats[c], f"{source}: {c}") for c in names]
         weights = np.ascontiguousarray(np.stack([p[0] for p in parts], axis=1))
-        return cls(names, weights, np.array([p[1] for p in parts]), np.array([p[2] for p in parts]),
-                   {c: p[3] for c, p in zip(names, parts)}, np.array([p[4] for p in parts]))
+        return cls(
+            names,
+            weights,
+            np.array([p[1] for p in parts]),
+            np.array([p[2] for p in parts]),
+            {c: p[3] for c, p in zip(names, parts)},
+            np.array([p[4] for p in parts]),
+        )
 
     @classmethod
     def load(cls, path: str | None = None) -> LearnedModel:
@@ -413,14 +458,19 @@ class LearnedModel:
             text = read_config_text(path, source, LearnedModelError)
         else:
             try:
-                text = resources.files("server.safety.learned").joinpath(WEIGHTS_FILE).read_text(encoding="utf-8")
+                text = (
+                    resources.files("server.safety.learned")
+                    .joinpath(WEIGHTS_FILE)
+                    .read_text(encoding="utf-8")
+                )
             except OSError as exc:
                 raise LearnedModelError(f"cannot read {source}: {exc.strerror or exc}") from None
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise LearnedModelError(f"{source} is not valid JSON at line {exc.lineno}, column {exc.colno}: "
-                                   f"{exc.msg}") from None
+            raise LearnedModelError(
+                f"{source} is not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+            ) from None
         return cls.from_dict(data, source)
 
 

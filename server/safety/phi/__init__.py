@@ -68,9 +68,9 @@ def _phi_gates() -> tuple[GateSet, frozenset[GatedPattern]]:
 
 
 def _simplified(text: str, view: str | None) -> str:
-    """`text` with Traditional Chinese read as Simplified, case kept, one character per character: the rules
-    are written in Simplified ("我妈妈", "电话", "号") and run on this. Only texts whose view differs from their
-    lower case beyond ASCII can hold Traditional characters."""
+    """`text` with Traditional Chinese read as Simplified, case kept, one character per character: the
+    rules are written in Simplified ("我妈妈", "电话", "号") and run on this. Only texts whose view differs
+    from their lower case beyond ASCII can hold Traditional characters."""
     if text.isascii() or (view is not None and view == text.lower()):
         return text
     return simplified(text)
@@ -112,7 +112,11 @@ def find_phi(
         if merged and span[0] < merged[-1][1]:
             last = merged[-1]
             if span[1] > last[1]:
-                merged[-1] = (last[0], span[1], last[2] if last[1] - last[0] >= span[1] - span[0] else span[2])
+                merged[-1] = (
+                    last[0],
+                    span[1],
+                    last[2] if last[1] - last[0] >= span[1] - span[0] else span[2],
+                )
             continue
         merged.append(span)
     return merged

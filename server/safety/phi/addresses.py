@@ -9,8 +9,10 @@ from server.safety.gate import Hits
 from server.safety.phi.common import I, run, rx
 from server.safety.verdict import Span
 
-_STREET = (r"(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Ter|"
-           r"Circle|Cir|Parkway|Pkwy|Highway|Hwy|Square|Sq|Crescent|Close|Row)")
+_STREET = (
+    r"(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Ter|"
+    r"Circle|Cir|Parkway|Pkwy|Highway|Hwy|Square|Sq|Crescent|Close|Row)"
+)
 # gate on " street" followed by what can end the word (the scan appends a newline to the text)
 _STREET_WORDS = frozenset(f" {w.lower()}{end}" for w in _STREET[3:-1].split("|") for end in " .,;\n")
 _ADDR_EN = rx(
@@ -25,24 +27,34 @@ _PO_BOX = rx(r"\bP\.?\s?O\.?\s+Box\s+\d+\b", I)
 # prefix in the regex would be retried at every Chinese character)
 _ADDR_ZH = rx(
     r"(?:路|街|大道|道|巷|弄|胡同)(?:[一二三四五六七八九十\d]+段)?\d+[号弄]"
-    # then the building, floor and flat; a Hong Kong estate and block ("翠屏邨翠楠楼1503室") can take six characters
+    # then the building, floor and flat; a Hong Kong estate and block ("翠屏邨翠楠楼1503室") can take six
+    # characters
     r"(?:[\u4e00-\u9fa5A-Za-z]{0,4}\d+(?:号楼|号|栋|幢|座|单元|层|楼|室|户)|\d{3,5}(?![\d年月日岁])"
     r"|[\u4e00-\u9fa5]{1,4}(?:邨|村|苑|阁|轩|大厦|花园)[\u4e00-\u9fa5]{0,4}\d+(?:楼|层|室|座|号|字楼))*"
 )
 _ZH_ADDR_PREFIX = re.compile(r"[\u4e00-\u9fa5]{1,16}$")
 _ZH_ADDR_LEAD = re.compile(r".*?(?:住喺|喺|住响|住在|住址[是为:：]?|地址[是为:：]?|位于|我家在|家在|住)")
 # after an address word, a run holding a number: "地址：成都市武侯区人民南路四段12号6栋302"
-_ADDR_ZH_CTX = rx(r"(?:地址|住址|家住|住在|寄到|收货地址)(?:是|为|在)?[：:\s]*([\u4e00-\u9fa5A-Za-z0-9#\-]{4,40}?\d[\u4e00-\u9fa5A-Za-z0-9#\-]*)")
-# a compound and a building with no road word: "朝阳区望京西园三区312号楼", "天河区天河北苑5栋2单元"; anchored on the
-# building number, the district before it is gathered in code and required (a hospital's "门诊3号楼" is no address)
-_ADDR_ZH_BLDG = rx(r"\d+(?:号楼|栋|幢)(?:\d+单元)?(?:\d+(?:室|号|层))?", literals=frozenset(("号楼", "栋", "幢")), window=24,
-                    prefix=False)
+_ADDR_ZH_CTX = rx(
+    r"(?:地址|住址|家住|住在|寄到|收货地址)(?:是|为|在)?[：:\s]*([\u4e00-\u9fa5A-Za-z0-9#\-]{4,"
+    r"40}?\d[\u4e00-\u9fa5A-Za-z0-9#\-]*)"
+)
+# a compound and a building with no road word: "朝阳区望京西园三区312号楼", "天河区天河北苑5栋2单元"; anchored
+# on the building number, the district before it is gathered in code and required (a hospital's "门诊3号楼" is
+# no address)
+_ADDR_ZH_BLDG = rx(
+    r"\d+(?:号楼|栋|幢)(?:\d+单元)?(?:\d+(?:室|号|层))?",
+    literals=frozenset(("号楼", "栋", "幢")),
+    window=24,
+    prefix=False,
+)
 _ZH_DISTRICT = re.compile(r"[\u4e00-\u9fa5]{1,6}?(?:省|市|区|县|镇|乡)(?=[\u4e00-\u9fa5]{2})")
 _ZH_NOT_HOME = re.compile(r"院|医|诊|病|科|校|学|中心|公司|单位|酒店|宾馆|商场")
 # "住在心内科三病区12床" is a ward and a bed, no home
 _ZH_WARD = re.compile(r"床|病区|病房|科|监护室|icu|ICU")
-_ADDR_ZH2 = rx(r"[\u4e00-\u9fa5]{2,8}(?:小区|花园|公寓|大厦|家园|新村|苑)\d+(?:号楼|栋|幢|座)(?:\d+单元)?(?:\d+室?)?")
-
+_ADDR_ZH2 = rx(
+    r"[\u4e00-\u9fa5]{2,8}(?:小区|花园|公寓|大厦|家园|新村|苑)\d+(?:号楼|栋|幢|座)(?:\d+单元)?(?:\d+室?)?"
+)
 
 
 def addresses(text: str, hits: Hits) -> Iterator[Span]:

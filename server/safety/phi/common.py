@@ -15,7 +15,11 @@ Finder = Callable[[str, Hits], Iterator[Span]]
 
 
 def rx(
-    pattern: str, flags: int = 0, literals: frozenset[str] | None = None, window: int = 200, prefix: bool = False
+    pattern: str,
+    flags: int = 0,
+    literals: frozenset[str] | None = None,
+    window: int = 200,
+    prefix: bool = False,
 ) -> GatedPattern:
     """A recogniser's pattern (window: how far from its gate literal a match may reach)."""
     return GatedPattern(pattern, flags, literals, window, prefix)
@@ -38,10 +42,12 @@ def simple(pattern: GatedPattern, entity: str, group: int = 0) -> Finder:
 # digit groups ("3301 2345 6789 0123")
 ID = r"((?:[A-Za-z]{1,4}[ -])?[A-Za-z0-9]*\d[A-Za-z0-9]*(?:[-.·][A-Za-z0-9]+)*(?: \d{2,6}\b)*)"
 # separators between a context word and its identifier, allowing "device ID on my CGM is ..." and, before
-# "is"/"was" only, a longer place: "account number at the billing office is ...", "member ID with my plan was",
-# or a named one: "MRN at St. Luke's is ...", "member ID with Blue Shield was ..."
-SEP = (r"(?:\s+(?:on|of|for|in|from)\s+(?:my|the|his|her|our|their)(?:\s+[\w-]+){1,2}"
-        r"|\s+(?:at|with|under|through)\s+(?:(?:my|the|his|her|our|their)(?:\s+[\w'-]+){1,3}|[A-Z][\w'.-]*(?:\s+[A-Z][\w'.-]*){0,3})"
-        r"(?=\s+(?:is|was)\b))?"
-        r"[\s:：#.,=是为]*(?:(?:is|number|no\.?|num|id)[\s:：#.]*)*")
-
+# "is"/"was" only, a longer place: "account number at the billing office is ...", "member ID with my plan
+# was", or a named one: "MRN at St. Luke's is ...", "member ID with Blue Shield was ..."
+SEP = (
+    r"(?:\s+(?:on|of|for|in|from)\s+(?:my|the|his|her|our|their)(?:\s+[\w-]+){1,2}"
+    r"|\s+(?:at|with|under|through)\s+(?:(?:my|the|his|her|our|their)(?:\s+[\w'-]+){1,3}"
+    r"|[A-Z][\w'.-]*(?:\s+[A-Z][\w'.-]*){0,3})"
+    r"(?=\s+(?:is|was)\b))?"
+    r"[\s:：#.,=是为]*(?:(?:is|number|no\.?|num|id)[\s:：#.]*)*"
+)

@@ -16,40 +16,116 @@ _URL = rx(r"\b(?:https?://|www\.)[^\s<>\"'，。；）)\]]+", I)
 _IPV4 = rx(r"(?<![\d.])\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?![\d.]*\d)", literals=NUMERIC_GATE, window=40)
 _IPV6 = rx(r"(?<![:\w])(?:[0-9a-f]{1,4}:){2,7}(?::|[0-9a-f]{1,4})(?![:\w])", I)
 
-_CN_MOBILE = rx(r"(?<![\d+])(?:\+?86[\s-]?)?1[3-9]\d(?:[\s-]?\d{4}){2}(?!\d)", literals=NUMERIC_GATE, window=40)
+_CN_MOBILE = rx(
+    r"(?<![\d+])(?:\+?86[\s-]?)?1[3-9]\d(?:[\s-]?\d{4}){2}(?!\d)", literals=NUMERIC_GATE, window=40
+)
 # national numbers with a trunk 0 (UK 07700 900123, 020 7946 0958): 10-11 digits in groups
-_NATIONAL_PHONE = rx(r"(?<![\d+])0\d{2,4}[\s-]\d{3,4}(?:[\s-]?\d{3,4})(?!\d)", literals=NUMERIC_GATE, window=40)
+_NATIONAL_PHONE = rx(
+    r"(?<![\d+])0\d{2,4}[\s-]\d{3,4}(?:[\s-]?\d{3,4})(?!\d)", literals=NUMERIC_GATE, window=40
+)
 _CN_LANDLINE = rx(r"(?<!\d)(?:\(0\d{2,3}\)|0\d{2,3}-)\d{7,8}(?!\d)", literals=NUMERIC_GATE, window=40)
-_US_PHONE = rx(r"(?<![\d-])(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s?|\d{3}[\s.-])\d{3}[\s.-]\d{4}(?![\d-])", literals=NUMERIC_GATE, window=40)
-_INTL_PHONE = rx(r"(?<![\w+])\+(?:[2-9]\d{0,2}|1)[\s-]?\(?\d{1,4}\)?(?:[\s-]?\d{2,4}){2,4}(?!\d)", literals=NUMERIC_GATE, window=40)
-# a Hong Kong eight-digit number ("打我電話6123 8876") only after a phone word, like the seven-digit local one below
+_US_PHONE = rx(
+    r"(?<![\d-])(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s?|\d{3}[\s.-])\d{3}[\s.-]\d{4}(?![\d-])",
+    literals=NUMERIC_GATE,
+    window=40,
+)
+_INTL_PHONE = rx(
+    r"(?<![\w+])\+(?:[2-9]\d{0,2}|1)[\s-]?\(?\d{1,4}\)?(?:[\s-]?\d{2,4}){2,4}(?!\d)",
+    literals=NUMERIC_GATE,
+    window=40,
+)
+# a Hong Kong eight-digit number ("打我電話6123 8876") only after a phone word, like the seven-digit local one
+# below
 _HK_PHONE = rx(r"[235679]\d{3}[ -]?\d{4}", literals=NUMERIC_GATE, window=12)
 _HK_PHONE_AT = re.compile(r"[235679]\d{3}[ -]?\d{4}(?![\d-])")
 # (a phone word proper: "record number is 99812345" is no phone)
-_HK_PHONE_CTX = re.compile(r"(?:\b(?:phone|cell|mobile|tel|telephone|landline|call|text|whatsapp|fax)\b|电话|手机|座机|传真)"
-                           r"[^\d\n]{0,12}$", I)
+_HK_PHONE_CTX = re.compile(
+    r"(?:\b(?:phone|cell|mobile|tel|telephone|landline|call|text|whatsapp|fax)\b|电话|手机|座机|传真)"
+    r"[^\d\n]{0,12}$",
+    I,
+)
 _FAX_CTX = re.compile(r"(?:\bfax|传真)", I)
-# a seven-digit local number ("my home line 555-0178") only after a phone word: alone it could be a range. It is
-# looked for only when the message has both an identifier-like number and a phone word (_PHONE_WORDS is a gate,
-# never run), and only where a number run starts (the gate's positions), not by a regex search of windows.
+# a seven-digit local number ("my home line 555-0178") only after a phone word: alone it could be a range. It
+# is looked for only when the message has both an identifier-like number and a phone word (_PHONE_WORDS is a
+# gate, never run), and only where a number run starts (the gate's positions), not by a regex search of
+# windows.
 _LOCAL_PHONE = rx(r"(?<![\d-])[2-9]\d{2}-\d{4}(?![\d-])", literals=NUMERIC_GATE, window=40)
 _LOCAL_PHONE_AT = re.compile(r"[2-9]\d{2}-\d{4}(?![\d-])")
-_PHONE_WORD = r"(?:\b(?:phone|line|cell|mobile|tel|telephone|landline|call|text|reach|number|fax|contact)\b|电话|手机|座机|传真)"
+_PHONE_WORD = (
+    r"(?:\b(?:phone|line|cell|mobile|tel|telephone|landline|call|text|reach|number|fax|contact)\b"
+    r"|电话|手机|座机|传真)"
+)
 # (phrases, not bare "call", "line" or "phone": those are in "decline", "[PHONE_1]" and most answers)
-_PHONE_WORDS = rx(_PHONE_WORD, I, literals=frozenset((
-    " phone", "phone:", "phone ", "phone is", "my cell", "cell:", "cell is", "cell phone", "mobile", "landline", "telephone",
-    "tel:", "tel.", "fax", "call me", "call us", "call him", "call her", "call you", "call back", "text me", "reach me",
-    "my number", "number is", "number:", "line is", "home line", "work line", "电话", "手机", "座机", "传真")))
+_PHONE_WORDS = rx(
+    _PHONE_WORD,
+    I,
+    literals=frozenset(
+        (
+            " phone",
+            "phone:",
+            "phone ",
+            "phone is",
+            "my cell",
+            "cell:",
+            "cell is",
+            "cell phone",
+            "mobile",
+            "landline",
+            "telephone",
+            "tel:",
+            "tel.",
+            "fax",
+            "call me",
+            "call us",
+            "call him",
+            "call her",
+            "call you",
+            "call back",
+            "text me",
+            "reach me",
+            "my number",
+            "number is",
+            "number:",
+            "line is",
+            "home line",
+            "work line",
+            "电话",
+            "手机",
+            "座机",
+            "传真",
+        )
+    ),
+)
 _PHONE_CTX = re.compile(_PHONE_WORD + r"[^\d\n]{0,20}$", I)
 
-_HANDLE = rx(r"(?i:(?:微信|vx|v信|weixin|\bwechat|\bline|\bskype|\btelegram|\bwhatsapp)(?:号码|号|\s*id)?)"
-              r"(?:\s*(?:is|:)\s*|[\s:：是为]*)(@?[A-Za-z][-_A-Za-z0-9.]{3,19})(?![-_A-Za-z0-9.@])",
-              literals=frozenset(("微信", "vx", "v信", "weixin", "wechat", "line id", "line号", "line:", "skype", "telegram", "whatsapp")))
-_QQ = rx(r"(?i:\bqq)(?:号码|号|\s*(?:number|no\.?|#))?[\s:：是为]*([1-9]\d{4,10})(?!\d)", literals=frozenset({"qq"}), prefix=True)
+_HANDLE = rx(
+    r"(?i:(?:微信|vx|v信|weixin|\bwechat|\bline|\bskype|\btelegram|\bwhatsapp)(?:号码|号|\s*id)?)"
+    r"(?:\s*(?:is|:)\s*|[\s:：是为]*)(@?[A-Za-z][-_A-Za-z0-9.]{3,19})(?![-_A-Za-z0-9.@])",
+    literals=frozenset(
+        (
+            "微信",
+            "vx",
+            "v信",
+            "weixin",
+            "wechat",
+            "line id",
+            "line号",
+            "line:",
+            "skype",
+            "telegram",
+            "whatsapp",
+        )
+    ),
+)
+_QQ = rx(
+    r"(?i:\bqq)(?:号码|号|\s*(?:number|no\.?|#))?[\s:：是为]*([1-9]\d{4,10})(?!\d)",
+    literals=frozenset({"qq"}),
+    prefix=True,
+)
 
 
-# toll-free and hotline numbers belong to a business, never a person: China's 400/800 service lines, North America's
-# 800/888/877/866/855/844/833
+# toll-free and hotline numbers belong to a business, never a person: China's 400/800 service lines, North
+# America's 800/888/877/866/855/844/833
 _HOTLINE = re.compile(r"\+?(?:1[\s.-]?)?\(?(?:400|800|833|844|855|866|877|888)\)?[\s.-]?\d{3}[\s.-]?\d{4}")
 
 
@@ -57,14 +133,18 @@ def phones(text: str, hits: Hits) -> Iterator[Span]:
     for pat in (_CN_MOBILE, _CN_LANDLINE, _US_PHONE, _INTL_PHONE, _NATIONAL_PHONE):
         for m in run(pat, text, hits):
             digits = sum(c.isdigit() for c in m.group())
-            if digits < 7 or (pat is _NATIONAL_PHONE and not 10 <= digits <= 11) or _HOTLINE.fullmatch(m.group()):
+            if (
+                digits < 7
+                or (pat is _NATIONAL_PHONE and not 10 <= digits <= 11)
+                or _HOTLINE.fullmatch(m.group())
+            ):
                 continue
-            before = text[max(0, m.start() - 24):m.start()]
+            before = text[max(0, m.start() - 24) : m.start()]
             yield m.start(), m.end(), "FAX" if _FAX_CTX.search(before) else "PHONE"
     for at in hits.get(_HK_PHONE, ()) if _PHONE_WORDS in hits else ():
         m = _HK_PHONE_AT.match(text, at)
         if m is not None and not (at and text[at - 1] in "0123456789+-"):
-            before = text[max(0, at - 24):at]
+            before = text[max(0, at - 24) : at]
             if _HK_PHONE_CTX.search(before):
                 yield m.start(), m.end(), "FAX" if _FAX_CTX.search(before) else "PHONE"
     last = -99  # a second number right after an accepted one ("555-0142 or 555-0199") is one too
@@ -72,11 +152,10 @@ def phones(text: str, hits: Hits) -> Iterator[Span]:
         m = _LOCAL_PHONE_AT.match(text, at)
         if m is None or (at and text[at - 1] in "0123456789-"):
             continue
-        before = text[max(0, at - 32):at]
+        before = text[max(0, at - 32) : at]
         if at - last <= 6 or _PHONE_CTX.search(before):
             last = m.end()
             yield m.start(), m.end(), "FAX" if _FAX_CTX.search(before) else "PHONE"
-
 
 
 def handles(text: str, hits: Hits) -> Iterator[Span]:
@@ -92,7 +171,6 @@ def ipv4(text: str, hits: Hits) -> Iterator[Span]:
     for m in run(_IPV4, text, hits):
         if all(int(octet) <= 255 for octet in m.group().split(".")):
             yield m.start(), m.end(), "IP"
-
 
 
 email = simple(_EMAIL, "EMAIL")

@@ -9,43 +9,82 @@ from server.safety.gate import Hits
 from server.safety.phi.common import NUMERIC_GATE, I, run, rx
 from server.safety.verdict import Span
 
-_MONTH = (r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|May|june?|july?|aug(?:ust)?|"
-          r"sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)")
+_MONTH = (
+    r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|May|june?|july?|aug(?:ust)?|"
+    r"sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
+)
 _MONTH_I = _MONTH.replace("May", "(?-i:May)")
 # month names are also pieces of common words ("mar" in "summary"): gate on the word's start
-_MONTH_GATE = frozenset(f"{edge}{m}" for edge in " \n(,-/" for m in
-                        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"))
+_MONTH_GATE = frozenset(
+    f"{edge}{m}"
+    for edge in " \n(,-/"
+    for m in ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+)
 _DATE_RES = [
-    rx(r"(?<![\d/.-])(?:19|20)\d{2}[-/.](?:0?[1-9]|1[0-2])[-/.](?:0?[1-9]|[12]\d|3[01])(?![\d/.-]*\d)", literals=NUMERIC_GATE, window=40),
-    rx(r"(?<![\d/.])(?:0?[1-9]|[12]\d|3[01])[/.-](?:0?[1-9]|[12]\d|3[01])[/.-](?:19|20)?\d{2}(?![\d/])", literals=NUMERIC_GATE, window=40),
-    rx(rf"\b{_MONTH_I}\.?\s+(?:0?[1-9]|[12]\d|3[01])(?:st|nd|rd|th)?\b(?:,?\s+(?:19|20)\d{{2}}\b)?", I,
-        literals=_MONTH_GATE, window=30, prefix=True),
-    rx(rf"\b(?:0?[1-9]|[12]\d|3[01])(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH_I}\b\.?(?:,?\s+(?:19|20)\d{{2}}\b)?", I,
-        literals=_MONTH_GATE, window=30),
+    rx(
+        r"(?<![\d/.-])(?:19|20)\d{2}[-/.](?:0?[1-9]|1[0-2])[-/.](?:0?[1-9]|[12]\d|3[01])(?![\d/.-]*\d)",
+        literals=NUMERIC_GATE,
+        window=40,
+    ),
+    rx(
+        r"(?<![\d/.])(?:0?[1-9]|[12]\d|3[01])[/.-](?:0?[1-9]|[12]\d|3[01])[/.-](?:19|20)?\d{2}(?![\d/])",
+        literals=NUMERIC_GATE,
+        window=40,
+    ),
+    rx(
+        rf"\b{_MONTH_I}\.?\s+(?:0?[1-9]|[12]\d|3[01])(?:st|nd|rd|th)?\b(?:,?\s+(?:19|20)\d{{2}}\b)?",
+        I,
+        literals=_MONTH_GATE,
+        window=30,
+        prefix=True,
+    ),
+    rx(
+        rf"\b(?:0?[1-9]|[12]\d|3[01])(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH_I}\b\.?(?:,?\s+(?:19|20)\d{{2}}\b)?",
+        I,
+        literals=_MONTH_GATE,
+        window=30,
+    ),
     # a report's "11-Nov-1955", "03/Feb/2024", "5.May.61"
-    rx(rf"\b(?:0?[1-9]|[12]\d|3[01])([-/. ]){_MONTH_I}\1(?:19|20)?\d{{2}}\b", I,
-        literals=frozenset(f"{edge}{m}" for edge in "-/." for m in
-                           ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")), window=30),
+    rx(
+        rf"\b(?:0?[1-9]|[12]\d|3[01])([-/. ]){_MONTH_I}\1(?:19|20)?\d{{2}}\b",
+        I,
+        literals=frozenset(
+            f"{edge}{m}"
+            for edge in "-/."
+            for m in ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+        ),
+        window=30,
+    ),
     rx(r"(?:(?:民国\s*\d{2,3}|(?:19|20)?\d{2})\s*年\s*)?\d{1,2}\s*月\s*\d{1,2}\s*[日号]"),
     # month + year is kept unless it is a birth/admission/discharge/death date
-    rx(rf"(?:\b(?:born|dob|date of birth|birthday|admitted|discharged|died|deceased)\b[\s:]*(?:in|on)?\s*)"
-               rf"({_MONTH_I}\.?\s+(?:19|20)\d{{2}}|(?:0?[1-9]|1[0-2])/(?:19|20)\d{{2}})", I),
+    rx(
+        rf"(?:\b(?:born|dob|date of birth|birthday|admitted|discharged|died|deceased)\b[\s:]*(?:in|on)?\s*)"
+        rf"({_MONTH_I}\.?\s+(?:19|20)\d{{2}}|(?:0?[1-9]|1[0-2])/(?:19|20)\d{{2}})",
+        I,
+    ),
     rx(r"(?:出生|生于|出院|入院|去世|死亡)[^，。,;；]{0,4}?((?:19|20)\d{2}\s*年\s*\d{1,2}\s*月)"),
 ]
-# month/day without a year after a care event or "on"/"since": "discharged on 9/2", "admitted 10/27",
-# "seen Tuesday 3/14"; not a fraction or a dose ("on 1/2 a tablet", "5/10 mg", "by 1/3", "2/3 of"). The regex is
-# the bare date (blood pressures make "5/" common); the context word is checked in the text before it.
-_MONTH_DAY = rx(r"(?<![\d/.])(?:0?[1-9]|1[0-2])/(?:0?[1-9]|[12]\d|3[01])"
-                 r"(?![/\d]|\.\d|\s*(?:of|a|an|tabs?|tablets?|pills?|caps?|capsules?|doses?|mg|mcg|ml|cups?|scoops?|strength)\b)",
-                 I, literals=frozenset(f"{d}/" for d in "0123456789"), window=8)
-_MONTH_DAY_CTX = re.compile(r"\b(?:on|since|until|till|admitted|discharged|seen|dated|due|starting|scheduled(?: for)?|dos)\s+"
-                            r"(?:on\s+)?(?:(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*,?\s+)?$", I)
+# month/day without a year after a care event or "on"/"since": "discharged on 9/2", "admitted 10/27", "seen
+# Tuesday 3/14"; not a fraction or a dose ("on 1/2 a tablet", "5/10 mg", "by 1/3", "2/3 of"). The regex is the
+# bare date (blood pressures make "5/" common); the context word is checked in the text before it.
+_MONTH_DAY = rx(
+    r"(?<![\d/.])(?:0?[1-9]|1[0-2])/(?:0?[1-9]|[12]\d|3[01])"
+    r"(?![/\d]|\.\d|\s*(?:of|a|an|tabs?|tablets?|pills?|caps?|capsules?|doses?|mg|mcg|ml|cups?|scoops?"
+    r"|strength)\b)",
+    I,
+    literals=frozenset(f"{d}/" for d in "0123456789"),
+    window=8,
+)
+_MONTH_DAY_CTX = re.compile(
+    r"\b(?:on|since|until|till|admitted|discharged|seen|dated|due|starting|scheduled(?: for)?|dos)\s+"
+    r"(?:on\s+)?(?:(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*,?\s+)?$",
+    I,
+)
 _AGES_90 = [
     rx(r"\b(?:9\d|1[01]\d)[- ](?:years?|yrs?)[- ]old\b", I),
     rx(r"\baged? (?:9\d|1[01]\d)\b", I),
     rx(r"(?<!\d)(?:9\d|1[01]\d)\s*(?:岁|周岁)"),
 ]
-
 
 
 def dates(text: str, hits: Hits) -> Iterator[Span]:
@@ -59,4 +98,3 @@ def dates(text: str, hits: Hits) -> Iterator[Span]:
     for pat in _AGES_90:
         for m in run(pat, text, hits):
             yield m.start(), m.end(), "AGE"
-

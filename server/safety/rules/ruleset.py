@@ -141,7 +141,9 @@ class CompiledRules:
         for p in self._weak.keys() & hits.keys():
             kind, n = self._weak[p]
             cues.extend(
-                (m.start(), m.end(), kind, n) for m in p.finditer(view, hits) if not self._negated(view, m.start())
+                (m.start(), m.end(), kind, n)
+                for m in p.finditer(view, hits)
+                if not self._negated(view, m.start())
             )
         cues.sort()
         for k, (start, end, kind, rule) in enumerate(cues):

@@ -9,14 +9,17 @@ SENTENCE_END = re.compile(r"[.!?。！？\n]")
 
 def sentence(view: str, at: int) -> tuple[int, int]:
     """Bounds of the sentence holding position `at`."""
-    before = max((m.end() for m in SENTENCE_END.finditer(view, max(0, at - 300), at)), default=max(0, at - 300))
+    before = max(
+        (m.end() for m in SENTENCE_END.finditer(view, max(0, at - 300), at)), default=max(0, at - 300)
+    )
     after = SENTENCE_END.search(view, at)
     return before, (after.start() if after else min(len(view), at + 300))
 
 
 def told_as_over(view: str, span: tuple[int, int], over: re.Pattern[str], ongoing: re.Pattern[str]) -> bool:
     """The span's sentence says nothing `ongoing`, and it or the next sentence says the episode is `over`
-    ("had a nosebleed ... but it stopped after 10 minutes"; "I cut myself in high school but quit years ago")."""
+    ("had a nosebleed ... but it stopped after 10 minutes"; "I cut myself in high school but quit years
+    ago")."""
     start, end = sentence(view, span[0])
     if ongoing.search(view, start, end):
         return False

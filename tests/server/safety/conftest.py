@@ -25,7 +25,9 @@ def make_engine(tmp_path: Path) -> Callable[..., SafetyEngine]:
         if output is not None:
             profile["output"] = output
         path = tmp_path / "policy.yaml"
-        path.write_text(yaml.safe_dump({"default_profile": "p", "profiles": {"p": profile}}), encoding="utf-8")
+        path.write_text(
+            yaml.safe_dump({"default_profile": "p", "profiles": {"p": profile}}), encoding="utf-8"
+        )
         return SafetyEngine.from_policy_file(str(path))
 
     return build

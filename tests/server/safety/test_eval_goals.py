@@ -36,7 +36,7 @@ def test_eval_set_is_well_formed(split: str) -> None:
         assert set(case["labels"]) <= set(safety_eval.CATEGORIES), case["id"]
         assert bool(case["phi"]) == ("phi" in case["labels"]), case["id"]
         for span in case["phi"]:  # exact identifier spans
-            assert case["text"][span["start"]:span["end"]] == span["text"], case["id"]
+            assert case["text"][span["start"] : span["end"]] == span["text"], case["id"]
     assert len({c["id"] for c in cases}) == len(cases)
 
 
@@ -53,7 +53,7 @@ def test_blind_sets_are_well_formed(split: str) -> None:
         assert set(case["labels"]) <= set(safety_eval.CATEGORIES), case["id"]
         assert bool(case["phi"]) == ("phi" in case["labels"]), case["id"]
         for span in case["phi"]:
-            assert case["text"][span["start"]:span["end"]] == span["text"], case["id"]
+            assert case["text"][span["start"] : span["end"]] == span["text"], case["id"]
     assert len({c["id"] for c in cases}) == len(cases)
 
 
@@ -66,7 +66,9 @@ def test_goals_met(engine, split: str) -> None:
     met = safety_eval.goals_met(result)
     benign = result["benign"]
     others = [i for i in benign["false_positive_ids"] if i not in safety_eval.BY_DESIGN]
-    met["benign.false_positive_rate"] = len(others) / benign["cases"] <= safety_eval.GOALS["benign.false_positive_rate"]
+    met["benign.false_positive_rate"] = (
+        len(others) / benign["cases"] <= safety_eval.GOALS["benign.false_positive_rate"]
+    )
     assert all(met.values()), (met, result["misses"])
 
 

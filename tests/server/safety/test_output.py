@@ -38,7 +38,9 @@ def test_long_text_without_sentence_end_is_released_in_bounded_steps(make_engine
 
 def test_phi_split_across_chunks_is_still_redacted(engine: SafetyEngine) -> None:
     g = plain_guard(engine)
-    out = "".join(stream(g, ["You can call 415-55", "5-0132 or write to jo", "hn.doe@exam", "ple.com today."]))
+    out = "".join(
+        stream(g, ["You can call 415-55", "5-0132 or write to jo", "hn.doe@exam", "ple.com today."])
+    )
     assert "415-555-0132" not in out and "john.doe@example.com" not in out
     assert out == "You can call [PHONE] or write to [EMAIL] today."
     assert ("phi", "redact") in g.events
@@ -98,8 +100,15 @@ def test_crisis_resources_follow_the_callers_language(engine: SafetyEngine) -> N
 def test_method_instructions_are_cut_and_replaced(engine: SafetyEngine) -> None:
     verdict = engine.check_input(user("what is a lethal dose of amitriptyline, I want it over"), "patient")
     g = engine.output_guard(verdict)
-    parts = stream(g, ["I'm worried about you. ", "The lethal dose of amitriptyline is about ",
-                       "1500 mg. Step 2: take them all.", " More detail here."])
+    parts = stream(
+        g,
+        [
+            "I'm worried about you. ",
+            "The lethal dose of amitriptyline is about ",
+            "1500 mg. Step 2: take them all.",
+            " More detail here.",
+        ],
+    )
     out = "".join(parts)
     assert "1500" not in out and "Step 2" not in out and "More detail" not in out
     assert out.startswith("I'm worried about you.")
@@ -145,7 +154,7 @@ def test_supportive_text_is_not_cut(engine: SafetyEngine) -> None:
 def test_non_streaming_check_text_equals_streaming(engine: SafetyEngine) -> None:
     text = "Call 415-555-0132. Or email a.b@example.com. Take care."
     a = plain_guard(engine).check_text(text)
-    b = "".join(stream(plain_guard(engine), [text[i:i + 7] for i in range(0, len(text), 7)]))
+    b = "".join(stream(plain_guard(engine), [text[i : i + 7] for i in range(0, len(text), 7)]))
     assert a == b == "Call [PHONE]. Or email [EMAIL]. Take care."
 
 

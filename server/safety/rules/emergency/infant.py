@@ -13,15 +13,18 @@ from server.safety.gate import GatedPattern, Hits
 from server.safety.rules.situation import sentence
 
 _INFANT_AGE = re.compile(
-    r"\b(\d+|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|a few|a)[- ](day|week|month)s?[- ]old\b"
+    r"\b(\d+|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|a few|a)[- ](day|week|month)s?[- "
+    r"]old\b"
     r"|\bnewborn\b"
     # a month old said the Chinese way: "刚满月", "还没满月", "满月没几天"
     r"|(?:刚|才|刚刚|还没|没|未|不到)满月|满月(?:不久|没几天|没多久)"
     r"|(?:宝宝|婴儿|孩子|小孩|儿子|女儿|出生|才|刚)(?:才|刚|出生|满|不到|还不到|刚刚|只有){0,2}"
     r"(\d+|[一两二三四五六七八九十]{1,3})(?:个)?半?(月|周|天)"
     r"|(\d+|[一两二三四五六七八九十]{1,3})(?:个)?半?(月|周|天)大|新生儿"
-    # "my baby is 7 weeks", "baby just turned 2 months" (a baby word first: "he's 2 weeks post-op" is not an age)
-    r"|\b(?:baby|infant|newborn)(?:'s| is| just turned| turned| who is| who's)? (?:only |just |barely |not even )?"
+    # "my baby is 7 weeks", "baby just turned 2 months" (a baby word first: "he's 2 weeks post-op" is not an
+    # age)
+    r"|\b(?:baby|infant|newborn)(?:'s| is| just turned| turned| who is| who's)? (?:only |just |barely |not "
+    r"even )?"
     r"(\d+|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|a few)[- ](day|week|month)s?\b"
     r"(?! ago| later| into| post| after| since| pregnant| postpartum)",
     re.IGNORECASE,
@@ -30,18 +33,24 @@ _TEMPS = frozenset({"38", "39", "40", "41", "42", "100", "101", "102", "103", "1
 # a fever reading in any of its forms: the word then the number, the number then the word, a number with a
 # Celsius unit or where it was measured ("腋温38.3", "肛温38")
 FEVERS = (
-    GatedPattern(r"\b(?:fever|temperature|temp)\b[^.?!]{0,20}?(3[89](?:\.\d)?|4[0-2](?:\.\d)?|10[0-6](?:\.\d)?)"),
     GatedPattern(
-        r"\b(3[89](?:\.\d)?|4[0-2](?:\.\d)?|10[0-6](?:\.\d)?)\s*(?:°\s*[cf]|℃|c|f|degrees?)?\s*(?:fever|temperature|temp)\b",
+        r"\b(?:fever|temperature|temp)\b[^.?!]{0,20}?(3[89](?:\.\d)?|4[0-2](?:\.\d)?|10[0-6](?:\.\d)?)"
+    ),
+    GatedPattern(
+        r"\b(3[89](?:\.\d)?|4[0-2](?:\.\d)?|10[0-6](?:\.\d)?)\s*(?:°\s*[cf]|℃|c|f|degrees?)?\s*(?:fever"
+        r"|temperature|temp)\b",
         literals=_TEMPS,
         prefix=True,
     ),
     GatedPattern(
-        r"\b(3[89](?:\.\d)?|4[0-2](?:\.\d)?)\s*(?:°\s*c|℃|c\b|degrees|under the arm|in the armpit|rectally|orally)",
+        r"\b(3[89](?:\.\d)?|4[0-2](?:\.\d)?)\s*(?:°\s*c|℃|c\b|degrees|under the arm|in the armpit|rectally"
+        r"|orally)",
         literals=_TEMPS,
         prefix=True,
     ),
-    GatedPattern(r"(?:发烧|发热|体温|腋温|肛温|耳温|额温|口温)[^。？！]{0,8}?(3[89](?:\.\d)?|4[0-2](?:\.\d)?)"),
+    GatedPattern(
+        r"(?:发烧|发热|体温|腋温|肛温|耳温|额温|口温)[^。？！]{0,8}?(3[89](?:\.\d)?|4[0-2](?:\.\d)?)"
+    ),
 )
 _BABY = re.compile(r"\b(?:baby|infant|newborn|toddler)\b|宝宝|婴儿|新生儿")
 _BABY_RED_FLAG = re.compile(
@@ -82,7 +91,13 @@ def _young_infant(view: str, near: int | None = None) -> bool:
         raw, unit = next(((m.group(k), m.group(k + 1)) for k in (1, 3, 5, 7) if m.group(k)), (None, None))
         if raw is None:
             continue
-        n = int(raw) if raw.isdigit() else _zh_number(raw) if raw in _NUM or "十" in raw else _NUM.get(raw, 99)
+        n = (
+            int(raw)
+            if raw.isdigit()
+            else _zh_number(raw)
+            if raw in _NUM or "十" in raw
+            else _NUM.get(raw, 99)
+        )
         if n * _DAYS[unit] <= _YOUNG_DAYS:
             return True
     return False

@@ -44,7 +44,10 @@ _BENIGN_TARGET = re.compile(
     r"\b(?:doctor|doctor's|physician|cardiologist|surgeon|nurse|pharmacist|dentist|gp|therapist|box|label"
     r"|leaflet|dosage|prescription)\b|医生|医嘱|药剂师|护士|说明书|盒子|处方"
 )
-_OVERRIDE_VERB = re.compile(r"(?:ignore|disregard|forget|skip|bypass|override|overrule|drop|忽略|无视|忘|不要管|别管|跳过|绕过|不用管)")
+_OVERRIDE_VERB = re.compile(
+    r"(?:ignore|disregard|forget|skip|bypass|override|overrule|drop|忽略|无视|忘|不要管|别管|跳过|绕过"
+    r"|不用管)"
+)
 _AIMED_AT_MODEL = re.compile(r"\b(?:system|your|ai|assistant)\b|你的|系统")
 _ON_THE_OBJECT = re.compile(r"\s*(?:on|in|from|of|printed on|that came with) (?:the|my|his|her|this) ")
 _NON_AI_SOURCE = re.compile(
@@ -55,7 +58,9 @@ _NON_AI_SOURCE = re.compile(
 )
 # a text whose subject is prompt injection (security notes, blog drafts, a question about defences)
 _INJECTION_TOPIC = re.compile(
-    r"\bprompt[- ]injection|\binjection attacks?\b|\bjailbreak(?:ing)? (?:attacks?|prompts?)\b|提示词?注入|注入攻击|越狱攻击"
+    r"\bprompt[- ]injection|\binjection attacks?\b|\bjailbreak(?:ing)? (?:attacks?|prompts?)\b|提示词?注入"
+    r"|注入攻击"
+    r"|越狱攻击"
 )
 # an attack phrase inside quotation marks right after "e.g." / "like" / "例如": an example being discussed
 _EXAMPLE_MARK = re.compile(

@@ -1,6 +1,6 @@
-"""PHI formats by family, through the real engine: Hong Kong and Taiwan identity cards, Traditional Chinese and
-Cantonese contexts, document-style names, report dates and accession numbers, vehicles, messaging ids, bank cards;
-and the hard negatives beside them that must pass untouched."""
+"""PHI formats by family, through the real engine: Hong Kong and Taiwan identity cards, Traditional
+Chinese and Cantonese contexts, document-style names, report dates and accession numbers, vehicles,
+messaging ids, bank cards; and the hard negatives beside them that must pass untouched."""
 
 from __future__ import annotations
 
@@ -18,56 +18,59 @@ def forwarded(engine: SafetyEngine, text: str) -> tuple[list[str], str]:
     return verdict.categories, verdict.messages[-1]["content"]
 
 
-@pytest.mark.parametrize(("text", "secret", "entity"), [
-    # Hong Kong identity card: bracketed check digit anywhere, the bare form after an ID word
-    ("Dad's HKID is C668668(9), he was admitted last night.", "C668668(9)", "NATIONAL_ID"),
-    ("香港身份證 AB987654（3），想問點樣預約覆診", "AB987654（3）", "NATIONAL_ID"),
-    ("HKID: Z6543217, please check his booking", "Z6543217", "NATIONAL_ID"),
-    # Taiwan national ID: with its checksum alone, or after 身分證字號 without it
-    ("我的資料 F131232216，請幫我看報告", "F131232216", "NATIONAL_ID"),
-    ("阿公身分證字號：B120000009，要辦長照", "B120000009", "NATIONAL_ID"),
-    # Taiwan NHI card number (健保卡號)
-    ("健保卡號 0000 9876 5432，要怎麼查用藥紀錄？", "0000 9876 5432", "HEALTH_PLAN"),
-    # names on documents, legal names, nicknames, SURNAME, Given
-    ("Name as on passport: Margit Löwenthal, travelling next week.", "Margit Löwenthal", "PERSON"),
-    ("Name as shown on the insurance card: Tomas Brandt", "Tomas Brandt", "PERSON"),
-    ("his legal name is Desmond K. Achterberg, not Des", "Desmond K. Achterberg", "PERSON"),
-    ("Her maiden name was Okonkwo and we need it on the form.", "Okonkwo", "PERSON"),
-    ("everybody calls him Skip, he is 71", "Skip", "PERSON"),
-    ("PATHOLOGY REPORT\nPatient: FERREIRA, Joana M.\nSex: F", "FERREIRA, Joana", "PERSON"),
-    ("Please send the letter for patient Zoë Ngata (DOB 2 Mar 1970).", "Zoë Ngata", "PERSON"),
-    ("Please send the letter for patient Zoë Ngata (DOB 2 Mar 1970).", "2 Mar 1970", "DATE"),
-    ("My grandfather Wong Siu-ming has COPD.", "Wong Siu-ming", "PERSON"),
-    # Traditional Chinese and Cantonese relatives; uncles, aunts; neighbours with a kinship title; payees
-    ("我阿嬤黃秀英最近一直咳嗽", "黃秀英", "PERSON"),
-    ("我爸爸陳國雄上個月中風", "陳國雄", "PERSON"),
-    ("我姑姑刘淑芬乳腺癌术后复查", "刘淑芬", "PERSON"),
-    ("我外公赵德明有糖尿病", "赵德明", "PERSON"),
-    ("楼下的李建国大爷摔倒了，起不来", "李建国", "PERSON"),
-    ("收款人：周文博，请核对", "周文博", "PERSON"),
-    ("户名 吴晓燕 开户行 招商银行", "吴晓燕", "PERSON"),
-    # report dates and specimen numbers
-    ("DOB: 03-Feb-1948  Sex: F", "03-Feb-1948", "DATE"),
-    ("Collected 7/Jun/2024 at the clinic", "7/Jun/2024", "DATE"),
-    ("生日民國52年3月14日", "52年3月14日", "DATE"),
-    ("Accession: 23-HX-004417\nSpecimen: blood", "23-HX-004417", "MRN"),
-    # vehicles in brackets or quotes
-    ("The form asks for the plate (4ABC123) and my doctor's signature.", "4ABC123", "VEHICLE"),
-    ("and the VIN (JH4KA8260MC000000) for the placard", "JH4KA8260MC000000", "VEHICLE"),
-    # Hong Kong estate addresses, Cantonese lead-in
-    ("我阿媽住喺沙田大涌橋路20號沙角邨雲雀樓812室", "大涌橋路20號沙角邨雲雀樓812室", "ADDRESS"),
-    # Hong Kong eight-digit phones after a phone word
-    ("有咩事打我手機 9876 5432 啦", "9876 5432", "PHONE"),
-    ("打我電話51234567", "51234567", "PHONE"),
-    # bank cards named as such, with or without a valid Luhn digit
-    ("收款银行卡：6217 0000 1111 2222 333", "6217 0000 1111 2222 333", "ACCOUNT"),
-    ("银行卡号 6228480402564890018", "6228480402564890018", "ACCOUNT"),
-    # messaging ids
-    ("有问题加我微信 wang_xm1988 联系", "wang_xm1988", "HANDLE"),
-    ("微信号：lily-2024", "lily-2024", "HANDLE"),
-    ("QQ号 123456789，报告发我", "123456789", "HANDLE"),
-    ("my LINE id is mei_chen88", "mei_chen88", "HANDLE"),
-])
+@pytest.mark.parametrize(
+    ("text", "secret", "entity"),
+    [
+        # Hong Kong identity card: bracketed check digit anywhere, the bare form after an ID word
+        ("Dad's HKID is C668668(9), he was admitted last night.", "C668668(9)", "NATIONAL_ID"),
+        ("香港身份證 AB987654（3），想問點樣預約覆診", "AB987654（3）", "NATIONAL_ID"),
+        ("HKID: Z6543217, please check his booking", "Z6543217", "NATIONAL_ID"),
+        # Taiwan national ID: with its checksum alone, or after 身分證字號 without it
+        ("我的資料 F131232216，請幫我看報告", "F131232216", "NATIONAL_ID"),
+        ("阿公身分證字號：B120000009，要辦長照", "B120000009", "NATIONAL_ID"),
+        # Taiwan NHI card number (健保卡號)
+        ("健保卡號 0000 9876 5432，要怎麼查用藥紀錄？", "0000 9876 5432", "HEALTH_PLAN"),
+        # names on documents, legal names, nicknames, SURNAME, Given
+        ("Name as on passport: Margit Löwenthal, travelling next week.", "Margit Löwenthal", "PERSON"),
+        ("Name as shown on the insurance card: Tomas Brandt", "Tomas Brandt", "PERSON"),
+        ("his legal name is Desmond K. Achterberg, not Des", "Desmond K. Achterberg", "PERSON"),
+        ("Her maiden name was Okonkwo and we need it on the form.", "Okonkwo", "PERSON"),
+        ("everybody calls him Skip, he is 71", "Skip", "PERSON"),
+        ("PATHOLOGY REPORT\nPatient: FERREIRA, Joana M.\nSex: F", "FERREIRA, Joana", "PERSON"),
+        ("Please send the letter for patient Zoë Ngata (DOB 2 Mar 1970).", "Zoë Ngata", "PERSON"),
+        ("Please send the letter for patient Zoë Ngata (DOB 2 Mar 1970).", "2 Mar 1970", "DATE"),
+        ("My grandfather Wong Siu-ming has COPD.", "Wong Siu-ming", "PERSON"),
+        # Traditional Chinese and Cantonese relatives; uncles, aunts; neighbours with a kinship title; payees
+        ("我阿嬤黃秀英最近一直咳嗽", "黃秀英", "PERSON"),
+        ("我爸爸陳國雄上個月中風", "陳國雄", "PERSON"),
+        ("我姑姑刘淑芬乳腺癌术后复查", "刘淑芬", "PERSON"),
+        ("我外公赵德明有糖尿病", "赵德明", "PERSON"),
+        ("楼下的李建国大爷摔倒了，起不来", "李建国", "PERSON"),
+        ("收款人：周文博，请核对", "周文博", "PERSON"),
+        ("户名 吴晓燕 开户行 招商银行", "吴晓燕", "PERSON"),
+        # report dates and specimen numbers
+        ("DOB: 03-Feb-1948  Sex: F", "03-Feb-1948", "DATE"),
+        ("Collected 7/Jun/2024 at the clinic", "7/Jun/2024", "DATE"),
+        ("生日民國52年3月14日", "52年3月14日", "DATE"),
+        ("Accession: 23-HX-004417\nSpecimen: blood", "23-HX-004417", "MRN"),
+        # vehicles in brackets or quotes
+        ("The form asks for the plate (4ABC123) and my doctor's signature.", "4ABC123", "VEHICLE"),
+        ("and the VIN (JH4KA8260MC000000) for the placard", "JH4KA8260MC000000", "VEHICLE"),
+        # Hong Kong estate addresses, Cantonese lead-in
+        ("我阿媽住喺沙田大涌橋路20號沙角邨雲雀樓812室", "大涌橋路20號沙角邨雲雀樓812室", "ADDRESS"),
+        # Hong Kong eight-digit phones after a phone word
+        ("有咩事打我手機 9876 5432 啦", "9876 5432", "PHONE"),
+        ("打我電話51234567", "51234567", "PHONE"),
+        # bank cards named as such, with or without a valid Luhn digit
+        ("收款银行卡：6217 0000 1111 2222 333", "6217 0000 1111 2222 333", "ACCOUNT"),
+        ("银行卡号 6228480402564890018", "6228480402564890018", "ACCOUNT"),
+        # messaging ids
+        ("有问题加我微信 wang_xm1988 联系", "wang_xm1988", "HANDLE"),
+        ("微信号：lily-2024", "lily-2024", "HANDLE"),
+        ("QQ号 123456789，报告发我", "123456789", "HANDLE"),
+        ("my LINE id is mei_chen88", "mei_chen88", "HANDLE"),
+    ],
+)
 def test_phi_format_is_redacted(engine: SafetyEngine, text: str, secret: str, entity: str) -> None:
     categories, sent = forwarded(engine, text)
     assert PHI in categories
@@ -75,28 +78,31 @@ def test_phi_format_is_redacted(engine: SafetyEngine, text: str, secret: str, en
     assert f"[{entity}_" in sent
 
 
-@pytest.mark.parametrize(("text", "kept"), [
-    # doses, lab values, ICD codes, lot numbers, hotlines, beds, clinicians, years, ages
-    ("Sertraline 50 mg, increased to 100 mg after 6 weeks; ICD-10 F41.1.", "F41.1"),
-    ("Lot number on the box is AB2391X, is that batch recalled?", "AB2391X"),
-    ("The hotline 400-820-1234 said to call back; also tried 800 555 0199.", "400-820-1234"),
-    ("我爸住在心内科三病区12床，什么时候可以探视？", "三病区12床"),
-    ("我妈住在ICU 5床，能送饭吗？", "5床"),
-    ("Dr. Angela Whitmore and Nurse Mary Collins said the rash is benign.", "Angela Whitmore"),
-    ("I read that Bruce Willis has aphasia; how is it treated?", "Bruce Willis"),
-    ("The actor Tom Hanks has type 2 diabetes, right?", "Tom Hanks"),
-    ("HbA1c 58 mmol/mol, eGFR 48, potassium 5.1 in 2024.", "5.1"),
-    ("My son is 14 and weighs 52 kg.", "52 kg"),
-    ("我表弟高三，压力很大睡不着", "高三"),
-    ("张医生说我外公的血压 150/95 偏高", "150/95"),
-    ("王主任让我舅舅下周复查", "王主任"),
-    ("Can I see my posts on Facebook about my cousin's surgery?", "Facebook"),
-    ("My grandmother was at Queen Mary Hospital for a week.", "Mary Hospital"),
-    ("微信支付可以用医保吗？我用WhatsApp messages to reach the clinic", "WhatsApp"),
-    ("账户余额3000元够不够交押金？", "3000"),
-    ("门诊3号楼二层抽血，空腹要多久？", "3号楼"),
-    ("电话咨询时间 2023 年开始调整，护士说吃 1 片", "2023"),
-])
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        # doses, lab values, ICD codes, lot numbers, hotlines, beds, clinicians, years, ages
+        ("Sertraline 50 mg, increased to 100 mg after 6 weeks; ICD-10 F41.1.", "F41.1"),
+        ("Lot number on the box is AB2391X, is that batch recalled?", "AB2391X"),
+        ("The hotline 400-820-1234 said to call back; also tried 800 555 0199.", "400-820-1234"),
+        ("我爸住在心内科三病区12床，什么时候可以探视？", "三病区12床"),
+        ("我妈住在ICU 5床，能送饭吗？", "5床"),
+        ("Dr. Angela Whitmore and Nurse Mary Collins said the rash is benign.", "Angela Whitmore"),
+        ("I read that Bruce Willis has aphasia; how is it treated?", "Bruce Willis"),
+        ("The actor Tom Hanks has type 2 diabetes, right?", "Tom Hanks"),
+        ("HbA1c 58 mmol/mol, eGFR 48, potassium 5.1 in 2024.", "5.1"),
+        ("My son is 14 and weighs 52 kg.", "52 kg"),
+        ("我表弟高三，压力很大睡不着", "高三"),
+        ("张医生说我外公的血压 150/95 偏高", "150/95"),
+        ("王主任让我舅舅下周复查", "王主任"),
+        ("Can I see my posts on Facebook about my cousin's surgery?", "Facebook"),
+        ("My grandmother was at Queen Mary Hospital for a week.", "Mary Hospital"),
+        ("微信支付可以用医保吗？我用WhatsApp messages to reach the clinic", "WhatsApp"),
+        ("账户余额3000元够不够交押金？", "3000"),
+        ("门诊3号楼二层抽血，空腹要多久？", "3号楼"),
+        ("电话咨询时间 2023 年开始调整，护士说吃 1 片", "2023"),
+    ],
+)
 def test_hard_negative_is_not_redacted(engine: SafetyEngine, text: str, kept: str) -> None:
     categories, sent = forwarded(engine, text)
     assert PHI not in categories

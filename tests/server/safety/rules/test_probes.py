@@ -14,8 +14,11 @@ import pytest
 
 from server.safety import SafetyEngine
 
-PROBES = [json.loads(line) for line in (Path(__file__).parents[1] / "eval" / "probes.jsonl").read_text(
-    encoding="utf-8").splitlines() if line.strip()]
+PROBES = [
+    json.loads(line)
+    for line in (Path(__file__).parents[1] / "eval" / "probes.jsonl").read_text(encoding="utf-8").splitlines()
+    if line.strip()
+]
 
 
 @pytest.mark.parametrize("probe", PROBES, ids=[p["id"] for p in PROBES])
@@ -41,8 +44,14 @@ def test_long_messages_of_unrelated_benign_sentences_fire_nothing(engine: Safety
 
 def test_cues_combine_only_within_a_sentence_window(engine: SafetyEngine) -> None:
     near = "My dad has chest pain and is sweating."
-    far = "My dad has chest pain after the gym. " + "We talked about his diet and his sleep. " * 5 + "I was sweating too."
-    assert engine.check_input([{"role": "user", "content": near}], "patient").categories == ["medical_emergency"]
+    far = (
+        "My dad has chest pain after the gym. "
+        + "We talked about his diet and his sleep. " * 5
+        + "I was sweating too."
+    )
+    assert engine.check_input([{"role": "user", "content": near}], "patient").categories == [
+        "medical_emergency"
+    ]
     assert engine.check_input([{"role": "user", "content": far}], "patient").categories == []
     other = "My son is 2 months old. My 3 year old has a fever of 38.5 but is playing."
     assert engine.check_input([{"role": "user", "content": other}], "patient").categories == []

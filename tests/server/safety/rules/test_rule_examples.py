@@ -22,7 +22,10 @@ def _all_rules() -> list[tuple[str, str, Rule]]:
         for key, value in loader.category_data(package).items():
             if key == "weak":
                 for kind in value:
-                    out += [(f"{package}:weak.{kind}[{i}]", "weak", r) for i, r in enumerate(loader.rules_of(package, "weak", kind))]
+                    out += [
+                        (f"{package}:weak.{kind}[{i}]", "weak", r)
+                        for i, r in enumerate(loader.rules_of(package, "weak", kind))
+                    ]
             elif key != "combine":
                 out += [(f"{package}:{key}[{i}]", key, r) for i, r in enumerate(loader.rules(package, key))]
     return out
