@@ -11,11 +11,14 @@ OpenAI-shaped response, and UncheckableInput into a 400 naming the parameter.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 from server.safety.engine import SafetyEngine
 from server.safety.verdict import Events, Verdict
+
+log = logging.getLogger("server.safety")
 
 # What a client sees when an output guard stops an answer and the policy gives no message of its own.
 _STOPPED = "The answer was stopped by the safety policy."
@@ -40,9 +43,12 @@ def load_engine(enabled: bool, policy_path: str | None) -> SafetyEngine | None:
     if not enabled:
         return None
     try:
-        return SafetyEngine.from_policy_file(policy_path)
+        engine = SafetyEngine.from_policy_file(policy_path)
     except Exception as exc:
         raise SafetyConfigError(f"ANGEL_SAFETY_POLICY: {exc}") from exc
+    for warning in engine.warnings:  # e.g. crisis resources not yet checked for the deployment's region
+        log.warning(warning)
+    return engine
 
 
 @dataclass
