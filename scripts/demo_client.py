@@ -21,7 +21,8 @@ def main() -> None:
     for question in CHATS:
         print(f"> {question}\n< ", end="", flush=True)
         stream = client.chat.completions.create(
-            model=args.model, messages=[{"role": "user", "content": question}], max_tokens=32, stream=True)
+            model=args.model, messages=[{"role": "user", "content": question}], max_tokens=32, stream=True
+        )
         for chunk in stream:
             if chunk.choices and chunk.choices[0].delta.content:
                 print(chunk.choices[0].delta.content, end="", flush=True)

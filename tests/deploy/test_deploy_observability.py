@@ -20,15 +20,24 @@ from tests.deploy.deploy_helpers import GPU_OVERLAYS, REPO, Obj, find, one
 
 # The gateway's metrics, as promised in the project's contract (names others rely on).
 CONTRACT_GATEWAY_METRICS = {
-    "gateway_requests_total", "gateway_request_duration_seconds", "gateway_time_to_first_token_seconds",
-    "gateway_overhead_seconds", "gateway_tokens_total", "gateway_inflight_requests",
+    "gateway_requests_total",
+    "gateway_request_duration_seconds",
+    "gateway_time_to_first_token_seconds",
+    "gateway_overhead_seconds",
+    "gateway_tokens_total",
+    "gateway_inflight_requests",
     "gateway_safety_events_total",
 }
 # vLLM metrics the dashboard must show: load, latency, throughput, cache and speculation.
 DASHBOARD_VLLM_METRICS = {
-    "vllm:num_requests_waiting", "vllm:num_requests_running", "vllm:time_to_first_token_seconds",
-    "vllm:e2e_request_latency_seconds", "vllm:generation_tokens_total", "vllm:prompt_tokens_total",
-    "vllm:kv_cache_usage_perc", "vllm:spec_decode_num_accepted_tokens_total",
+    "vllm:num_requests_waiting",
+    "vllm:num_requests_running",
+    "vllm:time_to_first_token_seconds",
+    "vllm:e2e_request_latency_seconds",
+    "vllm:generation_tokens_total",
+    "vllm:prompt_tokens_total",
+    "vllm:kv_cache_usage_perc",
+    "vllm:spec_decode_num_accepted_tokens_total",
 }
 # Series suffixes Prometheus clients add to a metric's declared name.
 _SERIES_SUFFIXES = ("_bucket", "_sum", "_count", "_created")
@@ -101,8 +110,12 @@ def _dashboard_exprs(dashboard: dict) -> list[str]:
 def _check_names(names: set[str]) -> list[str]:
     """Names with a known prefix that no code declares (vLLM's skipped when it is not installed)."""
     sources = {"gateway_": gateway_declared(), "vllm:": vllm_declared()}
-    return [n for n in sorted(names) for prefix, declared in sources.items()
-            if n.startswith(prefix) and declared is not None and not exported(n, declared)]
+    return [
+        n
+        for n in sorted(names)
+        for prefix, declared in sources.items()
+        if n.startswith(prefix) and declared is not None and not exported(n, declared)
+    ]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -132,7 +145,9 @@ def test_vllm_metrics_found_in_installed_vllm() -> None:
 
 
 @pytest.mark.parametrize("overlay", GPU_OVERLAYS)
-def test_alert_expressions_parse_and_use_existing_metrics(rendered: dict[str, list[Obj]], overlay: str) -> None:
+def test_alert_expressions_parse_and_use_existing_metrics(
+    rendered: dict[str, list[Obj]], overlay: str
+) -> None:
     rules = _alert_rules(rendered[overlay])
     names = set().union(*(metric_names(r["expr"]) for r in rules))
     assert not _check_names(names), _check_names(names)
@@ -149,7 +164,9 @@ def test_alerts_cover_what_the_issue_lists(rendered: dict[str, list[Obj]]) -> No
 
     assert any('service="antangelmed-engine"' in rules[a] for a in uses("up")), "engine down"
     assert uses("vllm:num_requests_waiting"), "queue growing"
-    ttft = uses("vllm:time_to_first_token_seconds_bucket") + uses("gateway_time_to_first_token_seconds_bucket")
+    ttft = uses("vllm:time_to_first_token_seconds_bucket") + uses(
+        "gateway_time_to_first_token_seconds_bucket"
+    )
     assert ttft and all("histogram_quantile(0.95" in rules[a] for a in ttft), "TTFT p95"
     assert any('status=~"5.."' in rules[a] for a in uses("gateway_requests_total")), "error rate"
     assert uses("gateway_safety_events_total"), "safety-event spikes"
@@ -161,11 +178,13 @@ def test_dashboard_parses_and_uses_existing_metrics(rendered: dict[str, list[Obj
     names = set().union(*(metric_names(e) for e in exprs))
     assert not _check_names(names), _check_names(names)
     # It covers both the engine and the gateway.
-    covered_gateway = {m for m in CONTRACT_GATEWAY_METRICS if any(n.startswith(m.removesuffix("_total"))
-                                                                  for n in names)}
+    covered_gateway = {
+        m for m in CONTRACT_GATEWAY_METRICS if any(n.startswith(m.removesuffix("_total")) for n in names)
+    }
     assert covered_gateway == CONTRACT_GATEWAY_METRICS
-    covered_vllm = {m for m in DASHBOARD_VLLM_METRICS if any(n.startswith(m.removesuffix("_total"))
-                                                             for n in names)}
+    covered_vllm = {
+        m for m in DASHBOARD_VLLM_METRICS if any(n.startswith(m.removesuffix("_total")) for n in names)
+    }
     assert covered_vllm == DASHBOARD_VLLM_METRICS
     ids = [p["id"] for p in dashboard["panels"]]
     assert len(ids) == len(set(ids))

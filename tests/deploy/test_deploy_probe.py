@@ -77,8 +77,14 @@ def engine() -> Iterator[tuple[str, Behaviour]]:
 
 def run_probe(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if k != "VLLM_API_KEY"} | (env or {})
-    return subprocess.run([sys.executable, "-B", str(PROBE), *args], capture_output=True, text=True,
-                          timeout=30, check=False, env=environ)
+    return subprocess.run(
+        [sys.executable, "-B", str(PROBE), *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        env=environ,
+    )
 
 
 def _closed_port() -> int:
@@ -120,10 +126,17 @@ def test_generate_not_ready_when_health_fails(engine: tuple[str, Behaviour]) -> 
     assert [s[0] for s in behaviour.seen] == ["GET"]  # no generation attempted on a dead engine
 
 
-@pytest.mark.parametrize("status,body", [(500, {"error": {"message": "boom"}}), (200, {"choices": []}),
-                                         (404, {"error": {"message": "model not found"}})])
-def test_generate_not_ready_when_generation_fails(engine: tuple[str, Behaviour], status: int,
-                                                  body: dict) -> None:
+@pytest.mark.parametrize(
+    "status,body",
+    [
+        (500, {"error": {"message": "boom"}}),
+        (200, {"choices": []}),
+        (404, {"error": {"message": "model not found"}}),
+    ],
+)
+def test_generate_not_ready_when_generation_fails(
+    engine: tuple[str, Behaviour], status: int, body: dict
+) -> None:
     url, behaviour = engine
     behaviour.completion_status, behaviour.completion_body = status, body
     proc = run_probe("--generate", url)

@@ -82,7 +82,9 @@ def test_bf16_startup_window_longer_than_fp8(rendered: dict[str, list[Obj]]) -> 
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_engine_liveness_on_health_and_readiness_generates(rendered: dict[str, list[Obj]], overlay: str) -> None:
+def test_engine_liveness_on_health_and_readiness_generates(
+    rendered: dict[str, list[Obj]], overlay: str
+) -> None:
     _, engine = _engine(rendered[overlay])
     assert engine["livenessProbe"]["httpGet"]["path"] == "/health"
     ready = engine["readinessProbe"]["exec"]["command"]
@@ -105,7 +107,9 @@ def test_gateway_probes_use_healthz_and_readyz(rendered: dict[str, list[Obj]], o
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_security_context_everywhere(rendered: dict[str, list[Obj]], overlay: str) -> None:
-    problems = [p for workload, spec in pod_specs(rendered[overlay]) for p in pod_security_problems(workload, spec)]
+    problems = [
+        p for workload, spec in pod_specs(rendered[overlay]) for p in pod_security_problems(workload, spec)
+    ]
     assert not problems, problems
 
 
@@ -288,11 +292,17 @@ def test_services_select_their_pods(rendered: dict[str, list[Obj]], overlay: str
     objs = rendered[overlay]
     deployments = find(objs, "Deployment")
     for svc in find(objs, "Service"):
-        targets = [d for d in deployments
-                   if _labels_match(svc["spec"]["selector"], d["spec"]["template"]["metadata"]["labels"])]
+        targets = [
+            d
+            for d in deployments
+            if _labels_match(svc["spec"]["selector"], d["spec"]["template"]["metadata"]["labels"])
+        ]
         assert len(targets) == 1, svc["metadata"]["name"]
-        port_names = {p["name"] for c in targets[0]["spec"]["template"]["spec"]["containers"]
-                      for p in c.get("ports", [])}
+        port_names = {
+            p["name"]
+            for c in targets[0]["spec"]["template"]["spec"]["containers"]
+            for p in c.get("ports", [])
+        }
         assert all(p["targetPort"] in port_names for p in svc["spec"]["ports"])
 
 
@@ -340,13 +350,17 @@ def _peer_allows(peer: Obj, src_labels: dict[str, str], src_ns_labels: dict[str,
     return pod_sel is None or _labels_match(pod_sel.get("matchLabels", {}), src_labels)
 
 
-def ingress_allowed(objs: list[Obj], dst_labels: dict[str, str], port: int, src_labels: dict[str, str],
-                    src_ns: str) -> bool:
+def ingress_allowed(
+    objs: list[Obj], dst_labels: dict[str, str], port: int, src_labels: dict[str, str], src_ns: str
+) -> bool:
     """Kubernetes NetworkPolicy semantics (matchLabels only, which is all we use)."""
     src_ns_labels = {"kubernetes.io/metadata.name": src_ns}
-    policies = [p for p in find(objs, "NetworkPolicy")
-                if "Ingress" in p["spec"]["policyTypes"]
-                and _labels_match(p["spec"]["podSelector"].get("matchLabels", {}), dst_labels)]
+    policies = [
+        p
+        for p in find(objs, "NetworkPolicy")
+        if "Ingress" in p["spec"]["policyTypes"]
+        and _labels_match(p["spec"]["podSelector"].get("matchLabels", {}), dst_labels)
+    ]
     if not policies:
         return True
     for p in policies:
@@ -503,15 +517,21 @@ def test_no_secrets_in_manifests(rendered: dict[str, list[Obj]], overlay: str) -
 
 def test_no_credentials_in_deploy_files() -> None:
     """Scan the source files too (comments and README snippets included)."""
-    patterns = [_CREDENTIAL_URL, re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
-                re.compile(r"\bsk-[A-Za-z0-9]{16,}"), re.compile(r"\bangel[-_][A-Za-z0-9]{20,}")]
+    patterns = [
+        _CREDENTIAL_URL,
+        re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
+        re.compile(r"\bsk-[A-Za-z0-9]{16,}"),
+        re.compile(r"\bangel[-_][A-Za-z0-9]{20,}"),
+    ]
     for path in (REPO / "deploy").rglob("*"):
         if path.is_file() and path.suffix in (".yaml", ".yml", ".json", ".md", ".py"):
             text = path.read_text()
             for pat in patterns:
                 for m in pat.finditer(text):
                     # README placeholders (<...>) and shell variables ($VAR) are not credentials.
-                    assert "<" in m.group(0) or "$" in m.group(0), f"{path.relative_to(REPO)}: {m.group(0)[:12]}..."
+                    assert "<" in m.group(0) or "$" in m.group(0), (
+                        f"{path.relative_to(REPO)}: {m.group(0)[:12]}..."
+                    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -519,8 +539,9 @@ def test_no_credentials_in_deploy_files() -> None:
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_shipped_safety_policy_loads_with_the_gateways_loader(rendered: dict[str, list[Obj]], overlay: str,
-                                                            tmp_path: Path) -> None:
+def test_shipped_safety_policy_loads_with_the_gateways_loader(
+    rendered: dict[str, list[Obj]], overlay: str, tmp_path: Path
+) -> None:
     """The gateway refuses to start on a bad policy: the ConfigMap's must pass its own validator."""
     policy_module = pytest.importorskip("server.safety.policy", reason="the gateway's safety layer is absent")
     spec, gw = _gateway(rendered[overlay])

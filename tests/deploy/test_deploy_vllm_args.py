@@ -46,8 +46,14 @@ def parsed(rendered: dict[str, list[Obj]]) -> dict[str, dict]:
         engine = one(rendered[overlay], "Deployment", "antangelmed-engine")["spec"]["template"]["spec"]
         argvs[overlay] = engine["containers"][0]["args"]
     argvs["misspelt"] = ["/models/x", "--tensor-paralel-size=1"]
-    proc = subprocess.run([sys.executable, "-c", _PARSE], input=json.dumps(argvs), capture_output=True,
-                          text=True, timeout=300, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", _PARSE],
+        input=json.dumps(argvs),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("PARSED")), None)
     assert line is not None, proc.stderr[-4000:]
     return json.loads(line.removeprefix("PARSED"))
@@ -58,8 +64,9 @@ def test_parser_rejects_a_misspelt_flag(parsed: dict[str, dict]) -> None:
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_engine_args_accepted_by_vllm(parsed: dict[str, dict], rendered: dict[str, list[Obj]],
-                                      overlay: str) -> None:
+def test_engine_args_accepted_by_vllm(
+    parsed: dict[str, dict], rendered: dict[str, list[Obj]], overlay: str
+) -> None:
     args = parsed[overlay]
     assert "error" not in args, args
     assert args["served_model_name"] == ["antangelmed"]
@@ -73,8 +80,11 @@ def test_engine_args_accepted_by_vllm(parsed: dict[str, dict], rendered: dict[st
 def test_parsed_engine_flavours(parsed: dict[str, dict]) -> None:
     fp8 = parsed["h200-fp8-eagle3"]
     assert fp8["model_tag"] == "/models/AntAngelMed-FP8" and fp8["tensor_parallel_size"] == 1
-    assert fp8["speculative_config"] == {"method": "eagle3", "model": "/models/eagle3-draft",
-                                         "num_speculative_tokens": 4}
+    assert fp8["speculative_config"] == {
+        "method": "eagle3",
+        "model": "/models/eagle3-draft",
+        "num_speculative_tokens": 4,
+    }
     assert fp8["max_model_len"] == 32768 and fp8["gpu_memory_utilization"] == 0.92
     assert parsed["production"] == fp8
     bf16 = parsed["bf16-tp4"]
