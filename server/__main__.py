@@ -12,11 +12,16 @@ import re
 import socket
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from server.settings import Settings
+
+if TYPE_CHECKING:
+    import uvicorn
+
+    from server.state import GatewayState
 
 EXIT_CONFIG = 2
 
@@ -41,11 +46,11 @@ class _DrainingServer:
     """uvicorn.Server that tells the app when SIGTERM starts the drain."""
 
     @staticmethod
-    def make(config: Any, state: Any) -> Any:
+    def make(config: uvicorn.Config, state: GatewayState) -> uvicorn.Server:
         import uvicorn
 
         class Server(uvicorn.Server):
-            async def shutdown(self, sockets: Any = None) -> None:
+            async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
                 state.begin_drain(float(config.timeout_graceful_shutdown or 0))
                 await super().shutdown(sockets)
 

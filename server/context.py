@@ -6,6 +6,8 @@ import re
 import time
 import uuid
 
+from server.keys import KeyRecord
+
 # Client-supplied request ids are echoed into logs and upstream headers: accept only a safe alphabet.
 _SAFE_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
 
@@ -38,7 +40,7 @@ class RequestCtx:
         self.model: str | None = None
         # Only a model the upstream serves becomes a metric label (clients cannot mint label values).
         self.model_known = False
-        self.key = None  # KeyRecord once authenticated
+        self.key: KeyRecord | None = None  # once authenticated
         self.status = 0
         self.safety = ""
         self.prompt_tokens: int | None = None

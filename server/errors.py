@@ -1,29 +1,14 @@
-"""OpenAI-shaped errors: one exception type, one JSON shape, everywhere (routes, middleware, streams)."""
+"""OpenAI-shaped errors: one exception type, answered the same way everywhere (routes, middleware,
+streams); the shape itself is built in `server.openai_shapes`."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import orjson
+from starlette.responses import Response
 
-# HTTP status -> OpenAI error "type" (what the SDKs show next to the string code).
-_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    405: "invalid_request_error",
-    408: "timeout_error",
-    413: "invalid_request_error",
-    422: "invalid_request_error",
-    429: "rate_limit_error",
-}
-
-
-def error_type_for(status: int) -> str:
-    if status in _TYPES:
-        return _TYPES[status]
-    return "server_error" if status >= 500 else "invalid_request_error"
+from server.openai_shapes import error_payload, error_type_for
 
 
 class GatewayError(Exception):
@@ -53,13 +38,8 @@ class GatewayError(Exception):
         return orjson.dumps(self.payload())
 
 
-def error_payload(message: str, err_type: str, param: str | None, code: str) -> dict[str, Any]:
-    return {"error": {"message": message, "type": err_type, "param": param, "code": code}}
-
-
-def sse_error_event(message: str, code: str, err_type: str = "server_error") -> bytes:
-    """The final event of a stream that cannot finish normally (the SDKs raise on it)."""
-    return b"data: " + orjson.dumps(error_payload(message, err_type, None, code)) + b"\n\n"
+def error_response(err: GatewayError) -> Response:
+    return Response(err.body(), status_code=err.status, media_type="application/json", headers=err.headers)
 
 
 def bad_param(param: str, message: str) -> GatewayError:

@@ -9,7 +9,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Values that mean "somebody forgot to set a real secret": refused at start-up.
 _PLACEHOLDERS = re.compile(
-    r"^(change[-_ ]?me|changeit|secret|password|example|dummy|test|xxx+|your[-_ ].*|<.*>|sk-\.\.\.|sk-xxx.*|todo)$",
+    r"^(change[-_ ]?me|changeit|secret|password|example|dummy|test|xxx+"
+    r"|your[-_ ].*|<.*>|sk-\.\.\.|sk-xxx.*|todo)$",
     re.IGNORECASE,
 )
 MIN_KEY_LENGTH = 20

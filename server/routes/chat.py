@@ -1,7 +1,13 @@
 """`POST /v1/chat/completions` and `POST /v1/completions`.
 
-Flow: auth (dependency) -> body -> validation -> model checks -> rate limit -> input rails -> upstream
-(JSON or SSE relay) -> output rails -> client. Bookkeeping happens in the middleware afterwards.
+Flow: auth -> body -> validation -> model checks -> rate limit -> input rails -> upstream (JSON or SSE
+relay) -> output rails -> client. Bookkeeping happens in the middleware afterwards (`server.bookkeeping`).
+
+POST on these two paths is served by `serve_post` below, which GatewayMiddleware (server/app.py) calls
+directly: FastAPI's router, dependency injection and exception middleware do nothing for these requests
+that `serve_post` does not, yet cost ~0.3 ms per request before the route runs (the TTFT timeline in
+benchmarks/README.md). The two FastAPI routes never run in the app; they describe these paths in the
+OpenAPI schema and answer other methods with 405.
 """
 
 from __future__ import annotations
@@ -15,39 +21,60 @@ import orjson
 from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from server.auth import ApiKey, authenticate
+from server.bookkeeping import record_safety_events
 from server.context import RequestCtx
-from server.errors import GatewayError
+from server.errors import GatewayError, error_response
 from server.keys import KeyRecord
+from server.metrics import Metrics
+from server.openai_shapes import canned_answer
 from server.ratelimit import RateLimiterUnavailable
 from server.routes.schemas import CHAT_SCHEMA, COMPLETION_SCHEMA
-from server.safety import InputCheck, ResponseGuard, UncheckableInput, check_chat, check_completion
-from server.upstream import StreamRelay, translate_error, translate_response
+from server.safety import (
+    InputCheck,
+    ResponseGuard,
+    SafetyEngine,
+    UncheckableInput,
+    check_chat,
+    check_completion,
+)
+from server.state import GatewayState, State
+from server.upstream.client import translate_error, translate_response
+from server.upstream.relay import StreamRelay
 from server.validation import apply_max_tokens_cap, validate_chat, validate_completion
 
 router = APIRouter()
 _perf = time.perf_counter
 CHAT, COMPLETION = "chat", "completion"
 PATHS = {CHAT: "/v1/chat/completions", COMPLETION: "/v1/completions"}
+HOT_PATHS = {path: kind for kind, path in PATHS.items()}  # what GatewayMiddleware sends to serve_post
 _MAX_DUMP_DEPTH = 254  # orjson.dumps' nesting limit
 
 
-# POST on these two paths is dispatched by GatewayMiddleware straight to `handle` (the hot path); the
-# FastAPI routes describe them in the OpenAPI schema and answer other methods with 405.
+async def serve_post(state: GatewayState, scope: Scope, receive: Receive, send: Send, kind: str) -> None:
+    """The hot path: every POST on `PATHS[kind]`, called by GatewayMiddleware. Auth, then the route,
+    without FastAPI's router and dependency injection; a `GatewayError` becomes its OpenAI-shaped answer."""
+    request = Request(scope, receive)
+    try:
+        response = await _handle(request, state, await authenticate(request, state), kind)
+    except GatewayError as err:
+        response = error_response(err)
+    await response(scope, receive, send)
+
+
+# NEVER CALLED in the app: GatewayMiddleware (server/app.py) serves every POST on these two paths through
+# `serve_post` above. These routes put the paths in the OpenAPI schema and make FastAPI answer other
+# methods with 405. (No docstrings: FastAPI would publish them as the OpenAPI descriptions.)
 @router.post(PATHS[CHAT], openapi_extra=CHAT_SCHEMA)
-async def chat_completions(request: Request, key: ApiKey) -> Response:
-    return await _handle(request, key, CHAT, PATHS[CHAT])
+async def chat_completions(request: Request, state: State, key: ApiKey) -> Response:
+    return await _handle(request, state, key, CHAT)
 
 
 @router.post(PATHS[COMPLETION], openapi_extra=COMPLETION_SCHEMA)
-async def completions(request: Request, key: ApiKey) -> Response:
-    return await _handle(request, key, COMPLETION, PATHS[COMPLETION])
-
-
-async def handle(request: Request, kind: str) -> Response:
-    """Auth then the route, without FastAPI's dependency injection (GatewayMiddleware's hot path)."""
-    return await _handle(request, await authenticate(request), kind, PATHS[kind])
+async def completions(request: Request, state: State, key: ApiKey) -> Response:
+    return await _handle(request, state, key, COMPLETION)
 
 
 def _too_large(limit: int) -> GatewayError:
@@ -113,8 +140,7 @@ async def read_json(request: Request, limit: int, deadline: float) -> dict[str, 
     return body
 
 
-async def _handle(request: Request, key: KeyRecord, kind: str, path: str) -> Response:
-    state = request.app.state.gateway
+async def _handle(request: Request, state: GatewayState, key: KeyRecord, kind: str) -> Response:
     ctx: RequestCtx = request.scope["angel"]
     body = await read_json(request, state.settings.max_body_bytes, state.settings.body_timeout)
     (validate_chat if kind == CHAT else validate_completion)(body)
@@ -135,17 +161,18 @@ async def _handle(request: Request, key: KeyRecord, kind: str, path: str) -> Res
 
     guards = None
     if state.safety is not None:
-        check = _input_rails(state, ctx, key, body, kind)
+        check = _input_rails(state.safety, state.metrics, ctx, key, body, kind)
         if check.canned is not None:
             choices = len(check.verdicts) * (body.get("n") or 1)
-            return _canned(kind, model, check.canned, choices, stream, client_usage, rl_headers)
+            return _canned(kind == CHAT, model, check.canned, choices, stream, client_usage, rl_headers)
         guards = ResponseGuard(state.safety, check.verdicts, body.get("n") or 1)
 
     if stream:
         # Always meter tokens: ask for the usage chunk and strip it later if the client did not.
         body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
     content = orjson.dumps(body)
-    headers = state.upstream_headers(ctx.request_id)
+    headers = state.upstream.headers(ctx.request_id)
+    path = PATHS[kind]
     ctx.upstream_start = _perf()
     ctx.overhead = ctx.upstream_start - ctx.t0
     if stream:
@@ -153,7 +180,7 @@ async def _handle(request: Request, key: KeyRecord, kind: str, path: str) -> Res
     return await _json(state, ctx, path, content, headers, guards, rl_headers)
 
 
-async def _admit(state: Any, key: KeyRecord, ctx: RequestCtx) -> dict[str, str]:
+async def _admit(state: GatewayState, key: KeyRecord, ctx: RequestCtx) -> dict[str, str]:
     if not key.rpm and not key.tpm:
         return {}
     ctx.ratelimit_key = key.id
@@ -182,8 +209,10 @@ async def _admit(state: Any, key: KeyRecord, ctx: RequestCtx) -> dict[str, str]:
     return headers
 
 
-def _input_rails(state: Any, ctx: RequestCtx, key: KeyRecord, body: dict[str, Any], kind: str) -> InputCheck:
-    engine, profile = state.safety, key.safety_profile
+def _input_rails(
+    engine: SafetyEngine, metrics: Metrics, ctx: RequestCtx, key: KeyRecord, body: dict[str, Any], kind: str
+) -> InputCheck:
+    profile = key.safety_profile
     try:
         if kind == CHAT:
             check = check_chat(engine, body["messages"], profile)
@@ -191,7 +220,7 @@ def _input_rails(state: Any, ctx: RequestCtx, key: KeyRecord, body: dict[str, An
             check = check_completion(engine, body["prompt"], profile)
     except UncheckableInput as exc:
         raise GatewayError(400, "invalid_request_error", str(exc), param=exc.param) from None
-    state.record_safety_events(ctx, check.events)
+    record_safety_events(metrics, ctx, check.events)
     ctx.safety = check.header_value
     blocked = check.blocked
     if blocked is not None:
@@ -202,72 +231,23 @@ def _input_rails(state: Any, ctx: RequestCtx, key: KeyRecord, body: dict[str, An
 
 
 def _canned(
-    kind: str, model: str, text: str, choices: int, stream: bool, client_usage: bool, headers: dict[str, str]
+    chat: bool,
+    model: str,
+    text: str,
+    choices: int,
+    stream: bool,
+    client_usage: bool,
+    headers: dict[str, str],
 ) -> Response:
     """The safety layer's deterministic answer, shaped like the engine's (no upstream call)."""
-    cid = ("chatcmpl-" if kind == CHAT else "cmpl-") + orjson.dumps(time.time_ns()).decode()
-    created = int(time.time())
-    usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
-    obj_name = "chat.completion" if kind == CHAT else "text_completion"
+    body = canned_answer(chat, model, text, choices, stream=stream, client_usage=client_usage)
     if not stream:
-        if kind == CHAT:
-            ch = [
-                {
-                    "index": i,
-                    "message": {"role": "assistant", "content": text},
-                    "finish_reason": "stop",
-                    "logprobs": None,
-                }
-                for i in range(choices)
-            ]
-        else:
-            ch = [
-                {"index": i, "text": text, "finish_reason": "stop", "logprobs": None} for i in range(choices)
-            ]
-        payload = {
-            "id": cid,
-            "object": obj_name,
-            "created": created,
-            "model": model,
-            "choices": ch,
-            "usage": usage,
-        }
-        return Response(orjson.dumps(payload), media_type="application/json", headers=headers)
-    obj_name += ".chunk" if kind == CHAT else ""
-    events = []
-    for i in range(choices):
-        if kind == CHAT:
-            deltas = [({"role": "assistant", "content": ""}, None), ({"content": text}, None), ({}, "stop")]
-            for delta, fin in deltas:
-                events.append(
-                    {
-                        "id": cid,
-                        "object": obj_name,
-                        "created": created,
-                        "model": model,
-                        "choices": [{"index": i, "delta": delta, "finish_reason": fin}],
-                    }
-                )
-        else:
-            events.append(
-                {
-                    "id": cid,
-                    "object": obj_name,
-                    "created": created,
-                    "model": model,
-                    "choices": [{"index": i, "text": text, "finish_reason": "stop"}],
-                }
-            )
-    if client_usage:
-        events.append(
-            {"id": cid, "object": obj_name, "created": created, "model": model, "choices": [], "usage": usage}
-        )
-    out = b"".join(b"data: " + orjson.dumps(e) + b"\n\n" for e in events) + b"data: [DONE]\n\n"
-    return Response(out, media_type="text/event-stream", headers={**headers, "x-accel-buffering": "no"})
+        return Response(body, media_type="application/json", headers=headers)
+    return Response(body, media_type="text/event-stream", headers={**headers, "x-accel-buffering": "no"})
 
 
 async def _json(
-    state: Any,
+    state: GatewayState,
     ctx: RequestCtx,
     path: str,
     content: bytes,
@@ -288,7 +268,7 @@ async def _json(
         ctx.prompt_tokens, ctx.completion_tokens = usage.get("prompt_tokens"), usage.get("completion_tokens")
         out = r.content
         if guards is not None:
-            out = _guard_json(state, ctx, obj, guards)
+            out = _guard_json(state.metrics, ctx, obj, guards)
     except (orjson.JSONDecodeError, AttributeError, TypeError, KeyError):
         state.metrics.upstream_errors.labels("malformed").inc()
         raise GatewayError(
@@ -298,7 +278,7 @@ async def _json(
     return Response(out, media_type="application/json", headers=rl_headers)
 
 
-def _guard_json(state: Any, ctx: RequestCtx, obj: dict[str, Any], guards: ResponseGuard) -> bytes:
+def _guard_json(metrics: Metrics, ctx: RequestCtx, obj: dict[str, Any], guards: ResponseGuard) -> bytes:
     try:
         for ch in obj["choices"]:
             msg = ch.get("message")
@@ -313,12 +293,12 @@ def _guard_json(state: Any, ctx: RequestCtx, obj: dict[str, Any], guards: Respon
             else:
                 ch["text"] = released
     finally:
-        state.record_safety_events(ctx, guards.events())
+        record_safety_events(metrics, ctx, guards.events())
     return orjson.dumps(obj)
 
 
 async def _stream(
-    state: Any,
+    state: GatewayState,
     ctx: RequestCtx,
     path: str,
     content: bytes,
@@ -349,5 +329,4 @@ async def _stream(
         headers=rl_headers,
         streams=state.streams,
         metrics=state.metrics,
-        on_safety_events=lambda events: state.record_safety_events(ctx, events),
     )

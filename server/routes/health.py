@@ -13,11 +13,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from server.auth import unauthorized
+from server.state import State
 
 router = APIRouter()
 
 
-def _json(obj: dict, status: int = 200) -> Response:
+def _json(obj: dict[str, str], status: int = 200) -> Response:
     return Response(orjson.dumps(obj), status_code=status, media_type="application/json")
 
 
@@ -27,8 +28,7 @@ async def healthz() -> Response:
 
 
 @router.get("/readyz")
-async def readyz(request: Request) -> Response:
-    state = request.app.state.gateway
+async def readyz(state: State) -> Response:
     if state.draining:
         return _json({"status": "draining"}, 503)
     ok, detail = await state.readiness.check()
@@ -36,12 +36,11 @@ async def readyz(request: Request) -> Response:
 
 
 @router.get("/metrics")
-async def metrics(request: Request) -> Response:
-    state = request.app.state.gateway
+async def metrics(request: Request, state: State) -> Response:
     if state.metrics_token_digest is not None:
         scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
         # Digests of equal length, compared in constant time: neither the token nor its length leaks.
         given = hashlib.sha256(token.strip().encode()).digest()
         if scheme.lower() != "bearer" or not hmac.compare_digest(given, state.metrics_token_digest):
-            raise unauthorized(request, "metrics_token", "GET /metrics needs the metrics token.")
+            raise unauthorized(state.metrics, "metrics_token", "GET /metrics needs the metrics token.")
     return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httptools
@@ -155,7 +156,7 @@ class _Body(httpx.AsyncByteStream):
         self.pool, self.key, self.conn, self.timeout, self.request = pool, key, conn, timeout, request
         self.released = False
 
-    async def __aiter__(self) -> Any:
+    async def __aiter__(self) -> AsyncIterator[bytes]:
         conn = self.conn
         while True:
             chunk = await conn.next_chunk(self.timeout, self.request)
@@ -185,7 +186,7 @@ class UpstreamResponse:
         self._body = body
         self.content = b""
 
-    def aiter_bytes(self) -> Any:
+    def aiter_bytes(self) -> AsyncIterator[bytes]:
         return self._body.__aiter__()
 
     async def aread(self) -> bytes:

@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from server.db import Database
-from tests.gateway.conftest import chat_body
+from tests.server.helpers import chat_body
 from tests.support.procs import REPO, Proc, gateway_env, start_gateway, start_postgres
 
 pytest.importorskip("psycopg", reason="PostgreSQL support needs the postgres extra (psycopg)")

@@ -30,7 +30,7 @@ def sdk(gw: Proc) -> openai.OpenAI:
 MSG = [{"role": "user", "content": "What are common symptoms of the flu?"}]
 
 
-def test_chat_non_stream(gateway: Proc, vllm_server) -> None:
+def test_chat_answer_with_usage_and_gateway_headers(gateway: Proc, vllm_server) -> None:
     raw = sdk(gateway).chat.completions.with_raw_response.create(
         model=vllm_server.model, messages=MSG, max_tokens=8, extra_body={"ignore_eos": True}
     )
@@ -52,7 +52,7 @@ def test_chat_stream_usage_stripped_and_metered(gateway: Proc, vllm_server) -> N
     assert metric(gateway.url, "gateway_tokens_total", kind="completion", model=vllm_server.model) >= 8
 
 
-def test_chat_stream_with_usage(gateway: Proc, vllm_server) -> None:
+def test_chat_stream_keeps_usage_when_asked(gateway: Proc, vllm_server) -> None:
     chunks = list(
         sdk(gateway).chat.completions.create(
             model=vllm_server.model,
@@ -66,7 +66,7 @@ def test_chat_stream_with_usage(gateway: Proc, vllm_server) -> None:
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 6
 
 
-async def test_async_completions_stream(gateway: Proc, vllm_server) -> None:
+async def test_async_completions_stream_and_whole_answer(gateway: Proc, vllm_server) -> None:
     async with openai.AsyncOpenAI(
         base_url=gateway.url + "/v1", api_key=TEST_KEY, max_retries=0, timeout=120
     ) as c:
@@ -85,7 +85,7 @@ async def test_async_completions_stream(gateway: Proc, vllm_server) -> None:
     assert r.usage is not None and r.usage.completion_tokens == 3
 
 
-def test_vllm_errors_translated(gateway: Proc, vllm_server) -> None:
+def test_vllm_errors_are_translated_to_string_codes(gateway: Proc, vllm_server) -> None:
     with pytest.raises(openai.BadRequestError) as e:  # longer than --max-model-len 2048: vLLM refuses
         sdk(gateway).chat.completions.create(model=vllm_server.model, messages=MSG, max_tokens=100_000)
     assert isinstance(e.value.code, str) and e.value.body["type"] == "invalid_request_error"
@@ -94,7 +94,7 @@ def test_vllm_errors_translated(gateway: Proc, vllm_server) -> None:
     assert e.value.code == "model_not_found"
 
 
-def test_readyz_and_models(gateway: Proc, vllm_server) -> None:
+def test_ready_and_lists_the_served_model(gateway: Proc, vllm_server) -> None:
     r = httpx.get(gateway.url + "/readyz", timeout=60)
     assert r.status_code == 200 and r.json()["status"] == "ready"
     assert [m.id for m in sdk(gateway).models.list().data] == [vllm_server.model]

@@ -12,7 +12,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.gateway.conftest import chat_body
+from tests.server.helpers import chat_body
 from tests.support.procs import REPO, Proc, gateway_env, start_gateway, start_redis
 
 
@@ -122,7 +122,7 @@ def test_cli_create_list_revoke_seen_by_both(pair: tuple[Proc, Proc], shared_db:
     assert keys_cli(shared_db, "revoke", "ward-7").returncode == 2  # already revoked
 
 
-def test_cli_expiry(pair: tuple[Proc, Proc], shared_db: Path) -> None:
+def test_cli_key_with_an_expiry_is_refused_once_expired(pair: tuple[Proc, Proc], shared_db: Path) -> None:
     a, _ = pair
     key = create_key(shared_db, "--name", "short-lived", "--expires", "2s")
     assert chat(a, key).status_code == 200

@@ -39,7 +39,7 @@ def run_server(tmp_path, *args: str, **env: str) -> subprocess.CompletedProcess:
         ({"ANGEL_SAFETY_ENABLED": "perhaps"}, "ANGEL_SAFETY_ENABLED"),
     ],
 )
-def test_bad_setting_one_line_exit_2(tmp_path, env, needle):
+def test_bad_setting_is_one_line_and_exit_2(tmp_path, env, needle):
     r = run_server(tmp_path, **env)
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
@@ -50,12 +50,12 @@ def test_bad_setting_one_line_exit_2(tmp_path, env, needle):
             assert v not in lines[0]
 
 
-def test_bad_flag_value(tmp_path):
+def test_bad_flag_value_is_one_line_and_exit_2(tmp_path):
     r = run_server(tmp_path, "--port", "0")
     assert r.returncode == 2 and "ANGEL_PORT" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
-def test_port_in_use(tmp_path):
+def test_port_in_use_is_one_line_and_exit_2(tmp_path):
     import socket
 
     with socket.socket() as s:
@@ -63,3 +63,13 @@ def test_port_in_use(tmp_path):
         s.listen()
         r = run_server(tmp_path, ANGEL_PORT=str(s.getsockname()[1]))
     assert r.returncode == 2 and "cannot serve" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("bad", ["changeme", "short-token"])
+def test_weak_metrics_token_is_refused(bad):
+    from pydantic import ValidationError
+
+    from server.settings import Settings
+
+    with pytest.raises(ValidationError, match="metrics_token"):
+        Settings(metrics_token=bad)

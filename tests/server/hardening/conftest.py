@@ -82,4 +82,3 @@ def gateway(echo: Proc, gw_dir: Path, keys: Keys) -> Iterator[Proc]:
 
 def upstream_stats(upstream: Proc) -> dict:
     return httpx.get(upstream.url + "/_stats", timeout=5).json()
-

@@ -12,7 +12,7 @@ import time
 import httpx
 import pytest
 
-from tests.hardening.conftest import AUTH, MODEL, Keys, assert_openai_error, upstream_stats
+from tests.server.hardening.conftest import AUTH, MODEL, Keys, assert_openai_error, upstream_stats
 from tests.support.procs import TEST_KEY, Proc
 
 
@@ -115,7 +115,7 @@ def test_no_path_or_method_reaches_a_v1_route_without_a_key(
         "Bearer %s" % ("' OR '1'='1" + "x" * 20),
     ],
 )
-def test_garbled_authorization_headers(gateway: Proc, header: str) -> None:
+def test_garbled_authorization_headers_are_401(gateway: Proc, header: str) -> None:
     # Raw bytes: an HTTP client would refuse to send some of these, an attacker's would not.
     head = (
         b"GET /v1/models HTTP/1.1\r\nHost: x\r\nAuthorization: "
@@ -151,7 +151,7 @@ def test_oversized_authorization_header_is_refused_cleanly(gateway: Proc) -> Non
 
 
 @pytest.mark.parametrize("which", ["revoked", "expired", "other_deployment"])
-def test_keys_that_must_not_work(gateway: Proc, echo: Proc, keys: Keys, which: str) -> None:
+def test_revoked_expired_and_foreign_keys_are_401(gateway: Proc, echo: Proc, keys: Keys, which: str) -> None:
     before = upstream_stats(echo)["requests"]
     h = {"Authorization": f"Bearer {getattr(keys, which)}"}
     body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
@@ -179,9 +179,10 @@ def _wrong_key(template: str, shared: int) -> str:
 
 def test_wrong_key_timing_does_not_depend_on_the_matched_prefix(gateway: Proc, keys: Keys) -> None:
     """Interleaved pairs of fresh wrong keys: one sharing nothing with a valid key, one sharing all but its
-    last six characters (six random ones keep every key new, so neither class hits the negative cache). Keys are looked up by SHA-256 digest and confirmed with compare_digest, so the paired
-    differences must centre on zero; the bound is far below what any network-visible leak needs, and the
-    median of paired differences shrugs off scheduler noise on a busy machine."""
+    last six characters (six random ones keep every key new, so neither class hits the negative cache).
+    Keys are looked up by SHA-256 digest and confirmed with compare_digest, so the paired differences
+    must centre on zero; the bound is far below what any network-visible leak needs, and the median of
+    paired differences shrugs off scheduler noise on a busy machine."""
     diffs: dict[str, list[float]] = {"env": [], "db": []}
     with httpx.Client(base_url=gateway.url, timeout=5) as c:
         for _ in range(20):  # warm the connection and the code paths

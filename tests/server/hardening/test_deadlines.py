@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import orjson
 import pytest
 
-from tests.hardening.conftest import AUTH, MODEL
+from tests.server.hardening.conftest import AUTH, MODEL
 from tests.support.procs import Proc, start_gateway
 
 HEADER_TIMEOUT = 1.0

@@ -1,4 +1,4 @@
-"""Faults not covered in tests/gateway: the SQLite database locked or read-only, SIGTERM during 100
+"""Faults not covered in tests/server: the SQLite database locked or read-only, SIGTERM during 100
 open streams, and a client whose timeout is shorter than the upstream's answer. Real processes only.
 
 Each fault must end with a clear OpenAI-shaped error (or a documented degraded success), correct
@@ -23,7 +23,7 @@ import pytest
 
 from server.db import Database
 from server.keys import KeyStore
-from tests.hardening.conftest import AUTH, MODEL, assert_openai_error, upstream_stats
+from tests.server.hardening.conftest import AUTH, MODEL, assert_openai_error, upstream_stats
 from tests.support.procs import (
     REPO,
     STANDIN,
@@ -66,7 +66,7 @@ def reset_standin(standin: Proc) -> Iterator[None]:
 # --- the database: locked, then read-only ----------------------------------------------------------------
 
 
-def test_sqlite_locked(standin: Proc, tmp_path: Path) -> None:
+def test_locked_sqlite_keeps_serving_and_auditing_resumes(standin: Proc, tmp_path: Path) -> None:
     """Another process holds the write lock (a long transaction, a backup, a migration): key lookups still
     read (WAL), audit writes time out, are logged and dropped, requests keep flowing, auditing resumes."""
     db = tmp_path / "gw.db"
@@ -119,7 +119,7 @@ def _chattr(flag: str, *paths: Path) -> None:
     subprocess.run(["chattr", flag, *map(str, paths)], check=True, capture_output=True)
 
 
-def test_sqlite_read_only(standin: Proc, tmp_path: Path) -> None:
+def test_read_only_sqlite_keeps_serving_and_auditing_resumes(standin: Proc, tmp_path: Path) -> None:
     """The database file and its directory become immutable (root ignores file modes; the immutable
     attribute it cannot). Keys are still read; audit writes fail, are logged, and resume afterwards."""
     if shutil.which("chattr") is None:
@@ -202,7 +202,9 @@ async def _sigterm_during_streams(g: Proc, standin: Proc, n: int) -> tuple[list[
         return results, sent
 
 
-def test_sigterm_with_100_open_streams(standin: Proc, tmp_path: Path) -> None:
+def test_sigterm_with_100_open_streams_ends_each_cleanly_within_the_grace(
+    standin: Proc, tmp_path: Path
+) -> None:
     grace = 4.0
     g = start_gateway(tmp_path, standin.url, ANGEL_SHUTDOWN_GRACE_SECONDS=str(int(grace)))
     try:
@@ -241,7 +243,7 @@ def _wait_for(cond, timeout: float = 10.0) -> bool:
     return cond()
 
 
-def test_stream_client_timeout_shorter_than_upstream(gw: Proc, standin: Proc) -> None:
+def test_stream_client_giving_up_early_cancels_the_upstream(gw: Proc, standin: Proc) -> None:
     control(standin, delay_ms=1500, chunks=10)  # a chunk every 1.5 s: slower than the client's 0.5 s
     cancelled = upstream_stats(standin)["streams_cancelled"]
     disconnects = metric(gw.url, "gateway_client_disconnects_total")
@@ -259,7 +261,7 @@ def test_stream_client_timeout_shorter_than_upstream(gw: Proc, standin: Proc) ->
     assert chat(gw, timeout=5).status_code == 200
 
 
-def test_non_stream_client_timeout_shorter_than_upstream(gw: Proc, standin: Proc) -> None:
+def test_non_stream_client_giving_up_early_is_still_counted(gw: Proc, standin: Proc) -> None:
     control(standin, delay_ms=2000)
     before = metric(gw.url, "gateway_requests_total", route=URL)
     with pytest.raises(httpx.ReadTimeout):

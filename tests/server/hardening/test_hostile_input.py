@@ -17,7 +17,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.hardening.conftest import AUTH, MODEL, assert_openai_error, upstream_stats
+from tests.server.hardening.conftest import AUTH, MODEL, assert_openai_error, upstream_stats
 from tests.support.procs import Proc
 
 URL = "/v1/chat/completions"
@@ -84,7 +84,7 @@ def nested(depth: int) -> bytes:
         ("empty", b""),
     ],
 )
-def test_malformed_and_nested_json(gateway: Proc, name: str, body: bytes) -> None:
+def test_malformed_and_nested_json_never_gets_a_5xx(gateway: Proc, name: str, body: bytes) -> None:
     r = post_raw(gateway, body)
     # Accepted (a harmless reading) or refused with OpenAI's shape; never a gateway 5xx.
     assert r.status_code < 500, (name, r.status_code, r.text[:300])
@@ -93,7 +93,7 @@ def test_malformed_and_nested_json(gateway: Proc, name: str, body: bytes) -> Non
     still_serving(gateway)
 
 
-def test_huge_messages_array_under_the_body_limit(gateway: Proc, echo: Proc) -> None:
+def test_huge_messages_array_under_the_body_limit_is_handled_in_time(gateway: Proc, echo: Proc) -> None:
     msgs = [{"role": "user", "content": f"m{i}"} for i in range(100_000)]  # ~3.5 MB, under the 4 MiB limit
     body = orjson.dumps({"model": MODEL, "messages": msgs})
     assert len(body) < 4 * 2**20
@@ -107,7 +107,7 @@ def test_huge_messages_array_under_the_body_limit(gateway: Proc, echo: Proc) -> 
     still_serving(gateway)
 
 
-def test_huge_messages_array_over_the_body_limit(gateway: Proc) -> None:
+def test_huge_messages_array_over_the_body_limit_is_413(gateway: Proc) -> None:
     msgs = [{"role": "user", "content": "x" * 40} for _ in range(100_000)]  # ~5 MB
     assert_openai_error(post_raw(gateway, orjson.dumps({"model": MODEL, "messages": msgs})), 413)
     still_serving(gateway)
@@ -176,7 +176,8 @@ def test_slow_loris_clients_do_not_starve_others(gateway: Proc) -> None:
         # half never finish their headers, half declare a body and trickle it
         head = b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
         if i % 2:
-            head += f"Authorization: Bearer {AUTH['Authorization'][7:]}\r\nContent-Length: 100000\r\n\r\n{{".encode()
+            key = AUTH["Authorization"][7:]
+            head += f"Authorization: Bearer {key}\r\nContent-Length: 100000\r\n\r\n{{".encode()
         s.sendall(head)
         socks.append(s)
 

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
-from tests.hardening.conftest import AUTH, ERROR_FIELDS, MODEL
+from tests.server.hardening.conftest import AUTH, ERROR_FIELDS, MODEL
 from tests.support.procs import Proc
 
 OPERATIONS = [
@@ -55,7 +55,9 @@ CASES = [(m, p, GenerationMode.POSITIVE) for m, p in OPERATIONS] + [
 
 
 @pytest.mark.parametrize("method,path,mode", CASES)
-def test_fuzz_the_openapi_schema(gateway: Proc, method: str, path: str, mode: GenerationMode) -> None:
+def test_fuzzed_schema_requests_never_get_a_5xx_and_errors_are_openai_shaped(
+    gateway: Proc, method: str, path: str, mode: GenerationMode
+) -> None:
     # (schemathesis' pytest plugin does not run under pytest 9, so the strategy is driven directly.)
     api = schemathesis.openapi.from_url(gateway.url + "/openapi.json")
     ops = [res.ok() for res in api.get_all_operations()]

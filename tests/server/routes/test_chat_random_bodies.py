@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from tests.gateway.conftest import AUTH, MODEL
+from tests.server.helpers import AUTH, MODEL
 
 VALUES = [
     None,

@@ -10,7 +10,7 @@ import httpx
 import orjson
 import pytest
 
-from server.http1 import FastHTTP1Transport
+from server.upstream.http1 import FastHTTP1Transport
 
 OK = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
 
@@ -55,7 +55,7 @@ async def client_for() -> AsyncIterator[Callable[..., httpx.AsyncClient]]:
         await c.aclose()
 
 
-async def test_keepalive_reuse(client_for) -> None:
+async def test_keepalive_connection_is_reused_for_every_request(client_for) -> None:
     async def serve(reader, writer):
         while True:
             try:
@@ -73,7 +73,7 @@ async def test_keepalive_reuse(client_for) -> None:
         assert len(conns) == 1
 
 
-async def test_chunked_body_streamed(client_for) -> None:
+async def test_chunked_body_is_streamed_chunk_by_chunk(client_for) -> None:
     async def serve(reader, writer):
         await read_request(reader)
         writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
@@ -91,7 +91,7 @@ async def test_chunked_body_streamed(client_for) -> None:
         assert parts == [b"hello"] * 3  # chunk by chunk, as they arrived
 
 
-async def test_connect_refused(client_for) -> None:
+async def test_refused_connection_raises_connect_error(client_for) -> None:
     server, url, _ = await raw_server(lambda r, w: asyncio.sleep(0))
     server.close()
     await server.wait_closed()
@@ -99,7 +99,7 @@ async def test_connect_refused(client_for) -> None:
         await client_for(url).get("/")
 
 
-async def test_read_timeout_before_head(client_for) -> None:
+async def test_silence_before_the_head_raises_read_timeout(client_for) -> None:
     async def hang(reader, writer):
         await asyncio.sleep(5)
 
@@ -109,7 +109,7 @@ async def test_read_timeout_before_head(client_for) -> None:
             await client_for(url, read=0.2).get("/")
 
 
-async def test_read_timeout_mid_body(client_for) -> None:
+async def test_silence_mid_body_raises_read_timeout(client_for) -> None:
     async def stall(reader, writer):
         await read_request(reader)
         writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n")
@@ -133,7 +133,7 @@ async def test_close_mid_body_is_protocol_error(client_for) -> None:
             await client_for(url).get("/")
 
 
-async def test_malformed_response(client_for) -> None:
+async def test_malformed_response_is_protocol_error(client_for) -> None:
     async def garbage(reader, writer):
         await read_request(reader)
         writer.write(b"this is not http\r\n\r\n")
@@ -144,7 +144,7 @@ async def test_malformed_response(client_for) -> None:
             await client_for(url).get("/")
 
 
-async def test_unread_body_drops_connection(client_for) -> None:
+async def test_body_closed_unread_drops_the_connection(client_for) -> None:
     """A stream closed early (client went away) must not return its connection to the pool."""
     closed = asyncio.Event()
 
@@ -164,7 +164,7 @@ async def test_unread_body_drops_connection(client_for) -> None:
         await asyncio.wait_for(closed.wait(), 2)  # the upstream sees the disconnect
 
 
-async def test_stale_keepalive_retried(client_for) -> None:
+async def test_stale_keepalive_connection_is_retried_on_a_new_one(client_for) -> None:
     """The server closes an idle keep-alive connection; the next request transparently reconnects."""
 
     async def one_shot(reader, writer):
@@ -181,7 +181,7 @@ async def test_stale_keepalive_retried(client_for) -> None:
         assert len(conns) == 2
 
 
-async def test_unsolicited_bytes_on_idle_connection(client_for) -> None:
+async def test_idle_connection_that_sends_bytes_is_not_reused(client_for) -> None:
     """A server that writes on an idle keep-alive connection gets that connection dropped, not reused."""
 
     async def chatty(reader, writer):
@@ -211,7 +211,7 @@ async def test_streams_through_the_gateway_reuse_one_upstream_connection(tmp_pat
     a new TCP connection before its first token."""
     from server.app import create_app
     from server.settings import Settings
-    from tests.gateway.conftest import AUTH, MODEL, USAGE_CHUNK, chat_body, chunk, sse
+    from tests.server.helpers import AUTH, MODEL, USAGE_CHUNK, chat_body, chunk, sse
     from tests.support.procs import TEST_KEY
 
     models = orjson.dumps({"object": "list", "data": [{"id": MODEL, "object": "model"}]})

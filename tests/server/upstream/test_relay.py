@@ -1,30 +1,16 @@
-"""SSE relay branches in process (MockTransport upstream): usage metering and stripping, mid-stream
-failures, malformed and error events."""
+"""The SSE relay (server/upstream/relay.py) in process, over a MockTransport upstream: usage metering
+and stripping, events cut anywhere, mid-stream failures, malformed and error events."""
 
 from __future__ import annotations
 
 import httpx
-import orjson
 
-from tests.gateway.conftest import AUTH, MODEL, USAGE_CHUNK, chat_body, chunk, sse
+from tests.server.helpers import AUTH, MODEL, USAGE_CHUNK, chat_body, chunk, events, sse, sse_response
 
 STREAM_OK = sse(chunk("Hel"), chunk("lo"), chunk("", "stop"), USAGE_CHUNK, b"[DONE]")
 
 
-def events(text: str) -> list:
-    out = []
-    for block in text.split("\n\n"):
-        if block.startswith("data: "):
-            data = block[6:]
-            out.append(data if data == "[DONE]" else orjson.loads(data))
-    return out
-
-
-def sse_response(body: bytes | object) -> httpx.Response:
-    return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body)
-
-
-async def test_stream_headers_and_usage_stripped(gw, upstream):
+async def test_stream_has_sse_headers_and_strips_the_usage_the_client_did_not_ask_for(gw, upstream):
     upstream.answer = lambda r: sse_response(STREAM_OK)
     r = await gw.post("/v1/chat/completions", json=chat_body(stream=True), headers=AUTH)
     assert r.status_code == 200
@@ -43,7 +29,7 @@ async def test_stream_headers_and_usage_stripped(gw, upstream):
     assert 'gateway_time_to_first_token_seconds_count{model="angel-standin"} 1.0' in metrics
 
 
-async def test_stream_usage_kept_when_asked(gw, upstream):
+async def test_stream_keeps_the_usage_chunk_when_asked(gw, upstream):
     upstream.answer = lambda r: sse_response(STREAM_OK)
     body = chat_body(stream=True, stream_options={"include_usage": True})
     ev = events((await gw.post("/v1/chat/completions", json=body, headers=AUTH)).text)
@@ -51,7 +37,7 @@ async def test_stream_usage_kept_when_asked(gw, upstream):
     assert ev[-1] == "[DONE]"
 
 
-async def test_stream_byte_splits_and_crlf(gw, upstream):
+async def test_events_cut_across_reads_and_crlf_line_ends_are_reassembled(gw, upstream):
     raw = STREAM_OK.replace(b"\n", b"\r\n")
 
     async def dribble():  # events cut at arbitrary byte boundaries
@@ -79,7 +65,7 @@ async def test_midstream_failure_ends_with_error_event(gw, upstream):
     assert 'gateway_upstream_errors_total{kind="disconnected"} 1.0' in (await gw.get("/metrics")).text
 
 
-async def test_midstream_timeout_error_event(gw, upstream):
+async def test_midstream_timeout_ends_with_an_upstream_timeout_event(gw, upstream):
     async def stalls():
         yield sse(chunk("Hel"))
         raise httpx.ReadTimeout("no data")
@@ -89,30 +75,30 @@ async def test_midstream_timeout_error_event(gw, upstream):
     assert ev[-1]["error"]["code"] == "upstream_timeout"
 
 
-async def test_stream_ends_without_done(gw, upstream):
+async def test_stream_ending_without_done_ends_with_an_upstream_disconnected_event(gw, upstream):
     upstream.answer = lambda r: sse_response(sse(chunk("Hel")))
     ev = events((await gw.post("/v1/chat/completions", json=chat_body(stream=True), headers=AUTH)).text)
     assert ev[0]["choices"][0]["delta"]["content"] == "Hel"
     assert ev[-1]["error"]["code"] == "upstream_disconnected"
 
 
-async def test_stream_malformed_event(gw, upstream):
+async def test_malformed_event_ends_the_stream_with_an_error_event(gw, upstream):
     upstream.answer = lambda r: sse_response(sse(chunk("Hel"), b"{not json", chunk("never sent")))
     ev = events((await gw.post("/v1/chat/completions", json=chat_body(stream=True), headers=AUTH)).text)
     assert len(ev) == 2 and ev[-1]["error"]["code"] == "upstream_malformed_response"
 
 
-async def test_stream_unterminated_garbage(make_gateway, upstream, monkeypatch):
-    import server.upstream as up
+async def test_unterminated_event_over_the_size_limit_ends_the_stream(make_gateway, upstream, monkeypatch):
+    from server.upstream import relay
 
-    monkeypatch.setattr(up, "MAX_EVENT_BYTES", 4096)
+    monkeypatch.setattr(relay, "MAX_EVENT_BYTES", 4096)
     gw = make_gateway()
     upstream.answer = lambda r: sse_response(b"x" * 10000)
     ev = events((await gw.post("/v1/chat/completions", json=chat_body(stream=True), headers=AUTH)).text)
     assert ev[-1]["error"]["code"] == "upstream_malformed_response"
 
 
-async def test_stream_upstream_error_event_translated(gw, upstream):
+async def test_upstream_error_event_becomes_a_server_error_event(gw, upstream):
     vllm_err = {
         "error": {"message": "engine overloaded", "type": "InternalServerError", "param": None, "code": 500}
     }
@@ -121,7 +107,7 @@ async def test_stream_upstream_error_event_translated(gw, upstream):
     assert ev[-1]["error"]["code"] == "upstream_error" and ev[-1]["error"]["type"] == "server_error"
 
 
-async def test_completions_stream(gw, upstream):
+async def test_completions_stream_is_relayed_with_usage_requested_upstream(gw, upstream):
     def comp(text, fin=None):
         return {
             "id": "c",
@@ -137,7 +123,7 @@ async def test_completions_stream(gw, upstream):
     assert upstream.last_json()["stream_options"]["include_usage"] is True
 
 
-async def test_keepalive_comments_pass(gw, upstream):
+async def test_keepalive_comments_pass_through(gw, upstream):
     upstream.answer = lambda r: sse_response(b": ping\n\n" + STREAM_OK)
     r = await gw.post("/v1/chat/completions", json=chat_body(stream=True), headers=AUTH)
     assert r.text.startswith(": ping\n\n") and events(r.text)[-1] == "[DONE]"

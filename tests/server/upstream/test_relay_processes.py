@@ -15,7 +15,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.gateway.conftest import AUTH, MODEL, chat_body
+from tests.server.helpers import AUTH, MODEL, chat_body
 from tests.support.procs import Proc, control, metric, start_gateway
 
 
@@ -52,7 +52,7 @@ def stream_events(url: str, body: dict, timeout: float = 10.0) -> list[tuple[flo
     return out
 
 
-def test_no_buffering_chunk_arrival_times(gateway: Proc, standin: Proc) -> None:
+def test_chunks_reach_the_client_as_the_upstream_sends_them(gateway: Proc, standin: Proc) -> None:
     control(standin, delay_ms=150, chunks=6)
     t0 = time.perf_counter()
     ev = stream_events(gateway.url, chat_body(stream=True))
@@ -92,14 +92,16 @@ def test_client_disconnect_cancels_upstream(gateway: Proc, standin: Proc) -> Non
     assert "gateway_client_disconnects_total 1.0" in m
 
 
-def test_no_tasks_left_behind(gateway: Proc, standin: Proc) -> None:
+def test_streams_leave_no_asyncio_task_behind(gateway: Proc, standin: Proc) -> None:
     """Finished, abandoned and failed streams leave no asyncio task behind in the gateway."""
     idle = metric(gateway.url, "gateway_asyncio_tasks")
     assert idle >= 1  # the scrape itself
     control(standin, delay_ms=20, chunks=50)
     body = chat_body(stream=True)
     for i in range(12):
-        with httpx.stream("POST", gateway.url + "/v1/chat/completions", json=body, headers=AUTH, timeout=10) as r:
+        with httpx.stream(
+            "POST", gateway.url + "/v1/chat/completions", json=body, headers=AUTH, timeout=10
+        ) as r:
             for n, _ in enumerate(r.iter_raw()):
                 if i % 2 and n == 2:
                     break  # every other client walks away mid-stream
@@ -112,7 +114,7 @@ def test_no_tasks_left_behind(gateway: Proc, standin: Proc) -> None:
     assert metric(gateway.url, "gateway_inflight_requests") == 1  # the scrape
 
 
-def test_upstream_dies_midstream(gateway: Proc, standin: Proc) -> None:
+def test_upstream_dying_midstream_ends_with_an_error_event(gateway: Proc, standin: Proc) -> None:
     control(standin, mode="die-midstream", chunks=10)
     ev = stream_events(gateway.url, chat_body(stream=True))
     assert any(isinstance(e, dict) and e.get("choices") for _, e in ev)  # some content got through
@@ -122,7 +124,7 @@ def test_upstream_dies_midstream(gateway: Proc, standin: Proc) -> None:
     assert httpx.post(gateway.url + "/v1/chat/completions", json=chat_body(), headers=AUTH).status_code == 200
 
 
-def test_upstream_stalls_midstream(gateway: Proc, standin: Proc) -> None:
+def test_upstream_stalling_midstream_ends_with_a_timeout_event(gateway: Proc, standin: Proc) -> None:
     control(standin, mode="stall-midstream", chunks=10)
     t0 = time.perf_counter()
     ev = stream_events(gateway.url, chat_body(stream=True))
@@ -130,7 +132,7 @@ def test_upstream_stalls_midstream(gateway: Proc, standin: Proc) -> None:
     assert time.perf_counter() - t0 < 6  # ANGEL_UPSTREAM_READ_TIMEOUT=2, never a hang
 
 
-def test_upstream_hangs_before_answer(gateway: Proc, standin: Proc) -> None:
+def test_upstream_hanging_before_its_answer_is_504(gateway: Proc, standin: Proc) -> None:
     control(standin, mode="hang")
     t0 = time.perf_counter()
     r = httpx.post(gateway.url + "/v1/chat/completions", json=chat_body(), headers=AUTH, timeout=10)
@@ -138,13 +140,15 @@ def test_upstream_hangs_before_answer(gateway: Proc, standin: Proc) -> None:
     assert time.perf_counter() - t0 < 6
 
 
-def test_upstream_malformed_stream(gateway: Proc, standin: Proc) -> None:
+def test_malformed_upstream_stream_ends_with_an_error_event(gateway: Proc, standin: Proc) -> None:
     control(standin, mode="malformed", chunks=4)
     ev = stream_events(gateway.url, chat_body(stream=True))
     assert ev[-1][1]["error"]["code"] == "upstream_malformed_response"
 
 
-def test_upstream_down_502(standin: Proc, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_upstream_down_is_502_and_not_ready_but_alive(
+    standin: Proc, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     from tests.support.procs import free_port
 
     g = start_gateway(tmp_path_factory.mktemp("gwdown"), f"http://127.0.0.1:{free_port()}")
@@ -157,7 +161,9 @@ def test_upstream_down_502(standin: Proc, tmp_path_factory: pytest.TempPathFacto
         g.stop()
 
 
-def test_sigterm_drains_streams(standin: Proc, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_sigterm_lets_short_streams_finish_and_ends_long_ones(
+    standin: Proc, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     """In-flight streams finish during the grace period; streams outlasting it end with an error event."""
     import threading
 
@@ -191,7 +197,7 @@ def test_sigterm_drains_streams(standin: Proc, tmp_path_factory: pytest.TempPath
     assert results["long"][-1]["error"]["code"] == "server_shutting_down"
 
 
-def test_models_and_usage_via_process(gateway: Proc) -> None:
+def test_model_list_and_usage_through_the_process(gateway: Proc) -> None:
     r = httpx.get(gateway.url + "/v1/models", headers=AUTH)
     assert [m["id"] for m in r.json()["data"]] == [MODEL]
     ev = [
