@@ -8,11 +8,11 @@ it starts, so it must stay cheap and re-entrant: model classes are registered as
 from __future__ import annotations
 
 MODEL_CLASS = "model_plugin.models.antangelmed:AntAngelMedForCausalLM"
-MTP_CLASS = "model_plugin.models.antangelmed_mtp:AntAngelMedMTP"
+MTP_CLASS = "model_plugin.mtp.model:AntAngelMedMTP"
 # Our class serves AntAngelMed checkpoints (which say BailingMoeV2ForCausalLM) in place of vLLM's
 # built-in; the AntAngelMed name lets a checkpoint opt in explicitly.
 ARCHITECTURES = ("BailingMoeV2ForCausalLM", "AntAngelMedForCausalLM")
-# The MTP draft (speculative method "mtp"); a draft dir from `python -m model_plugin.mtp_draft` names it.
+# The MTP draft (speculative method "mtp"); a draft dir from `python -m model_plugin.mtp` names it.
 MTP_ARCHITECTURES: tuple[str, ...] = ("AntAngelMedMTP",)
 
 
@@ -39,7 +39,7 @@ def _register_configs() -> None:
     from transformers import AutoConfig
 
     from model_plugin.config import AntAngelMedConfig, AntAngelMedLegacyConfig
-    from model_plugin.mtp_draft import AntAngelMedMTPConfig
+    from model_plugin.mtp.draft import AntAngelMedMTPConfig
 
     for config_class in (AntAngelMedConfig, AntAngelMedLegacyConfig, AntAngelMedMTPConfig):
         AutoConfig.register(config_class.model_type, config_class, exist_ok=True)

@@ -10,10 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-FP8_BLOCK = (128, 128)
-# Linear layers a block-FP8 export quantizes; the router gate, norms, embeddings and lm_head stay BF16.
-QUANTIZED_LEAVES = ("query_key_value", "dense", "gate_proj", "up_proj", "down_proj")
-
 
 class CheckpointError(ValueError):
     """A checkpoint does not match the architecture its config describes."""
@@ -22,7 +18,8 @@ class CheckpointError(ValueError):
 @dataclass(frozen=True)
 class TensorSpec:
     shape: tuple[int, ...]
-    quantized: bool = False  # carries a weight_scale_inv twin in block-FP8 checkpoints
+    # Carries a weight_scale_inv twin in block-FP8 checkpoints (model_plugin.fp8.with_scales).
+    quantized: bool = False
 
 
 def _swiglu(prefix: str, hidden: int, inner: int) -> dict[str, TensorSpec]:
@@ -60,8 +57,9 @@ def decoder_layer_tensors(config, idx: int, prefix: str = "model.layers") -> dic
     return specs
 
 
-def model_tensors(config, layers: Iterable[int] | None = None, *, first: bool = True,
-                  last: bool = True) -> dict[str, TensorSpec]:
+def model_tensors(
+    config, layers: Iterable[int] | None = None, *, first: bool = True, last: bool = True
+) -> dict[str, TensorSpec]:
     """Tensors of the main model; ``layers``/``first``/``last`` restrict it to one pipeline stage."""
     h, v = config.hidden_size, config.vocab_size
     specs: dict[str, TensorSpec] = {}
@@ -96,20 +94,6 @@ def mtp_tensors(config) -> dict[str, TensorSpec]:
     return specs
 
 
-def scale_shape(shape: tuple[int, ...], block: tuple[int, int] = FP8_BLOCK) -> tuple[int, int]:
-    rows, cols = shape
-    return (-(-rows // block[0]), -(-cols // block[1]))
-
-
-def with_fp8_scales(specs: dict[str, TensorSpec], block: tuple[int, int] = FP8_BLOCK) -> dict[str, TensorSpec]:
-    """Add the ``weight_scale_inv`` tensors a block-FP8 checkpoint stores beside each quantized weight."""
-    out = dict(specs)
-    for name, spec in specs.items():
-        if spec.quantized:
-            out[name.removesuffix("weight") + "weight_scale_inv"] = TensorSpec(scale_shape(spec.shape, block))
-    return out
-
-
 class SchemaCheck:
     """Streams (name, tensor) pairs through, checking each against the expected table.
 
@@ -128,11 +112,15 @@ class SchemaCheck:
                 continue
             spec = self.expected.get(name)
             if spec is None:
-                raise CheckpointError(f"checkpoint tensor {name!r} is not part of this architecture "
-                                      "(unknown name: wrong model, or a config that does not match the weights)")
+                raise CheckpointError(
+                    f"checkpoint tensor {name!r} is not part of this architecture "
+                    "(unknown name: wrong model, or a config that does not match the weights)"
+                )
             if tuple(tensor.shape) != spec.shape:
-                raise CheckpointError(f"checkpoint tensor {name!r} has shape {tuple(tensor.shape)}, "
-                                      f"expected {spec.shape} from config.json")
+                raise CheckpointError(
+                    f"checkpoint tensor {name!r} has shape {tuple(tensor.shape)}, "
+                    f"expected {spec.shape} from config.json"
+                )
             self.seen.add(name)
             yield name, tensor
 

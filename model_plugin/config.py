@@ -150,7 +150,8 @@ class AntAngelMedConfig(PreTrainedConfig):
     @rope_parameters.setter
     def rope_parameters(self, value: dict | None) -> None:
         self.__dict__["rope_parameters"] = _rope_parameters(
-            value, self.rope_theta, self.partial_rotary_factor, self.max_position_embeddings)
+            value, self.rope_theta, self.partial_rotary_factor, self.max_position_embeddings
+        )
 
     @property
     def rotary_dim(self) -> int:

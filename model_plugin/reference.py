@@ -64,8 +64,9 @@ def rope_inv_freq(rotary_dim: int, theta: float) -> torch.Tensor:
     return 1.0 / (theta ** (torch.arange(0, rotary_dim, 2, dtype=torch.float64) / rotary_dim))
 
 
-def apply_partial_neox_rope(x: torch.Tensor, positions: torch.Tensor, rotary_dim: int,
-                            theta: float) -> torch.Tensor:
+def apply_partial_neox_rope(
+    x: torch.Tensor, positions: torch.Tensor, rotary_dim: int, theta: float
+) -> torch.Tensor:
     """Rotate the first rotary_dim dims of each head (pairs i, i + rotary_dim/2); keep the rest.
 
     x: [T, heads, head_dim]; positions: [T].
@@ -113,8 +114,9 @@ class ForwardOutput:
 class ReferenceModel:
     """AntAngelMed forward over a dict of checkpoint tensors (names as in the checkpoint)."""
 
-    def __init__(self, config: dict[str, Any], weights: dict[str, torch.Tensor],
-                 dtype: torch.dtype = torch.float32) -> None:
+    def __init__(
+        self, config: dict[str, Any], weights: dict[str, torch.Tensor], dtype: torch.dtype = torch.float32
+    ) -> None:
         if config.get("rope_scaling"):
             raise NotImplementedError(
                 f"the reference forward does not implement rope_scaling {config['rope_scaling']!r}"
@@ -125,8 +127,7 @@ class ReferenceModel:
         self.dtype = dtype
         # expert_bias stays float32 (the router runs in float32); the rest in the compute dtype.
         self.w = {
-            name: t.float() if name.endswith("expert_bias") else t.to(dtype)
-            for name, t in weights.items()
+            name: t.float() if name.endswith("expert_bias") else t.to(dtype) for name, t in weights.items()
         }
         c = config
         self.num_layers: int = c["num_hidden_layers"]
@@ -151,8 +152,10 @@ class ReferenceModel:
         c = self.config
         p = f"model.layers.{idx}"
         names = {f"{p}.input_layernorm.weight", f"{p}.post_attention_layernorm.weight"}
-        names |= {f"{p}.attention.{n}.weight"
-                  for n in ("query_key_value", "dense", "query_layernorm", "key_layernorm")}
+        names |= {
+            f"{p}.attention.{n}.weight"
+            for n in ("query_key_value", "dense", "query_layernorm", "key_layernorm")
+        }
         proj = ("gate_proj", "up_proj", "down_proj")
         if idx < self.first_dense:
             return names | {f"{p}.mlp.{n}.weight" for n in proj}
@@ -191,8 +194,9 @@ class ReferenceModel:
         missing = expected - have
         unknown = have - expected
         if missing or unknown:
-            raise ValueError(f"checkpoint mismatch: missing {sorted(missing)[:5]}, "
-                             f"unknown {sorted(unknown)[:5]}")
+            raise ValueError(
+                f"checkpoint mismatch: missing {sorted(missing)[:5]}, unknown {sorted(unknown)[:5]}"
+            )
 
     # ---- blocks ----------------------------------------------------------------------------
     def _linear(self, x: torch.Tensor, name: str) -> torch.Tensor:
@@ -203,8 +207,14 @@ class ReferenceModel:
         up = self._linear(x, f"{prefix}.up_proj.weight")
         return self._linear(F.silu(gate) * up, f"{prefix}.down_proj.weight")
 
-    def attention(self, x: torch.Tensor, positions: torch.Tensor, prefix: str,
-                  cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
+    def attention(
+        self,
+        x: torch.Tensor,
+        positions: torch.Tensor,
+        prefix: str,
+        cache: KVCache | None = None,
+        layer: int = 0,
+    ) -> torch.Tensor:
         """x: [T, H] (already input-normed) at absolute `positions` -> [T, H]. With a cache,
         earlier tokens' keys/values come from it and this step's are appended."""
         n_tok, d = x.shape[0], self.head_dim
@@ -259,8 +269,9 @@ class ReferenceModel:
             out += self._swiglu(x, f"{prefix}.shared_experts").float()  # not scaled
         return out.to(x.dtype), ids
 
-    def decoder_layer(self, h: torch.Tensor, positions: torch.Tensor, idx: int,
-                      cache: KVCache | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def decoder_layer(
+        self, h: torch.Tensor, positions: torch.Tensor, idx: int, cache: KVCache | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         p = f"model.layers.{idx}"
         x = rms_norm(h, self.w[f"{p}.input_layernorm.weight"], self.eps)
         h = h + self.attention(x, positions, f"{p}.attention", cache, idx)
@@ -272,8 +283,7 @@ class ReferenceModel:
 
     # ---- public API ---------------------------------------------------------------------
     @torch.no_grad()
-    def forward_with_states(self, input_ids: torch.Tensor,
-                            cache: KVCache | None = None) -> ForwardOutput:
+    def forward_with_states(self, input_ids: torch.Tensor, cache: KVCache | None = None) -> ForwardOutput:
         """Forward of one sequence: logits, residual stream per layer, routing.
 
         With a cache, input_ids continue the tokens already in it (outputs cover the new
@@ -312,8 +322,13 @@ class ReferenceModel:
         return int(self.config.get("num_nextn_predict_layers") or 0)
 
     @torch.no_grad()
-    def mtp_forward(self, next_ids: torch.Tensor, prev_hidden: torch.Tensor,
-                    positions: torch.Tensor | None = None, mtp_index: int = 0) -> torch.Tensor:
+    def mtp_forward(
+        self,
+        next_ids: torch.Tensor,
+        prev_hidden: torch.Tensor,
+        positions: torch.Tensor | None = None,
+        mtp_index: int = 0,
+    ) -> torch.Tensor:
         """Logits [T, V] of MTP layer `mtp_index` (DeepSeek-V3 style, as the notes describe).
 
         next_ids[t]: the token after position t; prev_hidden[t]: the main model's final-normed
@@ -329,8 +344,9 @@ class ReferenceModel:
         next_ids = torch.as_tensor(next_ids, dtype=torch.long).reshape(-1)
         if positions is None:
             positions = torch.arange(next_ids.numel())
-        emb = rms_norm(self.w["model.word_embeddings.weight"][next_ids], self.w[f"{p}.enorm.weight"],
-                       self.eps)
+        emb = rms_norm(
+            self.w["model.word_embeddings.weight"][next_ids], self.w[f"{p}.enorm.weight"], self.eps
+        )
         hid = rms_norm(prev_hidden.to(self.dtype), self.w[f"{p}.hnorm.weight"], self.eps)
         h = self._linear(torch.cat([emb, hid], dim=-1), f"{p}.eh_proj.weight")  # [T, H]
         h, _ = self.decoder_layer(h, positions, idx)
@@ -338,8 +354,13 @@ class ReferenceModel:
         return self._linear(h, "lm_head.weight").float()
 
     @torch.no_grad()
-    def greedy_generate(self, input_ids: list[int] | torch.Tensor, n: int,
-                        stop_ids: set[int] | None = None, use_cache: bool = True) -> list[int]:
+    def greedy_generate(
+        self,
+        input_ids: list[int] | torch.Tensor,
+        n: int,
+        stop_ids: set[int] | None = None,
+        use_cache: bool = True,
+    ) -> list[int]:
         """Greedy-decode n new tokens; stops early at stop_ids. use_cache=False recomputes the
         whole sequence every step (the plainest form, for cross-checking the cache)."""
         ids = torch.as_tensor(input_ids, dtype=torch.long).reshape(-1).tolist()
@@ -368,8 +389,11 @@ def _is_mtp_name(name: str, num_layers: int) -> bool:
 def load_safetensors(path: Path) -> dict[str, torch.Tensor]:
     """All tensors of a checkpoint dir (single file or HF index); block-FP8 is dequantized."""
     index = path / "model.safetensors.index.json"
-    files = (sorted(set(json.loads(index.read_text())["weight_map"].values()))
-             if index.exists() else ["model.safetensors"])
+    files = (
+        sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        if index.exists()
+        else ["model.safetensors"]
+    )
     tensors: dict[str, torch.Tensor] = {}
     for fname in files:
         with safe_open(str(path / fname), framework="pt") as f:
@@ -377,10 +401,10 @@ def load_safetensors(path: Path) -> dict[str, torch.Tensor]:
                 tensors[name] = f.get_tensor(name)
     scales = [n for n in tensors if n.endswith(".weight_scale_inv")]
     if scales:
-        from model_plugin.checkpoints.fp8 import dequantize_block_fp8
+        from model_plugin.fp8 import BLOCK_SIZE, dequantize_block_fp8
 
         config = json.loads((path / "config.json").read_text())
-        block = tuple(config.get("quantization_config", {}).get("weight_block_size", (128, 128)))
+        block = tuple(config.get("quantization_config", {}).get("weight_block_size", BLOCK_SIZE))
         for sname in scales:
             wname = sname.removesuffix("_scale_inv")
             tensors[wname] = dequantize_block_fp8(tensors[wname], tensors.pop(sname), block)

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from tests.engine.support import REPO, start_vllm_server
+from tests.model_plugin.engine.support import REPO, start_vllm_server
 
 
 @pytest.fixture(scope="session")

@@ -45,8 +45,12 @@ def default_aux_layer_ids(num_layers: int) -> list[int]:
     return sorted({0, num_layers // 2, num_layers - 1})
 
 
-def select_draft_vocab(tok: Tokenizer, size: int, texts: Iterable[str] | None = None,
-                       token_counts: Mapping[int, int] | None = None) -> list[int]:
+def select_draft_vocab(
+    tok: Tokenizer,
+    size: int,
+    texts: Iterable[str] | None = None,
+    token_counts: Mapping[int, int] | None = None,
+) -> list[int]:
     """Target ids of the draft vocabulary, ascending: special and chat-role tokens first, then
     the most frequent tokens (token_counts, else counted over `texts`, else over the embedded
     corpus), ties by lower id."""
@@ -76,8 +80,9 @@ def select_draft_vocab(tok: Tokenizer, size: int, texts: Iterable[str] | None = 
     return sorted(chosen[:size])
 
 
-def draft_config(target_cfg: dict[str, Any], draft_vocab_size: int,
-                 aux_layer_ids: list[int]) -> dict[str, Any]:
+def draft_config(
+    target_cfg: dict[str, Any], draft_vocab_size: int, aux_layer_ids: list[int]
+) -> dict[str, Any]:
     """config.json of the draft (a LlamaConfig vLLM reads as LlamaForCausalLMEagle3)."""
     h = target_cfg["hidden_size"]
     eagle = {"eagle_aux_hidden_state_layer_ids": aux_layer_ids, "use_aux_hidden_state": True}
@@ -147,8 +152,7 @@ def vocab_maps(draft_ids: list[int], target_vocab: int) -> tuple[torch.Tensor, t
 
 def _read_target_tensor(target: Path, name: str) -> torch.Tensor:
     index = target / "model.safetensors.index.json"
-    fname = (json.loads(index.read_text())["weight_map"][name] if index.exists()
-             else "model.safetensors")
+    fname = json.loads(index.read_text())["weight_map"][name] if index.exists() else "model.safetensors"
     with safe_open(str(target / fname), framework="pt") as f:
         return f.get_tensor(name)
 
@@ -165,8 +169,9 @@ def _random_tensors(cfg: dict[str, Any], seed: int) -> dict[str, torch.Tensor]:
     return out
 
 
-def build_draft_tensors(target: Path, cfg: dict[str, Any], draft_ids: list[int],
-                        seed: int) -> dict[str, torch.Tensor]:
+def build_draft_tensors(
+    target: Path, cfg: dict[str, Any], draft_ids: list[int], seed: int
+) -> dict[str, torch.Tensor]:
     """Random draft weights, except embeddings and lm_head rows taken from the target, so an
     untrained draft already speaks the target's token space (a better start for distillation)."""
     with single_thread():
@@ -186,12 +191,22 @@ def check_draft_tensors(cfg: dict[str, Any], tensors: Mapping[str, torch.Tensor]
         raise CheckpointError(f"draft tensors: missing {sorted(missing)}, unknown {sorted(unknown)}")
     for name, shape in shapes.items():
         if tuple(tensors[name].shape) != shape:
-            raise CheckpointError(f"draft tensor {name} has shape {tuple(tensors[name].shape)}, "
-                                  f"expected {shape}")
+            raise CheckpointError(
+                f"draft tensor {name} has shape {tuple(tensors[name].shape)}, expected {shape}"
+            )
 
 
-TARGET_KEYS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
-               "head_dim", "intermediate_size", "vocab_size", "rms_norm_eps", "rope_theta")
+TARGET_KEYS = (
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "head_dim",
+    "intermediate_size",
+    "vocab_size",
+    "rms_norm_eps",
+    "rope_theta",
+)
 
 
 def load_target(target: Path) -> tuple[dict[str, Any], Tokenizer]:
@@ -276,8 +291,13 @@ def write_eagle3_draft(
     as in draft_shapes); texts / token_counts: where the draft vocabulary's token frequencies
     come from (default: the embedded corpus).
     """
-    plan = plan_eagle3_draft(target, draft_vocab_size=draft_vocab_size, aux_layer_ids=aux_layer_ids,
-                             texts=texts, token_counts=token_counts)
+    plan = plan_eagle3_draft(
+        target,
+        draft_vocab_size=draft_vocab_size,
+        aux_layer_ids=aux_layer_ids,
+        texts=texts,
+        token_counts=token_counts,
+    )
     if tensors is None:
         tensors = build_draft_tensors(plan.target, plan.config, plan.draft_ids, seed)
     return save_eagle3_draft(plan, out, tensors)

@@ -59,8 +59,9 @@ class DistillResult:
     accepted_per_proposal: list[float]  # index k-1: mean tokens accepted with k drafts
 
 
-def unrolled_attention(q: torch.Tensor, keys: list[tuple[torch.Tensor, torch.Tensor]],
-                       causal: torch.Tensor) -> torch.Tensor:
+def unrolled_attention(
+    q: torch.Tensor, keys: list[tuple[torch.Tensor, torch.Tensor]], causal: torch.Tensor
+) -> torch.Tensor:
     """Attention of speculative step k = len(keys), as a draft's KV cache holds it in vLLM.
 
     q and each (k, v) in `keys`: [B, n, Hq, d] (KV heads already repeated), keys[0] from step 1
@@ -93,16 +94,20 @@ class Eagle3Student(nn.Module):
         self.head_dim = cfg["head_dim"]
         # The embedding is the target's and stays frozen (vLLM may share the target's).
         self.register_buffer("embed", tensors["embed_tokens.weight"].float())
-        self.p = nn.ParameterDict({
-            name.replace(".", "__"): nn.Parameter(t.float().clone())
-            for name, t in tensors.items() if name != "embed_tokens.weight"
-        })
+        self.p = nn.ParameterDict(
+            {
+                name.replace(".", "__"): nn.Parameter(t.float().clone())
+                for name, t in tensors.items()
+                if name != "embed_tokens.weight"
+            }
+        )
 
     def w(self, name: str) -> torch.Tensor:
         return self.p[name.replace(".", "__")]
 
-    def _qkv(self, tokens: torch.Tensor, hidden: torch.Tensor,
-             positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _qkv(
+        self, tokens: torch.Tensor, hidden: torch.Tensor, positions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """[input_layernorm(embed) | hidden_norm(hidden)] -> q, k, v [..., n, Hq, d]."""
         lead, d = tokens.shape, self.head_dim
         emb = rms_norm(self.embed[tokens], self.w("midlayer.input_layernorm.weight"), self.eps)
@@ -162,15 +167,19 @@ class Eagle3Student(nn.Module):
 DraftInput = Callable[[ForwardOutput], torch.Tensor]
 
 
-def teacher_samples(ref: ReferenceModel, aux_ids: list[int] | DraftInput, prompts: list[list[int]],
-                    gen_tokens: int) -> list[Sample]:
+def teacher_samples(
+    ref: ReferenceModel, aux_ids: list[int] | DraftInput, prompts: list[list[int]], gen_tokens: int
+) -> list[Sample]:
     """Run the target on each prompt (and let it continue greedily for gen_tokens).
 
     aux_ids: the layers whose input residual streams an EAGLE3 draft reads (concatenated), or a
     function picking another draft input from the forward (the MTP reads ``final_hidden``).
     """
-    pick = aux_ids if callable(aux_ids) else (
-        lambda out: torch.cat([out.layer_inputs[i] for i in aux_ids], dim=-1))
+    pick = (
+        aux_ids
+        if callable(aux_ids)
+        else (lambda out: torch.cat([out.layer_inputs[i] for i in aux_ids], dim=-1))
+    )
     samples = []
     for prompt in prompts:
         tokens = prompt + (ref.greedy_generate(prompt, gen_tokens) if gen_tokens else [])
@@ -186,8 +195,9 @@ def step_labels(s: Sample, step: int) -> torch.Tensor:
     return torch.where(idx <= n, s.labels[idx.clamp(max=n)], torch.full((n,), -1))
 
 
-def acceptance(student: Eagle3Student, samples: list[Sample], draft_ids: torch.Tensor,
-               steps: int = 1) -> float:
+def acceptance(
+    student: Eagle3Student, samples: list[Sample], draft_ids: torch.Tensor, steps: int = 1
+) -> float:
     """Mean tokens accepted per proposal of `steps` drafts (chain-greedy, like vLLM), over the
     rows inside the target's own generations; 1.0 per step at most."""
     accepted = total = 0
@@ -203,9 +213,17 @@ def acceptance(student: Eagle3Student, samples: list[Sample], draft_ids: torch.T
     return accepted / max(total, 1)
 
 
-def teacher_data(ref: ReferenceModel, tok: Tokenizer, aux_ids: list[int] | DraftInput, *, gen_prompts: int,
-                 gen_tokens: int, random_sequences: int, rng: random.Random,
-                 seed: int) -> tuple[list[Sample], list[Sample]]:
+def teacher_data(
+    ref: ReferenceModel,
+    tok: Tokenizer,
+    aux_ids: list[int] | DraftInput,
+    *,
+    gen_prompts: int,
+    gen_tokens: int,
+    random_sequences: int,
+    rng: random.Random,
+    seed: int,
+) -> tuple[list[Sample], list[Sample]]:
     """(train, held-out) teacher sequences: chat-formatted corpus lines (teacher-forced), the
     target's own greedy continuations of some of them, and random token sequences (cheap, one
     forward each, and they show the draft every token). Held-out: 8 unseen prompts, continued."""
@@ -213,8 +231,9 @@ def teacher_data(ref: ReferenceModel, tok: Tokenizer, aux_ids: list[int] | Draft
     rng.shuffle(prompts)
     held_out, prompts = prompts[:8], prompts[8:]
     gen = torch.Generator().manual_seed(seed)
-    randoms = [torch.randint(0, tok.get_vocab_size(), (64,), generator=gen).tolist()
-               for _ in range(random_sequences)]
+    randoms = [
+        torch.randint(0, tok.get_vocab_size(), (64,), generator=gen).tolist() for _ in range(random_sequences)
+    ]
     train = teacher_samples(ref, aux_ids, prompts[gen_prompts:] + randoms, 0)
     train += teacher_samples(ref, aux_ids, prompts[:gen_prompts], gen_tokens)
     return train, teacher_samples(ref, aux_ids, held_out, gen_tokens)
@@ -238,16 +257,25 @@ def collate(samples: list[Sample], unroll: int) -> tuple[torch.Tensor, torch.Ten
     aux = torch.zeros(len(samples), t, samples[0].aux.shape[-1])
     labels = [torch.full((len(samples), t - 1), -1, dtype=torch.long) for _ in range(unroll)]
     for b, s in enumerate(samples):
-        tokens[b, :len(s.tokens)] = s.tokens
-        aux[b, :len(s.tokens)] = s.aux
+        tokens[b, : len(s.tokens)] = s.tokens
+        aux[b, : len(s.tokens)] = s.aux
         for k in range(unroll):
-            labels[k][b, :len(s.tokens) - 1] = step_labels(s, k + 1)
+            labels[k][b, : len(s.tokens) - 1] = step_labels(s, k + 1)
     return tokens, aux, labels
 
 
-def train_student(student: Eagle3Student, train: list[Sample], to_draft: torch.Tensor, *,
-                  steps: int, batch: int, lr: float, rng: random.Random, unroll: int,
-                  log: Callable[[str], None]) -> None:
+def train_student(
+    student: Eagle3Student,
+    train: list[Sample],
+    to_draft: torch.Tensor,
+    *,
+    steps: int,
+    batch: int,
+    lr: float,
+    rng: random.Random,
+    unroll: int,
+    log: Callable[[str], None],
+) -> None:
     """Cross-entropy on the target's greedy tokens over `unroll` speculative steps (ids
     outside the draft vocab, padding and rows past the sequence end are ignored)."""
     opt = torch.optim.AdamW(student.parameters(), lr=lr, weight_decay=0.0)
@@ -258,7 +286,7 @@ def train_student(student: Eagle3Student, train: list[Sample], to_draft: torch.T
         for k, logits in enumerate(student(tokens, aux, unroll)):
             target = torch.where(labels[k] >= 0, to_draft[labels[k].clamp(min=0)], -100)
             ce = F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=-100)
-            loss = loss + STEP_DECAY ** k * ce
+            loss = loss + STEP_DECAY**k * ce
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -286,32 +314,49 @@ def distill_eagle3_draft(
     """Train a draft on the target's own aux states and greedy tokens; write it to `out`."""
     log = log or (lambda _msg: None)
     check_output_dir(Path(out).resolve())  # fail before minutes of training, not after
-    aux_ids = plan_eagle3_draft(target, aux_layer_ids=aux_layer_ids).config[
-        "eagle_config"]["eagle_aux_hidden_state_layer_ids"]  # also validates the target
+    aux_ids = plan_eagle3_draft(target, aux_layer_ids=aux_layer_ids).config["eagle_config"][
+        "eagle_aux_hidden_state_layer_ids"
+    ]  # also validates the target
     rng = random.Random(seed)
     torch.manual_seed(seed)
     with single_thread():
         ref = ReferenceModel.from_pretrained(target, dtype=torch.float32)
         tok = Tokenizer.from_file(str(Path(target) / "tokenizer.json"))
-        log(f"teacher: corpus prompts, {gen_prompts} continued for {gen_tokens} tokens, "
-            f"{random_sequences} random sequences")
-        train, evals = teacher_data(ref, tok, aux_ids, gen_prompts=gen_prompts,
-                                    gen_tokens=gen_tokens, random_sequences=random_sequences,
-                                    rng=rng, seed=seed)
-        plan = plan_eagle3_draft(target, draft_vocab_size=draft_vocab_size,
-                                 aux_layer_ids=aux_layer_ids, token_counts=label_counts(train))
+        log(
+            f"teacher: corpus prompts, {gen_prompts} continued for {gen_tokens} tokens, "
+            f"{random_sequences} random sequences"
+        )
+        train, evals = teacher_data(
+            ref,
+            tok,
+            aux_ids,
+            gen_prompts=gen_prompts,
+            gen_tokens=gen_tokens,
+            random_sequences=random_sequences,
+            rng=rng,
+            seed=seed,
+        )
+        plan = plan_eagle3_draft(
+            target,
+            draft_vocab_size=draft_vocab_size,
+            aux_layer_ids=aux_layer_ids,
+            token_counts=label_counts(train),
+        )
         init = build_draft_tensors(plan.target, plan.config, plan.draft_ids, seed)
         student = Eagle3Student(plan, {k: v.float() for k, v in init.items()})
         draft_ids = torch.tensor(plan.draft_ids)
         to_draft = torch.full((plan.target_config["vocab_size"],), -100, dtype=torch.long)
         to_draft[draft_ids] = torch.arange(len(draft_ids))
         before = acceptance(student, evals, draft_ids)
-        train_student(student, train, to_draft, steps=steps, batch=batch, lr=lr, rng=rng,
-                      unroll=unroll, log=log)
+        train_student(
+            student, train, to_draft, steps=steps, batch=batch, lr=lr, rng=rng, unroll=unroll, log=log
+        )
         after = acceptance(student, evals, draft_ids)
         accepted = [acceptance(student, evals, draft_ids, k) for k in range(1, unroll + 1)]
     log(f"first-token acceptance on held-out target generations: {before:.3f} -> {after:.3f}")
-    log("mean accepted tokens per proposal of k drafts: "
-        + ", ".join(f"k={k}: {a:.2f}" for k, a in enumerate(accepted, start=1)))
+    log(
+        "mean accepted tokens per proposal of k drafts: "
+        + ", ".join(f"k={k}: {a:.2f}" for k, a in enumerate(accepted, start=1))
+    )
     path = save_eagle3_draft(plan, out, student.tensors())
     return DistillResult(path, before, after, sum(len(s.tokens) - 1 for s in train), accepted)

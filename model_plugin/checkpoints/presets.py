@@ -135,7 +135,7 @@ PRESETS: dict[str, Preset] = {
         num_key_value_heads=2,
         head_dim=64,
         intermediate_size=256,
-        moe_intermediate_size=128,  # a multiple of 128 so the FP8 twin loads in vLLM GPU kernels
+        moe_intermediate_size=128,  # a multiple of fp8.BLOCK_SIZE: the FP8 twin loads in vLLM GPU kernels
         num_experts=16,
         num_experts_per_tok=4,
         num_shared_experts=1,
@@ -205,8 +205,9 @@ def round_vocab(n_tokens: int) -> int:
     return -(-n_tokens // VOCAB_MULTIPLE) * VOCAB_MULTIPLE
 
 
-def build_config(preset: Preset, *, vocab_size: int, bos_token_id: int, eos_token_id: int,
-                 pad_token_id: int) -> dict[str, Any]:
+def build_config(
+    preset: Preset, *, vocab_size: int, bos_token_id: int, eos_token_id: int, pad_token_id: int
+) -> dict[str, Any]:
     """The full config.json for a preset and a tokenizer's special ids."""
     config: dict[str, Any] = dict(FIXED_CONFIG)
     config.update(

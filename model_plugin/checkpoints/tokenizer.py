@@ -84,8 +84,12 @@ def tokenizer_config(tok: Tokenizer, model_max_length: int) -> dict[str, Any]:
     """tokenizer_config.json: loads with transformers' AutoTokenizer, no remote code."""
     added = {
         str(tok.token_to_id(t)): {
-            "content": t, "lstrip": False, "normalized": False, "rstrip": False,
-            "single_word": False, "special": True,
+            "content": t,
+            "lstrip": False,
+            "normalized": False,
+            "rstrip": False,
+            "single_word": False,
+            "special": True,
         }
         for t in SPECIAL_TOKENS
     }

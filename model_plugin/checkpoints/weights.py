@@ -130,20 +130,6 @@ def tensor_specs(cfg: dict[str, Any], live_vocab: int | None = None) -> list[Ten
     return specs
 
 
-def is_quantizable_linear(name: str) -> bool:
-    """True for the projections a block-FP8 AntAngelMed checkpoint stores in float8.
-
-    The router gate, expert_bias, norms, embeddings and lm_head stay in their own dtype.
-    """
-    if not name.endswith(".weight") or name.startswith("lm_head"):
-        return False
-    return (
-        ".attention.query_key_value." in name
-        or ".attention.dense." in name
-        or name.endswith(("gate_proj.weight", "up_proj.weight", "down_proj.weight"))
-    )
-
-
 def tensor_seed(seed: int, name: str) -> int:
     """A per-tensor seed: each tensor depends only on (seed, name), not on generation order."""
     digest = hashlib.sha256(f"{seed}:{name}".encode()).digest()
@@ -165,14 +151,15 @@ def make_tensor(spec: TensorSpec, seed: int) -> torch.Tensor:
         values = torch.randn(n, generator=gen, dtype=torch.float32).mul_(spec.std)
         if spec.kind == "norm":
             values.add_(1.0)
-        flat[start:start + n].copy_(values)
+        flat[start : start + n].copy_(values)
     if spec.live_rows is not None:
-        out[spec.live_rows:] = 0
+        out[spec.live_rows :] = 0
     return out
 
 
-def add_bigram(lm_head: torch.Tensor, embedding: torch.Tensor, strength: float, seed: int,
-               live_rows: int) -> torch.Tensor:
+def add_bigram(
+    lm_head: torch.Tensor, embedding: torch.Tensor, strength: float, seed: int, live_rows: int
+) -> torch.Tensor:
     """Give the model a next-token habit: row sigma(x) of lm_head gains strength/h * E[x].
 
     sigma is a seeded random permutation of the live vocabulary. After the final norm the

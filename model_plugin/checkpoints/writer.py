@@ -102,8 +102,14 @@ def tensor_drawer(specs: list[TensorSpec], seed: int, bigram: float = 0.0) -> Dr
     return draw
 
 
-def write_weights(out_dir: Path, specs: list[TensorSpec], draw: Draw, *, max_shard_bytes: int,
-                  transform: TensorTransform | None = None) -> None:
+def write_weights(
+    out_dir: Path,
+    specs: list[TensorSpec],
+    draw: Draw,
+    *,
+    max_shard_bytes: int,
+    transform: TensorTransform | None = None,
+) -> None:
     """Generate and save tensors one shard at a time; shards get an HF index file."""
     shards = plan_shards(specs, max_shard_bytes)
     # One metadata key only: safetensors writes its metadata map in hash order, so more keys
@@ -122,8 +128,10 @@ def write_weights(out_dir: Path, specs: list[TensorSpec], draw: Draw, *, max_sha
             weight_map[name] = fname
             total += tensor.numel() * tensor.element_size()
         del tensors  # free this shard before drawing the next
-    write_json(out_dir / "model.safetensors.index.json",
-               {"metadata": {"total_size": total}, "weight_map": weight_map})
+    write_json(
+        out_dir / "model.safetensors.index.json",
+        {"metadata": {"total_size": total}, "weight_map": weight_map},
+    )
 
 
 @contextmanager
@@ -138,8 +146,9 @@ def single_thread() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _materialise(shard: list[TensorSpec], draw: Draw,
-                 transform: TensorTransform | None) -> dict[str, torch.Tensor]:
+def _materialise(
+    shard: list[TensorSpec], draw: Draw, transform: TensorTransform | None
+) -> dict[str, torch.Tensor]:
     tensors: dict[str, torch.Tensor] = {}
     with single_thread():
         for spec in shard:
@@ -165,14 +174,21 @@ def preset_config(preset: Preset) -> tuple[dict[str, Any], Tokenizer]:
     vocab = preset.vocab_size or round_vocab(tok.get_vocab_size())
     if vocab < tok.get_vocab_size():
         raise CheckpointError(f"vocab_size {vocab} is smaller than the tokenizer's")
-    config = build_config(preset, vocab_size=vocab, bos_token_id=ids.bos, eos_token_id=ids.eos,
-                          pad_token_id=ids.pad)
+    config = build_config(
+        preset, vocab_size=vocab, bos_token_id=ids.bos, eos_token_id=ids.eos, pad_token_id=ids.pad
+    )
     return config, tok
 
 
-def write_checkpoint(preset: Preset, out: Path, *, seed: int = 0, fp8: bool = False,
-                     bigram: float = 0.0,
-                     max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES) -> Path:
+def write_checkpoint(
+    preset: Preset,
+    out: Path,
+    *,
+    seed: int = 0,
+    fp8: bool = False,
+    bigram: float = 0.0,
+    max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
+) -> Path:
     """Write a full checkpoint for `preset` into `out` (absent or empty); returns the final path.
 
     bigram > 0 gives the random model a learnable next-token habit (see weights.add_bigram),
@@ -182,9 +198,9 @@ def write_checkpoint(preset: Preset, out: Path, *, seed: int = 0, fp8: bool = Fa
     config, tok = preset_config(preset)
     transform: TensorTransform | None = None
     if fp8:
-        from .fp8 import FP8_QUANTIZATION_CONFIG, quantize_for_checkpoint
+        from model_plugin.fp8 import QUANTIZATION_CONFIG, quantize_for_checkpoint
 
-        config["quantization_config"] = dict(FP8_QUANTIZATION_CONFIG)
+        config["quantization_config"] = dict(QUANTIZATION_CONFIG)
         transform = quantize_for_checkpoint
     out = Path(out)
     with atomic_dir(out) as tmp:
@@ -193,11 +209,24 @@ def write_checkpoint(preset: Preset, out: Path, *, seed: int = 0, fp8: bool = Fa
         write_json(tmp / "generation_config.json", generation_config(ids))
         write_tokenizer(tok, tmp, preset.max_position_embeddings)
         specs = tensor_specs(config, live_vocab=tok.get_vocab_size())
-        write_weights(tmp, specs, tensor_drawer(specs, seed, bigram),
-                      max_shard_bytes=max_shard_bytes, transform=transform)
+        write_weights(
+            tmp,
+            specs,
+            tensor_drawer(specs, seed, bigram),
+            max_shard_bytes=max_shard_bytes,
+            transform=transform,
+        )
         # How this checkpoint was made, for benchmark records (not read by any loader).
-        write_json(tmp / "generator.json", {
-            "generator": "model_plugin.checkpoints", "preset": preset.name, "seed": seed,
-            "num_hidden_layers": preset.num_hidden_layers, "fp8": fp8, "bigram": bigram,
-            "num_nextn_predict_layers": preset.num_nextn_predict_layers})
+        write_json(
+            tmp / "generator.json",
+            {
+                "generator": "model_plugin.checkpoints",
+                "preset": preset.name,
+                "seed": seed,
+                "num_hidden_layers": preset.num_hidden_layers,
+                "fp8": fp8,
+                "bigram": bigram,
+                "num_nextn_predict_layers": preset.num_nextn_predict_layers,
+            },
+        )
     return out.resolve()

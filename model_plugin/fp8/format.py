@@ -1,44 +1,60 @@
-"""Block-wise FP8 (float8_e4m3fn, one float32 scale per 128x128 block), as AntAngelMed-FP8 ships.
+"""Block-wise FP8 as AntAngelMed-FP8 ships it: float8_e4m3fn weights, one float32 scale per block.
 
 ``weight ~= fp8_weight * weight_scale_inv`` with the scale broadcast over its block; edge blocks
-of shapes that are not multiples of the block are ragged (scale shape is ceil-divided).
-The plugin imports ``dequantize_block_fp8`` for its dequantize-at-load fallback on CPUs.
+of shapes that are not multiples of the block are ragged (the scale shape is ceil-divided).
+Only the linear projections are quantized (see :func:`is_quantizable_linear`). The generator
+writes FP8 twins with :func:`quantize_for_checkpoint`; the plugin's CPU fallback and the
+reference read them back with :func:`dequantize_block_fp8`.
 """
 
 from __future__ import annotations
 
 import torch
 
-from .weights import is_quantizable_linear
-
+# The one definition of the block size: AntAngelMed-FP8's `weight_block_size`, and the default
+# wherever a config does not say.
+BLOCK_SIZE: tuple[int, int] = (128, 128)
 FP8_DTYPE = torch.float8_e4m3fn
 FP8_MAX = float(torch.finfo(FP8_DTYPE).max)  # 448
-DEFAULT_BLOCK: tuple[int, int] = (128, 128)
-FP8_QUANTIZATION_CONFIG = {
+QUANTIZATION_CONFIG = {
     "quant_method": "fp8",
     "activation_scheme": "dynamic",
-    "weight_block_size": list(DEFAULT_BLOCK),
+    "weight_block_size": list(BLOCK_SIZE),
     "fmt": "e4m3",
 }
 SCALE_SUFFIX = "_scale_inv"  # "x.weight" -> "x.weight_scale_inv"
 
 
-def scale_shape(shape: tuple[int, ...], block: tuple[int, int] = DEFAULT_BLOCK) -> tuple[int, int]:
+def is_quantizable_linear(name: str) -> bool:
+    """True for the projections a block-FP8 AntAngelMed checkpoint stores in float8.
+
+    The router gate, expert_bias, norms, embeddings and lm_head stay in their own dtype.
+    """
+    if not name.endswith(".weight") or name.startswith("lm_head"):
+        return False
+    return (
+        ".attention.query_key_value." in name
+        or ".attention.dense." in name
+        or name.endswith(("gate_proj.weight", "up_proj.weight", "down_proj.weight"))
+    )
+
+
+def scale_shape(shape: tuple[int, ...], block: tuple[int, int] = BLOCK_SIZE) -> tuple[int, int]:
     """Shape of weight_scale_inv for a 2-D weight: one entry per (possibly ragged) block."""
     rows, cols = shape
     return -(-rows // block[0]), -(-cols // block[1])
 
 
-def _expand_scales(scale_inv: torch.Tensor, shape: tuple[int, int],
-                   block: tuple[int, int]) -> torch.Tensor:
+def _expand_scales(scale_inv: torch.Tensor, shape: tuple[int, int], block: tuple[int, int]) -> torch.Tensor:
     """Broadcast [ceil(R/br), ceil(C/bc)] scales to the weight's [R, C], cropping edge blocks."""
     rows, cols = shape
     full = scale_inv.float().repeat_interleave(block[0], dim=0).repeat_interleave(block[1], dim=1)
     return full[:rows, :cols]
 
 
-def quantize_block_fp8(weight: torch.Tensor, block: tuple[int, int] = DEFAULT_BLOCK
-                       ) -> tuple[torch.Tensor, torch.Tensor]:
+def quantize_block_fp8(
+    weight: torch.Tensor, block: tuple[int, int] = BLOCK_SIZE
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Quantize a 2-D weight: returns (float8_e4m3fn weight, float32 scale_inv per block).
 
     Each block's absolute max maps to FP8's max (448), so no value saturates.
@@ -58,9 +74,13 @@ def quantize_block_fp8(weight: torch.Tensor, block: tuple[int, int] = DEFAULT_BL
     return q.contiguous(), scale_inv.contiguous()
 
 
-def dequantize_block_fp8(weight: torch.Tensor, scale_inv: torch.Tensor,
-                         block: tuple[int, int] = DEFAULT_BLOCK, *,
-                         dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def dequantize_block_fp8(
+    weight: torch.Tensor,
+    scale_inv: torch.Tensor,
+    block: tuple[int, int] = BLOCK_SIZE,
+    *,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
     """fp8 weight [R, C] * scale_inv [ceil(R/br), ceil(C/bc)] broadcast per block -> dtype."""
     if weight.dim() != 2:
         raise ValueError(f"block FP8 needs a 2-D weight, got shape {tuple(weight.shape)}")

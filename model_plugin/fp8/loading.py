@@ -1,4 +1,4 @@
-"""Block-wise FP8 checkpoints (AntAngelMed-FP8) and the CPU dequantize-at-load fallback.
+"""Loading block-FP8 checkpoints (AntAngelMed-FP8): their tensor table and the CPU fallback.
 
 On GPUs a block-FP8 checkpoint runs on vLLM's FP8 kernels: its ``quantization_config`` reaches
 vLLM untouched. vLLM's CPU build has no kernel for it (block FP8 needs AMX), so on a CPU the
@@ -16,17 +16,21 @@ from collections.abc import Iterable, Iterator
 
 import torch
 
-from model_plugin.checkpoints.fp8 import dequantize_block_fp8
+from model_plugin.checkpoint_schema import TensorSpec
+
+from .format import BLOCK_SIZE, FP8_DTYPE, SCALE_SUFFIX, dequantize_block_fp8, scale_shape
 
 FALLBACK_ENV = "ANTANGELMED_FP8_FALLBACK"
 # Where the config class keeps a quantization_config it moved aside for the fallback.
 STASH_KEY = "dequantized_quantization_config"
-DEFAULT_BLOCK = (128, 128)
 
 
 def is_block_fp8(quant_config: dict | None) -> bool:
-    return bool(quant_config) and quant_config.get("quant_method") == "fp8" and bool(
-        quant_config.get("weight_block_size"))
+    return (
+        bool(quant_config)
+        and quant_config.get("quant_method") == "fp8"
+        and bool(quant_config.get("weight_block_size"))
+    )
 
 
 def should_dequantize(quant_config: dict | None) -> bool:
@@ -56,23 +60,40 @@ def dequantize_on_load(config) -> bool:
 
 
 def block_size(config) -> tuple[int, int]:
-    block = (_quant_config(config) or {}).get("weight_block_size") or DEFAULT_BLOCK
+    block = (_quant_config(config) or {}).get("weight_block_size") or BLOCK_SIZE
     return int(block[0]), int(block[1])
 
 
-def dequantized(weights: Iterable[tuple[str, torch.Tensor]], block: tuple[int, int] = DEFAULT_BLOCK,
-                dtype: torch.dtype = torch.bfloat16) -> Iterator[tuple[str, torch.Tensor]]:
+def with_scales(specs: dict[str, TensorSpec], block: tuple[int, int] = BLOCK_SIZE) -> dict[str, TensorSpec]:
+    """Add the ``weight_scale_inv`` tensors a block-FP8 checkpoint stores beside each quantized weight."""
+    out = dict(specs)
+    for name, spec in specs.items():
+        if spec.quantized:
+            out[name + SCALE_SUFFIX] = TensorSpec(scale_shape(spec.shape, block))
+    return out
+
+
+def expected_tensors(specs: dict[str, TensorSpec], config) -> dict[str, TensorSpec]:
+    """A model's tensor table as its checkpoint stores it: with scales when the config is block-FP8."""
+    return with_scales(specs, block_size(config)) if checkpoint_is_block_fp8(config) else specs
+
+
+def dequantized(
+    weights: Iterable[tuple[str, torch.Tensor]],
+    block: tuple[int, int] = BLOCK_SIZE,
+    dtype: torch.dtype = torch.bfloat16,
+) -> Iterator[tuple[str, torch.Tensor]]:
     """Pair each float8 ``*.weight`` with its ``*.weight_scale_inv`` (in either order) and yield BF16."""
     pending: dict[str, torch.Tensor] = {}
     for name, tensor in weights:
-        if name.endswith(".weight_scale_inv"):
-            base = name.removesuffix("_scale_inv")
-        elif tensor.dtype == torch.float8_e4m3fn:
+        if name.endswith(".weight" + SCALE_SUFFIX):
+            base = name.removesuffix(SCALE_SUFFIX)
+        elif tensor.dtype == FP8_DTYPE:
             base = name
         else:
             yield name, tensor
             continue
-        other = pending.pop(base if base != name else base + "_scale_inv", None)
+        other = pending.pop(base if base != name else base + SCALE_SUFFIX, None)
         if other is None:
             pending[name] = tensor
             continue

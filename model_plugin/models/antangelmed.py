@@ -13,7 +13,6 @@ Differences from vLLM's built-in ``BailingMoeV2ForCausalLM`` that matter to user
 - a CPU fallback that dequantizes block-FP8 checkpoints at load (see ``model_plugin.fp8``).
 """
 
-
 from collections.abc import Iterable
 from itertools import islice
 from typing import ClassVar
@@ -48,7 +47,7 @@ from vllm.model_executor.models.utils import (
 from vllm.sequence import IntermediateTensors
 
 from model_plugin import fp8
-from model_plugin.checkpoint_schema import SchemaCheck, model_tensors, with_fp8_scales
+from model_plugin.checkpoint_schema import SchemaCheck, model_tensors
 
 _ROUTER_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, None: None}
 
@@ -56,15 +55,30 @@ _ROUTER_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, None: None}
 class AntAngelMedMLP(nn.Module):
     """SwiGLU: down(silu(gate(x)) * up(x)). Dense layers and the shared expert."""
 
-    def __init__(self, config, intermediate_size: int, quant_config: QuantizationConfig | None,
-                 reduce_results: bool = True, prefix: str = "") -> None:
+    def __init__(
+        self,
+        config,
+        intermediate_size: int,
+        quant_config: QuantizationConfig | None,
+        reduce_results: bool = True,
+        prefix: str = "",
+    ) -> None:
         super().__init__()
         self.gate_up_proj = MergedColumnParallelLinear(
-            config.hidden_size, [intermediate_size] * 2, bias=config.use_bias,
-            quant_config=quant_config, prefix=f"{prefix}.gate_up_proj")
+            config.hidden_size,
+            [intermediate_size] * 2,
+            bias=config.use_bias,
+            quant_config=quant_config,
+            prefix=f"{prefix}.gate_up_proj",
+        )
         self.down_proj = RowParallelLinear(
-            intermediate_size, config.hidden_size, bias=config.use_bias, quant_config=quant_config,
-            reduce_results=reduce_results, prefix=f"{prefix}.down_proj")
+            intermediate_size,
+            config.hidden_size,
+            bias=config.use_bias,
+            quant_config=quant_config,
+            reduce_results=reduce_results,
+            prefix=f"{prefix}.down_proj",
+        )
         self.act_fn = SiluAndMul()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -84,17 +98,29 @@ class AntAngelMedMoE(nn.Module):
     def __init__(self, config, quant_config: QuantizationConfig | None, prefix: str = "") -> None:
         super().__init__()
         self.router_dtype = _ROUTER_DTYPES[config.router_dtype]
-        self.gate = GateLinear(config.hidden_size, config.num_experts, out_dtype=self.router_dtype,
-                               params_dtype=self.router_dtype, prefix=f"{prefix}.gate")
+        self.gate = GateLinear(
+            config.hidden_size,
+            config.num_experts,
+            out_dtype=self.router_dtype,
+            params_dtype=self.router_dtype,
+            prefix=f"{prefix}.gate",
+        )
         # The bias is a selection-only correction; the checkpoint stores it in float32.
         self.gate.expert_bias = (
             nn.Parameter(torch.empty(config.num_experts, dtype=torch.float32), requires_grad=False)
-            if config.moe_router_enable_expert_bias else None
+            if config.moe_router_enable_expert_bias
+            else None
         )
         self.shared_experts = (
-            AntAngelMedMLP(config, config.shared_expert_intermediate_size, quant_config,
-                           reduce_results=False, prefix=f"{prefix}.shared_experts")
-            if config.num_shared_experts else None
+            AntAngelMedMLP(
+                config,
+                config.shared_expert_intermediate_size,
+                quant_config,
+                reduce_results=False,
+                prefix=f"{prefix}.shared_experts",
+            )
+            if config.num_shared_experts
+            else None
         )
         self.experts = FusedMoEFactory(
             shared_experts=self.shared_experts,
@@ -122,8 +148,13 @@ class AntAngelMedMoE(nn.Module):
 class AntAngelMedAttention(nn.Module):
     """GQA with a fused [Q | K | V] projection, per-head RMSNorm on q and k BEFORE partial NeoX RoPE."""
 
-    def __init__(self, config, cache_config: CacheConfig | None, quant_config: QuantizationConfig | None,
-                 prefix: str = "") -> None:
+    def __init__(
+        self,
+        config,
+        cache_config: CacheConfig | None,
+        quant_config: QuantizationConfig | None,
+        prefix: str = "",
+    ) -> None:
         super().__init__()
         tp_size = get_tensor_model_parallel_world_size()
         self.head_dim = config.head_dim
@@ -132,23 +163,42 @@ class AntAngelMedAttention(nn.Module):
         self.q_size = self.num_heads * self.head_dim
         self.kv_size = self.num_kv_heads * self.head_dim
         self.query_key_value = QKVParallelLinear(
-            config.hidden_size, self.head_dim, config.num_attention_heads, config.num_key_value_heads,
-            bias=config.use_qkv_bias or config.use_bias, quant_config=quant_config,
-            prefix=f"{prefix}.query_key_value")
+            config.hidden_size,
+            self.head_dim,
+            config.num_attention_heads,
+            config.num_key_value_heads,
+            bias=config.use_qkv_bias or config.use_bias,
+            quant_config=quant_config,
+            prefix=f"{prefix}.query_key_value",
+        )
         self.dense = RowParallelLinear(
-            config.num_attention_heads * self.head_dim, config.hidden_size, bias=config.use_bias,
-            quant_config=quant_config, prefix=f"{prefix}.dense")
+            config.num_attention_heads * self.head_dim,
+            config.hidden_size,
+            bias=config.use_bias,
+            quant_config=quant_config,
+            prefix=f"{prefix}.dense",
+        )
         # The official code always uses RMSNorm here; LayerNorm would not even load the checkpoint.
         self.use_qk_norm = config.use_qk_norm
         if self.use_qk_norm:
             self.query_layernorm = RMSNorm(self.head_dim, eps=config.rms_norm_eps)
             self.key_layernorm = RMSNorm(self.head_dim, eps=config.rms_norm_eps)
         # rope_parameters carries partial_rotary_factor, so only the first half of each head rotates.
-        self.rotary_emb = get_rope(self.head_dim, max_position=config.max_position_embeddings,
-                                   is_neox_style=True, rope_parameters=config.rope_parameters)
-        self.attn = Attention(self.num_heads, self.head_dim, self.head_dim**-0.5,
-                              num_kv_heads=self.num_kv_heads, cache_config=cache_config,
-                              quant_config=quant_config, prefix=f"{prefix}.attn")
+        self.rotary_emb = get_rope(
+            self.head_dim,
+            max_position=config.max_position_embeddings,
+            is_neox_style=True,
+            rope_parameters=config.rope_parameters,
+        )
+        self.attn = Attention(
+            self.num_heads,
+            self.head_dim,
+            self.head_dim**-0.5,
+            num_kv_heads=self.num_kv_heads,
+            cache_config=cache_config,
+            quant_config=quant_config,
+            prefix=f"{prefix}.attn",
+        )
 
     def _qk_norm(self, q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # One RMSNorm row per head: [T, heads*D] viewed as [T, heads, D] (no copy of the qkv slice).
@@ -167,12 +217,19 @@ class AntAngelMedAttention(nn.Module):
 
 
 class AntAngelMedDecoderLayer(nn.Module):
-    def __init__(self, config, cache_config: CacheConfig | None, quant_config: QuantizationConfig | None,
-                 prefix: str = "") -> None:
+    def __init__(
+        self,
+        config,
+        cache_config: CacheConfig | None,
+        quant_config: QuantizationConfig | None,
+        prefix: str = "",
+    ) -> None:
         super().__init__()
         layer_idx = int(prefix.rsplit(".", 1)[-1])
         self.input_layernorm = RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
-        self.attention = AntAngelMedAttention(config, cache_config, quant_config, prefix=f"{prefix}.attention")
+        self.attention = AntAngelMedAttention(
+            config, cache_config, quant_config, prefix=f"{prefix}.attention"
+        )
         self.post_attention_layernorm = RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
         self.mlp = (
             AntAngelMedMoE(config, quant_config, prefix=f"{prefix}.mlp")
@@ -180,8 +237,9 @@ class AntAngelMedDecoderLayer(nn.Module):
             else AntAngelMedMLP(config, config.intermediate_size, quant_config, prefix=f"{prefix}.mlp")
         )
 
-    def forward(self, positions: torch.Tensor, hidden_states: torch.Tensor,
-                residual: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, positions: torch.Tensor, hidden_states: torch.Tensor, residual: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         # Pre-norm with the residual add fused into the norm (vLLM's RMSNorm(x, residual)).
         if residual is None:
             residual = hidden_states
@@ -203,19 +261,28 @@ class AntAngelMedModel(nn.Module, EagleModelMixin):
         self.config = config
         pp = get_pp_group()
         self.word_embeddings = (
-            VocabParallelEmbedding(config.vocab_size, config.hidden_size,
-                                   quant_config=vllm_config.quant_config, prefix=f"{prefix}.word_embeddings")
-            if pp.is_first_rank else PPMissingLayer()
+            VocabParallelEmbedding(
+                config.vocab_size,
+                config.hidden_size,
+                quant_config=vllm_config.quant_config,
+                prefix=f"{prefix}.word_embeddings",
+            )
+            if pp.is_first_rank
+            else PPMissingLayer()
         )
         self.start_layer, self.end_layer, self.layers = make_layers(
             config.num_hidden_layers,
-            lambda prefix: AntAngelMedDecoderLayer(config, vllm_config.cache_config,
-                                                   vllm_config.quant_config, prefix=prefix),
+            lambda prefix: AntAngelMedDecoderLayer(
+                config, vllm_config.cache_config, vllm_config.quant_config, prefix=prefix
+            ),
             prefix=f"{prefix}.layers",
         )
-        self.norm = RMSNorm(config.hidden_size, eps=config.rms_norm_eps) if pp.is_last_rank else PPMissingLayer()
+        self.norm = (
+            RMSNorm(config.hidden_size, eps=config.rms_norm_eps) if pp.is_last_rank else PPMissingLayer()
+        )
         self.make_empty_intermediate_tensors = make_empty_intermediate_tensors_factory(
-            ["hidden_states", "residual"], config.hidden_size)
+            ["hidden_states", "residual"], config.hidden_size
+        )
 
     @property
     def embed_tokens(self) -> nn.Module:
@@ -244,19 +311,31 @@ class AntAngelMedModel(nn.Module, EagleModelMixin):
         aux: list[torch.Tensor] = []
         if pp.is_first_rank:
             self._maybe_add_hidden_state(aux, self.start_layer, hidden_states, residual)
-        for idx, layer in enumerate(islice(self.layers, self.start_layer, self.end_layer), start=self.start_layer):
+        for idx, layer in enumerate(
+            islice(self.layers, self.start_layer, self.end_layer), start=self.start_layer
+        ):
             hidden_states, residual = layer(positions, hidden_states, residual)
             self._maybe_add_hidden_state(aux, idx + 1, hidden_states, residual)
         if not pp.is_last_rank:
-            return IntermediateTensors({"hidden_states": hidden_states, "residual": residual,
-                                        **self.pack_local_aux_hidden_states(aux)})
+            return IntermediateTensors(
+                {
+                    "hidden_states": hidden_states,
+                    "residual": residual,
+                    **self.pack_local_aux_hidden_states(aux),
+                }
+            )
         hidden_states, _ = self.norm(hidden_states, residual)
         aux = remote_aux + aux
         return (hidden_states, aux) if aux else hidden_states
 
 
-def load_checked(module: nn.Module, weights: Iterable[tuple[str, torch.Tensor]], expected: dict,
-                 skip_prefixes: tuple[str, ...], param_dtype: torch.dtype) -> set[str]:
+def load_checked(
+    module: nn.Module,
+    weights: Iterable[tuple[str, torch.Tensor]],
+    expected: dict,
+    skip_prefixes: tuple[str, ...],
+    param_dtype: torch.dtype,
+) -> set[str]:
     """Load checkpoint tensors into ``module``: each checked against ``expected`` (name and shape),
     block-FP8 pairs dequantized when the CPU fallback is on, completeness asserted at the end."""
     check = SchemaCheck(expected, skip_prefixes=skip_prefixes)
@@ -271,14 +350,18 @@ def load_checked(module: nn.Module, weights: Iterable[tuple[str, torch.Tensor]],
 
 class AntAngelMedForCausalLM(nn.Module, SupportsPP, SupportsEagle3):
     packed_modules_mapping: ClassVar[dict[str, list[str]]] = {
-        "query_key_value": ["query_key_value"], "gate_up_proj": ["gate_proj", "up_proj"]}
+        "query_key_value": ["query_key_value"],
+        "gate_up_proj": ["gate_proj", "up_proj"],
+    }
     # Checkpoint name -> (our fused parameter, shard). Experts are mapped by vLLM's MoE runner.
-    hf_to_vllm_mapper = WeightsMapper(orig_to_new_stacked={
-        ".mlp.gate_proj": (".mlp.gate_up_proj", 0),
-        ".mlp.up_proj": (".mlp.gate_up_proj", 1),
-        ".shared_experts.gate_proj": (".shared_experts.gate_up_proj", 0),
-        ".shared_experts.up_proj": (".shared_experts.gate_up_proj", 1),
-    })
+    hf_to_vllm_mapper = WeightsMapper(
+        orig_to_new_stacked={
+            ".mlp.gate_proj": (".mlp.gate_up_proj", 0),
+            ".mlp.up_proj": (".mlp.gate_up_proj", 1),
+            ".shared_experts.gate_proj": (".shared_experts.gate_up_proj", 0),
+            ".shared_experts.up_proj": (".shared_experts.gate_up_proj", 1),
+        }
+    )
 
     def __init__(self, *, vllm_config: VllmConfig, prefix: str = "") -> None:
         super().__init__()
@@ -288,9 +371,12 @@ class AntAngelMedForCausalLM(nn.Module, SupportsPP, SupportsEagle3):
         self.param_dtype = vllm_config.model_config.dtype
         self.model = AntAngelMedModel(vllm_config=vllm_config, prefix=maybe_prefix(prefix, "model"))
         if get_pp_group().is_last_rank:
-            self.lm_head = ParallelLMHead(config.vocab_size, config.hidden_size,
-                                          quant_config=vllm_config.quant_config,
-                                          prefix=maybe_prefix(prefix, "lm_head"))
+            self.lm_head = ParallelLMHead(
+                config.vocab_size,
+                config.hidden_size,
+                quant_config=vllm_config.quant_config,
+                prefix=maybe_prefix(prefix, "lm_head"),
+            )
             if config.tie_word_embeddings:
                 self.lm_head = self.lm_head.tie_weights(self.model.word_embeddings)
             self.logits_processor = LogitsProcessor(config.vocab_size)
@@ -309,33 +395,48 @@ class AntAngelMedForCausalLM(nn.Module, SupportsPP, SupportsEagle3):
         shifted = tuple(layer + shift for layer in layers)
         bad = [layer for layer in shifted if not 0 <= layer <= self.config.num_hidden_layers]
         if bad:
-            raise ValueError(f"EAGLE3 aux hidden-state layer ids {bad} are outside 0..{self.config.num_hidden_layers} "
-                             f"(ids {layers}, eagle_aux_layer_id_shift={shift})")
+            raise ValueError(
+                f"EAGLE3 aux hidden-state layer ids {bad} are outside 0..{self.config.num_hidden_layers} "
+                f"(ids {layers}, eagle_aux_layer_id_shift={shift})"
+            )
         self.model._set_aux_hidden_state_layers(shifted)
 
-    def forward(self, input_ids: torch.Tensor | None, positions: torch.Tensor,
-                intermediate_tensors: IntermediateTensors | None = None,
-                inputs_embeds: torch.Tensor | None = None):
+    def forward(
+        self,
+        input_ids: torch.Tensor | None,
+        positions: torch.Tensor,
+        intermediate_tensors: IntermediateTensors | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+    ):
         return self.model(input_ids, positions, intermediate_tensors, inputs_embeds)
 
     def compute_logits(self, hidden_states: torch.Tensor) -> torch.Tensor | None:
         return self.logits_processor(self.lm_head, hidden_states)
 
     def load_weights(self, weights: Iterable[tuple[str, torch.Tensor]]) -> set[str]:
-        return load_checked(self, weights, self._expected_tensors(), self._foreign_prefixes(), self.param_dtype)
+        return load_checked(
+            self, weights, self._expected_tensors(), self._foreign_prefixes(), self.param_dtype
+        )
 
     def _expected_tensors(self):
         pp = get_pp_group()
-        specs = model_tensors(self.config, range(self.model.start_layer, self.model.end_layer),
-                              first=pp.is_first_rank, last=pp.is_last_rank)
-        return with_fp8_scales(specs, fp8.block_size(self.config)) if fp8.checkpoint_is_block_fp8(self.config) else specs
+        specs = model_tensors(
+            self.config,
+            range(self.model.start_layer, self.model.end_layer),
+            first=pp.is_first_rank,
+            last=pp.is_last_rank,
+        )
+        return fp8.expected_tensors(specs, self.config)
 
     def _foreign_prefixes(self) -> tuple[str, ...]:
         """Tensors that belong to another pipeline stage or to the MTP draft: known, not ours to load."""
         pp = get_pp_group()
         n = self.config.num_hidden_layers
-        other_layers = [i for i in range(n + self.config.num_nextn_predict_layers)
-                        if not self.model.start_layer <= i < self.model.end_layer]
+        other_layers = [
+            i
+            for i in range(n + self.config.num_nextn_predict_layers)
+            if not self.model.start_layer <= i < self.model.end_layer
+        ]
         prefixes = [f"model.layers.{i}." for i in other_layers]
         if not pp.is_first_rank:
             prefixes.append("model.word_embeddings.")

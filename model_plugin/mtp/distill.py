@@ -4,7 +4,7 @@ The generator's MTP layer (``--mtp``) is random, so vLLM's method "mtp" never ge
 accepted. This trains it the way the EAGLE3 distiller trains its head (same teacher data: the
 pure-PyTorch reference forward on chat-formatted corpus prompts, the target's own greedy
 continuations and random sequences), but on the MTP block as vLLM runs it
-(``model_plugin.models.antangelmed_mtp``; vLLM 0.32 feeds the target's *final-normed* hidden
+(``model_plugin.mtp.model``; vLLM 0.32 feeds the target's *final-normed* hidden
 state, the output of ``model.norm``, and the MTP block's own ``final_layernorm`` output on later
 speculative steps):
 
@@ -38,11 +38,23 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from model_plugin.checkpoints.eagle3 import load_target
+from model_plugin.checkpoints.eagle3_distill import (
+    Sample,
+    acceptance,
+    collate,
+    teacher_data,
+    train_student,
+    unrolled_attention,
+)
+from model_plugin.checkpoints.writer import (
+    CheckpointError,
+    atomic_dir,
+    check_output_dir,
+    single_thread,
+    write_json,
+)
 from model_plugin.reference import ReferenceModel, apply_partial_neox_rope, rms_norm
-
-from .eagle3 import load_target
-from .eagle3_distill import Sample, acceptance, collate, teacher_data, train_student, unrolled_attention
-from .writer import CheckpointError, atomic_dir, check_output_dir, single_thread, write_json
 
 GENERATOR_RECORD = "generator.json"
 
@@ -62,14 +74,18 @@ def mtp_layer_index(config: dict) -> int:
     """Checkpoint index of the (single) MTP block, or a CheckpointError saying why there is none."""
     n_mtp = int(config.get("num_nextn_predict_layers") or 0)
     if n_mtp == 0:
-        raise CheckpointError("the target has no MTP layer (num_nextn_predict_layers is 0 or absent); "
-                              "generate it with --mtp")
+        raise CheckpointError(
+            "the target has no MTP layer (num_nextn_predict_layers is 0 or absent); generate it with --mtp"
+        )
     if n_mtp > 1:
-        raise CheckpointError(f"the target has {n_mtp} MTP layers; only one is supported (vLLM 0.32 "
-                              "drafts every step with the first)")
+        raise CheckpointError(
+            f"the target has {n_mtp} MTP layers; only one is supported (vLLM 0.32 "
+            "drafts every step with the first)"
+        )
     if config.get("quantization_config"):
-        raise CheckpointError("the target is quantized (quantization_config); distil the BF16 "
-                              "checkpoint's MTP layer instead")
+        raise CheckpointError(
+            "the target is quantized (quantization_config); distil the BF16 checkpoint's MTP layer instead"
+        )
     return int(config["num_hidden_layers"])
 
 
@@ -83,8 +99,9 @@ class MTPStudent(nn.Module):
         self.prefix = f"model.layers.{self.idx}"
         self.eps, self.theta = ref.eps, float(ref.config["rope_theta"])
         self.n_heads, self.n_kv, self.head_dim = ref.n_heads, ref.n_kv, ref.head_dim
-        self.p = nn.ParameterDict({name.replace(".", "__"): nn.Parameter(ref.w[name].float().clone())
-                                   for name in names})
+        self.p = nn.ParameterDict(
+            {name.replace(".", "__"): nn.Parameter(ref.w[name].float().clone()) for name in names}
+        )
         # A view of the reference whose MTP weights are these parameters: its moe() (router,
         # experts, shared expert) then runs on them, differentiably, and the rest stays frozen.
         self.ref = copy.copy(ref)
@@ -93,17 +110,24 @@ class MTPStudent(nn.Module):
     def w(self, suffix: str) -> torch.Tensor:
         return self.ref.w[f"{self.prefix}.{suffix}"]
 
-    def step(self, tokens: torch.Tensor, hidden: torch.Tensor, positions: torch.Tensor,
-             keys: list[tuple[torch.Tensor, torch.Tensor]],
-             causal: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def step(
+        self,
+        tokens: torch.Tensor,
+        hidden: torch.Tensor,
+        positions: torch.Tensor,
+        keys: list[tuple[torch.Tensor, torch.Tensor]],
+        causal: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """One draft step over [B, n] rows -> (logits [B, n, V], final-normed hidden [B, n, H]);
         appends this step's keys/values to `keys`."""
         d, (b, n) = self.head_dim, tokens.shape
         emb = rms_norm(self.ref.w["model.word_embeddings.weight"][tokens], self.w("enorm.weight"), self.eps)
         hid = rms_norm(hidden, self.w("hnorm.weight"), self.eps)
         x = torch.cat([emb, hid], dim=-1) @ self.w("eh_proj.weight").T  # embedding half first
-        a = rms_norm(x, self.w("input_layernorm.weight"), self.eps) @ self.w(
-            "attention.query_key_value.weight").T
+        a = (
+            rms_norm(x, self.w("input_layernorm.weight"), self.eps)
+            @ self.w("attention.query_key_value.weight").T
+        )
         q, k, v = a.split([self.n_heads * d, self.n_kv * d, self.n_kv * d], dim=-1)
         q = rms_norm(q.reshape(b, n, self.n_heads, d), self.w("attention.query_layernorm.weight"), self.eps)
         k = rms_norm(k.reshape(b, n, self.n_kv, d), self.w("attention.key_layernorm.weight"), self.eps)
@@ -137,8 +161,9 @@ class MTPStudent(nn.Module):
         keys: list[tuple[torch.Tensor, torch.Tensor]] = []
         logits = []
         for step in range(1, steps + 1):
-            step_logits, hidden = self.step(tokens[:, (rows + step).clamp(max=n)], hidden,
-                                            rows + step - 1, keys, causal)
+            step_logits, hidden = self.step(
+                tokens[:, (rows + step).clamp(max=n)], hidden, rows + step - 1, keys, causal
+            )
             logits.append(step_logits[0] if single else step_logits)
         return logits
 
@@ -179,8 +204,10 @@ def save_mtp_checkpoint(target: Path, out: Path, tensors: dict[str, torch.Tensor
                             t = f.get_tensor(name)
                             if name in tensors:
                                 if tuple(tensors[name].shape) != tuple(t.shape):
-                                    raise CheckpointError(f"trained {name} has shape "
-                                                          f"{tuple(tensors[name].shape)}, stored {tuple(t.shape)}")
+                                    raise CheckpointError(
+                                        f"trained {name} has shape "
+                                        f"{tuple(tensors[name].shape)}, stored {tuple(t.shape)}"
+                                    )
                                 t = tensors[name].to(t.dtype).contiguous()
                                 written.add(name)
                             stored[name] = t
@@ -225,24 +252,43 @@ def distill_mtp(
             ref = ReferenceModel.from_pretrained(target, dtype=torch.float32)
         except (ValueError, OSError, KeyError) as exc:
             raise CheckpointError(f"cannot read the target checkpoint: {exc}") from None
-        log(f"teacher: corpus prompts, {gen_prompts} continued for {gen_tokens} tokens, "
-            f"{random_sequences} random sequences")
-        train, evals = teacher_data(ref, tok, lambda fwd: fwd.final_hidden, gen_prompts=gen_prompts,
-                                    gen_tokens=gen_tokens, random_sequences=random_sequences,
-                                    rng=rng, seed=seed)
+        log(
+            f"teacher: corpus prompts, {gen_prompts} continued for {gen_tokens} tokens, "
+            f"{random_sequences} random sequences"
+        )
+        train, evals = teacher_data(
+            ref,
+            tok,
+            lambda fwd: fwd.final_hidden,
+            gen_prompts=gen_prompts,
+            gen_tokens=gen_tokens,
+            random_sequences=random_sequences,
+            rng=rng,
+            seed=seed,
+        )
         student = MTPStudent(ref, trainable_names(ref))
         vocab = torch.arange(ref.config["vocab_size"])  # full vocabulary: draft id = target id
         before, loss_before = acceptance(student, evals, vocab), heldout_loss(student, evals)
-        train_student(student, train, vocab, steps=steps, batch=batch, lr=lr, rng=rng, unroll=unroll,
-                      log=log)
+        train_student(student, train, vocab, steps=steps, batch=batch, lr=lr, rng=rng, unroll=unroll, log=log)
         after, loss_after = acceptance(student, evals, vocab), heldout_loss(student, evals)
         accepted = [acceptance(student, evals, vocab, k) for k in range(1, unroll + 1)]
-    log(f"first-token acceptance on held-out target generations: {before:.3f} -> {after:.3f} "
-        f"(held-out loss {loss_before:.3f} -> {loss_after:.3f})")
-    log("mean accepted tokens per proposal of k drafts: "
-        + ", ".join(f"k={k}: {a:.2f}" for k, a in enumerate(accepted, start=1)))
-    record = {"steps": steps, "seed": seed, "unroll": unroll, "acceptance_before": before,
-              "acceptance_after": after, "accepted_per_proposal": accepted}
+    log(
+        f"first-token acceptance on held-out target generations: {before:.3f} -> {after:.3f} "
+        f"(held-out loss {loss_before:.3f} -> {loss_after:.3f})"
+    )
+    log(
+        "mean accepted tokens per proposal of k drafts: "
+        + ", ".join(f"k={k}: {a:.2f}" for k, a in enumerate(accepted, start=1))
+    )
+    record = {
+        "steps": steps,
+        "seed": seed,
+        "unroll": unroll,
+        "acceptance_before": before,
+        "acceptance_after": after,
+        "accepted_per_proposal": accepted,
+    }
     path = save_mtp_checkpoint(target, out, student.tensors(), record)
-    return MTPDistillResult(path, before, after, loss_before, loss_after,
-                            sum(len(s.tokens) - 1 for s in train), accepted)
+    return MTPDistillResult(
+        path, before, after, loss_before, loss_after, sum(len(s.tokens) - 1 for s in train), accepted
+    )

@@ -12,7 +12,7 @@ The directory this module writes holds that config.json (the target's keys other
 and relative symlinks to the target's weight shards that contain MTP tensors, so nothing is
 copied and the MTP weights are read from the target checkpoint itself::
 
-    python -m model_plugin.mtp_draft --target /models/antangelmed --out /models/antangelmed-mtp
+    python -m model_plugin.mtp --target /models/antangelmed --out /models/antangelmed-mtp
     python -m vllm.entrypoints.openai.api_server --model /models/antangelmed \\
         --speculative-config '{"method": "mtp", "model": "/models/antangelmed-mtp",
                                "num_speculative_tokens": 1}'
@@ -22,10 +22,8 @@ The draft shares the target's embedding and lm_head (vLLM's proposer attaches th
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
 from pathlib import Path
 
 from model_plugin import MTP_ARCHITECTURES
@@ -92,8 +90,10 @@ def write_mtp_draft(target: Path, out: Path) -> Path:
     files = _tensor_files(target)
     mtp_names = {name: f for name, f in files.items() if name.startswith(tuple(prefixes))}
     if not mtp_names:
-        raise MTPDraftError(f"{target}: config.json announces MTP layer(s) {', '.join(prefixes)} "
-                            "but the checkpoint has no tensor under them")
+        raise MTPDraftError(
+            f"{target}: config.json announces MTP layer(s) {', '.join(prefixes)} "
+            "but the checkpoint has no tensor under them"
+        )
     if out.exists() and any(out.iterdir()):
         raise MTPDraftError(f"{out} exists and is not empty")
     out.mkdir(parents=True, exist_ok=True)
@@ -105,24 +105,3 @@ def write_mtp_draft(target: Path, out: Path) -> Path:
         index = {"metadata": {}, "weight_map": dict(sorted(mtp_names.items()))}
         (out / INDEX_FILE).write_text(json.dumps(index, indent=2) + "\n")
     return out
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m model_plugin.mtp_draft",
-                                     description="Write a vLLM MTP draft directory for an AntAngelMed "
-                                                 "checkpoint that ships MTP weights.")
-    parser.add_argument("--target", type=Path, required=True, help="the target checkpoint dir")
-    parser.add_argument("--out", type=Path, required=True, help="draft dir to write (absent or empty)")
-    args = parser.parse_args(argv)
-    try:
-        out = write_mtp_draft(args.target, args.out)
-    except (MTPDraftError, OSError, KeyError) as exc:
-        print(f"mtp_draft: error: {exc}", file=sys.stderr)
-        return 2
-    print(f"wrote MTP draft {out}; use --speculative-config "
-          f"'{{\"method\": \"mtp\", \"model\": \"{out}\", \"num_speculative_tokens\": 1}}'")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

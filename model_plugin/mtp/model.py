@@ -16,7 +16,7 @@ checkpoint's names and load through the same strict schema check (missing, unkno
 misshapen tensors fail with their name) and the same block-FP8 dequantize-at-load fallback.
 
 vLLM reaches this class through a draft directory whose config says ``model_type: "mtp"`` (see
-``model_plugin.mtp_draft``); the returned hidden state is after ``final_layernorm``, as in the
+``model_plugin.mtp.draft``); the returned hidden state is after ``final_layernorm``, as in the
 Megatron and SGLang implementations of this architecture, so multi-step drafting (k > 1) feeds
 the block its own normed output.
 """
@@ -35,7 +35,7 @@ from vllm.model_executor.models.utils import maybe_prefix
 from vllm.sequence import IntermediateTensors
 
 from model_plugin import fp8
-from model_plugin.checkpoint_schema import mtp_tensors, with_fp8_scales
+from model_plugin.checkpoint_schema import mtp_tensors
 from model_plugin.models.antangelmed import AntAngelMedDecoderLayer, AntAngelMedForCausalLM, load_checked
 
 # Copies of the shared weights that some MTP exports store inside the block; the draft always
@@ -46,8 +46,13 @@ _SHARED_COPIES = ("embed_tokens.", "word_embeddings.", "shared_head.head.")
 class AntAngelMedMTPLayer(AntAngelMedDecoderLayer):
     """One MTP block: the main decoder layer plus enorm, hnorm, eh_proj and final_layernorm."""
 
-    def __init__(self, config, cache_config: CacheConfig | None, quant_config: QuantizationConfig | None,
-                 prefix: str = "") -> None:
+    def __init__(
+        self,
+        config,
+        cache_config: CacheConfig | None,
+        quant_config: QuantizationConfig | None,
+        prefix: str = "",
+    ) -> None:
         super().__init__(config, cache_config, quant_config, prefix=prefix)
         h = config.hidden_size
         self.enorm = RMSNorm(h, eps=config.rms_norm_eps)
@@ -56,8 +61,9 @@ class AntAngelMedMTPLayer(AntAngelMedDecoderLayer):
         self.eh_proj = ReplicatedLinear(2 * h, h, bias=False, quant_config=None, prefix=f"{prefix}.eh_proj")
         self.final_layernorm = RMSNorm(h, eps=config.rms_norm_eps)
 
-    def forward(self, positions: torch.Tensor, inputs_embeds: torch.Tensor,
-                previous_hidden_states: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, positions: torch.Tensor, inputs_embeds: torch.Tensor, previous_hidden_states: torch.Tensor
+    ) -> torch.Tensor:
         # Order matters: the embedding half comes first in eh_proj's input columns.
         x = torch.cat([self.enorm(inputs_embeds), self.hnorm(previous_hidden_states)], dim=-1)  # [T, 2H]
         x, _ = self.eh_proj(x)  # [T, H]
@@ -74,22 +80,36 @@ class AntAngelMedMTPModel(nn.Module):
         config = vllm_config.model_config.hf_config
         self.mtp_start_layer_idx = config.num_hidden_layers
         self.num_mtp_layers = config.num_nextn_predict_layers
-        self.layers = nn.ModuleDict({
-            str(idx): AntAngelMedMTPLayer(config, vllm_config.cache_config, vllm_config.quant_config,
-                                          prefix=f"{prefix}.layers.{idx}")
-            for idx in range(self.mtp_start_layer_idx, self.mtp_start_layer_idx + self.num_mtp_layers)
-        })
+        self.layers = nn.ModuleDict(
+            {
+                str(idx): AntAngelMedMTPLayer(
+                    config,
+                    vllm_config.cache_config,
+                    vllm_config.quant_config,
+                    prefix=f"{prefix}.layers.{idx}",
+                )
+                for idx in range(self.mtp_start_layer_idx, self.mtp_start_layer_idx + self.num_mtp_layers)
+            }
+        )
         # `embed_tokens` (the target's word_embeddings) is attached by vLLM's proposer.
 
     def embed_input_ids(self, input_ids: torch.Tensor) -> torch.Tensor:
         embed = getattr(self, "embed_tokens", None)
         if embed is None:
-            raise RuntimeError("the AntAngelMed MTP draft has no embedding of its own: it runs only as a "
-                               "vLLM speculative draft, which shares the target's")
+            raise RuntimeError(
+                "the AntAngelMed MTP draft has no embedding of its own: it runs only as a "
+                "vLLM speculative draft, which shares the target's"
+            )
         return embed(input_ids)
 
-    def forward(self, input_ids: torch.Tensor | None, positions: torch.Tensor, hidden_states: torch.Tensor,
-                inputs_embeds: torch.Tensor | None = None, spec_step_idx: int = 0) -> torch.Tensor:
+    def forward(
+        self,
+        input_ids: torch.Tensor | None,
+        positions: torch.Tensor,
+        hidden_states: torch.Tensor,
+        inputs_embeds: torch.Tensor | None = None,
+        spec_step_idx: int = 0,
+    ) -> torch.Tensor:
         if inputs_embeds is None:
             inputs_embeds = self.embed_input_ids(input_ids)
         # With fewer blocks than draft steps, vLLM reuses them in turn.
@@ -106,8 +126,10 @@ class AntAngelMedMTP(nn.Module):
         super().__init__()
         config = vllm_config.model_config.hf_config
         if config.num_nextn_predict_layers < 1:
-            raise ValueError("AntAngelMed MTP draft: config.json has num_nextn_predict_layers = 0 "
-                             "(this checkpoint ships no MTP layer)")
+            raise ValueError(
+                "AntAngelMed MTP draft: config.json has num_nextn_predict_layers = 0 "
+                "(this checkpoint ships no MTP layer)"
+            )
         if get_pp_group().world_size > 1:
             # vLLM shares the target's embedding and lm_head with MTP drafts only without PP.
             raise NotImplementedError("the AntAngelMed MTP draft needs pipeline_parallel_size 1")
@@ -120,22 +142,27 @@ class AntAngelMedMTP(nn.Module):
     def embed_input_ids(self, input_ids: torch.Tensor) -> torch.Tensor:
         return self.model.embed_input_ids(input_ids)
 
-    def forward(self, input_ids: torch.Tensor | None, positions: torch.Tensor, hidden_states: torch.Tensor,
-                intermediate_tensors: IntermediateTensors | None = None,
-                inputs_embeds: torch.Tensor | None = None, spec_step_idx: int = 0) -> torch.Tensor:
+    def forward(
+        self,
+        input_ids: torch.Tensor | None,
+        positions: torch.Tensor,
+        hidden_states: torch.Tensor,
+        intermediate_tensors: IntermediateTensors | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        spec_step_idx: int = 0,
+    ) -> torch.Tensor:
         return self.model(input_ids, positions, hidden_states, inputs_embeds, spec_step_idx)
 
     def compute_logits(self, hidden_states: torch.Tensor, spec_step_idx: int = 0) -> torch.Tensor | None:
         return self.logits_processor(self.lm_head, hidden_states)
 
     def load_weights(self, weights: Iterable[tuple[str, torch.Tensor]]) -> set[str]:
-        return load_checked(self, weights, self._expected_tensors(), self._target_prefixes(), self.param_dtype)
+        return load_checked(
+            self, weights, self._expected_tensors(), self._target_prefixes(), self.param_dtype
+        )
 
     def _expected_tensors(self):
-        specs = mtp_tensors(self.config)
-        if fp8.checkpoint_is_block_fp8(self.config):
-            return with_fp8_scales(specs, fp8.block_size(self.config))
-        return specs
+        return fp8.expected_tensors(mtp_tensors(self.config), self.config)
 
     def _target_prefixes(self) -> tuple[str, ...]:
         """The target's own tensors (read by the target model) and shared-weight copies: skipped."""

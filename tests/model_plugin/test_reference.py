@@ -37,14 +37,14 @@ def prompt(n: int, seed: int = 0, vocab: int = 1900) -> torch.Tensor:
     return torch.randint(5, vocab, (n,), generator=torch.Generator().manual_seed(seed))
 
 
-def test_logits_shape_and_finite(model: ReferenceModel) -> None:
+def test_logits_are_finite_and_activations_stay_order_one(model: ReferenceModel) -> None:
     logits = model.forward(prompt(24))
     assert logits.shape == (24, model.config["vocab_size"]) and logits.dtype == torch.float32
     assert torch.isfinite(logits).all()
     assert 0.5 < float(logits.std()) < 20  # activations stayed O(1) through the layers
 
 
-def test_causal(model: ReferenceModel) -> None:
+def test_forward_is_causal_and_a_prefix_gives_the_prefix_logits(model: ReferenceModel) -> None:
     ids = prompt(20)
     changed = ids.clone()
     changed[12:] = prompt(8, seed=1)
@@ -54,14 +54,14 @@ def test_causal(model: ReferenceModel) -> None:
     assert torch.allclose(model.forward(ids[:7]), a[:7], atol=1e-5)  # a prefix is a prefix
 
 
-def test_deterministic(tiny: Path, model: ReferenceModel) -> None:
+def test_forward_is_deterministic_across_loads(tiny: Path, model: ReferenceModel) -> None:
     ids = prompt(16)
     again = ReferenceModel.from_pretrained(tiny)
     assert torch.equal(model.forward(ids), model.forward(ids))
     assert torch.equal(model.forward(ids), again.forward(ids))
 
 
-def test_residual_stream_per_layer(model: ReferenceModel) -> None:
+def test_every_layer_input_is_recorded_starting_from_the_embedding(model: ReferenceModel) -> None:
     ids = prompt(10)
     out = model.forward_with_states(ids)
     n = model.num_layers
@@ -79,7 +79,7 @@ def test_greedy_generate_matches_argmax(model: ReferenceModel) -> None:
     assert len(new) == 5
     full = torch.cat([ids, torch.tensor(new)])
     logits = model.forward(full)
-    assert logits[len(ids) - 1:-1].argmax(-1).tolist() == new
+    assert logits[len(ids) - 1 : -1].argmax(-1).tolist() == new
     assert model.greedy_generate(ids.tolist(), 5) == new
 
 
@@ -89,19 +89,21 @@ def test_kv_cache_matches_full_recompute(model: ReferenceModel) -> None:
     ids = prompt(30)
     full = model.forward_with_states(ids)
     cache = KVCache()
-    parts = [model.forward_with_states(ids[:17], cache), model.forward_with_states(ids[17:18], cache),
-             model.forward_with_states(ids[18:], cache)]
+    parts = [
+        model.forward_with_states(ids[:17], cache),
+        model.forward_with_states(ids[17:18], cache),
+        model.forward_with_states(ids[18:], cache),
+    ]
     assert cache.length == 30
     assert torch.allclose(torch.cat([p.logits for p in parts]), full.logits, atol=1e-5)
     for k in range(model.num_layers):
-        assert torch.allclose(torch.cat([p.layer_inputs[k] for p in parts]), full.layer_inputs[k],
-                              atol=1e-5)
+        assert torch.allclose(torch.cat([p.layer_inputs[k] for p in parts]), full.layer_inputs[k], atol=1e-5)
     for seed in range(3):
         start = prompt(9, seed=seed)
         assert model.greedy_generate(start, 20) == model.greedy_generate(start, 20, use_cache=False)
 
 
-def test_bf16_close_to_fp32(tiny: Path, model: ReferenceModel) -> None:
+def test_bf16_stays_close_to_fp32_where_routing_agrees(tiny: Path, model: ReferenceModel) -> None:
     """bf16 stays within bf16 tolerance wherever it routes like fp32. A near-tie between the
     k-th and (k+1)-th expert can flip under bf16 rounding (a discrete jump); such flips must be
     rare, and they are visible in expert_ids so comparisons can account for them."""
@@ -121,11 +123,17 @@ def test_partial_rope_leaves_tail_and_position_zero() -> None:
     out = apply_partial_neox_rope(x, torch.tensor([0, 1, 2]), 32, 600000.0)
     assert torch.equal(out[..., 32:], x[..., 32:])  # only the first half rotates
     assert torch.allclose(out[0], x[0])  # position 0 is the identity
+
     # NeoX pairs (i, i + 16) rotate by angle pos * theta^(-2i/32): norms of pairs are kept.
-    pair = lambda t: t[..., :16] ** 2 + t[..., 16:32] ** 2
+    def pair(t: torch.Tensor) -> torch.Tensor:
+        return t[..., :16] ** 2 + t[..., 16:32] ** 2
+
     assert torch.allclose(pair(out), pair(x), atol=1e-5)
-    assert torch.allclose(out[1, :, 0], x[1, :, 0] * torch.cos(torch.tensor(1.0))
-                          - x[1, :, 16] * torch.sin(torch.tensor(1.0)), atol=1e-6)
+    assert torch.allclose(
+        out[1, :, 0],
+        x[1, :, 0] * torch.cos(torch.tensor(1.0)) - x[1, :, 16] * torch.sin(torch.tensor(1.0)),
+        atol=1e-6,
+    )
 
 
 def test_yarn_is_refused(tiny: Path) -> None:
@@ -170,55 +178,83 @@ def _glm4_moe_from(tiny: Path):  # type: ignore[no-untyped-def]
     transformers = pytest.importorskip("transformers")
     c = json.loads((tiny / "config.json").read_text())
     cfg = transformers.Glm4MoeConfig(
-        vocab_size=c["vocab_size"], hidden_size=c["hidden_size"],
-        intermediate_size=c["intermediate_size"], num_hidden_layers=c["num_hidden_layers"],
-        num_attention_heads=c["num_attention_heads"], num_key_value_heads=c["num_key_value_heads"],
-        head_dim=c["head_dim"], max_position_embeddings=c["max_position_embeddings"],
-        rms_norm_eps=c["rms_norm_eps"], tie_word_embeddings=False, attention_bias=False,
-        rope_parameters={"rope_type": "default", "rope_theta": c["rope_theta"],
-                         "partial_rotary_factor": c["partial_rotary_factor"]},
-        moe_intermediate_size=c["moe_intermediate_size"], num_experts_per_tok=c["num_experts_per_tok"],
-        n_shared_experts=c["num_shared_experts"], n_routed_experts=c["num_experts"],
-        routed_scaling_factor=c["routed_scaling_factor"], n_group=c["n_group"],
-        topk_group=c["topk_group"], first_k_dense_replace=c["first_k_dense_replace"],
-        norm_topk_prob=c["norm_topk_prob"], use_qk_norm=True, attn_implementation="eager",
+        vocab_size=c["vocab_size"],
+        hidden_size=c["hidden_size"],
+        intermediate_size=c["intermediate_size"],
+        num_hidden_layers=c["num_hidden_layers"],
+        num_attention_heads=c["num_attention_heads"],
+        num_key_value_heads=c["num_key_value_heads"],
+        head_dim=c["head_dim"],
+        max_position_embeddings=c["max_position_embeddings"],
+        rms_norm_eps=c["rms_norm_eps"],
+        tie_word_embeddings=False,
+        attention_bias=False,
+        rope_parameters={
+            "rope_type": "default",
+            "rope_theta": c["rope_theta"],
+            "partial_rotary_factor": c["partial_rotary_factor"],
+        },
+        moe_intermediate_size=c["moe_intermediate_size"],
+        num_experts_per_tok=c["num_experts_per_tok"],
+        n_shared_experts=c["num_shared_experts"],
+        n_routed_experts=c["num_experts"],
+        routed_scaling_factor=c["routed_scaling_factor"],
+        n_group=c["n_group"],
+        topk_group=c["topk_group"],
+        first_k_dense_replace=c["first_k_dense_replace"],
+        norm_topk_prob=c["norm_topk_prob"],
+        use_qk_norm=True,
+        attn_implementation="eager",
     )
     hf = transformers.Glm4MoeForCausalLM(cfg).float().eval()
     w = {k: v.float() for k, v in load_safetensors(tiny).items()}
     q, kv = c["num_attention_heads"] * c["head_dim"], c["num_key_value_heads"] * c["head_dim"]
     sd: dict[str, torch.Tensor] = {
         "model.embed_tokens.weight": w["model.word_embeddings.weight"],
-        "model.norm.weight": w["model.norm.weight"], "lm_head.weight": w["lm_head.weight"],
+        "model.norm.weight": w["model.norm.weight"],
+        "lm_head.weight": w["lm_head.weight"],
     }
     for i in range(c["num_hidden_layers"]):
         a, b = f"model.layers.{i}", f"model.layers.{i}"
         qw, kw, vw = w[f"{a}.attention.query_key_value.weight"].split([q, kv, kv])
-        sd |= {f"{b}.self_attn.q_proj.weight": qw, f"{b}.self_attn.k_proj.weight": kw,
-               f"{b}.self_attn.v_proj.weight": vw,
-               f"{b}.self_attn.o_proj.weight": w[f"{a}.attention.dense.weight"],
-               f"{b}.self_attn.q_norm.weight": w[f"{a}.attention.query_layernorm.weight"],
-               f"{b}.self_attn.k_norm.weight": w[f"{a}.attention.key_layernorm.weight"],
-               f"{b}.input_layernorm.weight": w[f"{a}.input_layernorm.weight"],
-               f"{b}.post_attention_layernorm.weight": w[f"{a}.post_attention_layernorm.weight"]}
+        sd |= {
+            f"{b}.self_attn.q_proj.weight": qw,
+            f"{b}.self_attn.k_proj.weight": kw,
+            f"{b}.self_attn.v_proj.weight": vw,
+            f"{b}.self_attn.o_proj.weight": w[f"{a}.attention.dense.weight"],
+            f"{b}.self_attn.q_norm.weight": w[f"{a}.attention.query_layernorm.weight"],
+            f"{b}.self_attn.k_norm.weight": w[f"{a}.attention.key_layernorm.weight"],
+            f"{b}.input_layernorm.weight": w[f"{a}.input_layernorm.weight"],
+            f"{b}.post_attention_layernorm.weight": w[f"{a}.post_attention_layernorm.weight"],
+        }
         proj = ("gate_proj", "up_proj", "down_proj")
         if i < c["first_k_dense_replace"]:
             sd |= {f"{b}.mlp.{p}.weight": w[f"{a}.mlp.{p}.weight"] for p in proj}
             continue
         e = range(c["num_experts"])
-        sd |= {f"{b}.mlp.gate.weight": w[f"{a}.mlp.gate.weight"],
-               f"{b}.mlp.gate.e_score_correction_bias": w[f"{a}.mlp.gate.expert_bias"],
-               f"{b}.mlp.experts.gate_up_proj": torch.stack([
-                   torch.cat([w[f"{a}.mlp.experts.{j}.gate_proj.weight"],
-                              w[f"{a}.mlp.experts.{j}.up_proj.weight"]]) for j in e]),
-               f"{b}.mlp.experts.down_proj": torch.stack(
-                   [w[f"{a}.mlp.experts.{j}.down_proj.weight"] for j in e])}
-        sd |= {f"{b}.mlp.shared_experts.{p}.weight": w[f"{a}.mlp.shared_experts.{p}.weight"]
-               for p in proj}
+        sd |= {
+            f"{b}.mlp.gate.weight": w[f"{a}.mlp.gate.weight"],
+            f"{b}.mlp.gate.e_score_correction_bias": w[f"{a}.mlp.gate.expert_bias"],
+            f"{b}.mlp.experts.gate_up_proj": torch.stack(
+                [
+                    torch.cat(
+                        [w[f"{a}.mlp.experts.{j}.gate_proj.weight"], w[f"{a}.mlp.experts.{j}.up_proj.weight"]]
+                    )
+                    for j in e
+                ]
+            ),
+            f"{b}.mlp.experts.down_proj": torch.stack(
+                [w[f"{a}.mlp.experts.{j}.down_proj.weight"] for j in e]
+            ),
+        }
+        sd |= {f"{b}.mlp.shared_experts.{p}.weight": w[f"{a}.mlp.shared_experts.{p}.weight"] for p in proj}
     hf.load_state_dict(sd, strict=True)
     return hf
 
 
-def test_matches_independent_implementation(tiny: Path, model: ReferenceModel) -> None:
+def test_matches_transformers_glm4_moe_loaded_with_the_same_weights(
+    tiny: Path, model: ReferenceModel
+) -> None:
     hf = _glm4_moe_from(tiny)
     ids = prompt(40)
     with torch.no_grad():
@@ -236,7 +272,9 @@ def tiny_mtp(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_checkpoint(preset, tmp_path_factory.mktemp("mtp") / "tiny-mtp", seed=0)
 
 
-def test_mtp_layer(tiny: Path, tiny_mtp: Path, model: ReferenceModel) -> None:
+def test_mtp_forward_reads_the_next_token_and_the_hidden_state_causally(
+    tiny: Path, tiny_mtp: Path, model: ReferenceModel
+) -> None:
     mtp = ReferenceModel.from_pretrained(tiny_mtp)
     assert mtp.num_mtp_layers == 1 and model.num_mtp_layers == 0
     ids = prompt(14)

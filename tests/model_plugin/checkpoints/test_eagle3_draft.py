@@ -36,11 +36,10 @@ def draft(target: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def cfgs(target: Path, draft: Path) -> tuple[dict, dict]:
-    return (json.loads((target / "config.json").read_text()),
-            json.loads((draft / "config.json").read_text()))
+    return (json.loads((target / "config.json").read_text()), json.loads((draft / "config.json").read_text()))
 
 
-def test_config(cfgs: tuple[dict, dict]) -> None:
+def test_draft_config_is_a_one_layer_llama_eagle3_over_three_target_layers(cfgs: tuple[dict, dict]) -> None:
     t, d = cfgs
     assert d["architectures"] == ["LlamaForCausalLMEagle3"] and d["model_type"] == "llama"
     assert d["num_hidden_layers"] == 1
@@ -59,13 +58,14 @@ def test_config_loads_with_transformers_without_remote_code(draft: Path) -> None
     assert cfg.draft_vocab_size == 512 and cfg.target_hidden_size == cfg.hidden_size
 
 
-def test_tensor_layout(cfgs: tuple[dict, dict], draft: Path) -> None:
+def test_tensor_layout_is_what_vllms_llama_eagle3_loads(cfgs: tuple[dict, dict], draft: Path) -> None:
     t, d = cfgs
     h, v, dv = t["hidden_size"], t["vocab_size"], d["draft_vocab_size"]
     q, kv = t["num_attention_heads"] * t["head_dim"], t["num_key_value_heads"] * t["head_dim"]
     inter = d["intermediate_size"]
     want = {
-        "d2t": ((dv,), torch.int64), "t2d": ((v,), torch.bool),
+        "d2t": ((dv,), torch.int64),
+        "t2d": ((v,), torch.bool),
         "embed_tokens.weight": ((v, h), torch.bfloat16),
         "fc.weight": ((h, 3 * h), torch.bfloat16),  # three aux hidden states -> hidden
         "midlayer.hidden_norm.weight": ((h,), torch.bfloat16),
@@ -85,7 +85,9 @@ def test_tensor_layout(cfgs: tuple[dict, dict], draft: Path) -> None:
     assert {k: (tuple(x.shape), x.dtype) for k, x in got.items()} == want
 
 
-def test_vocab_maps_and_trimmed_vocab(target: Path, cfgs: tuple[dict, dict], draft: Path) -> None:
+def test_trimmed_vocab_keeps_specials_and_frequent_tokens_with_consistent_maps(
+    target: Path, cfgs: tuple[dict, dict], draft: Path
+) -> None:
     t, d = cfgs
     w = load(draft)
     assert len(w["d2t"]) == d["draft_vocab_size"]
@@ -113,21 +115,27 @@ def test_vocab_maps_and_trimmed_vocab(target: Path, cfgs: tuple[dict, dict], dra
         assert torch.equal(w["lm_head.weight"], f.get_tensor("lm_head.weight")[target_ids])
 
 
-def test_deterministic(target: Path, draft: Path, tmp_path: Path) -> None:
+def test_same_seed_writes_a_byte_identical_draft(target: Path, draft: Path, tmp_path: Path) -> None:
     again = write_eagle3_draft(target, tmp_path / "again", seed=0, draft_vocab_size=512)
     assert (again / "model.safetensors").read_bytes() == (draft / "model.safetensors").read_bytes()
 
 
 # vLLM's default (2, N//2, N-3) when valid; else first / middle / last layer inputs.
-@pytest.mark.parametrize(("layers", "ids"), [(32, [2, 16, 29]), (8, [2, 4, 5]), (6, [0, 3, 5]),
-                                             (3, [0, 1, 2]), (2, [0, 1]), (4, [0, 2, 3])])
-def test_default_aux_layer_ids(layers: int, ids: list[int]) -> None:
+@pytest.mark.parametrize(
+    ("layers", "ids"),
+    [(32, [2, 16, 29]), (8, [2, 4, 5]), (6, [0, 3, 5]), (3, [0, 1, 2]), (2, [0, 1]), (4, [0, 2, 3])],
+)
+def test_default_aux_layer_ids_are_vllms_when_valid_else_first_middle_last(
+    layers: int, ids: list[int]
+) -> None:
     got = default_aux_layer_ids(layers)
     assert got == ids
     assert all(0 <= i < layers for i in got) and len(set(got)) == len(got)
 
 
-def test_explicit_aux_ids_and_trained_tensors(target: Path, draft: Path, tmp_path: Path) -> None:
+def test_explicit_aux_ids_and_given_tensors_are_written_or_refused(
+    target: Path, draft: Path, tmp_path: Path
+) -> None:
     out = write_eagle3_draft(target, tmp_path / "two", aux_layer_ids=[2, 1], draft_vocab_size=512)
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["eagle_config"]["eagle_aux_hidden_state_layer_ids"] == [1, 2]
@@ -149,10 +157,17 @@ def test_explicit_aux_ids_and_trained_tensors(target: Path, draft: Path, tmp_pat
     assert not any((tmp_path / name).exists() for name in ("bad", "bad2", "bad3"))
 
 
-def test_cli(target: Path, tmp_path: Path) -> None:
+def test_cli_writes_drafts_and_refuses_bad_targets_and_aux_layers_in_one_line(
+    target: Path, tmp_path: Path
+) -> None:
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "model_plugin.checkpoints", *args],
-                              check=False, capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "model_plugin.checkpoints", *args],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     res = cli("--eagle3-draft", "--target", str(target), "--out", str(tmp_path / "d"))
     assert res.returncode == 0, res.stderr
@@ -163,9 +178,14 @@ def test_cli(target: Path, tmp_path: Path) -> None:
     assert res.returncode == 2 and "--target" in res.stderr
     res = cli("--eagle3-draft", "--target", str(target), "--out", str(tmp_path / "g"), "--aux-layers", "1,3")
     assert res.returncode == 0, res.stderr
-    assert json.loads((tmp_path / "g" / "config.json").read_text())["eagle_aux_hidden_state_layer_ids"] == [1, 3]
+    assert json.loads((tmp_path / "g" / "config.json").read_text())["eagle_aux_hidden_state_layer_ids"] == [
+        1,
+        3,
+    ]
     for bad, message in (("1,x", "comma-separated integers"), ("1,4", "[0, 3]")):
-        res = cli("--eagle3-draft", "--target", str(target), "--out", str(tmp_path / "h"), "--aux-layers", bad)
+        res = cli(
+            "--eagle3-draft", "--target", str(target), "--out", str(tmp_path / "h"), "--aux-layers", bad
+        )
         assert res.returncode == 2 and message in res.stderr and "Traceback" not in res.stderr, res.stderr
 
 
@@ -182,14 +202,27 @@ def test_cli_passes_teacher_options_to_the_distiller(monkeypatch: pytest.MonkeyP
         return eagle3_distill.DistillResult(out, 0.0, 0.9, 10, [0.9])
 
     monkeypatch.setattr(eagle3_distill, "distill_eagle3_draft", fake)
-    base = ["--eagle3-draft", "--target", str(tmp_path / "t"), "--out", str(tmp_path / "o"), "--distill-steps", "5"]
-    assert cli.main([*base, "--distill-prompts", "200", "--distill-gen-tokens", "80", "--distill-unroll", "4"]) == 0
+    base = [
+        "--eagle3-draft",
+        "--target",
+        str(tmp_path / "t"),
+        "--out",
+        str(tmp_path / "o"),
+        "--distill-steps",
+        "5",
+    ]
+    assert (
+        cli.main([*base, "--distill-prompts", "200", "--distill-gen-tokens", "80", "--distill-unroll", "4"])
+        == 0
+    )
     assert cli.main(base) == 0
     given, defaults = calls
     assert (given["gen_prompts"], given["gen_tokens"], given["unroll"], given["steps"]) == (200, 80, 4, 5)
     assert not {"gen_prompts", "gen_tokens", "unroll"} & defaults.keys()
-    for bad, message in (([*base, "--distill-unroll", "0"], "--distill-unroll must be >= 1"),
-                         (base[:5] + ["--distill-prompts", "9"], "--distill-prompts needs --distill-steps")):
+    for bad, message in (
+        ([*base, "--distill-unroll", "0"], "--distill-unroll must be >= 1"),
+        (base[:5] + ["--distill-prompts", "9"], "--distill-prompts needs --distill-steps"),
+    ):
         with pytest.raises(CheckpointError, match=message):
             cli.run(cli.build_parser().parse_args(bad))
     assert len(calls) == 2
@@ -201,8 +234,16 @@ def test_distilled_draft_has_real_acceptance(tmp_path: Path) -> None:
     from model_plugin.checkpoints.eagle3_distill import distill_eagle3_draft
 
     target = write_checkpoint(get_preset("tiny"), tmp_path / "target", seed=0, bigram=40.0)
-    res = distill_eagle3_draft(target, tmp_path / "draft", steps=150, gen_prompts=8, gen_tokens=24,
-                               random_sequences=128, unroll=2, batch=16)
+    res = distill_eagle3_draft(
+        target,
+        tmp_path / "draft",
+        steps=150,
+        gen_prompts=8,
+        gen_tokens=24,
+        random_sequences=128,
+        unroll=2,
+        batch=16,
+    )
     assert res.acceptance_before < 0.05
     assert res.acceptance_after > 0.25
     # A second draft token adds accepted tokens (trained with the two-step unroll).
@@ -231,8 +272,12 @@ def test_student_unroll_matches_incremental_drafting(target: Path) -> None:
     tensors = build_draft_tensors(target, plan.config, plan.draft_ids, seed=1)
     student = Eagle3Student(plan, {k: v.float() for k, v in tensors.items()})
     ref = ReferenceModel.from_pretrained(target)
-    sample = teacher_samples(ref, plan.config["eagle_aux_hidden_state_layer_ids"],
-                             [[5, 60, 70, 80, 90, 100, 110, 120, 130, 140, 150, 160]], 0)[0]
+    sample = teacher_samples(
+        ref,
+        plan.config["eagle_aux_hidden_state_layer_ids"],
+        [[5, 60, 70, 80, 90, 100, 110, 120, 130, 140, 150, 160]],
+        0,
+    )[0]
     with torch.no_grad():
         batched = student(sample.tokens, sample.aux, 3)
         # A padded batch gives the same rows (padding sits after the real tokens).
@@ -248,17 +293,17 @@ def test_student_unroll_matches_incremental_drafting(target: Path) -> None:
             assert torch.allclose(padded[step][0, :valid], alone[step][:valid], atol=1e-4)
         for i in (0, 4, 7):
             # Step 1 over rows 0..i (causal: later rows cannot matter).
-            tok1 = sample.tokens[1:i + 2]
-            hid1 = sample.aux[:i + 1] @ student.w("fc.weight").T
+            tok1 = sample.tokens[1 : i + 2]
+            hid1 = sample.aux[: i + 1] @ student.w("fc.weight").T
             q, k, v = student._qkv(tok1, hid1, torch.arange(i + 1))
             scores = torch.einsum("qhd,khd->hqk", q, k) / math.sqrt(student.head_dim)
             mask = torch.ones(i + 1, i + 1, dtype=torch.bool).tril()
             attn = torch.einsum("hqk,khd->qhd", scores.masked_fill(~mask, float("-inf")).softmax(-1), v)
             logits, prenorm = student._finish(hid1, attn)
             assert torch.allclose(logits[i], batched[0][i], atol=1e-4)
-            keys, vals, hidden = [k], [v], prenorm[i:i + 1]
+            keys, vals, hidden = [k], [v], prenorm[i : i + 1]
             for step in (2, 3):
-                tok = sample.tokens[i + step:i + step + 1]
+                tok = sample.tokens[i + step : i + step + 1]
                 q, k, v = student._qkv(tok, hidden, torch.tensor([i + step - 1]))
                 keys.append(k)
                 vals.append(v)

@@ -18,31 +18,78 @@ from model_plugin.checkpoints import get_preset, tensor_specs, write_checkpoint
 from model_plugin.checkpoints import writer as writer_mod
 from model_plugin.checkpoints.presets import build_config
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 
 # AntAngelMed's published config.json keys (architecture notes), written out here rather than
 # imported so a key dropped from the generator's own list is still caught.
 REAL_CONFIG_KEYS = {
-    "architectures", "model_type", "hidden_size", "num_hidden_layers", "num_attention_heads",
-    "num_key_value_heads", "head_dim", "intermediate_size", "moe_intermediate_size", "num_experts",
-    "num_experts_per_tok", "num_shared_experts", "n_group", "topk_group", "routed_scaling_factor",
-    "norm_topk_prob", "score_function", "moe_router_enable_expert_bias", "router_dtype",
-    "first_k_dense_replace", "use_qk_norm", "use_rmsnorm", "partial_rotary_factor", "rope_theta",
-    "max_position_embeddings", "rope_scaling", "vocab_size", "bos_token_id", "eos_token_id",
-    "pad_token_id", "rms_norm_eps", "tie_word_embeddings", "use_qkv_bias", "use_bias",
-    "num_nextn_predict_layers", "torch_dtype", "hidden_act", "initializer_range",
-    "output_router_logits", "max_window_layers", "moe_shared_expert_intermediate_size",
+    "architectures",
+    "model_type",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "head_dim",
+    "intermediate_size",
+    "moe_intermediate_size",
+    "num_experts",
+    "num_experts_per_tok",
+    "num_shared_experts",
+    "n_group",
+    "topk_group",
+    "routed_scaling_factor",
+    "norm_topk_prob",
+    "score_function",
+    "moe_router_enable_expert_bias",
+    "router_dtype",
+    "first_k_dense_replace",
+    "use_qk_norm",
+    "use_rmsnorm",
+    "partial_rotary_factor",
+    "rope_theta",
+    "max_position_embeddings",
+    "rope_scaling",
+    "vocab_size",
+    "bos_token_id",
+    "eos_token_id",
+    "pad_token_id",
+    "rms_norm_eps",
+    "tie_word_embeddings",
+    "use_qkv_bias",
+    "use_bias",
+    "num_nextn_predict_layers",
+    "torch_dtype",
+    "hidden_act",
+    "initializer_range",
+    "output_router_logits",
+    "max_window_layers",
+    "moe_shared_expert_intermediate_size",
     "embedding_dropout",
 }
 # Values that must be AntAngelMed's whatever the preset size.
 REAL_FIXED_VALUES = {
-    "architectures": ["BailingMoeV2ForCausalLM"], "model_type": "bailing_moe_v2",
-    "score_function": "sigmoid", "norm_topk_prob": True, "moe_router_enable_expert_bias": True,
-    "router_dtype": "fp32", "routed_scaling_factor": 2.5, "use_qk_norm": True, "use_rmsnorm": True,
-    "partial_rotary_factor": 0.5, "rope_theta": 600000, "rope_scaling": None,
-    "rms_norm_eps": 1e-6, "tie_word_embeddings": False, "use_qkv_bias": False, "use_bias": False,
-    "num_nextn_predict_layers": 0, "torch_dtype": "bfloat16", "hidden_act": "silu",
-    "first_k_dense_replace": 1, "num_shared_experts": 1, "output_router_logits": False,
+    "architectures": ["BailingMoeV2ForCausalLM"],
+    "model_type": "bailing_moe_v2",
+    "score_function": "sigmoid",
+    "norm_topk_prob": True,
+    "moe_router_enable_expert_bias": True,
+    "router_dtype": "fp32",
+    "routed_scaling_factor": 2.5,
+    "use_qk_norm": True,
+    "use_rmsnorm": True,
+    "partial_rotary_factor": 0.5,
+    "rope_theta": 600000,
+    "rope_scaling": None,
+    "rms_norm_eps": 1e-6,
+    "tie_word_embeddings": False,
+    "use_qkv_bias": False,
+    "use_bias": False,
+    "num_nextn_predict_layers": 0,
+    "torch_dtype": "bfloat16",
+    "hidden_act": "silu",
+    "first_k_dense_replace": 1,
+    "num_shared_experts": 1,
+    "output_router_logits": False,
 }
 
 
@@ -52,9 +99,14 @@ def expected_tensor_names(cfg: dict) -> set[str]:
     proj = ("gate_proj", "up_proj", "down_proj")
     for n in range(cfg["num_hidden_layers"]):
         p = f"model.layers.{n}"
-        names |= {f"{p}.input_layernorm.weight", f"{p}.post_attention_layernorm.weight",
-                  f"{p}.attention.query_key_value.weight", f"{p}.attention.dense.weight",
-                  f"{p}.attention.query_layernorm.weight", f"{p}.attention.key_layernorm.weight"}
+        names |= {
+            f"{p}.input_layernorm.weight",
+            f"{p}.post_attention_layernorm.weight",
+            f"{p}.attention.query_key_value.weight",
+            f"{p}.attention.dense.weight",
+            f"{p}.attention.query_layernorm.weight",
+            f"{p}.attention.key_layernorm.weight",
+        }
         if n < cfg["first_k_dense_replace"]:
             names |= {f"{p}.mlp.{x}.weight" for x in proj}
         else:
@@ -67,8 +119,11 @@ def expected_tensor_names(cfg: dict) -> set[str]:
 def load_all(path: Path) -> dict[str, torch.Tensor]:
     out: dict[str, torch.Tensor] = {}
     index = path / "model.safetensors.index.json"
-    files = sorted(set(json.loads(index.read_text())["weight_map"].values())) if index.exists() \
+    files = (
+        sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        if index.exists()
         else ["model.safetensors"]
+    )
     for fname in files:
         with safe_open(str(path / fname), framework="pt") as f:
             for k in f.keys():  # noqa: SIM118
@@ -92,17 +147,30 @@ def tiny_tensors(tiny: Path) -> dict[str, torch.Tensor]:
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "model_plugin.checkpoints", *args],
-                          check=False, capture_output=True, text=True, cwd=REPO,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "model_plugin.checkpoints", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
 
 
 # ---- layout and config ---------------------------------------------------------------------
 
+
 def test_directory_is_complete_hf_layout(tiny: Path) -> None:
     files = {p.name for p in tiny.iterdir()}
-    assert files == {"config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
-                     "tokenizer_config.json", "special_tokens_map.json", "generator.json"}
+    assert files == {
+        "config.json",
+        "generation_config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+        "generator.json",
+    }
     for name in files:
         assert (tiny / name).stat().st_mode & 0o044 == 0o044, f"{name} not readable by others"
 
@@ -137,17 +205,22 @@ def test_special_ids_consistent_across_files(tiny: Path, tiny_cfg: dict) -> None
 
 # ---- tensors ---------------------------------------------------------------------------------
 
+
 def test_tensor_names_are_exactly_antangelmeds(tiny_cfg: dict, tiny_tensors: dict) -> None:
     assert set(tiny_tensors) == expected_tensor_names(tiny_cfg)
 
 
-def test_tensor_shapes_and_dtypes(tiny_cfg: dict, tiny_tensors: dict) -> None:
+def test_tensor_shapes_follow_the_config_and_only_expert_bias_is_float32(
+    tiny_cfg: dict, tiny_tensors: dict
+) -> None:
     c = tiny_cfg
     h, d, v = c["hidden_size"], c["head_dim"], c["vocab_size"]
     q, kv = c["num_attention_heads"], c["num_key_value_heads"]
     inter, moe = c["intermediate_size"], c["moe_intermediate_size"]
     expected = {
-        "model.word_embeddings.weight": (v, h), "lm_head.weight": (v, h), "model.norm.weight": (h,),
+        "model.word_embeddings.weight": (v, h),
+        "lm_head.weight": (v, h),
+        "model.norm.weight": (h,),
         "model.layers.0.attention.query_key_value.weight": ((q + 2 * kv) * d, h),
         "model.layers.0.attention.dense.weight": (h, q * d),
         "model.layers.0.attention.query_layernorm.weight": (d,),
@@ -195,8 +268,7 @@ def test_same_seed_is_byte_identical_other_seed_differs(tiny: Path, tmp_path: Pa
 
 
 def test_sharded_write_matches_single_file(tiny_tensors: dict, tmp_path: Path) -> None:
-    out = write_checkpoint(get_preset("tiny"), tmp_path / "sharded", seed=0,
-                           max_shard_bytes=512 * 1024)
+    out = write_checkpoint(get_preset("tiny"), tmp_path / "sharded", seed=0, max_shard_bytes=512 * 1024)
     index = json.loads((out / "model.safetensors.index.json").read_text())
     shards = sorted(set(index["weight_map"].values()))
     assert len(shards) > 2 and not (out / "model.safetensors").exists()
@@ -209,11 +281,16 @@ def test_sharded_write_matches_single_file(tiny_tensors: dict, tmp_path: Path) -
     assert index["metadata"]["total_size"] == total
 
 
-def test_small_preset_shapes(tmp_path: Path) -> None:
+def test_small_preset_has_its_documented_sizes(tmp_path: Path) -> None:
     out = write_checkpoint(get_preset("small"), tmp_path / "small", seed=0)
     cfg = json.loads((out / "config.json").read_text())
-    assert (cfg["hidden_size"], cfg["num_experts"], cfg["n_group"], cfg["topk_group"],
-            cfg["num_experts_per_tok"]) == (512, 64, 8, 4, 8)
+    assert (
+        cfg["hidden_size"],
+        cfg["num_experts"],
+        cfg["n_group"],
+        cfg["topk_group"],
+        cfg["num_experts_per_tok"],
+    ) == (512, 64, 8, 4, 8)
     assert 4 <= cfg["num_hidden_layers"] <= 8 and cfg["head_dim"] in (64, 128)
     with safe_open(str(out / "model.safetensors"), framework="pt") as f:
         names = set(f.keys())
@@ -225,8 +302,9 @@ def test_real_shape_matches_antangelmed_parameter_count() -> None:
     """With all 32 layers, the real-shape tensors add up to the published parameter count:
     102,889,697,280 BF16 + 7,936 FP32 (no weights are written)."""
     preset = get_preset("real-shape", layers=32)
-    cfg = build_config(preset, vocab_size=157184, bos_token_id=156891, eos_token_id=156892,
-                       pad_token_id=156892)
+    cfg = build_config(
+        preset, vocab_size=157184, bos_token_id=156891, eos_token_id=156892, pad_token_id=156892
+    )
     specs = tensor_specs(cfg)
     assert {s.name for s in specs} == expected_tensor_names(cfg)
     bf16 = sum(math.prod(s.shape) for s in specs if s.dtype == torch.bfloat16)
@@ -238,7 +316,7 @@ def test_real_shape_matches_antangelmed_parameter_count() -> None:
     assert shapes["model.layers.5.mlp.experts.255.down_proj.weight"] == (4096, 1024)
 
 
-def test_real_shape_default_layers_and_shard_plan() -> None:
+def test_real_shape_defaults_to_4_layers_and_bounded_shards() -> None:
     preset = get_preset("real-shape")
     assert preset.num_hidden_layers == 4
     cfg = build_config(preset, vocab_size=157184, bos_token_id=0, eos_token_id=2, pad_token_id=1)
@@ -249,20 +327,25 @@ def test_real_shape_default_layers_and_shard_plan() -> None:
     assert len(shards) > 5
 
 
-def test_mtp_layer_tensors() -> None:
+def test_mtp_option_adds_an_mtp_block_after_the_decoder_stack() -> None:
     import dataclasses
 
     preset = dataclasses.replace(get_preset("tiny"), num_nextn_predict_layers=1)
     cfg = build_config(preset, vocab_size=2048, bos_token_id=0, eos_token_id=2, pad_token_id=1)
     names = {s.name for s in tensor_specs(cfg)}
     mtp = {n for n in names if n.startswith("model.layers.3.")}
-    assert {"model.layers.3.enorm.weight", "model.layers.3.hnorm.weight",
-            "model.layers.3.eh_proj.weight", "model.layers.3.final_layernorm.weight",
-            "model.layers.3.mlp.gate.expert_bias"} <= mtp
+    assert {
+        "model.layers.3.enorm.weight",
+        "model.layers.3.hnorm.weight",
+        "model.layers.3.eh_proj.weight",
+        "model.layers.3.final_layernorm.weight",
+        "model.layers.3.mlp.gate.expert_bias",
+    } <= mtp
     assert cfg["num_nextn_predict_layers"] == 1
 
 
 # ---- atomic writes and CLI errors ----------------------------------------------------------------
+
 
 def test_failed_write_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = {"n": 0}
@@ -306,7 +389,7 @@ def test_cli_refuses_non_empty_dir(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["busy"]  # no temp dir left
 
 
-def test_cli_unknown_preset(tmp_path: Path) -> None:
+def test_cli_refuses_an_unknown_preset_in_one_line(tmp_path: Path) -> None:
     res = run_cli("--preset", "enormous", "--out", str(tmp_path / "x"))
     assert res.returncode == 2
     lines = res.stderr.strip().splitlines()
@@ -315,22 +398,34 @@ def test_cli_unknown_preset(tmp_path: Path) -> None:
 
 
 def test_module_imports_no_vllm_or_transformers() -> None:
-    code = ("import sys, model_plugin.checkpoints.__main__, model_plugin.checkpoints.fp8; "
-            "bad = [m for m in ('vllm', 'transformers') if m in sys.modules]; print(bad)")
-    res = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True,
-                         cwd=REPO,
-                         env={**os.environ, "VLLM_PLUGINS": ""}, timeout=60)
+    code = (
+        "import sys, model_plugin.checkpoints.__main__, model_plugin.fp8, model_plugin.mtp.distill; "
+        "bad = [m for m in ('vllm', 'transformers') if m in sys.modules]; print(bad)"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "VLLM_PLUGINS": ""},
+        timeout=60,
+    )
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "[]"
 
 
 # ---- tokenizer and chat template ------------------------------------------------------------------
 
-@pytest.mark.parametrize("text", [
-    "Hypertension is defined as a sustained blood pressure of 130/80 mmHg.",
-    "患者自述干咳两周，无发热。建议复查血常规。",
-    "混合 mixed: 阿莫西林 500 mg, three times daily 😷 \t\n end",
-])
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Hypertension is defined as a sustained blood pressure of 130/80 mmHg.",
+        "患者自述干咳两周，无发热。建议复查血常规。",
+        "混合 mixed: 阿莫西林 500 mg, three times daily 😷 \t\n end",
+    ],
+)
 def test_tokenizer_round_trips(tiny: Path, text: str) -> None:
     from tokenizers import Tokenizer
 
@@ -350,11 +445,13 @@ def test_chat_template_via_transformers(tiny: Path, tiny_cfg: dict) -> None:
         {"role": "user", "content": [{"type": "text", "text": "And exercise?"}]},
     ]
     text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    assert text == ("<role>SYSTEM</role>You are a careful medical assistant.<|role_end|>"
-                    "<role>HUMAN</role>高血压患者饮食要注意什么？<|role_end|>"
-                    "<role>ASSISTANT</role>Less salt.<|role_end|>"
-                    "<role>HUMAN</role>And exercise?<|role_end|>"
-                    "<role>ASSISTANT</role>")
+    assert text == (
+        "<role>SYSTEM</role>You are a careful medical assistant.<|role_end|>"
+        "<role>HUMAN</role>高血压患者饮食要注意什么？<|role_end|>"
+        "<role>ASSISTANT</role>Less salt.<|role_end|>"
+        "<role>HUMAN</role>And exercise?<|role_end|>"
+        "<role>ASSISTANT</role>"
+    )
     no_prompt = tok.apply_chat_template(messages[:2], tokenize=False, add_generation_prompt=False)
     assert no_prompt.endswith("<|role_end|>")
     ids = tok(text, add_special_tokens=True)["input_ids"]
@@ -373,7 +470,7 @@ def test_padding_rows_of_lm_head_are_zero(tiny: Path, tiny_cfg: dict, tiny_tenso
     assert torch.all(lm_head[n_tok:] == 0) and torch.all(lm_head[:n_tok].abs().sum(-1) > 0)
 
 
-def test_generator_record(tiny: Path) -> None:
+def test_generator_record_says_how_the_checkpoint_was_made(tiny: Path) -> None:
     record = json.loads((tiny / "generator.json").read_text())
     assert record["preset"] == "tiny" and record["seed"] == 0 and record["bigram"] == 0.0
     assert record["fp8"] is False
@@ -404,7 +501,7 @@ def test_bigram_habit_makes_continuations_predictable(tiny: Path, tmp_path: Path
     assert [k for k in a if not torch.equal(a[k], b[k])] == ["lm_head.weight"]
 
 
-def test_cli_layers_validation(tmp_path: Path) -> None:
+def test_cli_layers_option_is_validated_and_applied(tmp_path: Path) -> None:
     res = run_cli("--preset", "tiny", "--layers", "1", "--out", str(tmp_path / "x"))
     assert res.returncode == 2 and "first_k_dense_replace" in res.stderr
     assert "Traceback" not in res.stderr

@@ -5,7 +5,8 @@ Through `LLM.apply_model` it asks the loaded model for aux states at `--layers` 
 (handing vLLM's runner the plain hidden states, as when no EAGLE3 draft is attached); then it runs
 one prefill of `--prompt-ids` and saves what was captured.
 
-    python -m tests.engine.aux_probe --model DIR --layers 0,1,3 --prompt-ids 1,2,3 --out FILE.safetensors
+    python -m tests.model_plugin.engine.aux_probe --model DIR --layers 0,1,3 --prompt-ids 1,2,3 \\
+        --out FILE.safetensors
 """
 
 import argparse
@@ -48,12 +49,18 @@ def main(argv: list[str] | None = None) -> int:
     from vllm import LLM, SamplingParams
     from vllm.inputs import TokensPrompt
 
-    llm = LLM(model=args.model, dtype="float32", enforce_eager=True, max_model_len=512, seed=0,
-              enable_prefix_caching=False,
-              hf_overrides=json.loads(args.hf_overrides) if args.hf_overrides else None)
+    llm = LLM(
+        model=args.model,
+        dtype="float32",
+        enforce_eager=True,
+        max_model_len=512,
+        seed=0,
+        enable_prefix_caching=False,
+        hf_overrides=json.loads(args.hf_overrides) if args.hf_overrides else None,
+    )
     layers = [int(x) for x in args.layers.split(",")]
     # Ship functions by their importable name (this file runs as __main__ under `python -m`).
-    from tests.engine import aux_probe  # noqa: PLW0406
+    from tests.model_plugin.engine import aux_probe  # noqa: PLW0406
 
     [active] = llm.apply_model(functools.partial(aux_probe._install_capture, layers))
     ids = [int(x) for x in args.prompt_ids.split(",")]

@@ -3,7 +3,7 @@
 import pytest
 
 from model_plugin.checkpoints.builtin_view import write_builtin_view
-from tests.engine.support import MAX_TOKENS, run_probe
+from tests.model_plugin.engine.support import MAX_TOKENS, run_probe
 
 
 @pytest.fixture(scope="session")
@@ -21,8 +21,11 @@ def plugin_fp32(remote_code_checkpoint, tmp_path_factory):
     """
     tmp = tmp_path_factory.mktemp("probe")
     marker = tmp / "remote-code-ran"
-    out = run_probe(remote_code_checkpoint, tmp / "plugin-fp32.json",
-                    extra_args=["--dtype", "float32", "--prompt-logprobs", "5", "--max-tokens", str(MAX_TOKENS)],
-                    env={"ANTANGELMED_REMOTE_CODE_MARKER": str(marker)})
+    out = run_probe(
+        remote_code_checkpoint,
+        tmp / "plugin-fp32.json",
+        extra_args=["--dtype", "float32", "--prompt-logprobs", "5", "--max-tokens", str(MAX_TOKENS)],
+        env={"ANTANGELMED_REMOTE_CODE_MARKER": str(marker)},
+    )
     out["marker_exists"] = marker.exists()
     return out

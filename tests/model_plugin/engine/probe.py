@@ -4,7 +4,7 @@ A separate process per engine configuration: vLLM's offline engine spawns worker
 run inside pytest's process, and each configuration (plugin on/off, dtype, speculative config)
 needs a fresh engine anyway.
 
-    python -m tests.engine.probe --model DIR --out FILE [--dtype float32] [--max-tokens 32]
+    python -m tests.model_plugin.engine.probe --model DIR --out FILE [--dtype float32] [--max-tokens 32]
         [--prompt-logprobs 5] [--speculative-config JSON] [--prompts-file FILE]
 """
 
@@ -30,9 +30,15 @@ def main(argv: list[str] | None = None) -> int:
 
     from vllm import LLM, SamplingParams
 
-    kwargs = {"model": args.model, "dtype": args.dtype, "max_model_len": 1024, "seed": 0,
-              "enforce_eager": args.enforce_eager, "disable_log_stats": False,
-              "trust_remote_code": args.trust_remote_code}
+    kwargs = {
+        "model": args.model,
+        "dtype": args.dtype,
+        "max_model_len": 1024,
+        "seed": 0,
+        "enforce_eager": args.enforce_eager,
+        "disable_log_stats": False,
+        "trust_remote_code": args.trust_remote_code,
+    }
     if args.speculative_config:
         kwargs["speculative_config"] = json.loads(args.speculative_config)
     if args.hf_overrides:
@@ -40,18 +46,29 @@ def main(argv: list[str] | None = None) -> int:
     llm = LLM(**kwargs)
     with open(args.prompts_file) as f:
         prompts = json.load(f)
-    params = SamplingParams(temperature=0.0, max_tokens=args.max_tokens, ignore_eos=True,
-                            logprobs=args.logprobs, prompt_logprobs=args.prompt_logprobs)
+    params = SamplingParams(
+        temperature=0.0,
+        max_tokens=args.max_tokens,
+        ignore_eos=True,
+        logprobs=args.logprobs,
+        prompt_logprobs=args.prompt_logprobs,
+    )
     results = []
     for out in llm.generate(prompts, params):
         comp = out.outputs[0]
-        results.append({
-            "prompt_token_ids": list(out.prompt_token_ids),
-            "prompt_logprobs": [None if p is None else {str(t): lp.logprob for t, lp in p.items()}
-                                for p in (out.prompt_logprobs or [])],
-            "token_ids": list(comp.token_ids),
-            "logprobs": [{str(t): lp.logprob for t, lp in step.items()} for step in (comp.logprobs or [])],
-        })
+        results.append(
+            {
+                "prompt_token_ids": list(out.prompt_token_ids),
+                "prompt_logprobs": [
+                    None if p is None else {str(t): lp.logprob for t, lp in p.items()}
+                    for p in (out.prompt_logprobs or [])
+                ],
+                "token_ids": list(comp.token_ids),
+                "logprobs": [
+                    {str(t): lp.logprob for t, lp in step.items()} for step in (comp.logprobs or [])
+                ],
+            }
+        )
     metrics = {}
     for m in llm.get_metrics():
         if m.name.startswith("vllm:spec_decode"):

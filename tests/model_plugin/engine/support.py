@@ -13,7 +13,7 @@ import torch
 
 from tests.support.procs import free_port
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 MAX_TOKENS = 32  # generated tokens per prompt in equivalence and speculative-decoding checks
 PROMPTS = [
     "The patient reports a mild headache and",
@@ -26,6 +26,7 @@ PROMPTS = [
     "请解释一下心电图的基本原理",
 ]
 
+
 def engine_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
@@ -34,18 +35,43 @@ def engine_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run_probe(model: Path, out: Path, *, prompts: list[str] = PROMPTS, plugin: bool = True,
-              extra_args: list[str] = (), env: dict[str, str] | None = None, timeout: int = 600) -> dict:
-    """Run tests/engine/probe.py in its own process and return its JSON."""
+def run_probe(
+    model: Path,
+    out: Path,
+    *,
+    prompts: list[str] = PROMPTS,
+    plugin: bool = True,
+    extra_args: list[str] = (),
+    env: dict[str, str] | None = None,
+    timeout: int = 600,
+) -> dict:
+    """Run tests/model_plugin/engine/probe.py in its own process and return its JSON."""
     prompts_file = out.with_suffix(".prompts.json")
     prompts_file.write_text(json.dumps(prompts, ensure_ascii=False))
     extra_env = dict(env or {})
     if not plugin:
         extra_env["VLLM_PLUGINS"] = "none"  # any value without "antangelmed" keeps our plugin out
-    cmd = [sys.executable, "-m", "tests.engine.probe", "--model", str(model), "--out", str(out),
-           "--prompts-file", str(prompts_file), *extra_args]
-    proc = subprocess.run(cmd, cwd=REPO, env=engine_env(**extra_env), capture_output=True, text=True,
-                          timeout=timeout, check=False)
+    cmd = [
+        sys.executable,
+        "-m",
+        "tests.model_plugin.engine.probe",
+        "--model",
+        str(model),
+        "--out",
+        str(out),
+        "--prompts-file",
+        str(prompts_file),
+        *extra_args,
+    ]
+    proc = subprocess.run(
+        cmd,
+        cwd=REPO,
+        env=engine_env(**extra_env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"probe failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
     return json.loads(out.read_text())
@@ -75,8 +101,9 @@ class ServerProcess:
         self.log = log
         self._health = health_path
         self._log_file = open(log, "wb")  # noqa: SIM115 -- open for the server's lifetime, closed in stop()
-        self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=self._log_file, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd, cwd=REPO, env=env, stdout=self._log_file, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
     def wait_ready(self, timeout: float = 300.0) -> None:
         deadline = time.monotonic() + timeout
@@ -107,12 +134,32 @@ class ServerProcess:
         self._log_file.close()
 
 
-def start_vllm_server(model: Path, log: Path, *, served_name: str = "antangelmed",
-                      extra_args: list[str] = (), env: dict[str, str] | None = None) -> ServerProcess:
+def start_vllm_server(
+    model: Path,
+    log: Path,
+    *,
+    served_name: str = "antangelmed",
+    extra_args: list[str] = (),
+    env: dict[str, str] | None = None,
+) -> ServerProcess:
     port = free_port()
-    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),
-           "--served-model-name", served_name, "--host", "127.0.0.1", "--port", str(port),
-           "--max-model-len", "2048", "--enforce-eager", *extra_args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        str(model),
+        "--served-model-name",
+        served_name,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--max-model-len",
+        "2048",
+        "--enforce-eager",
+        *extra_args,
+    ]
     server = ServerProcess(cmd, engine_env(**(env or {})), port, "/health", log)
     server.model = served_name
     server.wait_ready()

@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 from model_plugin.reference import ReferenceModel
-from tests.engine.support import MAX_TOKENS, PROMPTS, REPO, engine_env, run_probe
+from tests.model_plugin.engine.support import MAX_TOKENS, PROMPTS, REPO, engine_env, run_probe
 
 pytestmark = pytest.mark.vllm
 K = 3  # speculative tokens per step
@@ -20,8 +20,9 @@ AUX_PROMPT = [5, 100, 200, 300, 400, 500, 600, 700]
 
 
 def _generate(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "model_plugin.checkpoints", *args], cwd=REPO, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "model_plugin.checkpoints", *args], cwd=REPO, check=True, capture_output=True
+    )
 
 
 def _spec(draft) -> list[str]:
@@ -45,8 +46,15 @@ def bigram_target_and_distilled_draft(tmp_path_factory):
     """
     root = tmp_path_factory.mktemp("eagle3-distilled")
     _generate("--preset", "tiny", "--bigram", "40", "--out", str(root / "target"))
-    _generate("--eagle3-draft", "--target", str(root / "target"), "--out", str(root / "draft"),
-              "--distill-steps", "80")
+    _generate(
+        "--eagle3-draft",
+        "--target",
+        str(root / "target"),
+        "--out",
+        str(root / "draft"),
+        "--distill-steps",
+        "80",
+    )
     return root / "target", root / "draft"
 
 
@@ -72,17 +80,31 @@ def test_eagle3_distilled_draft_is_accepted_and_lossless(bigram_target_and_disti
     reference = ReferenceModel.from_pretrained(target, dtype=torch.float32)
     for res in spec["results"]:
         assert res["token_ids"] == reference.greedy_generate(res["prompt_token_ids"], MAX_TOKENS)
-    print(f"\nEAGLE3 distilled draft on tiny --bigram 40: mean acceptance length "
-          f"{1 + accepted / drafts:.2f} at k={K}")
+    print(
+        f"\nEAGLE3 distilled draft on tiny --bigram 40: mean acceptance length "
+        f"{1 + accepted / drafts:.2f} at k={K}"
+    )
 
 
 def _aux_probe(model, out, layers: str, hf_overrides: dict | None = None) -> dict[str, torch.Tensor]:
-    cmd = [sys.executable, "-m", "tests.engine.aux_probe", "--model", str(model), "--layers", layers,
-           "--prompt-ids", ",".join(map(str, AUX_PROMPT)), "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tests.model_plugin.engine.aux_probe",
+        "--model",
+        str(model),
+        "--layers",
+        layers,
+        "--prompt-ids",
+        ",".join(map(str, AUX_PROMPT)),
+        "--out",
+        str(out),
+    ]
     if hf_overrides:
         cmd += ["--hf-overrides", json.dumps(hf_overrides)]
-    proc = subprocess.run(cmd, cwd=REPO, env=engine_env(), capture_output=True, text=True, timeout=600,
-                          check=False)
+    proc = subprocess.run(
+        cmd, cwd=REPO, env=engine_env(), capture_output=True, text=True, timeout=600, check=False
+    )
     assert proc.returncode == 0, proc.stderr[-6000:]
     return load_file(out)
 
@@ -90,12 +112,16 @@ def _aux_probe(model, out, layers: str, hf_overrides: dict | None = None) -> dic
 @pytest.fixture(scope="module")
 def reference_stream(tiny_checkpoint):
     """The reference's residual stream entering layers 0..N-1, then (index N) leaving the last layer."""
-    return ReferenceModel.from_pretrained(tiny_checkpoint).forward_with_states(
-        torch.tensor(AUX_PROMPT)).layer_inputs
+    return (
+        ReferenceModel.from_pretrained(tiny_checkpoint)
+        .forward_with_states(torch.tensor(AUX_PROMPT))
+        .layer_inputs
+    )
 
 
-def test_aux_hidden_states_are_the_residual_stream_entering_each_layer(tiny_checkpoint, tmp_path,
-                                                                       reference_stream):
+def test_aux_hidden_states_are_the_residual_stream_entering_each_layer(
+    tiny_checkpoint, tmp_path, reference_stream
+):
     got = _aux_probe(tiny_checkpoint, tmp_path / "aux.safetensors", "0,1,2")
     assert got["active_layers"].tolist() == [0, 1, 2]
     for k in range(3):
@@ -108,8 +134,12 @@ def test_aux_hidden_states_are_the_residual_stream_entering_each_layer(tiny_chec
 def test_sglang_layer_shift_reads_one_layer_later(tiny_checkpoint, tmp_path, reference_stream):
     # SGLang ids 1 and 2 (= N-1, the last layer's output) become vLLM ids 2 and N = 3: the stream
     # leaving the last layer, before the final norm, is served too.
-    got = _aux_probe(tiny_checkpoint, tmp_path / "aux-shift.safetensors", "1,2",
-                     hf_overrides={"eagle_aux_layer_id_shift": 1})
+    got = _aux_probe(
+        tiny_checkpoint,
+        tmp_path / "aux-shift.safetensors",
+        "1,2",
+        hf_overrides={"eagle_aux_layer_id_shift": 1},
+    )
     assert got["active_layers"].tolist() == [2, 3] and len(reference_stream) == 4
     for k in (2, 3):
         assert (got[f"layer_{k}"] - reference_stream[k]).abs().max().item() < 1e-4

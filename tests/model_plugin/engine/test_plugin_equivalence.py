@@ -1,6 +1,6 @@
 """Our vLLM model against the pure-PyTorch reference and against vLLM's built-in BailingMoeV2.
 
-Each engine configuration runs once per session in its own process (tests/engine/probe.py).
+Each engine configuration runs once per session in its own process (tests/model_plugin/engine/probe.py).
 """
 
 import math
@@ -9,22 +9,43 @@ import pytest
 import torch
 
 from model_plugin.reference import ReferenceModel
-from tests.engine.support import MAX_TOKENS, PROMPTS, run_probe
+from tests.model_plugin.engine.support import MAX_TOKENS, PROMPTS, run_probe
 
 pytestmark = pytest.mark.vllm
 
 
 @pytest.fixture(scope="module")
 def plugin_bf16(tiny_checkpoint, tmp_path_factory):
-    return run_probe(tiny_checkpoint, tmp_path_factory.mktemp("probe") / "plugin-bf16.json",
-                     extra_args=["--enforce-eager", "--dtype", "bfloat16", "--prompt-logprobs", "5", "--max-tokens", str(MAX_TOKENS)])
+    return run_probe(
+        tiny_checkpoint,
+        tmp_path_factory.mktemp("probe") / "plugin-bf16.json",
+        extra_args=[
+            "--enforce-eager",
+            "--dtype",
+            "bfloat16",
+            "--prompt-logprobs",
+            "5",
+            "--max-tokens",
+            str(MAX_TOKENS),
+        ],
+    )
 
 
 @pytest.fixture(scope="module")
 def builtin_fp32(remote_code_checkpoint, tmp_path_factory):
-    return run_probe(remote_code_checkpoint, tmp_path_factory.mktemp("probe") / "builtin-fp32.json",
-                     plugin=False,
-                     extra_args=["--enforce-eager", "--dtype", "float32", "--max-tokens", str(MAX_TOKENS), "--trust-remote-code"])
+    return run_probe(
+        remote_code_checkpoint,
+        tmp_path_factory.mktemp("probe") / "builtin-fp32.json",
+        plugin=False,
+        extra_args=[
+            "--enforce-eager",
+            "--dtype",
+            "float32",
+            "--max-tokens",
+            str(MAX_TOKENS),
+            "--trust-remote-code",
+        ],
+    )
 
 
 @pytest.fixture(scope="module")

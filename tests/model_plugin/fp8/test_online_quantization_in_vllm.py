@@ -5,7 +5,7 @@ vLLM quantizes at load, per tensor: every linear layer our model builds with the
 routed experts (one scale per expert for w13 and one for w2), each scale amax / 448. The router
 gate, ``expert_bias``, norms, embedding and ``lm_head`` stay as in the checkpoint.
 
-What vLLM's CPU build cannot execute (details in tests/engine/fp8_online_probe.py):
+What vLLM's CPU build cannot execute (details in tests/model_plugin/fp8/online_probe.py):
 - the weight cast itself: ``_C::static_scaled_fp8_quant`` is declared without a kernel; the probe
   registers a plain-torch stand-in for it (test harness; GPUs run vLLM's CUDA kernel);
 - anything with FP8 routed experts: there is no FP8 MoE backend (``Fp8MoeBackend.NONE``, "Unsupported
@@ -31,7 +31,14 @@ import torch
 from safetensors.torch import load_file
 
 from model_plugin.reference import ReferenceModel
-from tests.engine.support import MAX_TOKENS, PROMPTS, REPO, engine_env, logprob_gaps_to_reference, run_probe
+from tests.model_plugin.engine.support import (
+    MAX_TOKENS,
+    PROMPTS,
+    REPO,
+    engine_env,
+    logprob_gaps_to_reference,
+    run_probe,
+)
 
 pytestmark = pytest.mark.vllm
 
@@ -49,13 +56,30 @@ DENSE_MLP, ATTENTION, SHARED, ROUTED = "dense MLP", "attention", "shared experts
 def _run_fp8_probe(model: Path, out: Path, mode: str) -> dict:
     prompts = out.with_suffix(".prompts.json")
     prompts.write_text(json.dumps(PROMPTS, ensure_ascii=False))
-    cmd = [sys.executable, "-m", "tests.engine.fp8_online_probe", "--model", str(model), "--out", str(out),
-           "--mode", mode, "--prompts-file", str(prompts), "--prompt-logprobs", "5",
-           "--max-tokens", str(MAX_TOKENS)]
-    proc = subprocess.run(cmd, cwd=REPO, env=engine_env(), capture_output=True, text=True, timeout=600,
-                          check=False)
+    cmd = [
+        sys.executable,
+        "-m",
+        "tests.model_plugin.fp8.online_probe",
+        "--model",
+        str(model),
+        "--out",
+        str(out),
+        "--mode",
+        mode,
+        "--prompts-file",
+        str(prompts),
+        "--prompt-logprobs",
+        "5",
+        "--max-tokens",
+        str(MAX_TOKENS),
+    ]
+    proc = subprocess.run(
+        cmd, cwd=REPO, env=engine_env(), capture_output=True, text=True, timeout=600, check=False
+    )
     if proc.returncode != 0:
-        raise RuntimeError(f"fp8 probe failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
+        raise RuntimeError(
+            f"fp8 probe failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}"
+        )
     return torch.load(out, weights_only=True)
 
 
@@ -92,7 +116,10 @@ def expected_linear(ck: dict) -> dict[str, tuple[str, torch.Tensor]]:
         out[f"{p}.attention.query_key_value"] = (ATTENTION, ck[f"{p}.attention.query_key_value.weight"])
         out[f"{p}.attention.dense"] = (ATTENTION, ck[f"{p}.attention.dense.weight"])
         mlp, kind = (f"{p}.mlp.shared_experts", SHARED) if moe else (f"{p}.mlp", DENSE_MLP)
-        out[f"{mlp}.gate_up_proj"] = (kind, torch.cat([ck[f"{mlp}.gate_proj.weight"], ck[f"{mlp}.up_proj.weight"]]))
+        out[f"{mlp}.gate_up_proj"] = (
+            kind,
+            torch.cat([ck[f"{mlp}.gate_proj.weight"], ck[f"{mlp}.up_proj.weight"]]),
+        )
         out[f"{mlp}.down_proj"] = (kind, ck[f"{mlp}.down_proj.weight"])
     return out
 
@@ -102,16 +129,31 @@ def expected_experts(ck: dict) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     out = {}
     for p, moe in _layers(ck):
         if moe:
-            n = sum(1 for name in ck if name.startswith(f"{p}.mlp.experts.") and name.endswith(".down_proj.weight"))
+            n = sum(
+                1
+                for name in ck
+                if name.startswith(f"{p}.mlp.experts.") and name.endswith(".down_proj.weight")
+            )
             e = [f"{p}.mlp.experts.{j}" for j in range(n)]
-            w13 = torch.stack([torch.cat([ck[f"{x}.gate_proj.weight"], ck[f"{x}.up_proj.weight"]]) for x in e])
-            out[f"{p}.mlp.experts.routed_experts"] = (w13, torch.stack([ck[f"{x}.down_proj.weight"] for x in e]))
+            w13 = torch.stack(
+                [torch.cat([ck[f"{x}.gate_proj.weight"], ck[f"{x}.up_proj.weight"]]) for x in e]
+            )
+            out[f"{p}.mlp.experts.routed_experts"] = (
+                w13,
+                torch.stack([ck[f"{x}.down_proj.weight"] for x in e]),
+            )
     return out
 
 
 def unquantized(ck: dict) -> dict[str, torch.Tensor]:
     """Parameters that must equal the checkpoint bit for bit (the router gate is checked by output)."""
-    keep = ("layernorm.weight", "model.norm.weight", "word_embeddings.weight", "lm_head.weight", "expert_bias")
+    keep = (
+        "layernorm.weight",
+        "model.norm.weight",
+        "word_embeddings.weight",
+        "lm_head.weight",
+        "expert_bias",
+    )
     return {name: t for name, t in ck.items() if name.endswith(keep)}
 
 
@@ -119,15 +161,21 @@ def check_fp8(q: torch.Tensor, scale: torch.Tensor, ref: torch.Tensor, what: str
     """One per-tensor-quantized weight against its BF16 source; returns its max relative error."""
     assert q.dtype == torch.float8_e4m3fn, f"{what}: {q.dtype}, not float8_e4m3fn"
     assert q.shape == ref.shape, f"{what}: {tuple(q.shape)} vs checkpoint {tuple(ref.shape)}"
-    assert scale.dtype == torch.float32 and scale.numel() == 1, f"{what}: scale {scale.dtype} {tuple(scale.shape)}"
+    assert scale.dtype == torch.float32 and scale.numel() == 1, (
+        f"{what}: scale {scale.dtype} {tuple(scale.shape)}"
+    )
     w, s = ref.float(), scale.float().reshape(())
     expected_scale = w.abs().amax() / FP8_MAX
-    assert torch.isclose(s, expected_scale, rtol=1e-6, atol=0), f"{what}: scale {s.item()} != amax/448 {expected_scale}"
+    assert torch.isclose(s, expected_scale, rtol=1e-6, atol=0), (
+        f"{what}: scale {s.item()} != amax/448 {expected_scale}"
+    )
     err = (q.float() * s - w).abs()
     bound = (REL_STEP * w.abs() + SUBNORMAL_ABS * s) * ARITH_SLACK
     worst = int((err - bound).argmax())
-    assert (err <= bound).all(), (f"{what}: element {worst} dequantizes to {(q.float() * s).flatten()[worst]}, "
-                                  f"checkpoint {w.flatten()[worst]}, bound {bound.flatten()[worst]}")
+    assert (err <= bound).all(), (
+        f"{what}: element {worst} dequantizes to {(q.float() * s).flatten()[worst]}, "
+        f"checkpoint {w.flatten()[worst]}, bound {bound.flatten()[worst]}"
+    )
     normal = w.abs() >= s * 2.0**-6
     return (err[normal] / w.abs()[normal]).max().item()
 
@@ -138,8 +186,10 @@ def check_linear_layers(dump: dict, ck: dict) -> dict[str, float]:
     params = dump["params"]
     for module, (kind, ref) in expected_linear(ck).items():
         assert dump["methods"].get(module) == FP8_LINEAR, f"{module}: {dump['methods'].get(module)}"
-        # vLLM keeps per-tensor FP8 linear weights as [in, out] (torch._scaled_mm's B operand).
-        rel = check_fp8(params[f"{module}.weight"].t(), params[f"{module}.weight_scale"], ref, module)
+        # vLLM keeps a per-tensor FP8 linear weight as [in, out] (torch._scaled_mm's B operand) or as the
+        # checkpoint's [out, in], depending on the kernel it picks for this CPU: compare in checkpoint order.
+        q = params[f"{module}.weight"]
+        rel = check_fp8(q if q.shape == ref.shape else q.t(), params[f"{module}.weight_scale"], ref, module)
         worst[kind] = max(worst.get(kind, 0.0), rel)
     return worst
 
@@ -147,7 +197,9 @@ def check_linear_layers(dump: dict, ck: dict) -> dict[str, float]:
 def check_unquantized(dump: dict, ck: dict) -> None:
     methods, params = dump["methods"], dump["params"]
     for name, ref in unquantized(ck).items():
-        assert params[name].dtype == ref.dtype and torch.equal(params[name], ref), f"{name} differs from the checkpoint"
+        assert params[name].dtype == ref.dtype and torch.equal(params[name], ref), (
+            f"{name} differs from the checkpoint"
+        )
     for module in ("model.word_embeddings", "lm_head"):
         assert methods[module] == "UnquantizedEmbeddingMethod", f"{module}: {methods[module]}"
     for p, moe in _layers(ck):
@@ -169,11 +221,17 @@ def test_full_fp8_quantizes_exactly_the_intended_layers(full, checkpoint):
     # Nothing else holds a float8 tensor, and every parameter is one the checks below look at.
     params = full["params"]
     fp8_params = {n for n, t in params.items() if t.dtype == torch.float8_e4m3fn}
-    assert fp8_params == ({f"{m}.weight" for m in expected_linear(checkpoint)}
-                          | {f"{m}.{w}_weight" for m in expected_experts(checkpoint) for w in ("w13", "w2")})
-    checked = (fp8_params | {f"{m}.weight_scale" for m in expected_linear(checkpoint)}
-               | {f"{m}.{w}_weight_scale" for m in expected_experts(checkpoint) for w in ("w13", "w2")}
-               | set(unquantized(checkpoint)) | {f"{p}.mlp.gate.weight" for p, moe in _layers(checkpoint) if moe})
+    assert fp8_params == (
+        {f"{m}.weight" for m in expected_linear(checkpoint)}
+        | {f"{m}.{w}_weight" for m in expected_experts(checkpoint) for w in ("w13", "w2")}
+    )
+    checked = (
+        fp8_params
+        | {f"{m}.weight_scale" for m in expected_linear(checkpoint)}
+        | {f"{m}.{w}_weight_scale" for m in expected_experts(checkpoint) for w in ("w13", "w2")}
+        | set(unquantized(checkpoint))
+        | {f"{p}.mlp.gate.weight" for p, moe in _layers(checkpoint) if moe}
+    )
     assert set(params) == checked
 
 
@@ -183,12 +241,16 @@ def test_full_fp8_weights_equal_bf16_within_fp8_rounding(full, checkpoint):
     for module, (w13_ref, w2_ref) in expected_experts(checkpoint).items():
         for name, ref in (("w13", w13_ref), ("w2", w2_ref)):
             q, scales = params[f"{module}.{name}_weight"], params[f"{module}.{name}_weight_scale"]
-            assert scales.shape == (ref.shape[0],), f"{module}.{name}: scales {tuple(scales.shape)}, not one per expert"
+            assert scales.shape == (ref.shape[0],), (
+                f"{module}.{name}: scales {tuple(scales.shape)}, not one per expert"
+            )
             for e in range(ref.shape[0]):
                 rel = check_fp8(q[e], scales[e], ref[e], f"{module}.{name}[expert {e}]")
                 worst[f"{ROUTED} {name}"] = max(worst.get(f"{ROUTED} {name}", 0.0), rel)
-    print("\nonline FP8, max relative error per layer kind (normal range; bound 2^-4 = 0.0625): "
-          + ", ".join(f"{k} {v:.4f}" for k, v in sorted(worst.items())))
+    print(
+        "\nonline FP8, max relative error per layer kind (normal range; bound 2^-4 = 0.0625): "
+        + ", ".join(f"{k} {v:.4f}" for k, v in sorted(worst.items()))
+    )
     assert set(worst) == {ATTENTION, DENSE_MLP, SHARED, f"{ROUTED} w13", f"{ROUTED} w2"}
 
 
@@ -212,9 +274,19 @@ def test_runnable_fp8_quantizes_all_but_the_routed_experts(runnable, checkpoint)
 @pytest.fixture(scope="module")
 def bf16_run(tiny_checkpoint, tmp_path_factory):
     """The same engine settings without quantization: the noise floor of BF16 compute."""
-    return run_probe(tiny_checkpoint, tmp_path_factory.mktemp("bf16") / "bf16.json",
-                     extra_args=["--enforce-eager", "--dtype", "bfloat16", "--prompt-logprobs", "5",
-                                 "--max-tokens", str(MAX_TOKENS)])
+    return run_probe(
+        tiny_checkpoint,
+        tmp_path_factory.mktemp("bf16") / "bf16.json",
+        extra_args=[
+            "--enforce-eager",
+            "--dtype",
+            "bfloat16",
+            "--prompt-logprobs",
+            "5",
+            "--max-tokens",
+            str(MAX_TOKENS),
+        ],
+    )
 
 
 def test_runnable_fp8_logprobs_stay_within_stated_tolerance_of_bf16(runnable, bf16_run, tiny_checkpoint):
@@ -222,10 +294,12 @@ def test_runnable_fp8_logprobs_stay_within_stated_tolerance_of_bf16(runnable, bf
     reference = ReferenceModel.from_pretrained(tiny_checkpoint, dtype=torch.float32)
     gaps, agree = logprob_gaps_to_reference(runnable, reference)
     base_gaps, base_agree = logprob_gaps_to_reference(bf16_run, reference)
-    print(f"\nonline FP8 (routed experts BF16) vs BF16 weights: median logprob gap {gaps.median():.4f}, "
-          f"p90 {gaps.quantile(0.9):.4f}, max {gaps.max():.4f}, top-1 agreement {agree:.3f}; "
-          f"BF16 engine: median {base_gaps.median():.4f}, p90 {base_gaps.quantile(0.9):.4f}, "
-          f"max {base_gaps.max():.4f}, top-1 {base_agree:.3f}")
+    print(
+        f"\nonline FP8 (routed experts BF16) vs BF16 weights: median logprob gap {gaps.median():.4f}, "
+        f"p90 {gaps.quantile(0.9):.4f}, max {gaps.max():.4f}, top-1 agreement {agree:.3f}; "
+        f"BF16 engine: median {base_gaps.median():.4f}, p90 {base_gaps.quantile(0.9):.4f}, "
+        f"max {base_gaps.max():.4f}, top-1 {base_agree:.3f}"
+    )
     # Stated tolerance for per-tensor e4m3 weights with dynamic per-tensor e4m3 activations and BF16
     # compute on this random, routing-fragile checkpoint (no outlier structure, near-tied logits; an
     # expert flip moves a logprob by O(1)): median gap < 0.6, top-1 agreement >= 65%. Measured on the

@@ -16,8 +16,16 @@ E, G, TOPK_GROUP, K, SCALE = 32, 8, 4, 8, 2.5
 
 
 def _vllm_route(logits: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    return grouped_topk(logits, topk=K, renormalize=True, num_expert_group=G, topk_group=TOPK_GROUP,
-                        scoring_func="sigmoid", routed_scaling_factor=SCALE, e_score_correction_bias=bias)
+    return grouped_topk(
+        logits,
+        topk=K,
+        renormalize=True,
+        num_expert_group=G,
+        topk_group=TOPK_GROUP,
+        scoring_func="sigmoid",
+        routed_scaling_factor=SCALE,
+        e_score_correction_bias=bias,
+    )
 
 
 def _by_expert(weights: torch.Tensor, ids: torch.Tensor) -> list[dict[int, float]]:

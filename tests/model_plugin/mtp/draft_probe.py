@@ -5,7 +5,8 @@ drafter) keeps each call's inputs (token ids, positions, the target's hidden sta
 logits the draft gives for every row, so a test can compare them with the pure-PyTorch
 reference. Outputs and ``vllm:spec_decode_*`` counters are saved beside them.
 
-    python -m tests.engine.mtp_probe --model DIR --draft DIR --prompts-file FILE --out FILE.pt [-k 1]
+    python -m tests.model_plugin.mtp.draft_probe --model DIR --draft DIR --prompts-file FILE \\
+        --out FILE.pt [-k 1]
 """
 
 import argparse
@@ -17,12 +18,14 @@ from pathlib import Path
 
 
 def _record(calls, module, _args, kwargs, output):
-    calls.append({
-        "input_ids": kwargs["input_ids"].detach().cpu().clone(),
-        "positions": kwargs["positions"].detach().cpu().clone(),
-        "hidden_states": kwargs["hidden_states"].detach().float().cpu().clone(),
-        "logits": module.compute_logits(output).detach().float().cpu().clone(),
-    })
+    calls.append(
+        {
+            "input_ids": kwargs["input_ids"].detach().cpu().clone(),
+            "positions": kwargs["positions"].detach().cpu().clone(),
+            "hidden_states": kwargs["hidden_states"].detach().float().cpu().clone(),
+            "logits": module.compute_logits(output).detach().float().cpu().clone(),
+        }
+    )
 
 
 def _install(worker) -> str:
@@ -53,20 +56,31 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from vllm import LLM, SamplingParams
 
-    llm = LLM(model=args.model, dtype="float32", max_model_len=1024, seed=0, enforce_eager=True,
-              disable_log_stats=False,
-              speculative_config={"method": "mtp", "model": args.draft, "num_speculative_tokens": args.k})
+    llm = LLM(
+        model=args.model,
+        dtype="float32",
+        max_model_len=1024,
+        seed=0,
+        enforce_eager=True,
+        disable_log_stats=False,
+        speculative_config={"method": "mtp", "model": args.draft, "num_speculative_tokens": args.k},
+    )
     # Ship the hooks by their importable name: under `python -m` this file is __main__, which the
     # worker process cannot import.
-    probe = importlib.import_module("tests.engine.mtp_probe")
+    probe = importlib.import_module("tests.model_plugin.mtp.draft_probe")
     [draft_class] = llm.collective_rpc(probe._install)
     prompts = json.loads(Path(args.prompts_file).read_text())
     params = SamplingParams(temperature=0.0, max_tokens=args.max_tokens, ignore_eos=True)
-    results = [{"prompt_token_ids": list(out.prompt_token_ids), "token_ids": list(out.outputs[0].token_ids)}
-               for out in llm.generate(prompts, params)]
+    results = [
+        {"prompt_token_ids": list(out.prompt_token_ids), "token_ids": list(out.outputs[0].token_ids)}
+        for out in llm.generate(prompts, params)
+    ]
     [calls] = llm.collective_rpc(probe._fetch)
-    metrics = {m.name: (list(m.values) if hasattr(m, "values") else m.value)
-               for m in llm.get_metrics() if m.name.startswith("vllm:spec_decode")}
+    metrics = {
+        m.name: (list(m.values) if hasattr(m, "values") else m.value)
+        for m in llm.get_metrics()
+        if m.name.startswith("vllm:spec_decode")
+    }
     torch.save({"draft_class": draft_class, "results": results, "metrics": metrics, "calls": calls}, args.out)
     return 0
 

@@ -1,7 +1,7 @@
-"""MTP distillation (model_plugin.checkpoints.mtp_distill): the student computes what the reference
-MTP block computes (which tests/engine/test_mtp.py checks against vLLM), training makes its first
-draft match the target's greedy token after next, and the written checkpoint differs from the
-target only in the MTP layer."""
+"""MTP distillation (model_plugin.mtp.distill): the student computes what the reference MTP block
+computes (which tests/model_plugin/mtp/test_model_in_vllm.py checks against vLLM), training makes
+its first draft match the target's greedy token after next, and the written checkpoint differs
+from the target only in the MTP layer."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from model_plugin.checkpoints import CheckpointError, get_preset, write_checkpoint
 from model_plugin.reference import KVCache, ReferenceModel, rms_norm
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def _mtp_preset():
@@ -33,14 +33,23 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def distilled(target: Path):
-    from model_plugin.checkpoints.mtp_distill import distill_mtp
+    from model_plugin.mtp.distill import distill_mtp
 
-    return distill_mtp(target, target.parent / "distilled", steps=80, gen_prompts=8, gen_tokens=24,
-                       random_sequences=64, unroll=2, batch=16)
+    return distill_mtp(
+        target,
+        target.parent / "distilled",
+        steps=80,
+        gen_prompts=8,
+        gen_tokens=24,
+        random_sequences=64,
+        unroll=2,
+        batch=16,
+    )
 
 
-def _mtp_step_with_cache(ref: ReferenceModel, token: int | list[int], hidden: torch.Tensor, start: int,
-                         cache: KVCache) -> tuple[torch.Tensor, torch.Tensor]:
+def _mtp_step_with_cache(
+    ref: ReferenceModel, token: int | list[int], hidden: torch.Tensor, start: int, cache: KVCache
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The reference MTP block over new rows at positions start.., its KV cache extended (as
     vLLM's draft KV cache is between speculative steps): (logits, final-normed hidden)."""
     n = ref.num_layers
@@ -60,7 +69,7 @@ def test_student_is_the_reference_mtp_block_unrolled_like_vllm(target: Path) -> 
     equal drafting row by row: one new query reading the previous step's output, attending to
     the prefix's step-1 keys and its own earlier steps'."""
     from model_plugin.checkpoints.eagle3_distill import collate, teacher_samples
-    from model_plugin.checkpoints.mtp_distill import MTPStudent, trainable_names
+    from model_plugin.mtp.distill import MTPStudent, trainable_names
 
     ref = ReferenceModel.from_pretrained(target)
     student = MTPStudent(ref, trainable_names(ref))
@@ -77,9 +86,9 @@ def test_student_is_the_reference_mtp_block_unrolled_like_vllm(target: Path) -> 
             assert torch.allclose(padded[step][1], batched[step], atol=1e-4)
         for i in (0, 4, 7):
             cache = KVCache()
-            logits, out = _mtp_step_with_cache(ref, seq[1:i + 2], sample.aux[:i + 1], 0, cache)
+            logits, out = _mtp_step_with_cache(ref, seq[1 : i + 2], sample.aux[: i + 1], 0, cache)
             assert torch.allclose(logits[i], batched[0][i], atol=1e-4)
-            out = out[i:i + 1]
+            out = out[i : i + 1]
             for step in (2, 3):
                 logits, out = _mtp_step_with_cache(ref, seq[i + step], out, i + step - 1, cache)
                 assert torch.allclose(logits[0], batched[step - 1][i], atol=1e-4), (i, step)
@@ -95,14 +104,26 @@ def test_distillation_makes_the_mtp_predict_the_token_after_next(target: Path, d
 
 def test_distilled_checkpoint_differs_only_in_the_mtp_layer(target: Path, distilled) -> None:
     before, after = load_file(target / "model.safetensors"), load_file(distilled.path / "model.safetensors")
-    assert {n: (t.shape, t.dtype) for n, t in before.items()} == {n: (t.shape, t.dtype) for n, t in after.items()}
+    assert {n: (t.shape, t.dtype) for n, t in before.items()} == {
+        n: (t.shape, t.dtype) for n, t in after.items()
+    }
     prefix = f"model.layers.{json.loads((target / 'config.json').read_text())['num_hidden_layers']}."
     changed = {n for n in before if not torch.equal(before[n], after[n])}
     mtp = {n for n in before if n.startswith(prefix)}
     assert changed == mtp - {f"{prefix}mlp.gate.expert_bias"}
-    assert {f"{prefix}{n}.weight" for n in ("enorm", "hnorm", "eh_proj", "final_layernorm",
-                                            "attention.query_key_value", "mlp.gate",
-                                            "mlp.experts.0.down_proj", "mlp.shared_experts.up_proj")} <= changed
+    assert {
+        f"{prefix}{n}.weight"
+        for n in (
+            "enorm",
+            "hnorm",
+            "eh_proj",
+            "final_layernorm",
+            "attention.query_key_value",
+            "mlp.gate",
+            "mlp.experts.0.down_proj",
+            "mlp.shared_experts.up_proj",
+        )
+    } <= changed
     for fname in ("config.json", "tokenizer.json", "tokenizer_config.json", "generation_config.json"):
         assert (target / fname).read_bytes() == (distilled.path / fname).read_bytes()
     record = json.loads((distilled.path / "generator.json").read_text())
@@ -118,7 +139,10 @@ def test_written_mtp_layer_predicts_the_target_in_the_reference(target: Path, di
     from model_plugin.checkpoints.eagle3_distill import CHAT_PROMPT
 
     tok = Tokenizer.from_file(str(target / "tokenizer.json"))
-    untrained, trained = ReferenceModel.from_pretrained(target), ReferenceModel.from_pretrained(distilled.path)
+    untrained, trained = (
+        ReferenceModel.from_pretrained(target),
+        ReferenceModel.from_pretrained(distilled.path),
+    )
     # Same main model in both: one greedy continuation per prompt serves both MTP layers.
     runs = []
     for text in ("头痛三天了怎么办", "What should I eat with diabetes?"):
@@ -140,7 +164,7 @@ def test_written_mtp_layer_predicts_the_target_in_the_reference(target: Path, di
 
 
 def test_refuses_targets_it_cannot_distil() -> None:
-    from model_plugin.checkpoints.mtp_distill import mtp_layer_index
+    from model_plugin.mtp.distill import mtp_layer_index
 
     base = {"num_hidden_layers": 3}
     assert mtp_layer_index(base | {"num_nextn_predict_layers": 1}) == 3
@@ -149,13 +173,23 @@ def test_refuses_targets_it_cannot_distil() -> None:
     with pytest.raises(CheckpointError, match="only one"):
         mtp_layer_index(base | {"num_nextn_predict_layers": 2})
     with pytest.raises(CheckpointError, match="quantized"):
-        mtp_layer_index(base | {"num_nextn_predict_layers": 1, "quantization_config": {"quant_method": "fp8"}})
+        mtp_layer_index(
+            base | {"num_nextn_predict_layers": 1, "quantization_config": {"quant_method": "fp8"}}
+        )
 
 
-def test_cli(target: Path, tmp_path: Path) -> None:
+def test_cli_refuses_bad_distill_mtp_arguments_in_one_line_writing_nothing(
+    target: Path, tmp_path: Path
+) -> None:
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "model_plugin.checkpoints", *args], cwd=REPO,
-                              check=False, capture_output=True, text=True, timeout=300)
+        return subprocess.run(
+            [sys.executable, "-m", "model_plugin.checkpoints", *args],
+            cwd=REPO,
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
 
     plain = write_checkpoint(get_preset("tiny"), tmp_path / "plain")
     for args, message in [
@@ -165,16 +199,22 @@ def test_cli(target: Path, tmp_path: Path) -> None:
         (("--target", str(plain), "--distill-steps", "2"), "no MTP layer"),
         (("--target", str(target), "--distill-steps", "2", "--eagle3-draft"), "exclusive"),
         (("--target", str(target), "--distill-steps", "2", "--bigram", "3"), "--bigram does not apply"),
-        (("--target", str(target), "--distill-steps", "2", "--aux-layers", "1"), "--aux-layers does not apply"),
+        (
+            ("--target", str(target), "--distill-steps", "2", "--aux-layers", "1"),
+            "--aux-layers does not apply",
+        ),
     ]:
         res = cli("--distill-mtp", "--out", str(tmp_path / "out"), *args)
-        assert res.returncode == 2 and message in res.stderr and "Traceback" not in res.stderr, (args, res.stderr)
+        assert res.returncode == 2 and message in res.stderr and "Traceback" not in res.stderr, (
+            args,
+            res.stderr,
+        )
     assert not (tmp_path / "out").exists()
 
 
 def test_cli_passes_its_options_to_the_distiller(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from model_plugin.checkpoints import __main__ as cli
-    from model_plugin.checkpoints import mtp_distill
+    from model_plugin.mtp import distill as mtp_distill
 
     calls = []
 
@@ -183,8 +223,24 @@ def test_cli_passes_its_options_to_the_distiller(monkeypatch: pytest.MonkeyPatch
         return mtp_distill.MTPDistillResult(out, 0.0, 0.5, 9.0, 1.0, 10, [0.5])
 
     monkeypatch.setattr(mtp_distill, "distill_mtp", fake)
-    assert cli.main(["--distill-mtp", "--target", str(tmp_path / "t"), "--out", str(tmp_path / "o"),
-                     "--distill-steps", "7", "--seed", "3", "--distill-gen-tokens", "64"]) == 0
+    assert (
+        cli.main(
+            [
+                "--distill-mtp",
+                "--target",
+                str(tmp_path / "t"),
+                "--out",
+                str(tmp_path / "o"),
+                "--distill-steps",
+                "7",
+                "--seed",
+                "3",
+                "--distill-gen-tokens",
+                "64",
+            ]
+        )
+        == 0
+    )
     [(target, out, kwargs)] = calls
     assert (target, out) == (tmp_path / "t", tmp_path / "o")
     assert kwargs["steps"] == 7 and kwargs["seed"] == 3 and kwargs["gen_tokens"] == 64

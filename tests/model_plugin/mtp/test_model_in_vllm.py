@@ -1,12 +1,11 @@
 """AntAngelMed's MTP layer as vLLM's speculative method "mtp", in real CPU engines.
 
-One tiny checkpoint with an MTP layer (`--mtp`), the `--bigram 40` next-token habit and an MTP
-whose eh_proj passes the next token's embedding straight through (embedding half = identity),
-so the MTP predicts the habit's successor and its drafts are accepted often, but not always:
-both the accept and the reject paths of greedy verification run. Three engines per module:
-no speculation, MTP k=1 (eager, every draft call recorded by tests/engine/mtp_probe.py) and
-MTP k=3 (compiled target), plus one that must fail to load, plus one with the generator's MTP
-layer distilled on the same target (model_plugin.checkpoints.mtp_distill, a few seconds).
+On the shared tiny MTP checkpoint (see conftest.py: its drafts are accepted often, but not
+always), both the accept and the reject paths of greedy verification run. Three engines per
+module: no speculation, MTP k=1 (eager, every draft call recorded by
+tests/model_plugin/mtp/draft_probe.py) and MTP k=3 (compiled target), plus one that must fail to
+load, plus one with the generator's MTP layer distilled on the same target
+(model_plugin.mtp.distill, a few seconds).
 """
 
 import json
@@ -18,56 +17,20 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from model_plugin.checkpoint_schema import mtp_tensors
-from model_plugin.config import AntAngelMedConfig
-from model_plugin.mtp_draft import MTPDraftError, write_mtp_draft
+from model_plugin.mtp.draft import write_mtp_draft
 from model_plugin.reference import ReferenceModel
-from tests.engine.support import PROMPTS, REPO, engine_env, run_probe
+from tests.model_plugin.engine.support import PROMPTS, REPO, engine_env, run_probe
+from tests.model_plugin.mtp.conftest import BIGRAM, generate, write_draft_cli
 
 pytestmark = pytest.mark.vllm
 MAX_TOKENS = 32
-BIGRAM = 40
 # fp32 engine vs fp32 reference; the observed gaps are ~1e-5, a wrong block is O(1).
 HIDDEN_ATOL = 1e-3
 LOGPROB_ATOL = 1e-3
 
 
-def _generate(out, *extra: str):
-    subprocess.run([sys.executable, "-m", "model_plugin.checkpoints", "--preset", "tiny", "--out", str(out),
-                    *extra], cwd=REPO, check=True, capture_output=True)
-    return out
-
-
-def _give_mtp_a_habit(ckpt):
-    """Embedding half of eh_proj := identity, so the block carries token t+1 to the bigram head."""
-    config = json.loads((ckpt / "config.json").read_text())
-    h, n = config["hidden_size"], config["num_hidden_layers"]
-    tensors = load_file(ckpt / "model.safetensors")
-    name = f"model.layers.{n}.eh_proj.weight"
-    tensors[name][:, :h] = torch.eye(h, dtype=tensors[name].dtype)
-    save_file(tensors, ckpt / "model.safetensors", metadata={"format": "pt"})
-
-
-def _write_draft_cli(target, out):
-    cmd = [sys.executable, "-m", "model_plugin.mtp_draft", "--target", str(target), "--out", str(out)]
-    subprocess.run(cmd, cwd=REPO, check=True, capture_output=True)
-    return out
-
-
 def _spec(draft, k: int) -> str:
     return json.dumps({"method": "mtp", "model": str(draft), "num_speculative_tokens": k})
-
-
-@pytest.fixture(scope="module")
-def mtp_checkpoint(tmp_path_factory):
-    ckpt = _generate(tmp_path_factory.mktemp("mtp") / "tiny-mtp", "--mtp", "--bigram", str(BIGRAM))
-    _give_mtp_a_habit(ckpt)
-    return ckpt
-
-
-@pytest.fixture(scope="module")
-def mtp_draft(mtp_checkpoint, tmp_path_factory):
-    return _write_draft_cli(mtp_checkpoint, tmp_path_factory.mktemp("draft") / "tiny-mtp-draft")
 
 
 @pytest.fixture(scope="module")
@@ -77,8 +40,11 @@ def reference(mtp_checkpoint):
 
 @pytest.fixture(scope="module")
 def baseline(mtp_checkpoint, tmp_path_factory):
-    return run_probe(mtp_checkpoint, tmp_path_factory.mktemp("probe") / "no-spec.json",
-                     extra_args=["--enforce-eager", "--dtype", "float32", "--max-tokens", str(MAX_TOKENS)])
+    return run_probe(
+        mtp_checkpoint,
+        tmp_path_factory.mktemp("probe") / "no-spec.json",
+        extra_args=["--enforce-eager", "--dtype", "float32", "--max-tokens", str(MAX_TOKENS)],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -86,11 +52,26 @@ def mtp_k1(mtp_checkpoint, mtp_draft, tmp_path_factory):
     """MTP k=1 with every draft call recorded (inputs and per-row logits)."""
     tmp = tmp_path_factory.mktemp("probe")
     (tmp / "prompts.json").write_text(json.dumps(PROMPTS, ensure_ascii=False))
-    cmd = [sys.executable, "-m", "tests.engine.mtp_probe", "--model", str(mtp_checkpoint), "--draft",
-           str(mtp_draft), "--prompts-file", str(tmp / "prompts.json"), "--out", str(tmp / "k1.pt"),
-           "-k", "1", "--max-tokens", str(MAX_TOKENS)]
-    proc = subprocess.run(cmd, check=False, cwd=REPO, env=engine_env(), capture_output=True, text=True,
-                          timeout=600)
+    cmd = [
+        sys.executable,
+        "-m",
+        "tests.model_plugin.mtp.draft_probe",
+        "--model",
+        str(mtp_checkpoint),
+        "--draft",
+        str(mtp_draft),
+        "--prompts-file",
+        str(tmp / "prompts.json"),
+        "--out",
+        str(tmp / "k1.pt"),
+        "-k",
+        "1",
+        "--max-tokens",
+        str(MAX_TOKENS),
+    ]
+    proc = subprocess.run(
+        cmd, check=False, cwd=REPO, env=engine_env(), capture_output=True, text=True, timeout=600
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"mtp_probe failed ({proc.returncode}):\n{proc.stderr[-8000:]}")
     return torch.load(tmp / "k1.pt", weights_only=False)
@@ -99,9 +80,18 @@ def mtp_k1(mtp_checkpoint, mtp_draft, tmp_path_factory):
 @pytest.fixture(scope="module")
 def mtp_k3(mtp_checkpoint, mtp_draft, tmp_path_factory):
     # Compiled target (no --enforce-eager): the serving default.
-    return run_probe(mtp_checkpoint, tmp_path_factory.mktemp("probe") / "k3.json",
-                     extra_args=["--dtype", "float32", "--max-tokens", str(MAX_TOKENS),
-                                 "--speculative-config", _spec(mtp_draft, 3)])
+    return run_probe(
+        mtp_checkpoint,
+        tmp_path_factory.mktemp("probe") / "k3.json",
+        extra_args=[
+            "--dtype",
+            "float32",
+            "--max-tokens",
+            str(MAX_TOKENS),
+            "--speculative-config",
+            _spec(mtp_draft, 3),
+        ],
+    )
 
 
 def _reference_mtp(reference, results):
@@ -125,91 +115,43 @@ def reference_mtp(reference, mtp_k1):
 @pytest.fixture(scope="module")
 def untrained_mtp_checkpoint(tmp_path_factory):
     """The same target as mtp_checkpoint with the generator's MTP layer as written (random)."""
-    return _generate(tmp_path_factory.mktemp("mtp-untrained") / "tiny-mtp", "--mtp", "--bigram", str(BIGRAM))
+    return generate(tmp_path_factory.mktemp("mtp-untrained") / "tiny-mtp", "--mtp", "--bigram", str(BIGRAM))
 
 
 @pytest.fixture(scope="module")
 def distilled_k2(untrained_mtp_checkpoint, tmp_path_factory):
     """MTP k=2 (eager) with the MTP layer distilled for a few seconds on the target's own tokens."""
-    from model_plugin.checkpoints.mtp_distill import distill_mtp
+    from model_plugin.mtp.distill import distill_mtp
 
     tmp = tmp_path_factory.mktemp("mtp-distilled")
-    ckpt = distill_mtp(untrained_mtp_checkpoint, tmp / "tiny-mtp-distilled", steps=80, gen_prompts=8,
-                       gen_tokens=24, random_sequences=64, unroll=2, batch=16).path
-    draft = _write_draft_cli(ckpt, tmp / "draft")
-    return run_probe(ckpt, tmp / "k2.json",
-                     extra_args=["--enforce-eager", "--dtype", "float32", "--max-tokens", str(MAX_TOKENS),
-                                 "--speculative-config", _spec(draft, 2)])
-
-
-# ---- the draft directory (no engine) -------------------------------------------------------------
-
-def test_draft_dir_names_our_class_and_links_the_target_weights(mtp_checkpoint, mtp_draft):
-    config = json.loads((mtp_draft / "config.json").read_text())
-    assert config["model_type"] == "mtp" and config["architectures"] == ["AntAngelMedMTP"]
-    assert config["n_predict"] == config["num_nextn_predict_layers"] == 1
-    link = mtp_draft / "model.safetensors"
-    assert link.is_symlink() and link.resolve() == (mtp_checkpoint / "model.safetensors").resolve()
-    target = json.loads((mtp_checkpoint / "config.json").read_text())
-    assert {k: v for k, v in config.items() if k not in ("model_type", "architectures", "n_predict")} == \
-        {k: v for k, v in target.items() if k not in ("model_type", "architectures")}
-
-
-def test_plugin_reads_the_draft_config_as_antangelmed(mtp_draft):
-    from transformers import AutoConfig
-
-    import model_plugin
-    from model_plugin.mtp_draft import AntAngelMedMTPConfig
-
-    model_plugin.register()
-    config = AutoConfig.from_pretrained(mtp_draft)
-    assert isinstance(config, AntAngelMedMTPConfig) and config.model_type == "mtp"
-    assert config.score_function == "sigmoid" and config.num_nextn_predict_layers == config.n_predict == 1
-
-
-def test_mtp_schema_matches_the_generated_tensors(mtp_checkpoint):
-    config = AntAngelMedConfig.from_pretrained(mtp_checkpoint)
-    prefix = f"model.layers.{config.num_hidden_layers}."
-    written = {n: tuple(t.shape) for n, t in load_file(mtp_checkpoint / "model.safetensors").items()
-               if n.startswith(prefix)}
-    assert {n: s.shape for n, s in mtp_tensors(config).items()} == written
-    assert {f"{prefix}{n}.weight" for n in ("enorm", "hnorm", "eh_proj", "final_layernorm")} <= set(written)
-
-
-def test_draft_dir_refuses_a_checkpoint_without_mtp(tmp_path):
-    plain = _generate(tmp_path / "plain")
-    with pytest.raises(MTPDraftError, match="ships no MTP layer"):
-        write_mtp_draft(plain, tmp_path / "d1")
-    announced = tmp_path / "announced"
-    shutil.copytree(plain, announced)
-    config = json.loads((announced / "config.json").read_text())
-    (announced / "config.json").write_text(json.dumps({**config, "num_nextn_predict_layers": 1}))
-    with pytest.raises(MTPDraftError, match="no tensor under them"):
-        write_mtp_draft(announced, tmp_path / "d2")
-    cli = subprocess.run([sys.executable, "-m", "model_plugin.mtp_draft", "--target", str(plain), "--out",
-                          str(tmp_path / "d3")], check=False, cwd=REPO, capture_output=True, text=True)
-    assert cli.returncode == 2 and "ships no MTP layer" in cli.stderr
-
-
-def test_draft_dir_of_a_sharded_checkpoint_links_only_the_mtp_shards(tmp_path):
-    import dataclasses
-
-    from model_plugin.checkpoints.presets import get_preset
-    from model_plugin.checkpoints.writer import write_checkpoint
-
-    preset = dataclasses.replace(get_preset("tiny"), num_nextn_predict_layers=1)
-    target = write_checkpoint(preset, tmp_path / "sharded", max_shard_bytes=1 << 20)
-    weight_map = json.loads((target / "model.safetensors.index.json").read_text())["weight_map"]
-    draft = write_mtp_draft(target, tmp_path / "draft")
-    index = json.loads((draft / "model.safetensors.index.json").read_text())["weight_map"]
-    prefix = f"model.layers.{preset.num_hidden_layers}."
-    assert index == {n: f for n, f in weight_map.items() if n.startswith(prefix)}
-    links = {p.name for p in draft.glob("*.safetensors")}
-    assert links == set(index.values()) and len(links) < len(set(weight_map.values()))
-    assert all((draft / f).resolve() == (target / f).resolve() for f in links)
+    ckpt = distill_mtp(
+        untrained_mtp_checkpoint,
+        tmp / "tiny-mtp-distilled",
+        steps=80,
+        gen_prompts=8,
+        gen_tokens=24,
+        random_sequences=64,
+        unroll=2,
+        batch=16,
+    ).path
+    draft = write_draft_cli(ckpt, tmp / "draft")
+    return run_probe(
+        ckpt,
+        tmp / "k2.json",
+        extra_args=[
+            "--enforce-eager",
+            "--dtype",
+            "float32",
+            "--max-tokens",
+            str(MAX_TOKENS),
+            "--speculative-config",
+            _spec(draft, 2),
+        ],
+    )
 
 
 # ---- real engines -------------------------------------------------------------------------------
+
 
 def _tokens(run: dict) -> list[list[int]]:
     return [res["token_ids"] for res in run["results"]]
@@ -294,15 +236,19 @@ def test_missing_mtp_tensor_fails_naming_it(mtp_checkpoint, tmp_path):
     save_file(tensors, bad / "model.safetensors", metadata={"format": "pt"})
     draft = write_mtp_draft(bad, tmp_path / "bad-draft")
     with pytest.raises(RuntimeError) as err:
-        run_probe(bad, tmp_path / "out.json", prompts=["hello"],
-                  extra_args=["--enforce-eager", "--max-tokens", "1",
-                              "--speculative-config", _spec(draft, 1)],
-                  timeout=300)
+        run_probe(
+            bad,
+            tmp_path / "out.json",
+            prompts=["hello"],
+            extra_args=["--enforce-eager", "--max-tokens", "1", "--speculative-config", _spec(draft, 1)],
+            timeout=300,
+        )
     assert f"missing 1 tensor(s): model.layers.{n}.hnorm.weight" in str(err.value)
 
 
-def test_distilled_mtp_is_lossless_and_accepted_far_more_than_untrained(baseline, distilled_k2,
-                                                                         untrained_mtp_checkpoint):
+def test_distilled_mtp_is_lossless_and_accepted_far_more_than_untrained(
+    baseline, distilled_k2, untrained_mtp_checkpoint
+):
     """The distilled layer, served by vLLM (method "mtp", k=2), changes no greedy token and gets
     its drafts accepted; the untrained layer's k=1 acceptance on the same sequences, as the
     reference predicts it (exact for vLLM, see test_acceptance_is_what_the_reference_mtp_predicts),
