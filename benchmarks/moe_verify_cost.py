@@ -42,18 +42,28 @@ def measure(preset_name: str, layers: int, threads: int, repeats: int, seed: int
     e, h, i, k = p.num_experts, p.hidden_size, p.moe_intermediate_size, p.num_experts_per_tok
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
-    weights = [(ops.cpu_prepack_moe_weight((torch.randn(e, 2 * i, h) * 0.02).bfloat16(), ISA),
-                ops.cpu_prepack_moe_weight((torch.randn(e, h, i) * 0.02).bfloat16(), ISA))
-               for _ in range(layers)]
+    weights = [
+        (
+            ops.cpu_prepack_moe_weight((torch.randn(e, 2 * i, h) * 0.02).bfloat16(), ISA),
+            ops.cpu_prepack_moe_weight((torch.randn(e, h, i) * 0.02).bfloat16(), ISA),
+        )
+        for _ in range(layers)
+    ]
     expert_bytes = 3 * h * i * 2  # gate, up and down projections in bf16
     rows = []
     for t in TOKENS:
         ids = torch.stack([torch.randperm(e)[:k] for _ in range(t)]).to(torch.int32)
         seconds = _time_moe(ops, weights, torch.randn(t, h).bfloat16(), ids, repeats)
         distinct = len(set(ids.flatten().tolist()))
-        rows.append({"tokens": t, "ms_per_layer": seconds * 1e3, "distinct_experts": distinct,
-                     "token_expert_pairs": t * k,
-                     "gb_s_distinct": distinct * expert_bytes / seconds / 1e9})
+        rows.append(
+            {
+                "tokens": t,
+                "ms_per_layer": seconds * 1e3,
+                "distinct_experts": distinct,
+                "token_expert_pairs": t * k,
+                "gb_s_distinct": distinct * expert_bytes / seconds / 1e9,
+            }
+        )
     base = rows[0]["ms_per_layer"]
     for row in rows:
         row["x_t1"] = row["ms_per_layer"] / base
@@ -77,27 +87,50 @@ def _time_moe(ops, weights: list, x, ids, repeats: int) -> float:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--preset", default="small")
-    ap.add_argument("--layers", type=int, default=8, help="independent weight sets cycled through (cache-cold)")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (vLLM's CPU worker uses its bound cores)")
+    ap.add_argument(
+        "--layers", type=int, default=8, help="independent weight sets cycled through (cache-cold)"
+    )
+    ap.add_argument(
+        "--threads", type=int, default=1, help="torch threads (vLLM's CPU worker uses its bound cores)"
+    )
     ap.add_argument("--repeats", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--results", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     load_before = _load()
     rows = measure(args.preset, args.layers, args.threads, args.repeats, args.seed)
-    print(f"\nvLLM CPU fused MoE ({ISA}), preset={args.preset}, {args.threads} thread(s), cache-cold over "
-          f"{args.layers} weight sets")
-    print("| tokens | ms per MoE layer | x T=1 | distinct experts | (token, expert) pairs | GB/s of distinct experts |")
+    print(
+        f"\nvLLM CPU fused MoE ({ISA}), preset={args.preset}, {args.threads} thread(s), cache-cold over "
+        f"{args.layers} weight sets"
+    )
+    print(
+        "| tokens | ms per MoE layer | x T=1 | distinct experts | (token, expert) pairs | GB/s of distinct "
+        "experts |"
+    )
     print("|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['tokens']} | {r['ms_per_layer']:.3f} | {r['x_t1']:.2f} | {r['distinct_experts']} | "
-              f"{r['token_expert_pairs']} | {r['gb_s_distinct']:.1f} |")
+        print(
+            f"| {r['tokens']} | {r['ms_per_layer']:.3f} | {r['x_t1']:.2f} | {r['distinct_experts']} | "
+            f"{r['token_expert_pairs']} | {r['gb_s_distinct']:.1f} |"
+        )
     args.results.parent.mkdir(parents=True, exist_ok=True)
-    args.results.write_text(json.dumps({
-        "preset": args.preset, "isa": ISA, "threads": args.threads, "layers": args.layers,
-        "repeats": args.repeats, "machine": platform.processor() or platform.machine(),
-        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "load_before": load_before,
-        "load_after": _load(), "rows": rows}, indent=2))
+    args.results.write_text(
+        json.dumps(
+            {
+                "preset": args.preset,
+                "isa": ISA,
+                "threads": args.threads,
+                "layers": args.layers,
+                "repeats": args.repeats,
+                "machine": platform.processor() or platform.machine(),
+                "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "load_before": load_before,
+                "load_after": _load(),
+                "rows": rows,
+            },
+            indent=2,
+        )
+    )
     print(f"wrote {args.results}")
     return 0
 

@@ -36,14 +36,23 @@ def _worker(args: argparse.Namespace) -> None:
     from vllm import LLM, SamplingParams
     from vllm.inputs import TokensPrompt
 
-    llm = LLM(model=args.model, dtype=args.dtype, max_model_len=args.prompt_len + args.decode_tokens + 64,
-              seed=0, trust_remote_code=not args.plugin, enable_prefix_caching=False,
-              max_num_seqs=16, max_num_batched_tokens=16 * args.prompt_len)
+    llm = LLM(
+        model=args.model,
+        dtype=args.dtype,
+        max_model_len=args.prompt_len + args.decode_tokens + 64,
+        seed=0,
+        trust_remote_code=not args.plugin,
+        enable_prefix_caching=False,
+        max_num_seqs=16,
+        max_num_batched_tokens=16 * args.prompt_len,
+    )
     vocab = llm.get_tokenizer().vocab_size
     rng = random.Random(0)
 
     def prompts(n: int, length: int) -> list[TokensPrompt]:
-        return [TokensPrompt(prompt_token_ids=[rng.randrange(10, vocab) for _ in range(length)]) for _ in range(n)]
+        return [
+            TokensPrompt(prompt_token_ids=[rng.randrange(10, vocab) for _ in range(length)]) for _ in range(n)
+        ]
 
     def timed(batch: list[TokensPrompt], max_tokens: int, sequential: bool) -> float:
         params = SamplingParams(temperature=0.0, max_tokens=max_tokens, ignore_eos=True)
@@ -74,9 +83,23 @@ def _run_engine(model: Path, plugin: bool, args: argparse.Namespace, result: Pat
     env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE=os.environ.get("VLLM_CPU_KVCACHE_SPACE", "2"))
     if not plugin:
         env["VLLM_PLUGINS"] = "none"
-    cmd = [sys.executable, __file__, "--worker", "--model", str(model), "--dtype", args.dtype,
-           "--prompt-len", str(args.prompt_len), "--decode-tokens", str(args.decode_tokens),
-           "--repeats", str(args.repeats), "--result", str(result)] + (["--plugin"] if plugin else [])
+    cmd = [
+        sys.executable,
+        __file__,
+        "--worker",
+        "--model",
+        str(model),
+        "--dtype",
+        args.dtype,
+        "--prompt-len",
+        str(args.prompt_len),
+        "--decode-tokens",
+        str(args.decode_tokens),
+        "--repeats",
+        str(args.repeats),
+        "--result",
+        str(result),
+    ] + (["--plugin"] if plugin else [])
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"engine run failed ({'plugin' if plugin else 'built-in'}):\n{proc.stderr[-5000:]}")
@@ -88,8 +111,11 @@ def _checkpoints(args: argparse.Namespace, tmp: Path) -> tuple[Path, Path]:
 
     model = Path(args.model) if args.model else tmp / args.preset
     if not args.model:
-        subprocess.run([sys.executable, "-m", "model_plugin.checkpoints", "--preset", args.preset,
-                        "--out", str(model)], cwd=REPO, check=True)
+        subprocess.run(
+            [sys.executable, "-m", "model_plugin.checkpoints", "--preset", args.preset, "--out", str(model)],
+            cwd=REPO,
+            check=True,
+        )
     return model, write_builtin_view(model, tmp / "builtin-view")
 
 
@@ -115,25 +141,48 @@ def main() -> None:
         for r in range(args.rounds):
             for name in ("plugin", "builtin") if r % 2 == 0 else ("builtin", "plugin"):
                 print(f"round {r + 1}/{args.rounds}: {name} ...", file=sys.stderr, flush=True)
-                runs[name].append(_run_engine(model if name == "plugin" else builtin_view, name == "plugin", args,
-                                              Path(tmp) / f"{name}-{r}.json"))
+                runs[name].append(
+                    _run_engine(
+                        model if name == "plugin" else builtin_view,
+                        name == "plugin",
+                        args,
+                        Path(tmp) / f"{name}-{r}.json",
+                    )
+                )
 
     best = {name: {cell: max(run[cell] for run in rs) for cell in rs[0]} for name, rs in runs.items()}
     rows = []
-    print(f"\nAntAngelMed plugin vs vLLM built-in, preset={args.model or args.preset}, dtype={args.dtype}, "
-          f"prompt={args.prompt_len}, decode={args.decode_tokens}, best of {args.rounds} rounds")
+    print(
+        f"\nAntAngelMed plugin vs vLLM built-in, preset={args.model or args.preset}, dtype={args.dtype}, "
+        f"prompt={args.prompt_len}, decode={args.decode_tokens}, best of {args.rounds} rounds"
+    )
     print(f"{'metric':<22}{'plugin tok/s':>14}{'built-in tok/s':>16}{'ratio':>8}")
     for kind, batch in CELLS:
         cell = f"{kind}_b{batch}"
         ratio = best["plugin"][cell] / best["builtin"][cell]
-        rows.append({"metric": cell, "plugin": best["plugin"][cell], "builtin": best["builtin"][cell], "ratio": ratio})
-        print(f"{kind + ' batch ' + str(batch):<22}{best['plugin'][cell]:>14.1f}{best['builtin'][cell]:>16.1f}{ratio:>8.3f}")
+        rows.append(
+            {"metric": cell, "plugin": best["plugin"][cell], "builtin": best["builtin"][cell], "ratio": ratio}
+        )
+        print(
+            f"{kind + ' batch ' + str(batch):<22}{best['plugin'][cell]:>14.1f}"
+            f"{best['builtin'][cell]:>16.1f}{ratio:>8.3f}"
+        )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": f"{platform.machine()} {os.cpu_count()} cpus", "preset": args.model or args.preset,
-        "dtype": args.dtype, "prompt_len": args.prompt_len, "decode_tokens": args.decode_tokens,
-        "rounds": runs, "rows": rows}, indent=2))
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "machine": f"{platform.machine()} {os.cpu_count()} cpus",
+                "preset": args.model or args.preset,
+                "dtype": args.dtype,
+                "prompt_len": args.prompt_len,
+                "decode_tokens": args.decode_tokens,
+                "rounds": runs,
+                "rows": rows,
+            },
+            indent=2,
+        )
+    )
     print(f"\nwrote {RESULTS.relative_to(REPO)}")
 
 

@@ -196,7 +196,9 @@ async def soak(args: argparse.Namespace, tmp: Path) -> dict:
             "leaked_tasks": end["gateway_asyncio_tasks"] - idle_tasks,
             "setup": {
                 "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "machine": f"{platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}",
+                "machine": (
+                    f"{platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}"
+                ),
                 "load_average_end": round(os.getloadavg()[0], 2),
             },
         }

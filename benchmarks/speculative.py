@@ -4,8 +4,9 @@
         [--mtp-distill-steps 600] [--k 1 2 3 4] [--decode-tokens 128] [--rounds 1] [--compiled]
         [--no-eagle3] [--no-mtp] [--results FILE]
     # or distil once, then reuse the drafts (their timing records travel with them):
-    .venv/bin/python benchmarks/speculative.py --distill-only /tmp/d && \
-        .venv/bin/python benchmarks/speculative.py --draft /tmp/d/eagle3-draft --mtp-twin /tmp/d/target-mtp-distilled
+    .venv/bin/python benchmarks/speculative.py --distill-only /tmp/d
+    .venv/bin/python benchmarks/speculative.py --draft /tmp/d/eagle3-draft \
+        --mtp-twin /tmp/d/target-mtp-distilled
 
 One `small` target with a learnable next-token habit (`--bigram STRENGTH`; a purely random model
 is unpredictable for any draft) is generated, an EAGLE3 draft (one layer, `--draft-vocab` ids) is
@@ -42,17 +43,21 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.plugin_vs_builtin import REPO
-from tests.engine.support import PROMPTS  # every row decodes exactly the engine tests' prompts
+from tests.model_plugin.engine.support import PROMPTS  # every row decodes exactly the engine tests' prompts
 
 RESULTS = REPO / "benchmarks" / "results" / "speculative.json"
 CONCURRENCY = (1, 8)
 DISTILL_RECORD = "benchmark_distill.json"  # written beside a distilled draft: steps, time, log
 C1_PROMPTS = 4  # concurrency 1 decodes the first four prompts one after another (machine time)
-SPEC_COUNTERS = ("vllm:spec_decode_num_drafts", "vllm:spec_decode_num_draft_tokens",
-                 "vllm:spec_decode_num_accepted_tokens")
+SPEC_COUNTERS = (
+    "vllm:spec_decode_num_drafts",
+    "vllm:spec_decode_num_draft_tokens",
+    "vllm:spec_decode_num_accepted_tokens",
+)
 
 
 # ---- worker: one engine in a fresh process -------------------------------------------------------
+
 
 def _prompts(concurrency: int) -> list[str]:
     return PROMPTS[:C1_PROMPTS] if concurrency == 1 else PROMPTS
@@ -82,9 +87,17 @@ def _worker(args: argparse.Namespace) -> None:
     from vllm import LLM, SamplingParams
 
     started = time.perf_counter()
-    kwargs = {"model": args.model, "dtype": args.dtype, "max_model_len": 512, "seed": 0,
-              "enable_prefix_caching": False, "max_num_seqs": max(CONCURRENCY), "disable_log_stats": False,
-              "trust_remote_code": not args.plugin, "enforce_eager": not args.compiled}
+    kwargs = {
+        "model": args.model,
+        "dtype": args.dtype,
+        "max_model_len": 512,
+        "seed": 0,
+        "enable_prefix_caching": False,
+        "max_num_seqs": max(CONCURRENCY),
+        "disable_log_stats": False,
+        "trust_remote_code": not args.plugin,
+        "enforce_eager": not args.compiled,
+    }
     if args.spec:
         kwargs["speculative_config"] = json.loads(args.spec)
     llm = LLM(**kwargs)
@@ -96,7 +109,7 @@ def _worker(args: argparse.Namespace) -> None:
         start = time.perf_counter()
         outs = []
         for i in range(0, len(prompts), concurrency):
-            outs += llm.generate(prompts[i:i + concurrency], params, use_tqdm=False)
+            outs += llm.generate(prompts[i : i + concurrency], params, use_tqdm=False)
         return time.perf_counter() - start, [list(o.outputs[0].token_ids) for o in outs]
 
     run(8, max(CONCURRENCY))  # warm-up: compile / allocate
@@ -107,13 +120,18 @@ def _worker(args: argparse.Namespace) -> None:
         counts = _delta(_spec_counts(llm), before)
         first = min(run(1, c)[0] for _ in range(args.repeats))
         full = min(t for t, _ in fulls)
-        out[f"c{c}"] = {"decode_tok_s": len(_prompts(c)) * args.decode_tokens / max(full - first, 1e-9),
-                        "full_s": full, "first_token_s": first, "spec": counts,
-                        "token_ids": fulls[0][1]}
+        out[f"c{c}"] = {
+            "decode_tok_s": len(_prompts(c)) * args.decode_tokens / max(full - first, 1e-9),
+            "full_s": full,
+            "first_token_s": first,
+            "spec": counts,
+            "token_ids": fulls[0][1],
+        }
     Path(args.result).write_text(json.dumps(out))
 
 
 # ---- driver --------------------------------------------------------------------------------------
+
 
 def _load() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
@@ -124,10 +142,25 @@ def _run_engine(row: dict, args: argparse.Namespace, result: Path) -> dict:
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     if not row["plugin"]:
         env["VLLM_PLUGINS"] = "none"
-    cmd = [sys.executable, __file__, "--worker", "--model", str(row["model"]), "--dtype", args.dtype,
-           "--decode-tokens", str(args.decode_tokens), "--repeats", str(args.repeats), "--result", str(result)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--worker",
+        "--model",
+        str(row["model"]),
+        "--dtype",
+        args.dtype,
+        "--decode-tokens",
+        str(args.decode_tokens),
+        "--repeats",
+        str(args.repeats),
+        "--result",
+        str(result),
+    ]
     cmd += ["--compiled"] if args.compiled else []
-    cmd += (["--plugin"] if row["plugin"] else []) + (["--spec", json.dumps(row["spec"])] if row["spec"] else [])
+    cmd += (["--plugin"] if row["plugin"] else []) + (
+        ["--spec", json.dumps(row["spec"])] if row["spec"] else []
+    )
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"engine run failed ({row['name']}):\n{proc.stderr[-5000:]}")
@@ -137,8 +170,13 @@ def _run_engine(row: dict, args: argparse.Namespace, result: Path) -> dict:
 def _generate(*cli: str) -> tuple[float, str]:
     """Run the checkpoint generator; return (wall seconds, its output)."""
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "model_plugin.checkpoints", *cli], cwd=REPO,
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "model_plugin.checkpoints", *cli],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if proc.returncode != 0:
         raise SystemExit(f"generator failed ({' '.join(cli)}):\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
     return time.perf_counter() - start, proc.stdout
@@ -162,18 +200,38 @@ def _distill(target: Path, out: Path, args: argparse.Namespace) -> Path:
     """Distil the EAGLE3 draft (timed) and leave the record beside its weights."""
     print(f"distilling an EAGLE3 draft ({args.distill_steps} steps) ...", file=sys.stderr, flush=True)
     load_before = _load()
-    options = {"--distill-prompts": args.distill_prompts, "--distill-gen-tokens": args.distill_gen_tokens,
-               "--distill-unroll": args.distill_unroll, "--aux-layers": args.aux_layers}
+    options = {
+        "--distill-prompts": args.distill_prompts,
+        "--distill-gen-tokens": args.distill_gen_tokens,
+        "--distill-unroll": args.distill_unroll,
+        "--aux-layers": args.aux_layers,
+    }
     options = {flag: value for flag, value in options.items() if value is not None}
-    seconds, log = _generate("--eagle3-draft", "--target", str(target), "--out", str(out),
-                             "--distill-steps", str(args.distill_steps), "--draft-vocab", str(args.draft_vocab),
-                             *(part for flag, value in options.items() for part in (flag, str(value))))
-    record = {"steps": args.distill_steps, "draft_vocab": args.draft_vocab,
-              "gen_prompts": args.distill_prompts, "gen_tokens": args.distill_gen_tokens,
-              "unroll": args.distill_unroll, "aux_layers": args.aux_layers, "wall_s": seconds,
-              "target": {"preset": args.preset, "bigram": args.bigram, "seed": args.seed},
-              "load_before": load_before, "load_after": _load(),
-              "log": [ln for ln in log.splitlines() if ln.strip()]}
+    seconds, log = _generate(
+        "--eagle3-draft",
+        "--target",
+        str(target),
+        "--out",
+        str(out),
+        "--distill-steps",
+        str(args.distill_steps),
+        "--draft-vocab",
+        str(args.draft_vocab),
+        *(part for flag, value in options.items() for part in (flag, str(value))),
+    )
+    record = {
+        "steps": args.distill_steps,
+        "draft_vocab": args.draft_vocab,
+        "gen_prompts": args.distill_prompts,
+        "gen_tokens": args.distill_gen_tokens,
+        "unroll": args.distill_unroll,
+        "aux_layers": args.aux_layers,
+        "wall_s": seconds,
+        "target": {"preset": args.preset, "bigram": args.bigram, "seed": args.seed},
+        "load_before": load_before,
+        "load_after": _load(),
+        "log": [ln for ln in log.splitlines() if ln.strip()],
+    }
     (out / DISTILL_RECORD).write_text(json.dumps(record, indent=2))
     return out
 
@@ -182,12 +240,25 @@ def _distill_mtp(twin: Path, out: Path, args: argparse.Namespace) -> Path:
     """Distil the MTP twin's MTP layer (timed) and leave the record beside the checkpoint."""
     print(f"distilling the MTP layer ({args.mtp_distill_steps} steps) ...", file=sys.stderr, flush=True)
     load_before = _load()
-    seconds, log = _generate("--distill-mtp", "--target", str(twin), "--out", str(out),
-                             "--distill-steps", str(args.mtp_distill_steps), "--seed", str(args.seed))
-    record = {"steps": args.mtp_distill_steps, "wall_s": seconds,
-              "target": {"preset": args.preset, "bigram": args.bigram, "seed": args.seed},
-              "load_before": load_before, "load_after": _load(),
-              "log": [ln for ln in log.splitlines() if ln.strip()]}
+    seconds, log = _generate(
+        "--distill-mtp",
+        "--target",
+        str(twin),
+        "--out",
+        str(out),
+        "--distill-steps",
+        str(args.mtp_distill_steps),
+        "--seed",
+        str(args.seed),
+    )
+    record = {
+        "steps": args.mtp_distill_steps,
+        "wall_s": seconds,
+        "target": {"preset": args.preset, "bigram": args.bigram, "seed": args.seed},
+        "load_before": load_before,
+        "load_after": _load(),
+        "log": [ln for ln in log.splitlines() if ln.strip()],
+    }
     (out / DISTILL_RECORD).write_text(json.dumps(record, indent=2))
     return out
 
@@ -204,8 +275,17 @@ def _mtp_twin(args: argparse.Namespace, root: Path) -> tuple[Path, dict]:
             raise SystemExit(f"--mtp-twin was distilled from {info['target']}, not {wanted}")
         return twin, info
     twin = root / "target-mtp"
-    _generate("--preset", args.preset, "--bigram", str(args.bigram), "--seed", str(args.seed), "--mtp",
-              "--out", str(twin))
+    _generate(
+        "--preset",
+        args.preset,
+        "--bigram",
+        str(args.bigram),
+        "--seed",
+        str(args.seed),
+        "--mtp",
+        "--out",
+        str(twin),
+    )
     if args.mtp_distill_steps <= 0:
         return twin, {"steps": 0, "untrained": True}
     distilled = _distill_mtp(twin, root / "target-mtp-distilled", args)
@@ -217,7 +297,9 @@ def _distill_only(args: argparse.Namespace) -> None:
     --mtp-twin)."""
     root = Path(args.distill_only)
     target = root / "target"
-    _generate("--preset", args.preset, "--bigram", str(args.bigram), "--seed", str(args.seed), "--out", str(target))
+    _generate(
+        "--preset", args.preset, "--bigram", str(args.bigram), "--seed", str(args.seed), "--out", str(target)
+    )
     if not args.no_eagle3:
         draft = _distill(target, root / "eagle3-draft", args)
         print(json.dumps(json.loads((draft / DISTILL_RECORD).read_text()), indent=2))
@@ -231,10 +313,12 @@ def _distill_only(args: argparse.Namespace) -> None:
 def _prepare(args: argparse.Namespace, tmp: Path) -> tuple[list[dict], dict]:
     """Generate the target, its MTP twin, the built-in view and the drafts; return rows and setup facts."""
     from model_plugin.checkpoints.builtin_view import write_builtin_view
-    from model_plugin.mtp_draft import write_mtp_draft
+    from model_plugin.mtp.draft import write_mtp_draft
 
     target = tmp / "target"
-    _generate("--preset", args.preset, "--bigram", str(args.bigram), "--seed", str(args.seed), "--out", str(target))
+    _generate(
+        "--preset", args.preset, "--bigram", str(args.bigram), "--seed", str(args.seed), "--out", str(target)
+    )
     setup: dict = {}
     if not args.no_mtp:
         twin, setup["mtp_distill"] = _mtp_twin(args, tmp)
@@ -249,22 +333,39 @@ def _prepare(args: argparse.Namespace, tmp: Path) -> tuple[list[dict], dict]:
     elif args.draft:  # distilled earlier by --distill-only from the same settings: reuse its record
         eagle3 = Path(args.draft)
         record = eagle3 / DISTILL_RECORD
-        setup["distill"] = dict(json.loads(record.read_text()) if record.exists() else {}, reused_draft=args.draft)
+        setup["distill"] = dict(
+            json.loads(record.read_text()) if record.exists() else {}, reused_draft=args.draft
+        )
         wanted = {"preset": args.preset, "bigram": args.bigram, "seed": args.seed}
         if setup["distill"].get("target", wanted) != wanted:
             raise SystemExit(f"--draft was distilled from {setup['distill']['target']}, not {wanted}")
     else:
         eagle3 = _distill(target, tmp / "eagle3-draft", args)
         setup["distill"] = json.loads((eagle3 / DISTILL_RECORD).read_text())
-    rows = [{"name": "built-in", "model": builtin, "plugin": False, "spec": None},
-            {"name": "plugin", "model": target, "plugin": True, "spec": None}]
+    rows = [
+        {"name": "built-in", "model": builtin, "plugin": False, "spec": None},
+        {"name": "plugin", "model": target, "plugin": True, "spec": None},
+    ]
     if not args.no_eagle3:
-        rows += [{"name": f"eagle3 k={k}", "model": target, "plugin": True,
-                  "spec": {"method": "eagle3", "model": str(eagle3), "num_speculative_tokens": k}}
-                 for k in args.k]
+        rows += [
+            {
+                "name": f"eagle3 k={k}",
+                "model": target,
+                "plugin": True,
+                "spec": {"method": "eagle3", "model": str(eagle3), "num_speculative_tokens": k},
+            }
+            for k in args.k
+        ]
     if not args.no_mtp:
-        rows += [{"name": f"mtp k={k}", "model": twin, "plugin": True,
-                  "spec": {"method": "mtp", "model": str(mtp_draft), "num_speculative_tokens": k}} for k in args.k]
+        rows += [
+            {
+                "name": f"mtp k={k}",
+                "model": twin,
+                "plugin": True,
+                "spec": {"method": "mtp", "model": str(mtp_draft), "num_speculative_tokens": k},
+            }
+            for k in args.k
+        ]
     return rows, setup
 
 
@@ -275,9 +376,11 @@ def _summary(name: str, runs: list[dict], reference: list[dict]) -> dict:
         cell = f"c{c}"
         spec = runs[0][cell]["spec"]
         row[f"decode_tok_s_c{c}"] = max(r[cell]["decode_tok_s"] for r in runs)
-        row[f"mean_acceptance_length_c{c}"] = (1 + spec["vllm:spec_decode_num_accepted_tokens"]
-                                               / spec["vllm:spec_decode_num_drafts"]
-                                               if spec["vllm:spec_decode_num_drafts"] else None)
+        row[f"mean_acceptance_length_c{c}"] = (
+            1 + spec["vllm:spec_decode_num_accepted_tokens"] / spec["vllm:spec_decode_num_drafts"]
+            if spec["vllm:spec_decode_num_drafts"]
+            else None
+        )
         row[f"accepted_per_pos_c{c}"] = spec.get("per_pos")
         ref = reference[0][cell]["token_ids"]
         row[f"same_tokens_as_plugin_c{c}"] = sum(a == b for a, b in zip(runs[0][cell]["token_ids"], ref))
@@ -286,31 +389,56 @@ def _summary(name: str, runs: list[dict], reference: list[dict]) -> dict:
 
 
 def _print_table(rows: list[dict], builtin: dict, args: argparse.Namespace) -> None:
-    print(f"\nspeculative decoding, preset={args.preset} --bigram {args.bigram}, dtype={args.dtype}, "
-          f"{'compiled' if args.compiled else 'eager'}, {C1_PROMPTS} (c=1) / {len(PROMPTS)} (c=8) prompts x "
-          f"{args.decode_tokens} new tokens, "
-          f"greedy, best of {args.rounds} round(s)")
-    print(f"{'row':<14}{'c=1 tok/s':>11}{'x built-in':>11}{'accept len':>11}"
-          f"{'c=8 tok/s':>11}{'x built-in':>11}{'accept len':>11}{'same tok':>10}")
+    print(
+        f"\nspeculative decoding, preset={args.preset} --bigram {args.bigram}, dtype={args.dtype}, "
+        f"{'compiled' if args.compiled else 'eager'}, {C1_PROMPTS} (c=1) / {len(PROMPTS)} (c=8) prompts x "
+        f"{args.decode_tokens} new tokens, "
+        f"greedy, best of {args.rounds} round(s)"
+    )
+    print(
+        f"{'row':<14}{'c=1 tok/s':>11}{'x built-in':>11}{'accept len':>11}"
+        f"{'c=8 tok/s':>11}{'x built-in':>11}{'accept len':>11}{'same tok':>10}"
+    )
     for r in rows:
         cells = ""
         for c in CONCURRENCY:
             tps, acc = r[f"decode_tok_s_c{c}"], r[f"mean_acceptance_length_c{c}"]
-            cells += f"{tps:>11.1f}{tps / builtin[f'decode_tok_s_c{c}']:>11.2f}{'-' if acc is None else f'{acc:.2f}':>11}"
+            ratio = tps / builtin[f"decode_tok_s_c{c}"]
+            cells += f"{tps:>11.1f}{ratio:>11.2f}{'-' if acc is None else f'{acc:.2f}':>11}"
         same = f"{r['same_tokens_as_plugin_c1']}/{C1_PROMPTS}"
         print(f"{r['row']:<14}{cells}{same:>10}")
 
 
-def _write(meta: dict, runs: dict[str, list[dict]], table: list[dict] | None, wall: float,
-           results: Path = RESULTS) -> None:
+def _write(
+    meta: dict, runs: dict[str, list[dict]], table: list[dict] | None, wall: float, results: Path = RESULTS
+) -> None:
     """Results file; `rows` is null (and `complete` false) until every engine has run."""
-    raw = {name: [{key: ({k: v for k, v in val.items() if k != "token_ids"} if isinstance(val, dict) else val)
-                   for key, val in run.items()} for run in rs] for name, rs in runs.items()}
+    raw = {
+        name: [
+            {
+                key: ({k: v for k, v in val.items() if k != "token_ids"} if isinstance(val, dict) else val)
+                for key, val in run.items()
+            }
+            for run in rs
+        ]
+        for name, rs in runs.items()
+    }
     results.parent.mkdir(parents=True, exist_ok=True)
-    results.write_text(json.dumps({
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "complete": table is not None,
-        "total_wall_s": time.perf_counter() - wall, "load_after": _load(), **meta, "rows": table, "runs": raw},
-        indent=2, ensure_ascii=False))
+    results.write_text(
+        json.dumps(
+            {
+                "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "complete": table is not None,
+                "total_wall_s": time.perf_counter() - wall,
+                "load_after": _load(),
+                **meta,
+                "rows": table,
+                "runs": raw,
+            },
+            indent=2,
+            ensure_ascii=False,
+        )
+    )
 
 
 def main() -> None:
@@ -319,32 +447,61 @@ def main() -> None:
     ap.add_argument("--bigram", type=float, default=40.0, help="next-token habit strength of the target")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--distill-steps", type=int, default=2000)
-    ap.add_argument("--draft-vocab", type=int, default=3000,
-                    help="draft ids (default: the small preset's whole live vocabulary; trimming cost acceptance)")
-    # Session 5's recipe; continuing all 229 corpus prompts instead of 64 did not lift acceptance
-    # (held-out first-token 0.886 against 0.894, session 6).
-    ap.add_argument("--distill-prompts", type=int, default=64,
-                    help="corpus prompts the target continues for the draft's teacher data")
+    ap.add_argument(
+        "--draft-vocab",
+        type=int,
+        default=3000,
+        help="draft ids (default: the small preset's whole live vocabulary; trimming cost acceptance)",
+    )
+    # The draft recipe of the README's tables; continuing all 229 corpus prompts instead of 64 did not
+    # lift acceptance (held-out first-token 0.886 against 0.894).
+    ap.add_argument(
+        "--distill-prompts",
+        type=int,
+        default=64,
+        help="corpus prompts the target continues for the draft's teacher data",
+    )
     ap.add_argument("--distill-gen-tokens", type=int, default=80)
     ap.add_argument("--distill-unroll", type=int, default=4)
-    ap.add_argument("--aux-layers", default=None, metavar="I,J,K",
-                    help="target layers the EAGLE3 draft reads (the generator's --aux-layers)")
-    ap.add_argument("--draft", help="reuse this EAGLE3 draft (distilled from the same target) instead of distilling")
-    ap.add_argument("--distill-only", metavar="DIR",
-                    help="only generate the target and distil the drafts into DIR (then pass DIR/eagle3-draft as "
-                         "--draft and DIR/target-mtp-distilled as --mtp-twin)")
+    ap.add_argument(
+        "--aux-layers",
+        default=None,
+        metavar="I,J,K",
+        help="target layers the EAGLE3 draft reads (the generator's --aux-layers)",
+    )
+    ap.add_argument(
+        "--draft", help="reuse this EAGLE3 draft (distilled from the same target) instead of distilling"
+    )
+    ap.add_argument(
+        "--distill-only",
+        metavar="DIR",
+        help="only generate the target and distil the drafts into DIR (then pass DIR/eagle3-draft as "
+        "--draft and DIR/target-mtp-distilled as --mtp-twin)",
+    )
     ap.add_argument("--k", type=int, nargs="+", default=[1, 2, 3, 4])
     ap.add_argument("--no-mtp", action="store_true", help="leave out the MTP rows")
-    ap.add_argument("--no-eagle3", action="store_true", help="leave out the EAGLE3 rows (and its distillation)")
-    ap.add_argument("--mtp-distill-steps", type=int, default=600,
-                    help="distil the MTP twin's MTP layer for this many steps (CPU); 0 keeps the "
-                         "generator's random MTP layer")
-    ap.add_argument("--mtp-twin", help="reuse this MTP twin (e.g. --distill-only's target-mtp-distilled, "
-                                       "from the same target settings) instead of generating one")
+    ap.add_argument(
+        "--no-eagle3", action="store_true", help="leave out the EAGLE3 rows (and its distillation)"
+    )
+    ap.add_argument(
+        "--mtp-distill-steps",
+        type=int,
+        default=600,
+        help="distil the MTP twin's MTP layer for this many steps (CPU); 0 keeps the "
+        "generator's random MTP layer",
+    )
+    ap.add_argument(
+        "--mtp-twin",
+        help="reuse this MTP twin (e.g. --distill-only's target-mtp-distilled, "
+        "from the same target settings) instead of generating one",
+    )
     ap.add_argument("--results", type=Path, default=RESULTS, help="results file (default %(default)s)")
     ap.add_argument("--dtype", default="bfloat16")
-    ap.add_argument("--compiled", action="store_true",
-                    help="torch.compile the engines (default eager: compiling costs minutes per engine here)")
+    ap.add_argument(
+        "--compiled",
+        action="store_true",
+        help="torch.compile the engines (default eager: compiling costs minutes per engine here)",
+    )
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--decode-tokens", type=int, default=128)
@@ -360,11 +517,21 @@ def main() -> None:
         return _distill_only(args)
 
     wall, load_before = time.perf_counter(), _load()
-    meta = {"machine": f"{platform.machine()} {os.cpu_count()} cpus", "load_before": load_before,
-            "preset": args.preset, "bigram": args.bigram, "seed": args.seed, "dtype": args.dtype,
-            "compiled": args.compiled, "prompts": PROMPTS, "c1_prompts": C1_PROMPTS,
-            "decode_tokens": args.decode_tokens, "concurrency": list(CONCURRENCY), "rounds": args.rounds,
-            "repeats": args.repeats}
+    meta = {
+        "machine": f"{platform.machine()} {os.cpu_count()} cpus",
+        "load_before": load_before,
+        "preset": args.preset,
+        "bigram": args.bigram,
+        "seed": args.seed,
+        "dtype": args.dtype,
+        "compiled": args.compiled,
+        "prompts": PROMPTS,
+        "c1_prompts": C1_PROMPTS,
+        "decode_tokens": args.decode_tokens,
+        "concurrency": list(CONCURRENCY),
+        "rounds": args.rounds,
+        "repeats": args.repeats,
+    }
     with tempfile.TemporaryDirectory(prefix="bench-spec-") as tmp:
         rows, meta["setup"] = _prepare(args, Path(tmp))
         runs: dict[str, list[dict]] = {row["name"]: [] for row in rows}

@@ -12,8 +12,12 @@ from tests.model_plugin.engine.support import REPO, start_vllm_server
 def tiny_checkpoint(tmp_path_factory):
     """The `tiny` preset written by the project's own generator CLI (seed 0)."""
     out = tmp_path_factory.mktemp("ckpt") / "tiny"
-    subprocess.run([sys.executable, "-m", "model_plugin.checkpoints", "--preset", "tiny", "--out", str(out)],
-                   cwd=REPO, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "model_plugin.checkpoints", "--preset", "tiny", "--out", str(out)],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+    )
     return out
 
 
