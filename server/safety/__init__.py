@@ -7,15 +7,16 @@ The gateway goes through one door, `server.safety.gateway`; README.md in this fo
 from server.safety.engine import SafetyEngine
 from server.safety.gateway import (
     InputCheck,
-    ResponseGuard,
     SafetyConfigError,
     UncheckableInput,
     check_chat,
     check_completion,
+    check_responses,
     load_engine,
 )
 from server.safety.output import OutputGuard
 from server.safety.policy import CATEGORIES, SafetyPolicyError
+from server.safety.response_guard import ResponseGuard
 from server.safety.verdict import Verdict
 
 __all__ = [
@@ -30,5 +31,6 @@ __all__ = [
     "Verdict",
     "check_chat",
     "check_completion",
+    "check_responses",
     "load_engine",
 ]

@@ -1,12 +1,20 @@
-"""SafetyEngine: input rails over OpenAI chat messages and completion prompts, and output guards."""
+"""SafetyEngine: the input rails over what a request gives the model, and output guards for its answer.
+
+A request is read as turns (inputs.py: one per message or prompt, with every text the template renders) and
+each turn as documents (document.py: its texts joined the ways the model and an evader could join them).
+Crisis and emergency read the turns of the profile's speaker roles; injection and PHI read every turn.
+"""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from server.safety.gate import GateSet
-from server.safety.normalize import char_map, has_cjk, locale_of, match_view, normalize
+from server.safety.document import Document, Piece, documents, redact_piece
+from server.safety.gate import GateSet, Hits
+from server.safety.inputs import Path, Turn, chat_turns, prompt_turns, responses_turns, write_back
+from server.safety.normalize import has_cjk, locale_of, plain_reading
 from server.safety.output import OutputGuard
 from server.safety.phi import find_phi
 from server.safety.phi import patterns as phi_patterns
@@ -21,25 +29,32 @@ from server.safety.policy import (
 )
 from server.safety.rules import all_patterns as rule_patterns
 from server.safety.rules import crisis, emergency, injection
-from server.safety.verdict import PlaceholderMap, Span, Verdict, redact
+from server.safety.verdict import Span, Verdict
 
 if TYPE_CHECKING:
     from server.safety.learned.model import LearnedModel
 
-# roles whose text is the caller's own words (crisis, emergency); tool output may carry injected text
-_SPEAKER_ROLES = frozenset({"user"})
-_INJECTION_ROLES = frozenset({"user", "tool", "function"})
+_SPEAKER_RAILS = ((crisis.CATEGORY, crisis.detect), (emergency.CATEGORY, emergency.detect))
+_INJECTION = injection.CATEGORY
+_NOT_SPEAKERS = frozenset({"system", "developer", "assistant"})
+# A template control string is made plain text by a WORD JOINER after its first character: it reads the same,
+# but the tokenizer no longer turns it into the special token that opens or closes a turn.
+_JOINER = "\u2060"
 
 
 @dataclass
-class _Segment:
-    """One piece of caller text (a message's content or one text part, or one prompt)."""
+class _Read:
+    """One turn as the rails read it, and what they found: per category, spans in one of its documents."""
 
     role: str
-    raw: str
-    norm: str
-    view: str
-    spans: dict[str, list[tuple[int, int, str]]] = field(default_factory=dict)
+    templated: bool
+    pieces: list[Piece]
+    docs: list[Document]
+    found: dict[str, list[tuple[Document, Span]]] = field(default_factory=lambda: defaultdict(list))
+
+    @property
+    def faithful(self) -> Document:
+        return self.docs[0]
 
 
 class SafetyEngine:
@@ -49,6 +64,7 @@ class SafetyEngine:
         self.policy = policy
         # one literal pass per text serves every rail, PHI included
         self._gates = GateSet([*rule_patterns(), *phi_patterns()])
+        self._control = tuple(policy.control_strings)
         self.warnings: list[str] = []
         if not policy.resources_verified:
             self.warnings.append(
@@ -89,137 +105,65 @@ class SafetyEngine:
         return self.policy.locales[locale]  # type: ignore[index]
 
     # ---- input rails ------------------------------------------------------------------------------
-    def check_input(self, messages: list[dict[str, Any]], profile: str | None) -> Verdict:
-        """Rails over OpenAI chat messages; `verdict.messages` is what to send upstream."""
-        name, prof = self.resolve_profile(profile)
-        refs: list[tuple[int, int | None, _Segment]] = []  # (message index, part index or None, segment)
-        for i, msg in enumerate(messages):
-            if not isinstance(msg, dict):
-                continue
-            role = str(msg.get("role", "user"))
-            content = msg.get("content")
-            if isinstance(content, str):
-                refs.append((i, None, self._segment(role, content)))
-            elif isinstance(content, list):
-                for j, part in enumerate(content):
-                    if (
-                        isinstance(part, dict)
-                        and part.get("type") == "text"
-                        and isinstance(part.get("text"), str)
-                    ):
-                        refs.append((i, j, self._segment(role, part["text"])))
-        verdict = self._decide([seg for _, _, seg in refs], name, prof)
+    def check_input(self, messages: list[Any], profile: str | None, prefill: bool = False) -> Verdict:
+        """Rails over OpenAI chat messages; `verdict.messages` is what to send upstream. `prefill`: the last
+        message is an assistant turn the model continues (its text is the start of the answer)."""
+        verdict, reads = self._check(chat_turns(messages), profile)
         if verdict.action == "pass":
-            verdict.messages = self._rewrite_messages(messages, refs, verdict)
+            out = write_back({"messages": messages}, verdict.rewrites)["messages"]
+            verdict.messages = self._with_instruction(out, self._instruction(verdict))
+            last = reads[-1] if reads else None
+            if prefill and last is not None and last.role == "assistant":
+                verdict.prefill = "".join(verdict.rewrites.get(p.path, p.raw) for p in last.pieces)
         return verdict
 
     def check_prompt(self, prompt: str | list[Any], profile: str | None) -> Verdict:
-        """Rails over a /v1/completions prompt (a string or a list of strings; token ids pass unchecked)."""
-        name, prof = self.resolve_profile(profile)
-        if isinstance(prompt, str):
-            prompts: list[Any] = [prompt]
-        else:
-            prompts = list(prompt) if isinstance(prompt, list) else []
-        segs = [self._segment("user", p) if isinstance(p, str) else None for p in prompts]
-        verdict = self._decide([s for s in segs if s is not None], name, prof)
+        """Rails over a /v1/completions prompt (a string or a list of strings; UncheckableInput for token
+        ids). `verdict.prompt` is what to send upstream, led by the safety instruction when there is one (a
+        raw completion has no system turn)."""
+        verdict, _ = self._check(prompt_turns(prompt), profile)
         if verdict.action == "pass":
+            out = write_back({"prompt": prompt}, verdict.rewrites)["prompt"]
             instruction = self._instruction(verdict)
-            out: list[Any] = []
-            for p, seg in zip(prompts, segs, strict=True):
-                if seg is None:
-                    out.append(p)
-                    continue
-                text = self._rewrite_text(seg, verdict)
-                text = p if text is None else text
-                # a raw completion has no system turn: the safety instruction leads the prompt instead
-                out.append(f"{instruction}\n\n{text}" if instruction else text)
-            verdict.prompt = out[0] if isinstance(prompt, str) else out
+            if instruction:
+                out = (
+                    f"{instruction}\n\n{out}"
+                    if isinstance(out, str)
+                    else [f"{instruction}\n\n{p}" for p in out]
+                )
+            verdict.prompt = out
         return verdict
 
-    def output_guard(self, verdict: Verdict) -> OutputGuard:
+    def check_responses(self, body: dict[str, Any], profile: str | None) -> Verdict:
+        """Rails over a /v1/responses request (instructions and input items); `verdict.body` holds the
+        body keys to replace upstream (`input`, `instructions`)."""
+        verdict, _ = self._check(responses_turns(body), profile)
+        if verdict.action == "pass":
+            out = write_back({k: body[k] for k in ("input", "instructions") if k in body}, verdict.rewrites)
+            instruction = self._instruction(verdict)
+            if instruction:
+                given = out.get("instructions")
+                out["instructions"] = (
+                    f"{given}\n\n{instruction}" if isinstance(given, str) and given else instruction
+                )
+            verdict.body = out
+        return verdict
+
+    def output_guard(self, verdict: Verdict, content: bool = True) -> OutputGuard:
+        """A guard for one stream of the answer (`content`: its text; False: a reasoning or tool channel)."""
         _, prof = self.resolve_profile(verdict.profile)
-        return OutputGuard(self.texts(verdict.locale), prof, verdict)
+        return OutputGuard(self.texts(verdict.locale), prof, verdict, content=content)
 
     # ---- internals ----------------------------------------------------------------------------------
-    @staticmethod
-    def _segment(role: str, text: str) -> _Segment:
-        norm = normalize(text)
-        return _Segment(role, text, norm, match_view(norm))
-
-    @staticmethod
-    def _speakers(segs: list[_Segment]) -> list[_Segment]:
-        """Crisis and emergency read the caller's own words; with no user turn, every non-system text."""
-        return [s for s in segs if s.role in _SPEAKER_ROLES] or [
-            s for s in segs if s.role not in ("system", "developer", "assistant")
+    def _check(self, turns: list[Turn], profile: str | None) -> tuple[Verdict, list[_Read]]:
+        name, prof = self.resolve_profile(profile)
+        reads = [_Read(t.role, t.templated, *documents(t)) for t in turns]
+        speakers = [r for r in reads if r.role in prof.speaker_roles] or [
+            r for r in reads if r.role not in _NOT_SPEAKERS
         ]
-
-    def _detect(
-        self, segs: list[_Segment], speaker: list[_Segment], prof: ProfilePolicy
-    ) -> tuple[set[str], set[str]]:
-        """Run the rails over every segment, recording spans on the segments; the categories that fired,
-        and those that came from a weak signal alone (the learned model, an injection quoted as an
-        example)."""
-        speaker_ids = {id(s) for s in speaker}
-        phi_entities = frozenset(prof.phi.entities) if prof.phi.entities else None
-        fired: set[str] = set()
-        # attacks quoted as examples in a text about injection: a weak signal, handled like a model-only hit
-        quoted: set[str] = set()
-        for seg in segs:
-            hits = self._gates.scan(seg.view)
-            if id(seg) in speaker_ids:
-                for category, detect in (
-                    (crisis.CATEGORY, crisis.detect),
-                    (emergency.CATEGORY, emergency.detect),
-                ):
-                    spans = detect(seg.view, hits)
-                    if spans:
-                        seg.spans[category] = [(a, b, category) for a, b in spans]
-                        fired.add(category)
-            if seg.role in _INJECTION_ROLES:
-                spans = injection.detect(seg.view, hits)
-                if spans and injection.quoted_examples_only(seg.view, spans):
-                    quoted.add("prompt_injection")
-                elif spans:
-                    seg.spans["prompt_injection"] = [(a, b, "prompt_injection") for a, b in spans]
-                    fired.add("prompt_injection")
-            phi = find_phi(seg.norm, phi_entities, seg.view, hits or None)
-            if phi:
-                seg.spans["phi"] = phi
-                fired.add("phi")
-        # the learned detectors read the same views as their rules (crisis, emergency: the caller's words;
-        # injection: user and tool text), only for categories the rules did not find; one featurisation of a
-        # text scores every category. They mark no span (there is nothing to cut out); the category then takes
-        # the profile's model_action (see ProfilePolicy.model_action)
-        model = self.learned_model
-        wanted = (
-            [c for c in LEARNED_CATEGORIES if c not in fired and prof.model_on(c)]
-            if model is not None
-            else []
-        )
-        by_model: set[str] = set()
-        if wanted:
-            for seg in segs:
-                ask = [
-                    c
-                    for c in wanted
-                    if c not in by_model
-                    and (id(seg) in speaker_ids if c != "prompt_injection" else seg.role in _INJECTION_ROLES)
-                ]
-                if not ask:
-                    continue
-                hit = model.fired(seg.view)  # type: ignore[union-attr]
-                by_model.update(c for c in ask if c in hit)
-                if len(by_model) == len(wanted):
-                    break
-            fired |= by_model
-        weak = by_model | (quoted - fired)
-        return fired | weak, weak
-
-    def _decide(self, segs: list[_Segment], name: str, prof: ProfilePolicy) -> Verdict:
-        speaker = self._speakers(segs)
-        fired, by_model = self._detect(segs, speaker, prof)
+        fired, weak = self._detect(reads, speakers, prof)
         categories = [c for c in CATEGORIES if c in fired]
-        user_text = " ".join(s.norm for s in speaker[-3:])
+        user_text = " ".join(r.faithful.text for r in speakers[-3:])
         locale = (
             locale_of(user_text)
             if has_cjk(user_text)
@@ -232,10 +176,89 @@ class SafetyEngine:
             action="pass",
             profile=name,
             locale=locale,
-            model_categories=[c for c in categories if c in by_model],
+            model_categories=[c for c in categories if c in weak],
         )
         self._apply_actions(verdict, prof)
-        return verdict
+        if verdict.action == "pass":
+            verdict.rewrites = self._rewrites(reads, verdict)
+        return verdict, reads
+
+    def _detect(
+        self, reads: list[_Read], speakers: list[_Read], prof: ProfilePolicy
+    ) -> tuple[set[str], set[str]]:
+        """Run the rails over every turn, recording spans; the categories that fired, and those that came
+        from a weak signal alone (the learned model, an injection quoted as an example)."""
+        speaker_ids = {id(r) for r in speakers}
+        entities = frozenset(prof.phi.entities) if prof.phi.entities else None
+        fired: set[str] = set()
+        quoted: set[str] = set()  # attacks quoted as examples in a text about injection: a weak signal
+        for read in reads:
+            speaker = id(read) in speaker_ids
+            for doc in read.docs:
+                hits = self._gates.scan(doc.view)  # one literal pass serves every rail, PHI included
+                if speaker:
+                    for category, detect in _SPEAKER_RAILS:
+                        self._record(read, doc, category, detect(doc.view, hits), fired)
+                spans = injection.detect(doc.view, hits)
+                if spans and injection.quoted_examples_only(doc.view, spans):
+                    quoted.add(_INJECTION)
+                else:
+                    self._record(read, doc, _INJECTION, spans, fired)
+                for span in find_phi(doc.text, entities, doc.view, hits or None):
+                    if doc is read.faithful or _joins_pieces(read, doc, span):
+                        read.found["phi"].append((doc, span))
+                        fired.add("phi")
+            if read.templated and any(c in p.raw for p in read.pieces for c in self._control):
+                fired.add(_INJECTION)  # a forged turn boundary; neutralised whatever the action
+            self._read_plainly(read, speaker, fired)
+        by_model = self._learned(reads, speaker_ids, prof, fired)
+        fired |= by_model
+        weak = by_model | (quoted - fired)
+        return fired | weak, weak
+
+    @staticmethod
+    def _record(
+        read: _Read, doc: Document, category: str, spans: list[tuple[int, int]], fired: set[str]
+    ) -> None:
+        if spans:
+            read.found[category].extend((doc, (a, b, category)) for a, b in spans)
+            fired.add(category)
+
+    def _read_plainly(self, read: _Read, speaker: bool, fired: set[str]) -> None:
+        """Spelled-out letters and leetspeak ("k i l l  m y s e l f", "k1ll mys3lf"): the rules also read a
+        plain copy of the turn. It is not one character per character, so a hit there raises the category
+        without a span to cut."""
+        plain = plain_reading(read.faithful.view)
+        if plain is None:
+            return
+        hits: Hits | None = None
+        rails = [*(_SPEAKER_RAILS if speaker else ()), (_INJECTION, injection.detect)]
+        for category, detect in rails:
+            if category in fired:
+                continue
+            hits = self._gates.scan(plain) if hits is None else hits
+            if detect(plain, hits):
+                fired.add(category)
+
+    def _learned(
+        self, reads: list[_Read], speaker_ids: set[int], prof: ProfilePolicy, fired: set[str]
+    ) -> set[str]:
+        """The learned detectors read the same turns as their rules (crisis, emergency: the speakers;
+        injection: every turn), only for categories the rules did not find; one featurisation of a text scores
+        every category. They mark no span (there is nothing to cut out); the category then takes the
+        profile's model_action (see ProfilePolicy.model_action)."""
+        model = self.learned_model
+        wanted = [c for c in LEARNED_CATEGORIES if c not in fired and prof.model_on(c)] if model else []
+        by_model: set[str] = set()
+        for read in reads if wanted else ():
+            ask = [c for c in wanted if c not in by_model and (c == _INJECTION or id(read) in speaker_ids)]
+            if not ask:
+                continue
+            hit = model.fired(read.faithful.view)  # type: ignore[union-attr]
+            by_model.update(c for c in ask if c in hit)
+            if len(by_model) == len(wanted):
+                break
+        return by_model
 
     def _apply_actions(self, verdict: Verdict, prof: ProfilePolicy) -> None:
         """Block beats respond beats pass; a pass carries the notices its annotations promise."""
@@ -277,55 +300,86 @@ class SafetyEngine:
         ]
         return "\n\n".join(keys[c] for c in wanted)
 
-    @staticmethod
-    def _rewrite_text(seg: _Segment, verdict: Verdict) -> str | None:
-        """The segment with redact-action spans replaced, or None when nothing changes."""
-        spans: list[tuple[int, int, str]] = []
-        for category, found in seg.spans.items():
-            if verdict.actions.get(category) == "redact":
-                spans.extend(found)
-        if not spans:
-            return None
-        spans.sort()
-        kept: list[tuple[int, int, str]] = []
-        for span in spans:  # PHI inside an injection span goes with it
-            if kept and span[0] < kept[-1][1]:
-                if span[1] > kept[-1][1]:
-                    kept[-1] = (kept[-1][0], span[1], kept[-1][2])
-                continue
-            kept.append(span)
-        return _redact_raw(seg, kept, verdict.placeholder_map)
-
-    def _rewrite_messages(
-        self, messages: list[dict[str, Any]], refs: list[tuple[int, int | None, _Segment]], verdict: Verdict
-    ) -> list[dict[str, Any]]:
-        """A copy of the messages with redactions and the safety instruction (the caller's objects are
-        left untouched)."""
-        out: list[dict[str, Any]] = list(messages)
-        for i, j, seg in refs:
-            text = self._rewrite_text(seg, verdict)
-            if text is None:
-                continue
-            msg = out[i] = dict(out[i]) if out[i] is messages[i] else out[i]
-            if j is None:
-                msg["content"] = text
-            else:
-                parts = msg["content"] = (
-                    list(msg["content"]) if msg["content"] is messages[i].get("content") else msg["content"]
-                )
-                parts[j] = {**parts[j], "text": text}
-        instruction = self._instruction(verdict)
-        if instruction:
-            first = out[0] if out else None
-            if isinstance(first, dict) and first.get("role") in ("system", "developer"):
-                content = first.get("content")
-                if isinstance(content, list):
-                    out[0] = {**first, "content": [*content, {"type": "text", "text": instruction}]}
-                else:
-                    out[0] = {**first, "content": f"{content or ''}\n\n{instruction}".lstrip()}
-            else:
-                out.insert(0, {"role": "system", "content": instruction})
+    def _rewrites(self, reads: list[_Read], verdict: Verdict) -> dict[Path, str]:
+        """New text per slot path: spans of redact-action categories cut (PHI as typed placeholders), and
+        template control strings neutralised in templated turns."""
+        redacting = [c for c, action in verdict.actions.items() if action == "redact"]
+        out: dict[Path, str] = {}
+        for read in reads:
+            cuts: dict[int, list[tuple[int, int, str, bool, str]]] = defaultdict(list)
+            for category in redacting:
+                for doc, span in read.found.get(category, ()):
+                    parts = doc.per_piece([span])
+                    whole = "".join(read.pieces[k].raw_part(a, b) for k, a, b, _, _ in parts)
+                    for k, a, b, kind, first in parts:
+                        cuts[k].append((a, b, kind, first, whole))
+            for k, piece in enumerate(read.pieces):
+                text = piece.raw
+                if cuts.get(k):
+                    text = redact_piece(piece, _merged(cuts[k]), verdict.placeholder_map, _CATEGORY_SET)
+                if read.templated:
+                    text = self._neutralised(text)
+                if text != piece.raw:
+                    out[piece.path] = text
         return out
+
+    def _neutralised(self, text: str) -> str:
+        for control in self._control:
+            if control in text:
+                text = text.replace(control, control[0] + _JOINER + control[1:])
+        return text
+
+    @staticmethod
+    def _with_instruction(messages: list[Any], instruction: str) -> list[Any]:
+        """The safety instruction joins the first system or developer message, or leads as a system one."""
+        if not instruction:
+            return messages
+        out = list(messages)
+        first = out[0] if out else None
+        if isinstance(first, dict) and first.get("role") in ("system", "developer"):
+            content = first.get("content")
+            if isinstance(content, list):
+                out[0] = {**first, "content": [*content, {"type": "text", "text": instruction}]}
+            else:
+                out[0] = {**first, "content": f"{content or ''}\n\n{instruction}".lstrip()}
+        else:
+            out.insert(0, {"role": "system", "content": instruction})
+        return out
+
+
+_CATEGORY_SET = frozenset(CATEGORIES)
+
+
+def _joins_pieces(read: _Read, doc: Document, span: Span) -> bool:
+    """An identifier that only the joined readings see: it spans two pieces ("555-01" + "42") and no
+    identifier the faithful reading found covers any of it (an e-mail at the end of one part must not
+    swallow the next part's first word)."""
+    parts = doc.per_piece([span])
+    if len(parts) < 2:
+        return False
+    faithful = read.faithful
+    taken = [
+        (k, a, b)
+        for d, sp in read.found.get("phi", ())
+        if d is faithful
+        for k, a, b, _, _ in faithful.per_piece([sp])
+    ]
+    return not any(k == k2 and a < b2 and a2 < b for k, a, b, _, _ in parts for k2, a2, b2 in taken)
+
+
+def _merged(cuts: list[tuple[int, int, str, bool, str]]) -> list[tuple[int, int, str, bool, str]]:
+    """Overlapping cuts of one piece as one (PHI inside an injection span goes with it; the same identifier
+    found in two readings is cut once)."""
+    cuts = sorted(cuts)
+    kept: list[tuple[int, int, str, bool, str]] = []
+    for cut in cuts:
+        if kept and cut[0] < kept[-1][1]:
+            last = kept[-1]
+            keep = last if last[3] or not cut[3] else cut
+            kept[-1] = (last[0], max(last[1], cut[1]), keep[2], keep[3], keep[4])
+            continue
+        kept.append(cut)
+    return kept
 
 
 def _load_learned_model(path: str | None) -> LearnedModel:
@@ -339,30 +393,3 @@ def _load_learned_model(path: str | None) -> LearnedModel:
             "profile"
         ) from None
     return load_model(path)
-
-
-def _redact_raw(seg: _Segment, spans: list[tuple[int, int, str]], pmap: PlaceholderMap) -> str:
-    """Redact the caller's own text (keeping their punctuation and letters) where spans can be mapped back.
-
-    Spans were found on the normalised text. When normalisation changed nothing they apply as they are;
-    otherwise the characters normalisation touched are mapped back one by one. If even that does not
-    line up (NFKC composing across characters), the normalised text is forwarded instead.
-    """
-    if seg.raw == seg.norm:
-        return _redact(seg.raw, spans, pmap)
-    index = char_map(seg.raw, seg.norm)
-    if index is None:
-        return _redact(seg.norm, spans, pmap)
-    mapped = [(index[a], index[b - 1] + 1, kind) for a, b, kind in spans]
-    return _redact(seg.raw, mapped, pmap)
-
-
-def _redact(text: str, spans: list[Span], pmap: PlaceholderMap) -> str:
-    """PHI spans become typed placeholders kept in `pmap`; other categories' spans a fixed marker."""
-    return redact(
-        text,
-        spans,
-        lambda kind, value: (
-            f"[REMOVED_{kind.upper()}]" if kind in CATEGORIES else pmap.placeholder(kind, value)
-        ),
-    )

@@ -3,7 +3,7 @@
     engine = load_engine(settings.safety_enabled, settings.safety_policy)   # None: safety off
     check = check_chat(engine, body["messages"], key.safety_profile)        # or check_completion(...)
     check.blocked / check.canned / check.apply_to(body)                      # refuse, answer, or forward
-    guard = ResponseGuard(engine, check.verdicts, n)                         # one output guard per choice
+    guard = ResponseGuard(engine, check.verdicts, n)        # response_guard.py: per choice and channel
 
 Nothing here knows HTTP: the gateway turns a blocked check into its 400, a canned answer into an
 OpenAI-shaped response, and UncheckableInput into a 400 naming the parameter.
@@ -16,24 +16,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from server.safety.engine import SafetyEngine
+from server.safety.inputs import UncheckableInput
 from server.safety.verdict import Events, Verdict
 
 log = logging.getLogger("server.safety")
 
-# What a client sees when an output guard stops an answer and the policy gives no message of its own.
-_STOPPED = "The answer was stopped by the safety policy."
-
 
 class SafetyConfigError(Exception):
     """The safety policy could not be loaded (one clear line for the operator)."""
-
-
-class UncheckableInput(ValueError):
-    """Input the rails cannot read (token ids): refused rather than forwarded unread."""
-
-    def __init__(self, message: str, param: str) -> None:
-        super().__init__(message)
-        self.param = param
 
 
 def load_engine(enabled: bool, policy_path: str | None) -> SafetyEngine | None:
@@ -56,7 +46,7 @@ class InputCheck:
     """The input rails' decision for one request (one verdict per completion prompt, one for a chat)."""
 
     verdicts: list[Verdict]
-    kind: str  # "chat" | "completion"
+    kind: str  # "chat" | "completion" | "responses"
     single_prompt: bool = True  # a completion prompt given as one string (not a list)
 
     @property
@@ -89,90 +79,31 @@ class InputCheck:
         """Put what the rails rewrote (redactions, the safety instruction) into the upstream body."""
         if self.kind == "chat":
             body["messages"] = self.verdicts[0].messages
+        elif self.kind == "responses":
+            body.update(self.verdicts[0].body or {})
         elif self.single_prompt:
             body["prompt"] = self.verdicts[0].prompt
         else:
             body["prompt"] = [v.prompt for v in self.verdicts]
 
 
-def check_chat(engine: SafetyEngine, messages: list[dict[str, Any]], profile: str | None) -> InputCheck:
-    return InputCheck([engine.check_input(messages, profile)], "chat")
+def check_chat(
+    engine: SafetyEngine, messages: list[dict[str, Any]], profile: str | None, prefill: bool = False
+) -> InputCheck:
+    """`prefill`: the request continues its last (assistant) message (vLLM's `continue_final_message`)."""
+    return InputCheck([engine.check_input(messages, profile, prefill)], "chat")
 
 
 def check_completion(engine: SafetyEngine, prompt: str | list[Any], profile: str | None) -> InputCheck:
     """One verdict per prompt; token-id prompts raise UncheckableInput (they would slip past every rail)."""
     if isinstance(prompt, str):
         return InputCheck([engine.check_prompt(prompt, profile)], "completion")
-    if all(isinstance(p, str) for p in prompt):
-        return InputCheck(
-            [engine.check_prompt(p, profile) for p in prompt], "completion", single_prompt=False
-        )
+    if isinstance(prompt, list) and all(isinstance(p, str) for p in prompt):
+        verdicts = [engine.check_prompt(p, profile) for p in prompt]
+        return InputCheck(verdicts, "completion", single_prompt=False)
     raise UncheckableInput("Token-id prompts are not accepted while the safety layer is on.", "prompt")
 
 
-class ResponseGuard:
-    """One output guard per choice index (n > 1 and multi-prompt completions get one each)."""
-
-    def __init__(self, engine: SafetyEngine, verdicts: list[Verdict], n: int = 1) -> None:
-        self.engine = engine
-        self.verdicts = verdicts
-        self.n = max(n, 1)
-        self._guards: dict[int, Any] = {}
-        self._finished: set[int] = set()
-
-    def guard(self, index: int) -> Any:
-        g = self._guards.get(index)
-        if g is None:
-            verdict = self.verdicts[min(index // self.n, len(self.verdicts) - 1)]
-            g = self._guards[index] = self.engine.output_guard(verdict)
-        return g
-
-    def apply_chunk(self, choices: list[dict[str, Any]], chat: bool) -> str | None:
-        """Run streamed choices through their guards in place; returns a block message if one blocks."""
-        for ch in choices:
-            index = ch.get("index", 0)
-            g = self.guard(index)
-            delta = ch.get("delta") if chat else None
-            text = (delta.get("content") if isinstance(delta, dict) else None) if chat else ch.get("text")
-            if text is not None and not isinstance(text, str):
-                raise TypeError("streamed text is not a string")
-            out = g.feed(text) if text else ""
-            if ch.get("finish_reason") is not None and index not in self._finished:
-                self._finished.add(index)
-                out += g.finish()
-            if g.blocked:
-                return g.block_message or _STOPPED
-            if chat:
-                if text is not None or out:
-                    if not isinstance(delta, dict):
-                        delta = ch["delta"] = {}
-                    delta["content"] = out
-            else:
-                ch["text"] = out
-        return None
-
-    def apply_text(self, index: int, text: str) -> tuple[str, str | None]:
-        """A whole (non-streamed) answer through its guard: (released text, block message or None)."""
-        g = self.guard(index)
-        out = g.feed(text or "") + g.finish()
-        self._finished.add(index)
-        if g.blocked:
-            return "", g.block_message or _STOPPED
-        return out, None
-
-    def finish_all(self) -> tuple[list[tuple[int, str]], str | None]:
-        """Text still held back when the upstream ends without a finish chunk: (index, text) pairs."""
-        tails: list[tuple[int, str]] = []
-        for index, g in self._guards.items():
-            if index in self._finished:
-                continue
-            self._finished.add(index)
-            text = g.finish()
-            if g.blocked:
-                return [], g.block_message or _STOPPED
-            if text:
-                tails.append((index, text))
-        return tails, None
-
-    def events(self) -> Events:
-        return [event for g in self._guards.values() for event in g.events]
+def check_responses(engine: SafetyEngine, body: dict[str, Any], profile: str | None) -> InputCheck:
+    """Rails over a /v1/responses request's `instructions` and `input` items."""
+    return InputCheck([engine.check_responses(body, profile)], "responses")

@@ -108,13 +108,23 @@ _NFKC_RUN = re.compile(
 )
 
 
+# Unicode TAG characters (U+E0020-E007E) mirror printable ASCII and render as nothing: a message can carry a
+# whole hidden sentence in them, which some models read. The rails read them as the ASCII they mirror (the
+# language tag and the cancel tag are dropped).
+_TAGS = {cp: cp - 0xE0000 for cp in range(0xE0020, 0xE007F)} | {0xE0001: None, 0xE007F: None}
+# Combining marks stacked on letters or digits ("k̶i̶l̶l̶", "5̲5̲5̲") are dropped from what the rails read,
+# after NFKC has composed the ones that belong to a letter (é stays é).
+_COMBINING = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
+
+
 def _nfkc(m: re.Match[str]) -> str:
-    return unicodedata.normalize("NFKC", m.group())
+    return _COMBINING.sub("", unicodedata.normalize("NFKC", m.group().translate(_TAGS)))
 
 
 def normalize(text: str) -> str:
     """NFKC of the characters that matter (full-width letters/digits, compatibility forms), with
-    invisible characters removed; CJK and full-width punctuation are kept as the caller wrote them."""
+    invisible characters and stacked combining marks removed and TAG characters read as the ASCII they
+    mirror; CJK and full-width punctuation are kept as the caller wrote them."""
     if text.isascii():
         return text
     return _NFKC_RUN.sub(_nfkc, _INVISIBLE.sub("", text))
@@ -188,3 +198,54 @@ def locale_of(text: str) -> str:
     cjk = len(_CJK.findall(tail))
     words = len(_LATIN_WORD.findall(tail))
     return "zh" if cjk and cjk >= words else "en"
+
+
+# Chinese numerals written digit by digit ("一三八零零一三八零零零", a phone number read out): runs of five or
+# more become ASCII digits for the rails, one character for one, so identifiers written this way are found
+# and cut like any other. Shorter runs stay: they are ordinary words and counts ("三十片", "一二年级").
+_ZH_DIGIT = str.maketrans("〇零一二三四五六七八九", "00123456789")
+_ZH_DIGIT_RUN = re.compile("[〇零一二三四五六七八九]{5,}")
+
+
+def with_ascii_digits(text: str) -> str:
+    """`text` with digit-by-digit Chinese numeral runs as ASCII digits (same length)."""
+    if text.isascii() or _ZH_DIGIT_RUN.search(text) is None:
+        return text
+    return _ZH_DIGIT_RUN.sub(lambda m: m.group().translate(_ZH_DIGIT), text)
+
+
+# Spelled-out or leetspeak text: "k i l l  m y s e l f", "k.i.l.l", "想 死", "k1ll mys3lf". The rails also
+# read a plain copy of such a view (not one character per character, so its hits mark a category, not a span).
+_SPACED_LATIN = re.compile(r"(?<![a-z0-9])(?:[a-z][ .\-_*]){3,}[a-z](?![a-z0-9])")
+_SPACED_CJK = re.compile("(?:[\u4e00-\u9fff] ){2,}[\u4e00-\u9fff]")
+# a word of letters and leet digits/symbols holding at least one of each ("k1ll", "mys3lf", "t0"); "b12" and
+# "covid19" hold other digits and are not words of this kind
+_LEET_TOKEN = re.compile(
+    r"(?<![a-z0-9@$])(?=[a-z013457@$]*[a-z])(?=[a-z013457@$]*[013457@$])[a-z013457@$]{2,}(?![a-z0-9])"
+)
+_LEET = str.maketrans("013457@$", "oieastas")
+_SPACES = re.compile(r"  +")
+
+
+def _join_letters(m: re.Match[str]) -> str:
+    """ "k i l l" -> "kill"; "k.i.l.l m.y.s.e.l.f" -> "kill myself" (a space between dotted letters is a
+    word break)."""
+    run = m.group()
+    if any(c in run for c in ".-_*"):
+        return re.sub(r"[.\-_*]", "", run)
+    return run.replace(" ", "")
+
+
+def plain_reading(view: str) -> str | None:
+    """The view with spelled-out letters joined and leetspeak read as letters, or None when it has neither
+    (two or more leet words are needed: one is a code or a lab value such as "b12")."""
+    out = view
+    spaced = _SPACED_LATIN.search(out) is not None or _SPACED_CJK.search(out) is not None
+    if spaced:
+        out = _SPACED_LATIN.sub(_join_letters, out)
+        out = _SPACED_CJK.sub(lambda m: m.group().replace(" ", ""), out)
+        out = _SPACES.sub(" ", out)  # "k i l l  m y s e l f": the double space was the word break
+    leet = len(_LEET_TOKEN.findall(out)) >= 2
+    if leet:
+        out = _LEET_TOKEN.sub(lambda m: m.group().translate(_LEET), out)
+    return out if spaced or leet else None

@@ -63,7 +63,12 @@ class OutputPolicy(_Strict):
     methods_only_after_crisis: bool = False
 
 
+Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
+
+
 class ProfilePolicy(_Strict):
+    # roles whose words the crisis and emergency rails read (the caller's own); injection and PHI read all
+    speaker_roles: list[Role] = ["user"]
     crisis_self_harm: LearnedCategoryPolicy = LearnedCategoryPolicy(action="annotate")
     medical_emergency: LearnedCategoryPolicy = LearnedCategoryPolicy(action="annotate")
     phi: PhiPolicy = PhiPolicy(action="redact")
@@ -110,6 +115,11 @@ class Policy(_Strict):
     default_profile: str = "patient"
     default_locale: Literal["en", "zh"] = "en"
     resources_verified: bool = False
+    # the model's chat-template control strings: inside message text they are neutralised (a caller cannot
+    # open or close a turn) and raise prompt_injection
+    control_strings: list[str] = Field(
+        default_factory=lambda: ["<role>", "</role>", "<|role_end|>", "<|startoftext|>", "<|endoftext|>"]
+    )
     profiles: dict[str, ProfilePolicy]
     locales: dict[Literal["en", "zh"], LocaleTexts]
 
@@ -125,6 +135,8 @@ class Policy(_Strict):
         for locale in LOCALES:
             if locale not in self.locales:
                 raise ValueError(f"locales: missing locale {locale!r}")
+        if any(len(c) < 2 for c in self.control_strings):
+            raise ValueError("control_strings: each control string needs at least two characters")
         return self
 
 

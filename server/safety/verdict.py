@@ -53,8 +53,13 @@ class Verdict:
     profile: str
     locale: str
     actions: dict[str, str] = field(default_factory=dict)  # fired category -> the policy's action
-    messages: list[dict[str, Any]] | None = None
-    prompt: str | list[Any] | None = None
+    messages: list[dict[str, Any]] | None = None  # chat: the messages to send upstream
+    prompt: str | list[Any] | None = None  # completions: the prompt to send upstream
+    body: dict[str, Any] | None = None  # responses: the body keys to replace upstream
+    # new text per slot path (inputs.Path) of the request body: redactions, neutralised control strings
+    rewrites: dict[tuple[str | int, ...], str] = field(default_factory=dict, repr=False)
+    # the start of the answer written by the caller (an assistant prefill the model continues), as forwarded
+    prefill: str = field(default="", repr=False)
     response_text: str | None = None
     error_message: str | None = None
     events: Events = field(default_factory=list)

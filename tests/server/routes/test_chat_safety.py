@@ -15,6 +15,7 @@ import orjson
 
 from server.db import Database
 from server.keys import KeyStore
+from server.safety.output import Unit
 from tests.server.helpers import (
     AUTH,
     MODEL,
@@ -64,6 +65,15 @@ class Guard:
         out, self.buf = self.buf.upper() + self.notice, ""
         return out
 
+    # the unit interface ResponseGuard drives (logprobs travel as the payload)
+    def feed_unit(self, text: str, payload: object = None) -> list[Unit]:
+        out = self.feed(text)
+        return [Unit(out, payload, out != text)] if out or payload is not None else []
+
+    def finish_units(self) -> list[Unit]:
+        out = self.finish()
+        return [Unit(out, None, True)] if out else []
+
 
 class Engine:
     def __init__(self) -> None:
@@ -89,7 +99,7 @@ class Engine:
             return Verdict(["phi", "medical_emergency"], "pass", events=[("phi", "redact")])
         return Verdict([], "pass")
 
-    def check_input(self, messages: list, profile: str) -> Verdict:
+    def check_input(self, messages: list, profile: str, prefill: bool = False) -> Verdict:
         v = self._verdict(messages[-1]["content"], profile)
         v.messages = [{**m, "content": m["content"].replace("555-1234", "[PHONE]")} for m in messages]
         return v
@@ -99,7 +109,7 @@ class Engine:
         v.prompt = prompt.replace("555-1234", "[PHONE]")
         return v
 
-    def output_guard(self, verdict: Verdict) -> Guard:
+    def output_guard(self, verdict: Verdict, content: bool = True) -> Guard:
         return Guard(verdict)
 
 

@@ -20,10 +20,14 @@ def engine() -> SafetyEngine:
 def make_engine(tmp_path: Path) -> Callable[..., SafetyEngine]:
     """An engine whose single profile `p` uses the given per-category actions and output settings."""
 
-    def build(output: dict | None = None, **actions: str | dict) -> SafetyEngine:
+    def build(
+        output: dict | None = None, speaker_roles: list[str] | None = None, **actions: str | dict
+    ) -> SafetyEngine:
         profile: dict = {c: (a if isinstance(a, dict) else {"action": a}) for c, a in actions.items()}
         if output is not None:
             profile["output"] = output
+        if speaker_roles is not None:
+            profile["speaker_roles"] = speaker_roles
         path = tmp_path / "policy.yaml"
         path.write_text(
             yaml.safe_dump({"default_profile": "p", "profiles": {"p": profile}}), encoding="utf-8"

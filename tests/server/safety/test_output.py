@@ -14,13 +14,16 @@ def plain_guard(engine: SafetyEngine, text: str = "What is a normal blood pressu
     return engine.output_guard(engine.check_input(user(text), "patient"))
 
 
-def test_hold_back_releases_at_sentence_ends(engine: SafetyEngine) -> None:
+def test_plain_text_is_released_at_token_speed(engine: SafetyEngine) -> None:
+    """Only what could still become a match waits: the word being written, a capitalised or numeric run
+    at the end; a finished ordinary word goes out at once."""
     g = plain_guard(engine)
-    assert g.feed("A normal blood") == ""
-    assert g.feed(" pressure is below 120/80. Higher") == "A normal blood pressure is below 120/80."
-    assert g.feed(" readings need") == ""
-    assert g.feed(" a recheck.\n") == " Higher readings need a recheck.\n"
-    assert g.finish() == ""
+    assert g.feed("A normal blood") == "A normal "  # "blood" may still grow
+    assert g.feed(" pressure is") == "blood pressure "
+    assert g.feed(" below 120/80") == "is below "  # a number may be an identifier in the making
+    assert g.feed(". Higher") == "120/80. "
+    assert g.feed(" readings need a recheck.\n") == "Higher readings need a recheck."
+    assert g.finish() == "\n"
     assert g.events == []
 
 
