@@ -19,12 +19,14 @@ text is released (never in the middle of a word).
 from __future__ import annotations
 
 import re
-from functools import cache
 
-from server.safety.phi import patterns as phi_patterns
+from server.safety.phi.names import SURNAMES
 
 _WORD = re.compile(r"\S+")
 _LATIN_END = re.compile(r"[A-Za-z0-9@._%+\-]+$")
+_ADDRESS_CHAR = re.compile(r"[@._%+\-/:]")
+_ALNUM = re.compile(r"[A-Za-z0-9]")
+_ADDRESS_CUE = re.compile(r"(?i)\b(?:e-?mail|mail|write to|contact|reach|address|at)\b|邮箱|邮件|电邮")
 _UPPER = re.compile(r"^[(\[\"'“‘]?(?:[A-ZÀ-ÖØ-Þ]|https?:|www\.)")
 # a word that could be part of an identifier or a name: a digit, an @, a capital letter or a web address
 _IDENTISH = re.compile(r"\d|@")
@@ -46,17 +48,31 @@ _PLACEHOLDER_REACH = 32  # longest placeholder the guard restores ("[HEALTH_PLAN
 _TOKEN_CHAR = re.compile(r"[A-Za-z0-9@._%+\-/:#\[\]()]")
 
 
-@cache
-def _zh_phi_cues() -> re.Pattern[str]:
-    """The Chinese gate literals of the PHI recognisers (患者, 电话, 身份证, 路, 号楼...), and digits."""
-    cues = {lit for p in phi_patterns() for lit in p.literals or () if _CJK.search(lit)}
-    ordered = sorted(cues, key=len, reverse=True)
-    return re.compile("|".join(map(re.escape, ordered)) + r"|\d")
+# Chinese words after which a name, an address or an identifier is written in the same clause: relations and
+# form fields (a name follows), place words (an address is gathered around them), identifier words (a number
+# follows). Digits alone are held by identifier_tail; place characters too common to hold on (道, as in 知道)
+# are left out.
+_ZH_CUES = re.compile(
+    "患者|病人|病患|患儿|伤者|姓名|名字|我叫|他叫|她叫|名叫|叫做|本人|先生|女士|小姐|老公|老婆|丈夫|妻子|爱人|"
+    "爸爸|妈妈|父亲|母亲|儿子|女儿|爷爷|奶奶|外公|外婆|姥姥|姥爷|哥哥|姐姐|弟弟|妹妹|孙子|孙女|家属|朋友|同事|"
+    "邻居|室友|我妈|我爸|舅舅|姑姑|阿姨|叔叔|收件人|联系人|监护人|开户人|户名|"
+    "地址|住址|住在|家住|省|市|区|县|镇|乡|村|路|街|巷|弄|胡同|号楼|栋|幢|单元|小区|花园|大厦|公寓|"
+    "身份证|身分证|证件|电话|手机|座机|传真|微信|邮箱|病历|住院号|门诊号|医保|社保|保单|账号|账户|卡号|车牌|"
+    "出生|生日|入院|出院|就诊|"
+    # a name written before what makes it one: "我是赵敏的家属", "我隔壁的王桂兰阿姨"
+    "我是|我们是|作为|隔壁|楼上|楼下|对门|同村"
+)
+# a nickname that a full name in brackets may follow: "老周（周德明）"
+_ZH_NICKNAME = re.compile(f"[老小][{SURNAMES}](?:[（(][\u4e00-\u9fff]{{0,3}})?$")
+# a date or an age being written ("3月", "1985年3", "92"): held until it can no longer grow
+_ZH_DATE_TAIL = re.compile(r"(?:\d+\s*[年月]\s*)+\d*$")
 
 
-def identifier_tail(buf: str) -> int:
-    """Where the run of identifier-like words at the end of `buf` starts (len(buf): there is none)."""
-    words = list(_WORD.finditer(buf))
+def identifier_tail(buf: str, context: str = "") -> int:
+    """Where the run of identifier-like words at the end of `buf` starts (len(buf): there is none).
+    `context`: the text released just before `buf`."""
+    cjk = max((m.end() for m in _CJK.finditer(buf, max(0, len(buf) - 80))), default=0)
+    words = list(_WORD.finditer(buf, cjk))  # Chinese text before them is chinese_clause's to judge
     if not words:
         return len(buf)
     last = words[-1]
@@ -64,13 +80,24 @@ def identifier_tail(buf: str) -> int:
     if not still_open and last.group()[-1] in ".!?。！？":
         return len(buf)  # the sentence ended: no identifier or name runs on past its full stop
     if not _identish(last.group()):
-        # an ordinary word still being written may yet become an e-mail ("john" + ".doe@x.org"); in Chinese
-        # only its Latin tail can ("请发邮件到" + "li.wei@...")
-        if not still_open:
+        # an ordinary word still being written may yet become an address ("john" + ".doe@x.org"): held when it
+        # already holds an address character, or an address is being given ("email", "write to", 邮箱);
+        # otherwise it goes out, so a word streamed in sub-word tokens is not held to its end
+        word = last.group()
+        looks_like_address = _ALNUM.search(word) is not None and _ADDRESS_CHAR.search(word) is not None
+        if still_open and len(words) > 1 and _IDENTISH.search(words[-2].group()):
+            # a number's meaning can hang on the word after it ("9/2 and" is a date, "1/2 a tablet" is not)
+            return _run_start(buf, words[:-1])
+        if not still_open or not (looks_like_address or _ADDRESS_CUE.search((context + buf)[-60:])):
             return len(buf)
         latin = _LATIN_END.search(last.group())
         return last.start() + latin.start() if latin else len(buf)
-    start = last.start()
+    return _run_start(buf, words)
+
+
+def _run_start(buf: str, words: list[re.Match[str]]) -> int:
+    """Start of the run of identifier-like words ending with the last of `words`."""
+    start = words[-1].start()
     for word in reversed(words[:-1]):
         text = word.group()
         if not _identish(text) or text[-1] in ".!?。！？" or _SENTENCE_END.search(buf, word.end(), start):
@@ -79,17 +106,38 @@ def identifier_tail(buf: str) -> int:
     return start
 
 
+# a full name is also found by what follows it ("Beatrice Nwosu, date of birth ...", "Erik Hansen born 1961"):
+# after two or three capitalised words, text that may still become such a cue keeps the name held
+_NAME_THEN = re.compile(r"(?:[A-Z][a-z'’-]+[ \t]+){1,2}[A-Z][a-z'’-]+(?P<after>,?[ \t]*[A-Za-z. ]{0,14})$")
+_NAME_CUES = ("dob", "d.o.b", "born", "mrn", "date of birth", "aged", "ages", "age ")
+
+
+def name_before_cue(buf: str) -> int:
+    """Start of a full name at the end of `buf` whose following words may still become "born", "DOB",
+    "MRN", "date of birth" or "aged" (len(buf) when there is none)."""
+    m = _NAME_THEN.search(buf)
+    if m is None:
+        return len(buf)
+    after = m.group("after").lstrip(", \t").lower()
+    could_be = any(cue.startswith(after) and cue != after for cue in _NAME_CUES)
+    return m.start() if could_be else len(buf)
+
+
 def _identish(word: str) -> bool:
     return _IDENTISH.search(word) is not None or _UPPER.match(word) is not None
 
 
-def chinese_clause(buf: str) -> int:
-    """Start of the last clause of `buf` when it is Chinese and holds a PHI cue (len(buf): nothing held)."""
-    end = len(buf)
-    start = max((m.end() for m in _CLAUSE_END.finditer(buf)), default=0)
-    if start == end or not _CJK.search(buf, start):
-        return end
-    return start if _zh_phi_cues().search(buf, start) else end
+def chinese_clause(buf: str, context: str = "") -> int:
+    """Start (in `buf`) of the last clause when it is Chinese and holds a PHI cue, counting the part of it
+    already released in `context` (len(buf): nothing held)."""
+    text = context + buf
+    start = max((m.end() for m in _CLAUSE_END.finditer(text)), default=0)
+    if start == len(text) or not _CJK.search(text, start):
+        return len(buf)
+    if _ZH_CUES.search(text, start):
+        return max(0, start - len(context))
+    tail = _ZH_DATE_TAIL.search(text, start) or _ZH_NICKNAME.search(text, start)
+    return max(0, tail.start() - len(context)) if tail else len(buf)
 
 
 def method_sentence(context: str, buf: str, doses: bool) -> int:

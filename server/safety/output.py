@@ -155,7 +155,11 @@ class OutputGuard:
         buf = self._buf
         cut = len(buf.rstrip())
         cut = min(
-            cut, holding.identifier_tail(buf), holding.chinese_clause(buf), holding.open_placeholder(buf)
+            cut,
+            holding.identifier_tail(buf, self._raw),
+            holding.chinese_clause(buf, self._raw[-_CONTEXT:]),
+            holding.open_placeholder(buf),
+            holding.name_before_cue(buf),
         )
         if self.methods != "allow":
             cut = min(cut, holding.method_sentence(self._recent[-_CONTEXT:], buf, self._doses))

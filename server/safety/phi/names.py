@@ -208,7 +208,7 @@ surgery practice hospital infirmary medical health centre center university coll
 facebook instagram twitter whatsapp tiktok youtube google reddit linkedin wechat
 """)
 
-_SURNAMES = (
+SURNAMES = (
     "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘蒋蔡杜叶程苏魏吕丁任沈姚卢"
     "姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔汤"
     "庞樊兰殷施陈倪严牛温芦季俞章鲁葛伍申尤毕聂焦向柳邢岳齐沿梅莫庄辛管祝左涂谷祁时舒耿牟卜路詹关苗凌费"
@@ -230,7 +230,7 @@ _ZH_TRIGGER = (
     # "他叫李建国", and the name fields of forms and parcels ("收件人陈志刚", "紧急联系人：王芳")
     r"他叫|她叫|收件人|收货人|寄件人|联系人|监护人|委托人|申请人|就诊人|受检人|被保险人|投保人)"
 )
-_ZH_SURNAMED = rf"((?:{_COMPOUND_SURNAMES}|[{_SURNAMES}])[\u4e00-\u9fa5]{{1,2}})"
+_ZH_SURNAMED = rf"((?:{_COMPOUND_SURNAMES}|[{SURNAMES}])[\u4e00-\u9fa5]{{1,2}})"
 # "我妈叫李秀英": the relative, then 叫 / 名叫 / 叫做, then the name
 # (or the name in brackets after the relative: "妈妈（孙桂芳）")
 _ZH_NAME = rx(_ZH_TRIGGER + r"[\s:：，,（(]*(?:叫|名叫|叫做)?" + _ZH_SURNAMED)
@@ -244,7 +244,7 @@ _ZH_NEIGHBOUR = rx(
     + r"(?=阿姨|叔叔|奶奶|爷爷|大爷|大妈|大娘|大婶|婆婆|伯伯|阿婆|阿伯|大姐|大哥|老师傅|老人家|老太太|老先生)"
 )
 # "老周（周德明）": a 老/小 nickname with the full name in brackets (both are identifying)
-_ZH_NICK_FULL = rx(rf"((?:老|小)[{_SURNAMES}])[（(]{_ZH_SURNAMED}[）)]", literals=frozenset("（("))
+_ZH_NICK_FULL = rx(rf"((?:老|小)[{SURNAMES}])[（(]{_ZH_SURNAMED}[）)]", literals=frozenset("（("))
 # "我是赵敏的家属": the name comes before the relation
 _ZH_NAME_BEFORE = rx(
     r"(?:我是|我们是|作为|是)"

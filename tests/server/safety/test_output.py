@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
+
 from server.safety import SafetyEngine
 from tests.server.safety.conftest import user
 
@@ -15,16 +19,23 @@ def plain_guard(engine: SafetyEngine, text: str = "What is a normal blood pressu
 
 
 def test_plain_text_is_released_at_token_speed(engine: SafetyEngine) -> None:
-    """Only what could still become a match waits: the word being written, a capitalised or numeric run
-    at the end; a finished ordinary word goes out at once."""
+    """Only what could still become a match waits: a capitalised or numeric run at the end, a word that
+    already looks like an address; ordinary words go out as they come."""
     g = plain_guard(engine)
-    assert g.feed("A normal blood") == "A normal "  # "blood" may still grow
-    assert g.feed(" pressure is") == "blood pressure "
-    assert g.feed(" below 120/80") == "is below "  # a number may be an identifier in the making
-    assert g.feed(". Higher") == "120/80. "
+    assert g.feed("A normal blood") == "A normal blood"
+    assert g.feed(" pressure is") == " pressure is"
+    assert g.feed(" below 120/80") == " below "  # a number may be an identifier in the making
+    assert g.feed(". Higher") == "120/80. "  # so may a capitalised word (a name)
     assert g.feed(" readings need a recheck.\n") == "Higher readings need a recheck."
     assert g.finish() == "\n"
-    assert g.events == []
+    assert g.feed_unit("more") == [] and g.events == []
+
+
+def test_a_word_that_may_become_an_address_waits(engine: SafetyEngine) -> None:
+    g = plain_guard(engine)
+    assert g.feed("You can email john") == "You can email "  # an address is being given
+    assert g.feed(".doe") == ""
+    assert g.feed("@example.org for help.") + g.finish() == "[EMAIL] for help."
 
 
 def test_long_text_without_sentence_end_is_released_in_bounded_steps(make_engine) -> None:
@@ -165,3 +176,35 @@ def test_respond_and_block_verdicts_get_an_inert_guard(make_engine) -> None:
     eng = make_engine(crisis_self_harm="respond")
     g = eng.output_guard(eng.check_input(user("I want to kill myself"), "p"))
     assert g.check_text("ok.") == "ok."
+
+
+_TOKENS = re.compile(r" ?[A-Za-z]+| ?\d| ?[^\sA-Za-z\d\u4e00-\u9fff]|[\u4e00-\u9fff]|\s+")
+EVAL = Path(__file__).parent / "eval"
+
+
+def _phi_cases() -> list[dict]:
+    cases = []
+    for path in sorted(EVAL.glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            case = json.loads(line) if line.strip() else {}
+            if case.get("phi"):
+                cases.append(case)
+    return cases
+
+
+def test_streaming_at_token_speed_redacts_every_identifier_the_whole_text_check_does(
+    engine: SafetyEngine,
+) -> None:
+    """Token-speed release must not let out what sentence-at-a-time checking would catch: every identifier
+    of the evaluation sets that the guard redacts in a whole answer stays out of the same answer streamed
+    word by word and character by character."""
+    verdict = engine.check_input(user("hi"), "clinician")
+    leaks = []
+    for case in _phi_cases():
+        whole = engine.output_guard(verdict).check_text(case["text"])
+        hidden = [v for v in case["phi"] if isinstance(v, str) and v not in whole]
+        for tokens in (_TOKENS.findall(case["text"]), list(case["text"])):
+            g = engine.output_guard(verdict)
+            streamed = "".join(g.feed(t) for t in tokens) + g.finish()
+            leaks += [(case["id"], v) for v in hidden if v in streamed]
+    assert len(_phi_cases()) > 150 and leaks == []
