@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from server.safety.document import Document, Piece, documents, redact_piece
 from server.safety.gate import GateSet, Hits
-from server.safety.inputs import Path, Turn, chat_turns, prompt_turns, responses_turns, write_back
+from server.safety.inputs import Path, Turn, chat_turns, prompt_turns, responses_turns, tool_turns, write_back
 from server.safety.normalize import has_cjk, locale_of, plain_reading
 from server.safety.output import OutputGuard
 from server.safety.phi import find_phi
@@ -105,12 +105,18 @@ class SafetyEngine:
         return self.policy.locales[locale]  # type: ignore[index]
 
     # ---- input rails ------------------------------------------------------------------------------
-    def check_input(self, messages: list[Any], profile: str | None, prefill: bool = False) -> Verdict:
-        """Rails over OpenAI chat messages; `verdict.messages` is what to send upstream. `prefill`: the last
-        message is an assistant turn the model continues (its text is the start of the answer)."""
-        verdict, reads = self._check(chat_turns(messages), profile)
+    def check_input(
+        self, messages: list[Any], profile: str | None, prefill: bool = False, tools: Any = None
+    ) -> Verdict:
+        """Rails over OpenAI chat messages (and the request's tool definitions); `verdict.messages` is what to
+        send upstream, `verdict.body` the tools when they changed. `prefill`: the last message is an
+        assistant turn the model continues (its text is the start of the answer)."""
+        verdict, reads = self._check([*tool_turns(tools), *chat_turns(messages)], profile)
         if verdict.action == "pass":
-            out = write_back({"messages": messages}, verdict.rewrites)["messages"]
+            rewritten = write_back({"messages": messages, "tools": tools}, verdict.rewrites)
+            out = rewritten["messages"]
+            if rewritten["tools"] is not tools:
+                verdict.body = {"tools": rewritten["tools"]}
             verdict.messages = self._with_instruction(out, self._instruction(verdict))
             last = reads[-1] if reads else None
             if prefill and last is not None and last.role == "assistant":
@@ -139,7 +145,9 @@ class SafetyEngine:
         body keys to replace upstream (`input`, `instructions`)."""
         verdict, _ = self._check(responses_turns(body), profile)
         if verdict.action == "pass":
-            out = write_back({k: body[k] for k in ("input", "instructions") if k in body}, verdict.rewrites)
+            out = write_back(
+                {k: body[k] for k in ("input", "instructions", "tools") if k in body}, verdict.rewrites
+            )
             instruction = self._instruction(verdict)
             if instruction:
                 given = out.get("instructions")

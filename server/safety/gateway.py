@@ -79,6 +79,7 @@ class InputCheck:
         """Put what the rails rewrote (redactions, the safety instruction) into the upstream body."""
         if self.kind == "chat":
             body["messages"] = self.verdicts[0].messages
+            body.update(self.verdicts[0].body or {})
         elif self.kind == "responses":
             body.update(self.verdicts[0].body or {})
         elif self.single_prompt:
@@ -88,10 +89,17 @@ class InputCheck:
 
 
 def check_chat(
-    engine: SafetyEngine, messages: list[dict[str, Any]], profile: str | None, prefill: bool = False
+    engine: SafetyEngine,
+    messages: list[dict[str, Any]],
+    profile: str | None,
+    prefill: bool = False,
+    tools: Any = None,
 ) -> InputCheck:
-    """`prefill`: the request continues its last (assistant) message (vLLM's `continue_final_message`)."""
-    return InputCheck([engine.check_input(messages, profile, prefill)], "chat")
+    """`prefill`: the request continues its last (assistant) message (vLLM's `continue_final_message`);
+    `tools`: the request's tool definitions (the template writes them into the prompt)."""
+    if tools is None:
+        return InputCheck([engine.check_input(messages, profile, prefill)], "chat")
+    return InputCheck([engine.check_input(messages, profile, prefill, tools)], "chat")
 
 
 def check_completion(engine: SafetyEngine, prompt: str | list[Any], profile: str | None) -> InputCheck:

@@ -151,6 +151,36 @@ def _content_slots(content: Any, at: Path) -> Iterator[Slot]:
         )
 
 
+# ---- tool definitions ----------------------------------------------------------------------------------
+def tool_turns(tools: Any, at: Path = ("tools",)) -> list[Turn]:
+    """The tool definitions a request offers: the template writes their names and descriptions (and those of
+    their parameters) into the system turn, so an instruction hidden there reaches the model. One turn per
+    tool, read as the developer's words (injection and PHI, not crisis)."""
+    if not isinstance(tools, list):
+        return []
+    turns = []
+    for i, tool in enumerate(tools):
+        if not isinstance(tool, dict):
+            continue
+        fn = tool.get("function") if isinstance(tool.get("function"), dict) else tool  # chat / Responses form
+        where = (*at, i, "function") if fn is not tool else (*at, i)
+        turns.append(Turn("developer", list(_schema_texts(fn, where))))
+    return turns
+
+
+def _schema_texts(node: Any, at: Path) -> Iterator[Slot]:
+    """`name` and `description` strings anywhere in a tool definition (its JSON schema included)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("name", "description", "title") and isinstance(value, str):
+                yield Slot((*at, key), value)
+            elif isinstance(value, (dict, list)):
+                yield from _schema_texts(value, (*at, key))
+    elif isinstance(node, list):
+        for j, value in enumerate(node):
+            yield from _schema_texts(value, (*at, j))
+
+
 # ---- completions ---------------------------------------------------------------------------------------
 def prompt_turns(prompt: Any) -> list[Turn]:
     """One turn per prompt string; token-id prompts are refused (they would slip past every rail)."""
@@ -165,7 +195,7 @@ def prompt_turns(prompt: Any) -> list[Turn]:
 
 # ---- Responses -----------------------------------------------------------------------------------------
 def responses_turns(body: dict[str, Any]) -> list[Turn]:
-    turns = []
+    turns = tool_turns(body.get("tools"))
     if isinstance(body.get("instructions"), str):
         turns.append(Turn("system", [Slot(("instructions",), body["instructions"])]))
     items = body.get("input")
