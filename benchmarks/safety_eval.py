@@ -37,7 +37,7 @@ SPLITS = ("dev", "heldout")
 FRESH = ("fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6", "fresh7")
 # blind sets kept untuned on purpose: scored and reported, never used to change a rule, so that the next
 # approach is measured on text nobody fitted to (empty for now; the next blind set goes here)
-UNTUNED: tuple[str, ...] = ()
+UNTUNED: tuple[str, ...] = ("fresh8",)
 # Benign cases that fire by design, with the reason. They count in every reported rate; the regression test
 # (tests/server/safety/test_eval_goals.py) holds the remaining false positives to the goal and fails on any
 # other one.
@@ -58,8 +58,20 @@ GOALS = {
 
 
 def load_cases(split: str) -> list[dict[str, Any]]:
+    """A set's cases; an identifier written as a plain string (the text it is) becomes the span form
+    {"text", "start", "end"} the older sets use."""
     with open(EVAL_DIR / f"{split}.jsonl", encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
+        cases = [json.loads(line) for line in fh if line.strip()]
+    for case in cases:
+        case["phi"] = [_span(case["text"], s) for s in case.get("phi", [])]
+    return cases
+
+
+def _span(text: str, span: str | dict[str, Any]) -> dict[str, Any]:
+    if isinstance(span, dict):
+        return span
+    start = text.find(span)
+    return {"type": "UNTYPED", "text": span, "start": start, "end": start + len(span)}
 
 
 def upstream_text(verdict: Any) -> str:
