@@ -3,9 +3,11 @@
 A category folder holds one or more YAML files; together they give each key at most once:
 
     strong / medium / suppress / veto       lists of rules (see ruleset.py for what each tier does)
+    veto_unless_now                          vetoes that do not hold when a hit is told as happening now
     weak: {kind: [rules]}                    cues that fire in pairs of different kinds
     combine: {pairs, double, distance}       which kinds pair up, which may pair with themselves, how close
     negation / inner_negation                alternatives of the negation read before / inside a match
+    now                                      alternatives that tell a hit as happening now
     over / ongoing (and any other list)      situation rules the category's module reads by name
 
 A rule is `{rx, why, catches, spares}` plus an optional `gate`: a list of literals, or
@@ -27,7 +29,7 @@ import yaml
 from server.safety.rules.ruleset import Rule, RuleSet
 
 _RULE_KEYS = frozenset({"rx", "why", "catches", "spares", "gate"})
-_TIERS = ("strong", "medium", "suppress", "veto")
+_TIERS = ("strong", "medium", "suppress", "veto", "veto_unless_now")
 _FRAGMENT = re.compile(r"\{\{(\w+)\}\}")
 
 
@@ -82,6 +84,7 @@ def ruleset(package: str, category: str) -> RuleSet:
         weak={kind: rules_of(package, "weak", kind) for kind in weak},
         negation=alternatives(package, "negation"),
         inner_negation=alternatives(package, "inner_negation"),
+        now=alternatives(package, "now"),
         double_tags=frozenset(combine.get("double") or ()),
         combos=None if pairs is None else frozenset(frozenset(p) for p in pairs),
         cue_distance=int(combine.get("distance", 240)),

@@ -7,7 +7,9 @@ match view of a message (see normalize.py):
 - medium: fires unless the message is framed as clinical, academic or hypothetical (the context tier);
 - weak: a cue of some kind (a method, an intent, a farewell...) that fires only together with a cue of
   another kind close by ("how many would it take" + "I'm ready"), also silenced by the context tier;
-- context: `suppress` rules silence the medium and weak tiers; `veto` rules silence every tier.
+- context: `suppress` rules silence the medium and weak tiers; `veto` rules silence every tier;
+  `veto_unless_now` rules silence every tier too, unless a hit is told as happening now (a `now` word
+  just before it in its sentence: "I'm asking ahead... " vetoes, "... and now he is not breathing" does not).
 
 Every rule carries why it exists, one text it must catch and one it must not; tests hold each rule to
 both. Rules are written in lower case (the view is lower case) and compiled without IGNORECASE, which
@@ -21,6 +23,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from server.safety.gate import GatedPattern, Hits
+from server.safety.rules.situation import sentence
 
 SpanList = list[tuple[int, int]]
 
@@ -51,11 +54,15 @@ class RuleSet:
     weak: Mapping[str, tuple[Rule, ...]] = field(default_factory=dict)  # cue kind -> rules
     suppress: tuple[Rule, ...] = ()
     veto: tuple[Rule, ...] = ()
+    # vetoes that do not hold when a hit is told as happening now ("asked ahead", "a seizure last week")
+    veto_unless_now: tuple[Rule, ...] = ()
+    # what tells a hit as happening now ("now", "现在"), read in the hit's sentence just before it
+    now: str | None = None
     # a negation right before a match (the 24 characters before it)
     negation: str | None = None
     # a negation inside a match, before its key term ("i'm not suicidal")
     inner_negation: str | None = None
-    # a cue kind that may count twice when two different rules of it match (two farewell acts)
+    # a cue kind that may count twice when two different rules of it match apart (two farewell acts)
     double_tags: frozenset[str] = frozenset()
     # when set, only these pairs of cue kinds fire (otherwise any two different kinds do)
     combos: frozenset[frozenset[str]] | None = None
@@ -64,7 +71,7 @@ class RuleSet:
 
     def rules(self) -> Iterator[tuple[str, Rule]]:
         """(tier, rule) for every rule, weak ones as "weak:<kind>"."""
-        for tier in ("strong", "medium", "suppress", "veto"):
+        for tier in ("strong", "medium", "suppress", "veto", "veto_unless_now"):
             for rule in getattr(self, tier):
                 yield tier, rule
         for kind, rules in self.weak.items():
@@ -84,6 +91,8 @@ class CompiledRules:
         self.medium = [r.compile() for r in rules.medium]
         self.suppress = [r.compile() for r in rules.suppress]
         self.veto = [r.compile() for r in rules.veto]
+        self.veto_unless_now = [r.compile() for r in rules.veto_unless_now]
+        self.now = re.compile(rules.now) if rules.now else None
         # (kind, pattern, ordinal): the ordinal tells two rules of one kind apart (double_tags)
         self.weak = [(kind, r.compile()) for kind, rs in rules.weak.items() for r in rs]
         self._weak = {p: (kind, n) for n, (kind, p) in enumerate(self.weak)}
@@ -101,12 +110,32 @@ class CompiledRules:
     @property
     def patterns(self) -> list[GatedPattern]:
         """Every pattern, for the GateSet that scans for their literals."""
-        return [*self.strong, *self.medium, *self.suppress, *self.veto, *(p for _, p in self.weak)]
+        return [
+            *self.strong,
+            *self.medium,
+            *self.suppress,
+            *self.veto,
+            *self.veto_unless_now,
+            *(p for _, p in self.weak),
+        ]
 
     def find(self, view: str, hits: Hits) -> SpanList:
         """Spans that make the category fire (empty when it does not)."""
         if self.veto and any(v.search(view, hits) for v in self.veto):
             return []
+        spans = self._unvetoed(view, hits)
+        if spans and any(v.search(view, hits) for v in self.veto_unless_now):
+            # asked ahead or told as past, unless the same text tells a hit as happening now
+            return spans if any(self._told_as_now(view, a, b) for a, b in spans) else []
+        return spans
+
+    def _told_as_now(self, view: str, start: int, end: int) -> bool:
+        """A `now` word in the hit's sentence, in the 40 characters before it or inside it."""
+        if self.now is None:
+            return False
+        return self.now.search(view, max(sentence(view, start)[0], start - 40), end) is not None
+
+    def _unvetoed(self, view: str, hits: Hits) -> SpanList:
         spans = self._spans(self._strong, view, hits)
         if spans:
             return sorted(spans)
@@ -158,6 +187,7 @@ class CompiledRules:
                     pair = frozenset((kind, other[2]))
                     if self.combos is None or pair in self.combos:
                         return [(start, end), other[:2]]
-                elif kind in self.double_tags and other[3] != rule:  # two different acts of one kind
+                # two different acts of one kind; two rules matching one phrase are one act, not two
+                elif kind in self.double_tags and other[3] != rule and other[0] >= end:
                     return [(start, end), other[:2]]
         return []

@@ -12,7 +12,8 @@ from server.safety.normalize import match_view, normalize
 from server.safety.rules import crisis, emergency, injection, loader
 from server.safety.rules.ruleset import Rule
 
-_GATED = ("strong", "medium", "suppress", "veto", "in_answers")  # run as gated patterns by the engine
+# run as gated patterns by the engine
+_GATED = ("strong", "medium", "suppress", "veto", "veto_unless_now", "in_answers")
 
 
 def _all_rules() -> list[tuple[str, str, Rule]]:
