@@ -3,12 +3,16 @@ gateway, interleaved in one run, with auth (a hashed database key), rate limits 
 the safety layer (default policy) and metrics/audit/logging switched on as in production.
 
     .venv/bin/python benchmarks/gateway_bench.py [--quick] [--redis] [--out benchmarks/results/gateway.json]
+        [--server-tree DIR]   # run the gateway from another checkout (e.g. `git archive` of the last commit)
+        [--compare-tree DIR --rounds N]   # before/after: this tree and DIR alternately, same load
 
 Reports: added latency p50/p99 at concurrency 1 (non-stream, and time to first token on 64-chunk
 streams); the gateway process's CPU time per request and per 64-chunk stream (from /proc via psutil);
 sustained requests/s and streams/s of one gateway process; p50/p99 (TTFT and full stream time) with the
-error count at 64 and 256 concurrent streams. The load generator is a minimal asyncio HTTP/1.1 client
-(keep-alive, no parsing beyond framing) so that the client costs the same on both paths.
+error count at 64 and 256 concurrent streams; `/healthz` latency while a maximum-size body (just under
+ANGEL_MAX_BODY_BYTES of bilingual clinical text) is parsed and scanned. The load generator is a minimal
+asyncio HTTP/1.1 client (keep-alive, no parsing beyond framing) so that the client costs the same on both
+paths.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ sys.path.insert(0, str(REPO))
 
 from server.db import Database
 from server.keys import KeyStore
-from tests.support.procs import Proc, start_gateway, start_redis, start_standin
+from tests.support.procs import Proc, gateway_env, start_redis, start_standin, wait_http
 
 MODEL = "angel-standin"
 CHUNKS = 64
@@ -88,6 +92,18 @@ class Conn:
             self.w.close()
             self.w = self.r = None
         return status, ttft, time.perf_counter() - t0, ok
+
+    async def get(self, path: bytes) -> float:
+        """GET with a Content-Length answer; returns the latency."""
+        if self.w is None:
+            await self.open()
+        assert self.r is not None and self.w is not None
+        t0 = time.perf_counter()
+        self.w.write(b"GET %s HTTP/1.1\r\nHost: bench\r\n\r\n" % path)
+        head = (await self.r.readuntil(b"\r\n\r\n")).lower()
+        i = head.find(b"content-length:")
+        await self.r.readexactly(int(head[i + 15 : head.index(b"\r\n", i)]))
+        return time.perf_counter() - t0
 
     def close(self) -> None:
         if self.w is not None:
@@ -208,6 +224,78 @@ async def control(url: str, **kw: object) -> None:
         (await c.post(url + "/_control", json=kw)).raise_for_status()
 
 
+MAX_BODY = 4 * 2**20  # ANGEL_MAX_BODY_BYTES' default
+_CLINICAL = (
+    "Patient reports chest tightness after climbing stairs, no fever, mild cough for a week, "
+    "blood pressure 150/95 at the pharmacy. 患者自述活动后胸闷一周，无发热，药店测血压150/95。 "
+)
+
+
+def max_size_body() -> bytes:
+    """One chat message of bilingual clinical text, the body just under the body limit."""
+    text = _CLINICAL * ((MAX_BODY - 1024) // len(_CLINICAL.encode()))
+    body = {"model": MODEL, "messages": [{"role": "user", "content": text}], "max_tokens": 8}
+    return json.dumps(body, ensure_ascii=False).encode()
+
+
+async def healthz_under_scan(host: str, port: int, auth: bytes, rounds: int) -> dict:
+    """`/healthz` every 10 ms on its own connection while maximum-size bodies are handled one after the
+    other: its latency is what every other client of the gateway sees meanwhile."""
+    big = max_size_body()
+    probe, poster = Conn(host, port, auth), Conn(host, port, auth)
+    lat: list[float] = []
+    durations: list[float] = []
+    statuses: list[int] = []
+    done = asyncio.Event()
+
+    async def poll() -> None:
+        while not done.is_set():
+            lat.append(await probe.get(b"/healthz"))
+            await asyncio.sleep(0.01)
+
+    async def post() -> None:
+        for _ in range(rounds):
+            status, _, total, _ = await poster.post(PATH, big)
+            statuses.append(status)
+            durations.append(total)
+        done.set()
+
+    await asyncio.gather(poll(), post())
+    probe.close()
+    poster.close()
+    return {
+        "body_bytes": len(big),
+        "bodies": rounds,
+        "statuses": sorted(set(statuses)),
+        "body_seconds_mean": round(sum(durations) / len(durations), 3),
+        "healthz_n": len(lat),
+        "healthz_p50_ms": ms(pct(lat, 50)),
+        "healthz_p99_ms": ms(pct(lat, 99)),
+        "healthz_max_ms": ms(max(lat)),
+    }
+
+
+def start_gateway_from(tree: Path, tmp: Path, upstream: str, db: Path, **extra: str) -> Proc:
+    """`python -m server` run from `tree` (its own `server` package comes first on sys.path)."""
+    import subprocess
+
+    from tests.support.procs import free_port
+
+    port = free_port()
+    log_path = tmp / f"gateway-{port}.log"
+    env = gateway_env(upstream, db, ANGEL_PORT=str(port), **extra)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server"],
+        env=env,
+        cwd=tree,
+        stdout=subprocess.DEVNULL,
+        stderr=log_path.open("wb"),
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_http(url + "/healthz", proc)
+    return Proc(proc, url, log_path)
+
+
 async def run(args: argparse.Namespace, safety: bool) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="gwbench-"))
     standin = start_standin(tmp, chunks=CHUNKS)
@@ -219,7 +307,7 @@ async def run(args: argparse.Namespace, safety: bool) -> dict:
         redis = start_redis(tmp)
         procs.append(redis)
         extra["ANGEL_REDIS_URL"] = redis.url
-    gw = start_gateway(tmp, standin.url, db=db, **extra)
+    gw = start_gateway_from(Path(args.server_tree), tmp, standin.url, db, **extra)
     procs.append(gw)
     gproc = psutil.Process(gw.proc.pid)
     auth = b"Authorization: Bearer %s\r\n" % key.encode()
@@ -260,6 +348,10 @@ async def run(args: argparse.Namespace, safety: bool) -> dict:
             }
             print(f"concurrent {n}", results[f"concurrent_{n}"], flush=True)
         results["gateway_peak_rss_mb"] = round(gproc.memory_info().rss / 2**20, 1)
+        await control(standin.url, delay_ms=0, max_model_len=10**8)  # the whole body fits: it is scanned
+        await Conn("127.0.0.1", gp, auth).post(PATH, max_size_body())  # warm-up (starts offload workers)
+        results["healthz_during_max_body"] = await healthz_under_scan("127.0.0.1", gp, auth, 2 if q else 4)
+        print("healthz during max-size bodies", results["healthz_during_max_body"], flush=True)
     finally:
         for p in reversed(procs):
             p.stop()
@@ -273,6 +365,7 @@ async def run(args: argparse.Namespace, safety: bool) -> dict:
         + ("safety layer with its default policy" if safety else "safety layer OFF")
         + ", metrics, audit, JSON logs",
         "upstream": f"tests/support/standin_upstream.py, {CHUNKS}-chunk answers",
+        "server_tree": str(args.server_tree),
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     return results
@@ -318,6 +411,17 @@ def _rows(r: dict) -> list[tuple[str, str, str]]:
             f"{ss['direct']['per_s']}",
         ),
     ]
+    h = r.get("healthz_during_max_body")
+    if h:
+        rows.append(
+            (
+                f"/healthz p50 / p99 / max while {h['body_bytes'] / 2**20:.1f} MiB bodies are scanned",
+                f"{h['healthz_p50_ms']} / {h['healthz_p99_ms']} / {h['healthz_max_ms']} ms"
+                f" (n={h['healthz_n']})",
+                "",
+            )
+        )
+        rows.append(("one max-size body, answered in (mean)", f"{h['body_seconds_mean']} s", ""))
     for n in (64, 256):
         g, d = r[f"concurrent_{n}"]["gateway"], r[f"concurrent_{n}"]["direct"]
         rows.append(
@@ -349,12 +453,66 @@ def table(results: dict) -> str:
     return "\n".join(out)
 
 
+async def compare(args: argparse.Namespace, safety: bool) -> dict:
+    """Two gateways (this checkout and `--compare-tree`) in front of one stand-in, measured in alternation
+    round by round, so that both see the same machine load: sustained requests/s and 64-chunk streams/s
+    at c=32 with the gateway's CPU per request, then /healthz while maximum-size bodies are scanned."""
+    tmp = Path(tempfile.mkdtemp(prefix="gwcmp-"))
+    standin = start_standin(tmp, chunks=CHUNKS)
+    procs: list[Proc] = [standin]
+    trees = {"after": Path(args.server_tree), "before": Path(args.compare_tree)}
+    gws: dict[str, tuple[int, bytes, psutil.Process]] = {}
+    extra = {"ANGEL_LOG_LEVEL": "info", "ANGEL_SAFETY_ENABLED": "true" if safety else "false"}
+    try:
+        for name, tree in trees.items():
+            db = tmp / f"{name}.db"
+            key, _ = KeyStore(Database(f"sqlite:///{db}")).create("bench", rpm=10**9, tpm=10**12)
+            gw = start_gateway_from(tree, tmp, standin.url, db, **extra)
+            procs.append(gw)
+            auth = b"Authorization: Bearer %s\r\n" % key.encode()
+            gws[name] = (int(gw.url.rsplit(":", 1)[1]), auth, psutil.Process(gw.proc.pid))
+        rows: dict[str, dict[str, list]] = {n: {"requests": [], "streams": []} for n in trees}
+        for r in range(args.rounds):
+            for name in list(trees) if r % 2 else list(reversed(trees)):
+                port, auth, gproc = gws[name]
+                for kind, stream in (("requests", False), ("streams", True)):
+                    m = await sustained("127.0.0.1", port, auth, 32, 5, stream, gproc)
+                    rows[name][kind].append((m["per_s"], m["gateway_cpu_ms_per_request"]))
+            print("round", r, {n: {k: v[-1] for k, v in d.items()} for n, d in rows.items()}, flush=True)
+        out: dict = {}
+        for name, d in rows.items():
+            out[name] = (
+                {f"{kind}_per_s_median": sorted(x[0] for x in xs)[len(xs) // 2] for kind, xs in d.items()}
+                | {f"{kind}_cpu_ms_median": sorted(x[1] for x in xs)[len(xs) // 2] for kind, xs in d.items()}
+                | {"rounds": d}
+            )
+        await control(standin.url, max_model_len=10**8)
+        for name, (port, auth, _) in gws.items():
+            await Conn("127.0.0.1", port, auth).post(PATH, max_size_body())  # warm-up
+            out[name]["healthz_during_max_body"] = await healthz_under_scan("127.0.0.1", port, auth, 2)
+            print(name, out[name]["healthz_during_max_body"], flush=True)
+    finally:
+        for p in reversed(procs):
+            p.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    out["setup"] = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
+        "load_avg_at_end": [round(x, 2) for x in os.getloadavg()],
+        "trees": {k: str(v) for k, v in trees.items()},
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="smaller samples (a smoke run)")
     p.add_argument("--redis", action="store_true", help="rate limits in a real redis-server")
     p.add_argument("--safety", default="on,off", help="configurations to run: on, off or on,off")
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "gateway.json"))
+    p.add_argument("--server-tree", default=str(REPO), help="run the gateway from this checkout")
+    p.add_argument("--compare-tree", help="before/after: also run this checkout's gateway, alternating")
+    p.add_argument("--rounds", type=int, default=5, help="alternating rounds with --compare-tree")
     args = p.parse_args()
     try:
         import uvloop
@@ -363,6 +521,14 @@ def main() -> None:
     except ImportError:
         pass
     results = {}
+    if args.compare_tree:
+        for mode in args.safety.split(","):
+            name = "safety on (production)" if mode == "on" else "safety off"
+            print(f"== {name}: {args.server_tree} (after) against {args.compare_tree} (before)", flush=True)
+            results[name] = asyncio.run(compare(args, mode == "on"))
+        Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+        print(f"\nwrote {args.out}")
+        return
     for mode in args.safety.split(","):
         name = "safety on (production)" if mode == "on" else "safety off"
         print(f"== {name}", flush=True)

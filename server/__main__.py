@@ -86,7 +86,7 @@ def serve(overrides: dict[str, Any]) -> None:
         host=settings.host,
         port=settings.port,
         loop=loop,
-        http=guarded_protocol(settings.header_timeout),
+        http=guarded_protocol(settings.header_timeout, settings.max_header_bytes),
         lifespan="on",
         access_log=False,
         log_config=None,
@@ -147,6 +147,13 @@ def _check_profile(profile: str, settings: Settings) -> None:
         _die(f"--safety-profile {profile!r} is not in the safety policy (profiles: {', '.join(names)})")
 
 
+def _check_tenant(tenant: str | None) -> None:
+    from server.tenancy import TENANT_NAME
+
+    if tenant is not None and not TENANT_NAME.match(tenant):
+        _die(f"--tenant {tenant!r}: 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+
+
 def keys_command(args: argparse.Namespace) -> None:
     import orjson
 
@@ -161,6 +168,7 @@ def keys_command(args: argparse.Namespace) -> None:
     if args.keys_cmd == "create":
         _check_profile(args.safety_profile, settings)
         models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
+        _check_tenant(args.tenant)
         try:
             key, rec = store.create(
                 args.name,
@@ -170,13 +178,20 @@ def keys_command(args: argparse.Namespace) -> None:
                 tpm=args.tpm,
                 max_tokens=args.max_tokens,
                 safety_profile=args.safety_profile,
+                tenant=args.tenant,
             )
         except ValueError as exc:
             _die(str(exc))
         if args.json:
             print(
                 orjson.dumps(
-                    {"key": key, "id": rec.id, "name": rec.name, "expires_at": rec.expires_at}
+                    {
+                        "key": key,
+                        "id": rec.id,
+                        "name": rec.name,
+                        "expires_at": rec.expires_at,
+                        "tenant": rec.tenant,
+                    }
                 ).decode()
             )
         else:
@@ -203,6 +218,7 @@ def keys_command(args: argparse.Namespace) -> None:
                             "tpm": r.tpm,
                             "max_tokens": r.max_tokens,
                             "safety_profile": r.safety_profile,
+                            "tenant": r.tenant,
                         }
                         for r in recs
                     ]
@@ -211,7 +227,7 @@ def keys_command(args: argparse.Namespace) -> None:
             return
         print(
             f"{'ID':<13}{'NAME':<24}{'PREFIX':<15}{'STATUS':<9}{'EXPIRES':<22}{'RPM':<7}{'TPM':<9}"
-            f"{'MAXTOK':<8}{'PROFILE':<11}MODELS"
+            f"{'MAXTOK':<8}{'PROFILE':<11}{'TENANT':<17}MODELS"
         )
         now = time.time()
         for r in recs:
@@ -219,6 +235,7 @@ def keys_command(args: argparse.Namespace) -> None:
             print(
                 f"{r.id:<13}{r.name[:23]:<24}{r.key_prefix + '…':<15}{status:<9}{_fmt_time(r.expires_at):<22}"
                 f"{r.rpm or '-'!s:<7}{r.tpm or '-'!s:<9}{r.max_tokens or '-'!s:<8}{r.safety_profile:<11}"
+                f"{(r.tenant or '-')[:16]:<17}"
                 f"{','.join(r.allowed_models) if r.allowed_models else '*'}"
             )
     elif args.keys_cmd == "revoke":
@@ -242,6 +259,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--tpm", type=int)
     c.add_argument("--max-tokens", type=int)
     c.add_argument("--safety-profile", default="patient")
+    c.add_argument("--tenant", help="keys of one tenant share a prefix cache (default: the key alone)")
     c.add_argument("--json", action="store_true")
     ls = keys.add_parser("list", help="list keys (never the keys themselves)")
     ls.add_argument("--json", action="store_true")

@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from server import bookkeeping
 from server.context import RequestCtx, pick_request_id
 from server.errors import GatewayError, error_response
-from server.routes import chat, health, models
+from server.routes import chat, health, models, responses
 from server.safety import SafetyEngine
 from server.settings import Settings
 from server.state import FROM_SETTINGS, FromSettings, GatewayState
@@ -88,11 +88,15 @@ async def _gateway_error_handler(request: Request, exc: Exception) -> Response:
 
 async def _http_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
-    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "invalid_request_error")
-    message = {404: f"Unknown path {request.url.path!r}.", 405: "Method not allowed."}.get(
-        exc.status_code, str(exc.detail)
-    )
-    return error_response(GatewayError(exc.status_code, code, message, headers=dict(exc.headers or {})))
+    # OpenAI answers an unknown path or method with code null and type invalid_request_error.
+    what = f"({request.method} {request.url.path})"
+    code, message = {
+        404: (None, f"Invalid URL {what}."),
+        405: (None, f"Invalid method for URL {what}."),
+    }.get(exc.status_code, ("invalid_request_error", str(exc.detail)))
+    err_type = "invalid_request_error" if code is None else None
+    err = GatewayError(exc.status_code, code, message, headers=dict(exc.headers or {}), err_type=err_type)
+    return error_response(err)
 
 
 def create_app(
@@ -121,6 +125,7 @@ def create_app(
     # is built from the client's Host header (a POST body with PHI would follow it to any host named there).
     app.router.redirect_slashes = False
     app.include_router(chat.router)
+    app.include_router(responses.router)
     app.include_router(models.router)
     app.include_router(health.router)
     app.add_exception_handler(GatewayError, _gateway_error_handler)

@@ -19,7 +19,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("server.request")
 
-_KNOWN = {"/healthz", "/readyz", "/metrics", "/v1/models", "/v1/chat/completions", "/v1/completions"}
+_KNOWN = {
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/v1/models",
+    "/v1/chat/completions",
+    "/v1/completions",
+    "/v1/responses",
+}
 
 
 def route_label(path: str) -> str:
@@ -55,18 +63,21 @@ async def finish(state: GatewayState, ctx: RequestCtx, path: str) -> None:
     if ctx.completion_tokens:
         m.tokens.labels(model, "completion").inc(ctx.completion_tokens)
     total = (ctx.prompt_tokens or 0) + (ctx.completion_tokens or 0)
-    if total and ctx.ratelimit_key:
+    if ctx.ratelimit_key and (total or ctx.reservation is not None):
+        # However the request ended (a refusal, a disconnect mid-stream): its reservation is replaced by
+        # what it used, the tokens streamed before a disconnect included.
         try:
-            await state.limiter.add_tokens(ctx.ratelimit_key, total)
+            await state.limiter.settle(ctx.ratelimit_key, ctx.reservation, total)
         except RateLimiterUnavailable:
             m.ratelimit_backend_errors.inc()
     key_name = ctx.key.name if ctx.key is not None else None
     audit = state.audit
+    model_at_rest = ctx.model_at_rest  # never a model name the upstream does not serve
     audit.request(
         ctx.request_id,
         key_name,
         route,
-        ctx.model,
+        model_at_rest,
         ctx.status,
         ctx.prompt_tokens,
         ctx.completion_tokens,
@@ -81,7 +92,7 @@ async def finish(state: GatewayState, ctx: RequestCtx, path: str) -> None:
             "request_id": ctx.request_id,
             "key": key_name,
             "route": route,
-            "model": ctx.model,
+            "model": model_at_rest,
             "status": ctx.status,
             "duration_ms": round(duration * 1000, 3),
             "ttft_ms": round(ctx.ttft * 1000, 3) if ctx.ttft is not None else None,

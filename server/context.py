@@ -5,8 +5,16 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from typing import TYPE_CHECKING
 
 from server.keys import KeyRecord
+
+if TYPE_CHECKING:
+    from server.upstream.cancel import ClientWatch
+
+# What logs and audit rows say instead of a model name the upstream does not serve: the client's string
+# is theirs to type anything into (PHI included), and nothing the client typed may land at rest.
+UNSERVED_MODEL = "(unserved)"
 
 # Client-supplied request ids are echoed into logs and upstream headers: accept only a safe alphabet.
 _SAFE_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
@@ -23,6 +31,7 @@ class RequestCtx:
         "prompt_tokens",
         "ratelimit_key",
         "request_id",
+        "reservation",
         "route",
         "safety",
         "safety_events",
@@ -31,14 +40,16 @@ class RequestCtx:
         "t0",
         "ttft",
         "upstream_start",
+        "watch",
     )
 
     def __init__(self, request_id: str) -> None:
         self.request_id = request_id
         self.t0 = time.perf_counter()
         self.route: str | None = None  # set by /v1 routes: these get audit rows and request logs
-        self.model: str | None = None
-        # Only a model the upstream serves becomes a metric label (clients cannot mint label values).
+        self.model: str | None = None  # the client's model string, bounded
+        # Whether the upstream serves `model` (it lists it, or answered it): only then does the name become a
+        # metric label (clients cannot mint label values) or reach logs and audit rows (UNSERVED_MODEL).
         self.model_known = False
         self.key: KeyRecord | None = None  # once authenticated
         self.status = 0
@@ -53,6 +64,15 @@ class RequestCtx:
         self.disconnected = False
         self.safety_events: list[tuple[str, str]] = []
         self.ratelimit_key: str | None = None
+        self.reservation: object | None = None  # the rate limiter's token reservation, settled at the end
+        self.watch: ClientWatch | None = None  # the client's disconnect, watched once its body is read
+
+    @property
+    def model_at_rest(self) -> str | None:
+        """The model name for logs and audit rows: only one the upstream serves."""
+        if self.model is None:
+            return None
+        return self.model if self.model_known else UNSERVED_MODEL
 
 
 def pick_request_id(raw: bytes | None) -> str:

@@ -25,7 +25,8 @@ SCHEMA = [
         rpm INTEGER,
         tpm INTEGER,
         max_tokens INTEGER,
-        safety_profile TEXT NOT NULL DEFAULT 'patient'
+        safety_profile TEXT NOT NULL DEFAULT 'patient',
+        tenant TEXT
     )""",
     "CREATE INDEX IF NOT EXISTS api_keys_name ON api_keys (name)",
     """CREATE TABLE IF NOT EXISTS audit_log (
@@ -47,6 +48,12 @@ SCHEMA = [
         category TEXT NOT NULL,
         action TEXT NOT NULL
     )""",
+]
+
+# (table, column, declaration) of columns added to a released table; `init_schema` adds them to older
+# databases (CREATE TABLE IF NOT EXISTS leaves an existing table as it was).
+ADDED_COLUMNS = [
+    ("api_keys", "tenant", "TEXT"),  # server/tenancy.py: keys of one tenant share a prefix cache
 ]
 
 
@@ -89,6 +96,20 @@ class Database:
     def init_schema(self) -> None:
         for stmt in SCHEMA:
             self.execute(stmt)
+        for table, column, decl in ADDED_COLUMNS:
+            self._add_column(table, column, decl)
+
+    def _add_column(self, table: str, column: str, decl: str) -> None:
+        """A column added after the table's first release: databases made before it get it here."""
+        if self.kind == "postgresql":
+            self.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {decl}")
+            return
+        if column not in {row[1] for row in self.fetchall(f"PRAGMA table_info({table})")}:
+            try:
+                self.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+            except sqlite3.OperationalError as exc:  # another process added it first
+                if "duplicate column" not in str(exc):
+                    raise
 
     def _run(self, fn: Any) -> Any:
         """Run fn(connection) under the lock; a PostgreSQL connection lost (server restart, failover)

@@ -17,7 +17,7 @@ class GatewayError(Exception):
     def __init__(
         self,
         status: int,
-        code: str,
+        code: str | None,  # None where OpenAI sends null (an unknown path or method)
         message: str,
         param: str | None = None,
         headers: dict[str, str] | None = None,

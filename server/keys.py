@@ -39,6 +39,8 @@ class KeyRecord:
     max_tokens: int | None = None
     safety_profile: str = DEFAULT_PROFILE
     key_hash: str = field(default="", repr=False)
+    # Keys of one tenant share a prefix cache (server/tenancy.py); None: the key is its own tenant.
+    tenant: str | None = None
 
     def expired(self, now: float | None = None) -> bool:
         return self.expires_at is not None and (now or time.time()) >= self.expires_at
@@ -57,7 +59,7 @@ def hash_key(key: str) -> str:
 
 _COLUMNS = (
     "id, name, key_prefix, created_at, expires_at, revoked_at, allowed_models, rpm, tpm, max_tokens, "
-    "safety_profile, key_hash"
+    "safety_profile, key_hash, tenant"
 )
 
 
@@ -76,6 +78,7 @@ def _row_to_record(row: tuple) -> KeyRecord:
         max_tokens=row[9],
         safety_profile=row[10],
         key_hash=row[11],
+        tenant=row[12],
     )
 
 
@@ -96,6 +99,7 @@ class KeyStore:
         tpm: int | None = None,
         max_tokens: int | None = None,
         safety_profile: str = DEFAULT_PROFILE,
+        tenant: str | None = None,
     ) -> tuple[str, KeyRecord]:
         """Create a key; returns the plaintext (shown once, never stored) and its record."""
         if self.find_active(name):
@@ -113,9 +117,10 @@ class KeyStore:
             max_tokens=max_tokens,
             safety_profile=safety_profile,
             key_hash=hash_key(key),
+            tenant=tenant,
         )
         self.db.execute(
-            f"INSERT INTO api_keys ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            f"INSERT INTO api_keys ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 rec.id,
                 rec.name,
@@ -129,6 +134,7 @@ class KeyStore:
                 rec.max_tokens,
                 rec.safety_profile,
                 rec.key_hash,
+                rec.tenant,
             ),
         )
         return key, rec

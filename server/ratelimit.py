@@ -9,9 +9,16 @@ reach 1.75x (simulated). The cost is one entry per request per key for a minute:
 
 Admission checks both limits and records the request in one atomic step (a Lua script on Redis, so
 replicas cannot race past the limit; Redis's own clock, so replicas' clocks do not matter). Tokens are
-known only after the answer, so they are recorded when a request finishes; a key over its token budget
-is refused until enough of that usage is more than a minute old. A refusal's Retry-After is the time
-until exactly that happens.
+known only after the answer, so admission also reserves the tokens the request may use (its max_tokens,
+or the key's cap, times its choices, plus an estimate of its prompt) and `settle` replaces the reservation
+by the real count when the request ends, however it ends (a client that disconnects is charged what was
+streamed to it). A key is admitted while its tokens in the window, reservations included, are under its
+TPM: concurrent requests can overspend the limit by at most the one request admitted last (without
+reservations every concurrent stream was admitted against the same unspent budget). A key over its token
+budget is refused until enough of that usage is more than a minute old, or a running request settles for
+less than it reserved; Retry-After is the time until the first happens (an upper bound while requests are
+in flight). A reservation older than the window leaves it like any usage; its request is then charged
+at settle time.
 
 Failure policy: if Redis cannot be reached, requests are admitted (fail open) unless
 `ANGEL_RATELIMIT_FAIL_OPEN=false`, in which case they get 503 `rate_limiter_unavailable`. Failing open
@@ -31,7 +38,8 @@ from dataclasses import dataclass, field
 WINDOW_SECONDS = 60.0
 
 # KEYS: request log (zset: score = time), token log (zset: member "<id>:<tokens>"), token sum.
-# ARGV: window seconds, rpm, tpm, a unique member for this request.
+# ARGV: window seconds, rpm, tpm, a unique member for this request, tokens to reserve.
+# Admitted with a TPM and a reservation: "<member>:<reserve>" joins the token log (settled later).
 # Returns {admitted, requests in window, tokens in window, milliseconds until reset or retry}.
 _ADMIT_LUA = """
 local t = redis.call('TIME')
@@ -65,6 +73,14 @@ end
 redis.call('ZADD', KEYS[1], now, ARGV[4])
 local ttl = math.ceil(w * 1000) + 1000
 redis.call('PEXPIRE', KEYS[1], ttl)
+local reserve = tonumber(ARGV[5])
+if tpm > 0 and reserve > 0 then
+  redis.call('ZADD', KEYS[2], now, ARGV[4] .. ':' .. reserve)
+  redis.call('INCRBY', KEYS[3], reserve)
+  redis.call('PEXPIRE', KEYS[2], ttl)
+  redis.call('PEXPIRE', KEYS[3], ttl)
+  sum = sum + reserve
+end
 local reset = w
 if sum > 0 then
   local newest = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
@@ -73,15 +89,23 @@ end
 return {1, count + 1, sum, math.ceil(reset * 1000)}
 """
 
-# KEYS: token log, token sum. ARGV: window seconds, member "<id>:<tokens>", tokens.
-_ADD_TOKENS_LUA = """
+# KEYS: token log, token sum. ARGV: window seconds, the reservation's member ("" for none), its tokens,
+# a new member "<id>:<tokens>", tokens. The reservation leaves the window (unless it already did: the
+# admission script removed it and its tokens then) and the real count enters it, in one atomic step.
+_SETTLE_LUA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
-redis.call('ZADD', KEYS[1], now, ARGV[2])
-redis.call('INCRBY', KEYS[2], tonumber(ARGV[3]))
-local ttl = math.ceil(tonumber(ARGV[1]) * 1000) + 1000
-redis.call('PEXPIRE', KEYS[1], ttl)
-redis.call('PEXPIRE', KEYS[2], ttl)
+if ARGV[2] ~= '' and redis.call('ZREM', KEYS[1], ARGV[2]) == 1 then
+  redis.call('DECRBY', KEYS[2], tonumber(ARGV[3]))
+end
+local n = tonumber(ARGV[5])
+if n > 0 then
+  redis.call('ZADD', KEYS[1], now, ARGV[4])
+  redis.call('INCRBY', KEYS[2], n)
+  local ttl = math.ceil(tonumber(ARGV[1]) * 1000) + 1000
+  redis.call('PEXPIRE', KEYS[1], ttl)
+  redis.call('PEXPIRE', KEYS[2], ttl)
+end
 return 1
 """
 
@@ -92,8 +116,9 @@ class Decision:
     rpm: int
     tpm: int
     requests_used: int
-    tokens_used: int
+    tokens_used: int  # in the window, this request's reservation included when admitted
     reset_s: float
+    reservation: object | None = None  # what `settle` takes back when the request ends
 
     def headers(self) -> dict[str, str]:
         """OpenAI's x-ratelimit-* headers (only for the limits this key has)."""
@@ -123,16 +148,32 @@ class RateLimiterUnavailable(Exception):
 
 
 @dataclass(slots=True)
+class _Tokens:
+    """Tokens in a key's window: a request's usage (from when it ended) or reservation (from admission)."""
+
+    at: float
+    n: int
+
+
+@dataclass(slots=True)
 class _KeyLog:
     requests: deque[float] = field(default_factory=deque)  # admission times, oldest first
-    tokens: deque[tuple[float, int]] = field(default_factory=deque)  # (finish time, tokens), oldest first
+    tokens: deque[_Tokens] = field(default_factory=deque)  # oldest first
     token_sum: int = 0
 
     def expire(self, horizon: float) -> None:
         while self.requests and self.requests[0] <= horizon:
             self.requests.popleft()
-        while self.tokens and self.tokens[0][0] <= horizon:
-            self.token_sum -= self.tokens.popleft()[1]
+        while self.tokens and self.tokens[0].at <= horizon:
+            gone = self.tokens.popleft()
+            self.token_sum -= gone.n
+            gone.n = 0  # a reservation that left the window: its settle takes nothing back
+
+    def add(self, at: float, n: int) -> _Tokens:
+        entry = _Tokens(at, n)
+        self.tokens.append(entry)
+        self.token_sum += n
+        return entry
 
 
 class MemoryRateLimiter:
@@ -144,7 +185,7 @@ class MemoryRateLimiter:
         self._logs: defaultdict[str, _KeyLog] = defaultdict(_KeyLog)
         self._next_sweep = 0.0
 
-    async def admit(self, key_id: str, rpm: int, tpm: int) -> Decision:
+    async def admit(self, key_id: str, rpm: int, tpm: int, reserve: int = 0) -> Decision:
         now = self._clock()
         self._sweep(now)
         log = self._logs[key_id]
@@ -155,18 +196,26 @@ class MemoryRateLimiter:
             return Decision(False, rpm, tpm, count, log.token_sum, log.requests[count - rpm] + w - now)
         if tpm and log.token_sum >= tpm:
             left = log.token_sum
-            for at, n in log.tokens:
-                left -= n
+            for entry in log.tokens:
+                left -= entry.n
                 if left < tpm:
-                    return Decision(False, rpm, tpm, count, log.token_sum, at + w - now)
+                    return Decision(False, rpm, tpm, count, log.token_sum, entry.at + w - now)
         log.requests.append(now)
-        reset = max(w, log.tokens[-1][0] + w - now) if log.tokens else w
-        return Decision(True, rpm, tpm, count + 1, log.token_sum, reset)
+        reset = max(w, log.tokens[-1].at + w - now) if log.tokens else w
+        held = log.add(now, reserve) if tpm and reserve > 0 else None
+        return Decision(True, rpm, tpm, count + 1, log.token_sum, reset, held)
+
+    async def settle(self, key_id: str, reservation: object | None, tokens: int) -> None:
+        """Replace a request's reservation (from `admit`) by the tokens it really used."""
+        log = self._logs[key_id]
+        if isinstance(reservation, _Tokens):
+            log.token_sum -= reservation.n
+            reservation.n = 0
+        if tokens > 0:
+            log.add(self._clock(), tokens)
 
     async def add_tokens(self, key_id: str, tokens: int) -> None:
-        log = self._logs[key_id]
-        log.tokens.append((self._clock(), tokens))
-        log.token_sum += tokens
+        await self.settle(key_id, None, tokens)
 
     def _sweep(self, now: float) -> None:
         """Forget keys with nothing in the window (bounded memory with many idle keys)."""
@@ -194,7 +243,7 @@ class RedisRateLimiter:
             url, socket_timeout=0.25, socket_connect_timeout=0.25, health_check_interval=10
         )
         self._admit = self._redis.register_script(_ADMIT_LUA)
-        self._add = self._redis.register_script(_ADD_TOKENS_LUA)
+        self._settle = self._redis.register_script(_SETTLE_LUA)
         self._prefix = prefix
         self._window = window
 
@@ -203,25 +252,33 @@ class RedisRateLimiter:
         base = f"{self._prefix}:{{{key_id}}}"
         return [f"{base}:r", f"{base}:t", f"{base}:tsum"]
 
-    async def admit(self, key_id: str, rpm: int, tpm: int) -> Decision:
+    async def admit(self, key_id: str, rpm: int, tpm: int, reserve: int = 0) -> Decision:
         member = secrets.token_hex(8)
+        reserve = int(reserve) if tpm else 0
         try:
             ok, count, used, ms = await self._admit(
-                keys=self._keys(key_id), args=[self._window, rpm, tpm, member]
+                keys=self._keys(key_id), args=[self._window, rpm, tpm, member, reserve]
             )
         except Exception as exc:  # connection refused, timeout, Redis restarting
             raise RateLimiterUnavailable(str(exc)) from exc
-        return Decision(bool(ok), rpm, tpm, int(count), int(used), int(ms) / 1000)
+        held = (f"{member}:{reserve}", reserve) if ok and reserve > 0 else None
+        return Decision(bool(ok), rpm, tpm, int(count), int(used), int(ms) / 1000, held)
 
-    async def add_tokens(self, key_id: str, tokens: int) -> None:
+    async def settle(self, key_id: str, reservation: object | None, tokens: int) -> None:
+        """Replace a request's reservation (from `admit`) by the tokens it really used, atomically."""
         keys = self._keys(key_id)
+        member, reserved = reservation if isinstance(reservation, tuple) else ("", 0)
+        tokens = int(tokens)
         try:
-            await self._add(
+            await self._settle(
                 keys=[keys[1], keys[2]],
-                args=[self._window, f"{secrets.token_hex(8)}:{int(tokens)}", int(tokens)],
+                args=[self._window, member, reserved, f"{secrets.token_hex(8)}:{tokens}", tokens],
             )
         except Exception as exc:
             raise RateLimiterUnavailable(str(exc)) from exc
+
+    async def add_tokens(self, key_id: str, tokens: int) -> None:
+        await self.settle(key_id, None, tokens)
 
     async def close(self) -> None:
         await self._redis.aclose()

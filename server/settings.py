@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -44,6 +45,11 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     safety_policy: str | None = None
     safety_enabled: bool = True
+    # Per-tenant prefix-cache isolation (server/tenancy.py): the vLLM `cache_salt` of every request comes
+    # from the key's tenant (`tenant`), from the key itself (`key`), or is not set (`off`). The secret is
+    # the salts' HMAC key; replicas must share it (unset: random per process).
+    cache_isolation: Literal["tenant", "key", "off"] = "tenant"
+    cache_salt_secret: SecretStr | None = None
 
     # Limits applied to ANGEL_API_KEYS keys (0 = unlimited); database keys carry their own.
     default_rpm: int = Field(0, ge=0)
@@ -54,6 +60,14 @@ class Settings(BaseSettings):
     ratelimit_fail_open: bool = True
 
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    # A request's request line and headers together, counted as they arrive and before authentication:
+    # past this the client gets 431 and the connection is closed (memory per connection stays bounded).
+    max_header_bytes: int = Field(64 * 1024, ge=4096)
+    # The largest upstream SSE event relayed whole (one event holds one chunk; echo with logprobs on a long
+    # prompt makes events of many MiB). A stream's buffer never grows past it.
+    max_event_bytes: int = Field(64 * 1024 * 1024, ge=64 * 1024)
+    # Worker processes that parse and scan large request bodies off the event loop (server/offload.py).
+    scan_workers: int = Field(2, ge=1, le=64)
     # Deadlines against slow-loris clients: a request's headers must arrive within header_timeout
     # seconds of its first byte, and its body within body_timeout seconds of the headers (408 otherwise).
     header_timeout: float = Field(10.0, gt=0)
@@ -111,6 +125,14 @@ class Settings(BaseSettings):
             _refuse_placeholder(v.get_secret_value(), "ANGEL_UPSTREAM_API_KEY")
             return v
         return None
+
+    @field_validator("cache_salt_secret")
+    @classmethod
+    def _check_cache_salt_secret(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is None or not v.get_secret_value():
+            return None
+        _refuse_weak(v.get_secret_value(), "ANGEL_CACHE_SALT_SECRET")
+        return v
 
     @field_validator("metrics_token")
     @classmethod

@@ -21,9 +21,11 @@ from server.audit import AuditLog
 from server.db import Database
 from server.keys import KeyResolver, KeyStore
 from server.metrics import Metrics
+from server.offload import Offload
 from server.ratelimit import RateLimiter, make_rate_limiter
 from server.safety import SafetyEngine, load_engine
 from server.settings import Settings
+from server.tenancy import CacheSalter
 from server.upstream.client import UpstreamClient
 from server.upstream.probes import ModelCatalog, Readiness
 
@@ -42,7 +44,8 @@ FROM_SETTINGS = FromSettings.TOKEN
 
 class GatewayState:
     """Everything the routes share: settings, metrics, the upstream client and probes, the key
-    resolver, the rate limiter, the audit log, the safety engine and the open streams."""
+    resolver, the rate limiter, the tenants' cache salts, the audit log, the safety engine and the open
+    streams."""
 
     def __init__(
         self,
@@ -74,6 +77,7 @@ class GatewayState:
             (settings.default_rpm or None, settings.default_tpm or None, settings.default_max_tokens or None),
         )
         self.limiter: RateLimiter = make_rate_limiter(settings.redis_url)
+        self.cache_salter = CacheSalter.from_settings(settings)  # per-tenant prefix caches
         # The audit writer gets a connection of its own: a batch waiting on a locked database (SQLite's
         # busy timeout) must not hold the key store's connection lock, or every key lookup stalls behind it.
         self.audit_db: Database | None = Database(settings.database_url) if settings.audit_enabled else None
@@ -83,6 +87,11 @@ class GatewayState:
             if isinstance(safety_engine, FromSettings)
             else safety_engine
         )
+        # Large bodies are parsed and scanned in worker processes that build the engine from the same
+        # settings; an engine handed in directly cannot be rebuilt there, so its scans use threads.
+        from_settings = isinstance(safety_engine, FromSettings)
+        source = (settings.safety_enabled, settings.safety_policy) if from_settings else None
+        self.offload = Offload(settings.scan_workers, self.safety, source)
         client, headers = self.upstream.client, self.upstream.headers
         self.catalog = ModelCatalog(client, headers, settings.models_cache_seconds, settings.ready_timeout)
         self.readiness = Readiness(client, headers, settings.ready_cache_seconds, settings.ready_timeout)
@@ -100,6 +109,7 @@ class GatewayState:
             relay.stop("drain")
 
     async def aclose(self) -> None:
+        self.offload.close()
         await self.upstream.aclose()
         await self.limiter.close()
         self.audit.close()

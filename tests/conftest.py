@@ -27,6 +27,10 @@ def vllm_server(tiny_checkpoint, tmp_path_factory):
 
     `.url` is its base URL (no /v1), `.model` the served model name.
     """
-    server = start_vllm_server(tiny_checkpoint, tmp_path_factory.mktemp("logs") / "vllm.log")
+    # Tool calling as the serving recipes enable it (README.md): the template writes Hermes-style calls.
+    tools = ["--enable-auto-tool-choice", "--tool-call-parser", "hermes"]
+    server = start_vllm_server(
+        tiny_checkpoint, tmp_path_factory.mktemp("logs") / "vllm.log", extra_args=tools
+    )
     yield server
     server.stop()

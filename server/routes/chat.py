@@ -1,13 +1,18 @@
 """`POST /v1/chat/completions` and `POST /v1/completions`.
 
-Flow: auth -> body -> validation -> model checks -> rate limit -> input rails -> upstream (JSON or SSE
-relay) -> output rails -> client. Bookkeeping happens in the middleware afterwards (`server.bookkeeping`).
+Flow: auth -> body -> validation -> model checks -> context length -> rate limit (a token reservation) ->
+input rails -> upstream (JSON or SSE relay) -> output rails -> client. Bookkeeping happens in the
+middleware afterwards (`server.bookkeeping`), which settles the reservation.
 
 POST on these two paths is served by `serve_post` below, which GatewayMiddleware (server/app.py) calls
 directly: FastAPI's router, dependency injection and exception middleware do nothing for these requests
 that `serve_post` does not, yet cost ~0.3 ms per request before the route runs (the TTFT timeline in
 benchmarks/README.md). The two FastAPI routes never run in the app; they describe these paths in the
 OpenAPI schema and answer other methods with 405.
+
+The event loop never waits on a large body: one over `OFFLOAD_BYTES` is parsed, validated, scanned and
+serialised in a worker (server/offload.py). From the end of its body a request is cancelled when its
+client disconnects (server/upstream/cancel.py), the engine's request with it.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from typing import Any
 import httpx
 import orjson
 from fastapi import APIRouter
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -29,6 +34,7 @@ from server.context import RequestCtx
 from server.errors import GatewayError, error_response
 from server.keys import KeyRecord
 from server.metrics import Metrics
+from server.offload import OFFLOAD_BYTES, Prepared, inspect_body, prepare
 from server.openai_shapes import canned_answer
 from server.ratelimit import RateLimiterUnavailable
 from server.routes.schemas import CHAT_SCHEMA, COMPLETION_SCHEMA
@@ -41,27 +47,65 @@ from server.safety import (
     check_completion,
 )
 from server.state import GatewayState, State
+from server.upstream.cancel import CLIENT_CLOSED, ClientGone, ClientWatch
 from server.upstream.client import translate_error, translate_response
 from server.upstream.relay import StreamRelay
-from server.validation import apply_max_tokens_cap, validate_chat, validate_completion
+from server.validation import TEXT_FIELD, Inspected, apply_max_tokens_cap, inspect, parse_json
 
 router = APIRouter()
 _perf = time.perf_counter
 CHAT, COMPLETION = "chat", "completion"
 PATHS = {CHAT: "/v1/chat/completions", COMPLETION: "/v1/completions"}
 HOT_PATHS = {path: kind for kind, path in PATHS.items()}  # what GatewayMiddleware sends to serve_post
-_MAX_DUMP_DEPTH = 254  # orjson.dumps' nesting limit
+# The field OpenAI names in a context-length error.
+_PROMPT_PARAM = {PATHS[CHAT]: "messages", PATHS[COMPLETION]: "prompt"}
+# Tokens reserved per choice against a TPM limit when a request names no max_tokens, its key has no cap
+# and the engine's context length is unknown (vLLM would generate up to the context length).
+DEFAULT_RESERVE_TOKENS = 4096
 
 
 async def serve_post(state: GatewayState, scope: Scope, receive: Receive, send: Send, kind: str) -> None:
     """The hot path: every POST on `PATHS[kind]`, called by GatewayMiddleware. Auth, then the route,
-    without FastAPI's router and dependency injection; a `GatewayError` becomes its OpenAI-shaped answer."""
+    without FastAPI's router and dependency injection; a `GatewayError` becomes its OpenAI-shaped answer,
+    and a client that left gets nothing (its request is booked as 499)."""
     request = Request(scope, receive)
+    ctx: RequestCtx = scope["angel"]
+    response: Response | None
     try:
         response = await _handle(request, state, await authenticate(request, state), kind)
+    except asyncio.CancelledError:
+        if ctx.watch is None or not ctx.watch.gone_after_cancel():
+            raise  # cancelled from outside (forced shutdown)
+        response = None
+    except ClientGone:
+        response = None
     except GatewayError as err:
         response = error_response(err)
-    await response(scope, receive, send)
+    watch = ctx.watch
+    try:
+        if response is None:
+            _client_left(state, ctx)
+            return
+        if watch is not None and not isinstance(response, StreamRelay):
+            # The answer is ready: a disconnect while it is written cancels nothing, and once it is written
+            # the server reports the finished response as a disconnect too. (A relay takes the watch over.)
+            watch.close()
+        try:
+            await response(scope, receive, send)
+        except asyncio.CancelledError:
+            if watch is None or not watch.gone_after_cancel():
+                raise
+            _client_left(state, ctx)  # gone before the relay took the watch over
+    finally:
+        if watch is not None:
+            watch.close()
+
+
+def _client_left(state: GatewayState, ctx: RequestCtx) -> None:
+    ctx.disconnected = True
+    state.metrics.client_disconnects.inc()
+    if not ctx.status:
+        ctx.status = CLIENT_CLOSED
 
 
 # NEVER CALLED in the app: GatewayMiddleware (server/app.py) serves every POST on these two paths through
@@ -83,11 +127,14 @@ def _too_large(limit: int) -> GatewayError:
 
 async def _read_body(request: Request, limit: int) -> bytes:
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(limit)
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise ClientGone() from None
     return b"".join(chunks)
 
 
@@ -96,7 +143,9 @@ def _expire_body(task: asyncio.Task, expired: list[bool]) -> None:
     task.cancel()
 
 
-async def read_json(request: Request, limit: int, deadline: float) -> dict[str, Any]:
+async def read_body(request: Request, limit: int, deadline: float) -> bytes:
+    """The request body: 413 past `limit` bytes, 408 when it takes longer than `deadline` seconds,
+    ClientGone when the client disconnects while sending it."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
@@ -108,7 +157,7 @@ async def read_json(request: Request, limit: int, deadline: float) -> dict[str, 
     expired: list[bool] = []
     timer = asyncio.get_running_loop().call_later(deadline, _expire_body, task, expired)
     try:
-        raw = await _read_body(request, limit)
+        return await _read_body(request, limit)
     except asyncio.CancelledError:
         if not expired:
             raise
@@ -123,69 +172,115 @@ async def read_json(request: Request, limit: int, deadline: float) -> dict[str, 
         ) from None
     finally:
         timer.cancel()
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise GatewayError(400, "invalid_request_error", "Request body is not valid JSON.") from None
-    if not isinstance(body, dict):
-        raise GatewayError(400, "invalid_request_error", "Request body must be a JSON object.")
-    # orjson reads up to 1024 levels but writes at most 254, and the body is re-serialised for the
-    # upstream: refuse what cannot be forwarded. Only bodies with that many brackets can be that deep,
-    # so the trial serialisation is skipped for ordinary requests.
-    if raw.count(b"[") + raw.count(b"{") > _MAX_DUMP_DEPTH:
-        try:
-            orjson.dumps(body)
-        except TypeError:
-            raise GatewayError(400, "invalid_request_error", "Request body is nested too deeply.") from None
-    return body
+
+
+async def read_json(request: Request, limit: int, deadline: float) -> dict[str, Any]:
+    """The request body as a JSON object (`read_body`, then `server.validation.parse_json`)."""
+    return parse_json(await read_body(request, limit, deadline))
 
 
 async def _handle(request: Request, state: GatewayState, key: KeyRecord, kind: str) -> Response:
     ctx: RequestCtx = request.scope["angel"]
-    body = await read_json(request, state.settings.max_body_bytes, state.settings.body_timeout)
-    (validate_chat if kind == CHAT else validate_completion)(body)
-    model = body["model"]
-    ctx.model = model[:128]  # for the audit row and log line; bounded
-    if not key.allows(model):
-        raise GatewayError(
-            403, "model_not_allowed", f"This API key may not use model {model!r}.", param="model"
-        )
-    ids = await state.catalog.ids()
-    if ids is not None and model not in ids:
-        raise GatewayError(404, "model_not_found", f"The model {model!r} does not exist.", param="model")
-    ctx.model_known = ids is not None
+    settings = state.settings
+    raw = await read_body(request, settings.max_body_bytes, settings.body_timeout)
+    # From here on the client's disconnect cancels whatever this request awaits (a worker, the engine).
+    ctx.watch = ClientWatch(request.receive)
+    strict = state.safety is not None
+    large = len(raw) > OFFLOAD_BYTES
+    parsed = await state.offload.run(inspect_body, raw, kind, strict) if large else inspect(raw, kind, strict)
+    body = parsed.body
+    model = await _check_model(state, key, ctx, body)
+    limit = state.catalog.max_model_len(model) if model else None
+    _refuse_overlong(parsed, limit, kind, body)
     apply_max_tokens_cap(body, key.max_tokens)
-    rl_headers = await _admit(state, key, ctx)
+    rl_headers = await _admit(state, key, ctx, _reservation(body, parsed, limit))
     stream = body.get("stream") is True
-    client_usage = stream and bool((body.get("stream_options") or {}).get("include_usage"))
+    options = body.get("stream_options") or {}
+    client_usage = stream and bool(options.get("include_usage"))
+    if stream:
+        # Meter tokens as they stream: usage on every chunk (and the usual final usage chunk); what the
+        # client did not ask for is stripped by the relay.
+        body["stream_options"] = {**options, "include_usage": True, "continuous_usage_stats": True}
 
+    scan = _input_rails if state.safety is not None else None
+    state.cache_salter.apply(body, key)  # the tenant's prefix cache only (server/tenancy.py)
+    job = (raw if large else None, body, TEXT_FIELD[kind], kind, scan, key.safety_profile)
+    prepared: Prepared = await state.offload.run(prepare, *job) if large else prepare(state.safety, *job)
     guards = None
-    if state.safety is not None:
-        check = _input_rails(state.safety, state.metrics, ctx, key, body, kind)
+    check = prepared.check
+    if check is not None:
+        assert state.safety is not None
+        _record_rails(state.metrics, ctx, check)
         if check.canned is not None:
             choices = len(check.verdicts) * (body.get("n") or 1)
-            return _canned(kind == CHAT, model, check.canned, choices, stream, client_usage, rl_headers)
+            return _canned(kind == CHAT, model or "", check.canned, choices, stream, client_usage, rl_headers)
         guards = ResponseGuard(state.safety, check.verdicts, body.get("n") or 1)
 
-    if stream:
-        # Always meter tokens: ask for the usage chunk and strip it later if the client did not.
-        body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
-    content = orjson.dumps(body)
+    assert prepared.content is not None
     headers = state.upstream.headers(ctx.request_id)
     path = PATHS[kind]
     ctx.upstream_start = _perf()
     ctx.overhead = ctx.upstream_start - ctx.t0
     if stream:
-        return await _stream(state, ctx, path, content, headers, kind, client_usage, guards, rl_headers)
-    return await _json(state, ctx, path, content, headers, guards, rl_headers)
+        wants = (client_usage, client_usage and bool(options.get("continuous_usage_stats")))
+        n = body.get("n") or 1
+        return await _stream(state, ctx, path, prepared.content, headers, kind, wants, guards, rl_headers, n)
+    return await _json(state, ctx, path, prepared.content, headers, guards, rl_headers)
 
 
-async def _admit(state: GatewayState, key: KeyRecord, ctx: RequestCtx) -> dict[str, str]:
+async def _check_model(
+    state: GatewayState, key: KeyRecord, ctx: RequestCtx, body: dict[str, Any]
+) -> str | None:
+    """The model the request is for: the key may use it and the upstream serves it (403, 404 otherwise).
+    Without `model` (accepted only with safety off, as vLLM does) it is vLLM's default model."""
+    model = body.get("model")
+    ids = await state.catalog.ids()
+    if not model:
+        model = state.catalog.default_model() if ids is not None else None
+        if model is not None:
+            body["model"] = model
+    ctx.model = model[:128] if model else None  # bounded; logged only if served (ctx.model_at_rest)
+    ctx.model_known = ids is not None and model in ids
+    if not key.allows(model or ""):
+        raise GatewayError(
+            403, "model_not_allowed", f"This API key may not use model {model!r}.", param="model"
+        )
+    if ids is not None and model not in ids:
+        raise GatewayError(404, "model_not_found", f"The model {model!r} does not exist.", param="model")
+    return model
+
+
+def _refuse_overlong(parsed: Inspected, limit: int | None, kind: str, body: dict[str, Any]) -> None:
+    """400 `context_length_exceeded` for a prompt certainly longer than the model reads (no worker, no
+    engine call): its token count is at least its characters / MAX_CHARS_PER_TOKEN (server/validation.py)."""
+    if limit is None or body.get("truncate_prompt_tokens") is not None:
+        return  # unknown context length, or vLLM is asked to truncate rather than refuse
+    longest = max(parsed.min_tokens, default=0)
+    if longest >= limit:  # vLLM also needs room for one generated token
+        what = "messages" if kind == CHAT else "prompt"
+        raise GatewayError(
+            400,
+            "context_length_exceeded",
+            f"This model's maximum context length is {limit} tokens. However, your {what} resulted in "
+            f"at least {longest} tokens. Please reduce the length of the {what}.",
+            param=what,
+        )
+
+
+def _reservation(body: dict[str, Any], parsed: Inspected, limit: int | None) -> int:
+    """Tokens to reserve against a TPM limit: every choice's output budget and the prompt's estimate."""
+    per_choice = (
+        body.get("max_completion_tokens") or body.get("max_tokens") or limit or DEFAULT_RESERVE_TOKENS
+    )
+    return per_choice * (body.get("n") or 1) * len(parsed.min_tokens) + parsed.est_tokens
+
+
+async def _admit(state: GatewayState, key: KeyRecord, ctx: RequestCtx, reserve: int = 0) -> dict[str, str]:
     if not key.rpm and not key.tpm:
         return {}
     ctx.ratelimit_key = key.id
     try:
-        d = await state.limiter.admit(key.id, key.rpm or 0, key.tpm or 0)
+        d = await state.limiter.admit(key.id, key.rpm or 0, key.tpm or 0, reserve)
     except RateLimiterUnavailable:
         state.metrics.ratelimit_backend_errors.inc()
         if state.settings.ratelimit_fail_open:
@@ -206,28 +301,27 @@ async def _admit(state: GatewayState, key: KeyRecord, ctx: RequestCtx) -> dict[s
             f"Rate limit reached for {d.limited_by} per minute.",
             headers={**headers, "Retry-After": str(d.retry_after)},
         )
+    ctx.reservation = d.reservation  # settled when the request ends (server.bookkeeping)
     return headers
 
 
-def _input_rails(
-    engine: SafetyEngine, metrics: Metrics, ctx: RequestCtx, key: KeyRecord, body: dict[str, Any], kind: str
-) -> InputCheck:
-    profile = key.safety_profile
+def _input_rails(engine: SafetyEngine, body: dict[str, Any], kind: str, profile: str | None) -> InputCheck:
+    """The input rails over a chat or completion body. Plain computation: for a large body it runs in an
+    offload worker (server/offload.py `prepare`), which also applies what the rails rewrote."""
     try:
         if kind == CHAT:
-            check = check_chat(engine, body["messages"], profile)
-        else:
-            check = check_completion(engine, body["prompt"], profile)
+            return check_chat(engine, body["messages"], profile)
+        return check_completion(engine, body["prompt"], profile)
     except UncheckableInput as exc:
         raise GatewayError(400, "invalid_request_error", str(exc), param=exc.param) from None
+
+
+def _record_rails(metrics: Metrics, ctx: RequestCtx, check: InputCheck) -> None:
+    """The rails' decision on this side: events counted, the x-angel-safety header, a refusal raised."""
     record_safety_events(metrics, ctx, check.events)
     ctx.safety = check.header_value
-    blocked = check.blocked
-    if blocked is not None:
-        raise GatewayError(400, "content_policy_violation", blocked)
-    if check.canned is None:
-        check.apply_to(body)
-    return check
+    if check.blocked is not None:
+        raise GatewayError(400, "content_policy_violation", check.blocked)
 
 
 def _canned(
@@ -261,7 +355,9 @@ async def _json(
         raise translate_error(exc, state.metrics) from None
     t_back = _perf()
     if r.status_code != 200:
-        raise translate_response(r.status_code, r.content, state.metrics, r.headers.get("retry-after"))
+        raise translate_response(
+            r.status_code, r.content, state.metrics, r.headers.get("retry-after"), _PROMPT_PARAM.get(path)
+        )
     try:
         obj = orjson.loads(r.content)
         usage = obj.get("usage") or {}
@@ -304,10 +400,12 @@ async def _stream(
     content: bytes,
     headers: dict[str, str],
     kind: str,
-    client_usage: bool,
+    client_usage: tuple[bool, bool],
     guards: ResponseGuard | None,
     rl_headers: dict[str, str],
+    n: int = 1,
 ) -> Response:
+    """`client_usage`: whether the client asked for the usage chunk, and for usage on every chunk."""
     try:
         resp = await state.upstream.post(path, content, headers, stream=True)
     except httpx.HTTPError as exc:
@@ -319,14 +417,19 @@ async def _stream(
             body = b""
         finally:
             await resp.aclose()
-        raise translate_response(resp.status_code, body, state.metrics, resp.headers.get("retry-after"))
+        raise translate_response(
+            resp.status_code, body, state.metrics, resp.headers.get("retry-after"), _PROMPT_PARAM.get(path)
+        )
     return StreamRelay(
         resp,
         ctx,
         kind=kind,
-        client_wants_usage=client_usage,
+        client_wants_usage=client_usage[0],
+        client_wants_continuous_usage=client_usage[1],
         guards=guards,
         headers=rl_headers,
         streams=state.streams,
         metrics=state.metrics,
+        n=n,
+        max_event_bytes=state.settings.max_event_bytes,
     )

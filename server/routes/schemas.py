@@ -52,3 +52,27 @@ COMPLETION_SCHEMA = _body(
         },
     }
 )
+
+RESPONSES_SCHEMA = _body(
+    {
+        "type": "object",
+        "required": ["model", "input"],
+        "properties": {
+            "model": _COMMON["model"],
+            "stream": _COMMON["stream"],
+            "temperature": _COMMON["temperature"],
+            "top_p": _COMMON["top_p"],
+            "instructions": {"oneOf": [{"type": "string"}, {"type": "null"}]},
+            "input": {
+                "oneOf": [
+                    {"type": "string"},
+                    {"type": "array", "minItems": 1, "maxItems": 4096, "items": {"type": "object"}},
+                ]
+            },
+            "max_output_tokens": {"type": "integer", "minimum": 1},
+            "tools": {"type": "array", "items": {"type": "object"}},
+            # sent upstream as false whatever the client says: nothing is kept (server/routes/responses.py)
+            "store": {"type": "boolean"},
+        },
+    }
+)

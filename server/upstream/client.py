@@ -93,10 +93,21 @@ def translate_error(exc: Exception, metrics: Metrics) -> GatewayError:
     return GatewayError(502, "upstream_unavailable", "The model server is unreachable.")
 
 
+# vLLM's 400s for a prompt longer than the model reads ("This model's maximum context length is N tokens.
+# However, your prompt contains ...", or "The decoder prompt (length N) ... is longer than the maximum model
+# length of M"): OpenAI's code for these is `context_length_exceeded`, which clients key on (LangChain).
+_CONTEXT_LENGTH = ("maximum context length", "maximum model length")
+
+
 def translate_response(
-    status: int, content: bytes, metrics: Metrics, retry_after: str | None = None
+    status: int,
+    content: bytes,
+    metrics: Metrics,
+    retry_after: str | None = None,
+    prompt_param: str | None = None,
 ) -> GatewayError:
-    """A non-200 answer from vLLM -> the same OpenAI shape with string codes."""
+    """A non-200 answer from vLLM -> the same OpenAI shape with string codes. `prompt_param`: the field
+    OpenAI names in a context-length error (`messages` for chat, `prompt` for completions)."""
     try:
         obj = orjson.loads(content)
     except orjson.JSONDecodeError:
@@ -128,6 +139,8 @@ def translate_response(
     metrics.upstream_errors.labels("client_error").inc()
     if status == 404:
         code = "model_not_found" if "model" in message.lower() else "not_found"
+    elif status == 400 and any(m in message.lower() for m in _CONTEXT_LENGTH):
+        code, param = "context_length_exceeded", prompt_param
     elif isinstance(err.get("code"), str) and err["code"]:
         code = err["code"]
     else:

@@ -10,11 +10,15 @@ from typing import Any
 import httpx
 import orjson
 
+from server.upstream.fleet import router_readiness
+
 _perf = time.perf_counter
 
 
 class ModelCatalog:
-    """The upstream's model ids, cached for a few seconds (None when the upstream cannot be asked).
+    """The upstream's model ids, cached for a few seconds (None when the upstream cannot be asked), with
+    each model's `max_model_len` (vLLM's model cards carry it) and the default model (vLLM lists it first:
+    the one it serves a request without `model`).
 
     Failures are remembered for a second so that an engine outage costs one probe, not one per request.
     """
@@ -34,6 +38,8 @@ class ModelCatalog:
         self._timeout = timeout
         self._ids: set[str] | None = None
         self._raw: dict[str, Any] | None = None
+        self._max_len: dict[str, int] = {}
+        self._default: str | None = None
         self._at = -1e9
         self._lock = asyncio.Lock()
 
@@ -46,22 +52,43 @@ class ModelCatalog:
             return self._raw
         async with self._lock:
             if not self._fresh():
-                self._raw, self._ids = await self._fetch()
+                self._raw = await self._fetch()
+                self._read(self._raw)
                 self._at = _perf()
             return self._raw
 
-    async def _fetch(self) -> tuple[dict[str, Any] | None, set[str] | None]:
+    async def _fetch(self) -> dict[str, Any] | None:
         try:
             r = await self._client.get("/v1/models", headers=self._headers(), timeout=self._timeout)
             if r.status_code != 200:
-                return None, None
+                return None
             raw = orjson.loads(r.content)
-            return raw, {m["id"] for m in raw.get("data", []) if isinstance(m, dict) and "id" in m}
-        except (httpx.HTTPError, orjson.JSONDecodeError, AttributeError, TypeError, KeyError):
-            return None, None
+            return raw if isinstance(raw, dict) and isinstance(raw.get("data", []), list) else None
+        except (httpx.HTTPError, orjson.JSONDecodeError):
+            return None
+
+    def _read(self, raw: dict[str, Any] | None) -> None:
+        cards = [
+            m for m in (raw or {}).get("data", []) if isinstance(m, dict) and isinstance(m.get("id"), str)
+        ]
+        self._ids = {m["id"] for m in cards} if raw is not None else None
+        self._default = cards[0]["id"] if cards else None
+        self._max_len = {
+            m["id"]: m["max_model_len"]
+            for m in cards
+            if isinstance(m.get("max_model_len"), int) and m["max_model_len"] > 0
+        }
 
     async def ids(self) -> set[str] | None:
         return self._ids if await self.listing() is not None else None
+
+    def max_model_len(self, model: str) -> int | None:
+        """The model's context length, as of the last listing (call `ids()` first); None if unknown."""
+        return self._max_len.get(model)
+
+    def default_model(self) -> str | None:
+        """The model vLLM serves a request without `model`, as of the last listing."""
+        return self._default
 
 
 class Readiness:
@@ -90,6 +117,10 @@ class Readiness:
         return self._result
 
     async def _probe(self) -> tuple[bool, str]:
+        # Behind vLLM's router, "no healthy engine" is known without a generation (and said plainly).
+        fleet = await router_readiness(self._client, self._headers, self._timeout)
+        if fleet is not None and not fleet[0]:
+            return fleet
         try:
             r = await self._client.get("/v1/models", headers=self._headers(), timeout=self._timeout)
             models = (
@@ -103,7 +134,7 @@ class Readiness:
             )
             if g.status_code != 200:
                 return False, f"upstream generation answered {g.status_code}"
-            return True, "ok"
+            return True, "ok" if fleet is None else f"ok ({fleet[1]})"
         except httpx.TimeoutException:
             return False, "upstream timed out"
         except (httpx.HTTPError, orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:

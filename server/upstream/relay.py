@@ -1,5 +1,16 @@
 """The SSE relay: vLLM's stream to the client event by event, with usage metering, output guards,
-cancellation on client disconnect, the shutdown drain, and an error event when the upstream fails."""
+cancellation on client disconnect, the shutdown drain, and an error event when the upstream fails.
+
+Metering: the gateway asks vLLM for `continuous_usage_stats`, so every chunk carries its choice's token
+counts so far; a client that disconnects before the final usage chunk is still charged what was streamed
+to it. (Counting content chunks instead would undercount under speculative decoding, where one chunk
+carries several tokens, and knows nothing of the prompt.) What the client did not ask for is stripped.
+
+Fidelity: vLLM puts a stream's `system_fingerprint` on its terminal chunks (those with a finish_reason)
+only when usage was not asked for, and on the usage chunk otherwise. The gateway always asks, so when the
+client did not, its terminal chunks wait for the usage chunk (the next event) and get its fingerprint:
+the client sees what vLLM sends a client that did not ask for usage.
+"""
 
 from __future__ import annotations
 
@@ -20,8 +31,12 @@ from server.safety import ResponseGuard
 from server.upstream.http1 import UpstreamResponse
 
 _perf = time.perf_counter
-# An upstream "event" larger than this without a blank line is not SSE: stop instead of buffering forever.
-MAX_EVENT_BYTES = 1 << 20
+# The default of ANGEL_MAX_EVENT_BYTES: an upstream "event" larger than this without a blank line ends the
+# stream instead of buffering forever. Legitimate events can be large (echo with logprobs on a long prompt
+# is one event of many MiB), so the bound only keeps a stream's memory finite.
+MAX_EVENT_BYTES = 64 << 20
+# What is read after `data: [DONE]` at most (normally nothing but the end of the chunked body).
+END_OF_BODY_BYTES = 1 << 20
 # After `data: [DONE]` the engine's body ends with one more (empty) chunk. The relay waits this long for
 # it so that the connection goes back to the pool: otherwise almost every stream left its connection
 # unfinished, had to close it, and the next stream paid for a new TCP connection before its first token.
@@ -44,6 +59,13 @@ def _has_content(piece: bytes) -> bool:
     return b'"error"' in piece
 
 
+def _finishes(choices: list) -> bool:
+    first = choices[0]
+    if len(choices) == 1 and isinstance(first, dict):  # vLLM sends one choice per chunk
+        return first.get("finish_reason") is not None
+    return any(isinstance(ch, dict) and ch.get("finish_reason") is not None for ch in choices)
+
+
 class StreamRelay(Response):
     """An ASGI response that relays vLLM's SSE stream event by event.
 
@@ -63,6 +85,9 @@ class StreamRelay(Response):
         headers: dict[str, str],
         streams: set[StreamRelay],
         metrics: Metrics,
+        n: int = 1,
+        client_wants_continuous_usage: bool = False,
+        max_event_bytes: int = MAX_EVENT_BYTES,
     ) -> None:
         # Response's own attributes (super().__init__ is skipped: it would render a body).
         self.background = None
@@ -71,6 +96,9 @@ class StreamRelay(Response):
         self.ctx = ctx
         self.chat = kind == "chat"
         self.client_wants_usage = client_wants_usage
+        self.client_wants_continuous_usage = client_wants_continuous_usage
+        self.n = max(n, 1)  # choices per prompt: a choice's index // n is its prompt's
+        self.max_event_bytes = max_event_bytes
         self.guards = guards
         self.extra_headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
         self.streams = streams  # the app's open relays, for the end of a shutdown drain
@@ -81,19 +109,35 @@ class StreamRelay(Response):
         self.sent_first = False
         self._error_bytes = b""  # the error event that ended the stream, once one did
         self.last_id = "chatcmpl-angel"  # replaced by the upstream's id from the first event
+        # Terminal chunks (and their bytes) waiting for the usage chunk's system_fingerprint.
+        self._held: list[tuple[dict, bytes]] = []
+        self._completion: dict[int, int] = {}  # choice index -> its completion tokens so far
+        self._prompt: dict[int, int] = {}  # prompt index -> its prompt tokens
+        self._streamed = 0  # content pieces sent, for an upstream that sends no usage on its chunks
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send(
-            {"type": "http.response.start", "status": 200, "headers": SSE_HEADERS + self.extra_headers}
-        )
-        # The pump runs in this task; one small watcher task cancels it when the client disconnects, and
-        # the drain timer cancels it (through `self.streams`) when the shutdown grace period runs out.
+        # The pump runs in this task. The client's disconnect cancels it: through the request's watch when
+        # the route started one (it has watched since the body was read), else through a watcher of its
+        # own; the drain timer cancels it (through `self.streams`) when the shutdown grace period runs out.
         self._task = asyncio.current_task()
         self._stop_reason = None
-        watch = asyncio.ensure_future(self._watch(receive))
+        watch = self.ctx.watch
+        own_watch = None
+        if watch is not None:
+            watch.on_gone = self._client_gone
+            watch.start()
+        else:
+            own_watch = asyncio.ensure_future(self._watch(receive))
         self.streams.add(self)
         try:
             try:
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 200,
+                        "headers": SSE_HEADERS + self.extra_headers,
+                    }
+                )
                 await self._pump(send)
             except asyncio.CancelledError:
                 if self._stop_reason is None:
@@ -106,13 +150,18 @@ class StreamRelay(Response):
                     self.metrics.client_disconnects.inc()
                     return
                 self.ctx.stream_error = "server_shutting_down"
-                err = sse_error_event(
+                err = self._release_held(None) + sse_error_event(
                     "The gateway is shutting down; retry the request.", "server_shutting_down"
                 )
                 await send({"type": "http.response.body", "more_body": True, "body": err})
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
-            watch.cancel()
+            if own_watch is not None:
+                own_watch.cancel()
+            if watch is not None:
+                watch.close()
+            if self.ctx.completion_tokens is None and self._streamed:
+                self.ctx.completion_tokens = self._streamed  # an upstream without usage: at least this
             self.streams.discard(self)
             # Closing the stream closes the upstream connection: vLLM sees the disconnect and aborts.
             try:
@@ -134,6 +183,9 @@ class StreamRelay(Response):
             pass
         self.stop("disconnect")
 
+    def _client_gone(self) -> None:
+        self.stop("disconnect")
+
     async def _read_end_of_body(self, rest: AsyncIterator[bytes]) -> None:
         """Read what follows [DONE] (normally nothing but the end of the chunked body), briefly."""
 
@@ -141,7 +193,7 @@ class StreamRelay(Response):
             size = 0
             async for raw in rest:
                 size += len(raw)
-                if size > MAX_EVENT_BYTES:
+                if size > END_OF_BODY_BYTES:
                     return
 
         try:
@@ -150,7 +202,11 @@ class StreamRelay(Response):
             pass  # the connection is then closed instead of reused
 
     async def _pump(self, send: Send) -> None:
-        buf = b""
+        # Most reads hold whole events and are split in place. Only an event cut across reads waits in
+        # `pending` (a bytearray: grows in place, drops consumed events from its front cheaply); `scan` is
+        # where the search for its end resumes, so a large event is searched once, not once per read.
+        pending = bytearray()
+        scan = 0
         ctx = self.ctx
         chunks = self.upstream.aiter_bytes()  # one iterator: the end of the body is read after [DONE]
         try:
@@ -158,19 +214,17 @@ class StreamRelay(Response):
                 t0 = _perf()
                 if b"\r" in raw:
                     raw = raw.replace(b"\r\n", b"\n")
-                buf += raw
-                if len(buf) > MAX_EVENT_BYTES:
-                    self._fail(
-                        "The model server sent a malformed event.", "upstream_malformed_response", "malformed"
-                    )
-                    await send({"type": "http.response.body", "body": self._error_bytes, "more_body": True})
-                    break
+                if pending:
+                    pending += raw
+                data: bytes | bytearray = pending if pending else raw
+                start = 0
                 out: list[bytes] = []
                 while not self.done:
-                    i = buf.find(b"\n\n")
+                    i = data.find(b"\n\n", max(start, scan))
                     if i < 0:
                         break
-                    event, buf = buf[:i], buf[i + 2 :]
+                    event = data[start:i] if data is raw else bytes(memoryview(data)[start:i])
+                    start, scan = i + 2, 0
                     piece = self._safe_event(event)
                     if piece:
                         out.append(piece)
@@ -182,6 +236,19 @@ class StreamRelay(Response):
                                 {"type": "http.response.body", "body": b"".join(out), "more_body": True}
                             )
                             out = []
+                if data is pending:
+                    del pending[:start]
+                elif start < len(raw):
+                    pending += raw[start:]
+                scan = max(len(pending) - 1, 0)
+                if not self.done and len(pending) > self.max_event_bytes:
+                    out.append(
+                        self._fail(
+                            "The model server sent an event larger than the gateway relays.",
+                            "upstream_malformed_response",
+                            "malformed",
+                        )
+                    )
                 if out:
                     await send({"type": "http.response.body", "body": b"".join(out), "more_body": True})
                 ctx.overhead += _perf() - t0
@@ -223,7 +290,7 @@ class StreamRelay(Response):
             self.metrics.upstream_errors.labels(kind).inc()
         # A safety block is the request's fault (400-like); everything else is the server side's.
         err_type = "invalid_request_error" if code == "content_policy_violation" else "server_error"
-        self._error_bytes = sse_error_event(message, code, err_type)
+        self._error_bytes = self._release_held(None) + sse_error_event(message, code, err_type)
         return self._error_bytes
 
     def _safe_event(self, event: bytes) -> bytes | None:
@@ -243,7 +310,7 @@ class StreamRelay(Response):
         data = event[5:].strip()
         if data == b"[DONE]":
             self.done = True
-            tail = self._finish_guards()
+            tail = self._release_held(None) + self._finish_guards()
             return tail + SSE_DONE if not self.ctx.stream_error else tail
         try:
             obj = orjson.loads(data)
@@ -261,26 +328,66 @@ class StreamRelay(Response):
             self.done = True
             self.ctx.stream_error = "upstream_error"
             self.metrics.upstream_errors.labels("stream_error").inc()
-            return sse_error_event(msg, "upstream_error")
+            return self._release_held(None) + sse_error_event(msg, "upstream_error")
         self.last_id = obj.get("id", self.last_id)
+        choices = obj.get("choices")
         usage = obj.get("usage")
         changed = False
         if usage:
-            self.ctx.prompt_tokens = usage.get("prompt_tokens")
-            self.ctx.completion_tokens = usage.get("completion_tokens")
-            if not self.client_wants_usage:
-                if not obj.get("choices"):
-                    return None  # the usage-only chunk the client did not ask for
-                obj.pop("usage")
-                changed = True
-        if self.guards is not None and obj.get("choices"):
-            blocked = self.guards.apply_chunk(obj["choices"], self.chat)
+            if not choices:  # the final usage chunk: the whole request's counts
+                self.ctx.prompt_tokens = usage.get("prompt_tokens")
+                self.ctx.completion_tokens = usage.get("completion_tokens")
+                if not self.client_wants_usage:  # not for the client, but its fingerprint is
+                    return self._release_held(obj.get("system_fingerprint")) or None
+            else:
+                self._meter(choices, usage)
+                if not self.client_wants_continuous_usage:
+                    obj.pop("usage")
+                    changed = True
+        elif choices:
+            self._count_streamed(choices)
+        if self.guards is not None and choices:
+            blocked = self.guards.apply_chunk(choices, self.chat)
             if blocked is not None:
                 return self._fail(blocked, "content_policy_violation", "")
             changed = True
-        if not changed:
-            return event + b"\n\n"
-        return sse_event(obj)
+        piece = sse_event(obj) if changed else event + b"\n\n"
+        held = self._release_held(None) if self._held else b""
+        if not self.client_wants_usage and choices and _finishes(choices):
+            self._held.append((obj, piece))  # until the usage chunk, the next event
+            return held or None
+        return held + piece
+
+    def _meter(self, choices: list, usage: dict) -> None:
+        """vLLM's continuous usage: a chunk carries its choice's completion tokens so far and its prompt's
+        tokens (one choice per chunk; choice i belongs to prompt i // n)."""
+        index = choices[0].get("index", 0) if isinstance(choices[0], dict) else 0
+        completion, prompt = usage.get("completion_tokens") or 0, usage.get("prompt_tokens") or 0
+        if index == 0 and len(self._completion) <= 1:  # one choice (the usual case): no sums
+            self._completion[0], self._prompt[0] = completion, prompt
+            self.ctx.completion_tokens, self.ctx.prompt_tokens = completion, prompt
+            return
+        self._completion[index] = completion
+        self._prompt[index // self.n] = prompt
+        self.ctx.completion_tokens = sum(self._completion.values())
+        self.ctx.prompt_tokens = sum(self._prompt.values())
+
+    def _count_streamed(self, choices: list) -> None:
+        for ch in choices:
+            if isinstance(ch, dict):
+                delta = ch.get("delta")
+                text = delta.get("content") if isinstance(delta, dict) else ch.get("text")
+                if text:
+                    self._streamed += 1
+
+    def _release_held(self, fingerprint: object) -> bytes:
+        """The terminal chunks waiting for the usage chunk, with its `system_fingerprint` when it has one."""
+        if not self._held:
+            return b""
+        held, self._held = self._held, []
+        if not isinstance(fingerprint, str):
+            return b"".join(piece for _, piece in held)
+        return b"".join(sse_event({**obj, "system_fingerprint": fingerprint}) for obj, _ in held)
 
     def _finish_guards(self) -> bytes:
         """Text still held back by the output guard when the upstream ends without a finish chunk."""

@@ -57,6 +57,14 @@ async def gw(make_gateway: Callable[..., httpx.AsyncClient]) -> httpx.AsyncClien
     return make_gateway()
 
 
+@pytest.fixture(scope="session")
+def real_engine() -> object:
+    """The safety engine of the default policy (loaded once: ~0.5 s)."""
+    from server.safety import load_engine
+
+    return load_engine(True, None)
+
+
 @pytest.fixture(scope="module")
 def standin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
     """A real stand-in upstream process (normal mode; tests switch modes with the x-standin-mode header)."""

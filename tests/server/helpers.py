@@ -93,10 +93,17 @@ class Upstream:
         self.answer: Callable[[httpx.Request], httpx.Response] = lambda r: httpx.Response(
             200, json=completion_json()
         )
+        self.models: Callable[[], httpx.Response] = models_response  # GET /v1/models
+        # GET /readiness: a plain vLLM engine has no such route; vLLM's router answers it (tests set it).
+        self.readiness: Callable[[], httpx.Response] = lambda: httpx.Response(
+            404, json={"detail": "Not Found"}
+        )
 
     def handler(self, request: httpx.Request) -> httpx.Response:
         if request.url.path == "/v1/models":
-            return models_response()
+            return self.models()
+        if request.url.path == "/readiness":
+            return self.readiness()
         self.requests.append(request)
         return self.answer(request)
 
@@ -124,12 +131,13 @@ def db_key(tmp_path: Path, **kw: object) -> str:
     return key
 
 
-def assert_openai_error(r: httpx.Response, status: int, code: str, param: str | None = None) -> dict:
+def assert_openai_error(r: httpx.Response, status: int, code: str | None, param: str | None = None) -> dict:
     assert r.status_code == status, r.text
     assert r.headers["content-type"].startswith("application/json")
     err = r.json()["error"]
     assert set(err) == {"message", "type", "param", "code"}
-    assert err["code"] == code and isinstance(err["message"], str) and err["message"]
+    assert err["code"] == code, err
+    assert isinstance(err["message"], str) and err["message"]
     assert err["param"] == param
     # Every response carries a request id and the (here empty) safety header.
     assert len(r.headers["x-request-id"]) >= 8

@@ -161,3 +161,83 @@ async def test_redis_tokens_slide_out(redis: Proc) -> None:
         assert ok.allowed and ok.tokens_used == 0
     finally:
         await lim.close()
+
+
+# --- token reservations: admitted requests hold their budget until they settle ---------------------------
+
+
+async def test_memory_reservation_holds_until_settled_for_the_real_count() -> None:
+    clock = Clock()
+    lim = MemoryRateLimiter(clock=clock)
+    first = await lim.admit("k", 0, 100, reserve=60)
+    assert (
+        first.allowed and first.tokens_used == 60 and first.headers()["x-ratelimit-remaining-tokens"] == "40"
+    )
+    second = await lim.admit("k", 0, 100, reserve=60)  # 60 < 100: admitted, the window now holds 120
+    assert second.allowed and second.tokens_used == 120
+    refused = await lim.admit("k", 0, 100, reserve=60)
+    assert not refused.allowed and refused.limited_by == "tokens"
+    await lim.settle("k", first.reservation, 10)  # it used 10 of its 60
+    await lim.settle("k", second.reservation, 0)  # refused upstream: nothing used
+    ok = await lim.admit("k", 0, 100, reserve=60)
+    assert ok.allowed and ok.tokens_used == 70
+
+
+async def test_memory_reservation_older_than_the_window_is_not_taken_back_twice() -> None:
+    clock = Clock()
+    lim = MemoryRateLimiter(clock=clock)
+    d = await lim.admit("k", 0, 100, reserve=80)
+    clock.t += 61  # a two-minute stream: its reservation left the window
+    assert (await lim.admit("k", 0, 100)).tokens_used == 0
+    await lim.settle("k", d.reservation, 30)  # charged when it ends
+    assert (await lim.admit("k", 0, 100)).tokens_used == 30
+
+
+@pytest.mark.parametrize("reserve", [40, 150])
+async def test_memory_concurrent_admissions_overspend_by_at_most_one_request(reserve: int) -> None:
+    lim = MemoryRateLimiter(clock=Clock())
+    admitted = [
+        d for d in await asyncio.gather(*[lim.admit("k", 0, 100, reserve) for _ in range(20)]) if d.allowed
+    ]
+    # Admitted while under the limit: the last one admitted takes the window past it, by one reservation.
+    assert len(admitted) == -(-100 // reserve)
+    assert len(admitted) * reserve < 100 + reserve
+
+
+async def test_redis_reservations_bound_concurrent_replicas_and_settle_atomically(redis: Proc) -> None:
+    a = RedisRateLimiter(redis.url, prefix="t4", window=5.0)
+    b = RedisRateLimiter(redis.url, prefix="t4", window=5.0)
+    try:
+        # 40 concurrent admissions from two replicas, each reserving 30 of a TPM of 100: exactly 4 get in.
+        results = await asyncio.gather(*[(a if i % 2 else b).admit("k", 0, 100, 30) for i in range(40)])
+        admitted = [d for d in results if d.allowed]
+        assert len(admitted) == 4
+        assert max(d.tokens_used for d in admitted) == 120
+        # They settle (concurrently, on both replicas) for what they used: 4 x 5 tokens.
+        await asyncio.gather(
+            *[(a if i % 2 else b).settle("k", d.reservation, 5) for i, d in enumerate(admitted)]
+        )
+        d = await a.admit("k", 0, 100, 0)
+        assert d.allowed and d.tokens_used == 20
+        # A reservation that already left the window is not taken back again.
+        late = await b.admit("k", 0, 100, 50)
+        assert late.allowed
+        await b.settle("k", late.reservation, 0)
+        await b.settle("k", late.reservation, 0)  # a second settle of the same reservation takes nothing
+        assert (await a.admit("k", 0, 100, 0)).tokens_used == 20
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_redis_reservation_expires_with_the_window(redis: Proc) -> None:
+    lim = RedisRateLimiter(redis.url, prefix="t5", window=1.0)
+    try:
+        d = await lim.admit("k", 0, 100, 90)
+        assert d.allowed and d.tokens_used == 90
+        await asyncio.sleep(1.1)
+        assert (await lim.admit("k", 0, 100, 0)).tokens_used == 0  # expired with the window
+        await lim.settle("k", d.reservation, 7)  # charged at the end, once
+        assert (await lim.admit("k", 0, 100, 0)).tokens_used == 7
+    finally:
+        await lim.close()

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import httpx
 import openai
+import orjson
 import pytest
 
 from tests.support.procs import TEST_KEY, Proc, metric, start_gateway
@@ -139,3 +140,79 @@ def test_disconnect_aborts_engine_request(gateway: Proc, vllm_server) -> None:
     assert after == settled, "the engine kept generating after the client disconnected"
     assert after - before < 2000 * CHOICES, f"{after - before} tokens: the request was not aborted"
     assert metric(gateway.url, "gateway_client_disconnects_total") == seen_before + 1
+
+
+# --- fidelity against the real engine ---------------------------------------------------------------------
+
+
+def test_prompt_longer_than_the_model_reads_is_context_length_exceeded(gateway: Proc, vllm_server) -> None:
+    # ~3,000 tokens against --max-model-len 2048: vLLM refuses, the gateway translates the code.
+    with pytest.raises(openai.BadRequestError) as e:
+        sdk(gateway).chat.completions.create(
+            model=vllm_server.model, messages=[{"role": "user", "content": "fever " * 3000}], max_tokens=4
+        )
+    assert e.value.code == "context_length_exceeded" and e.value.body["param"] == "messages"
+    # Certainly too long (at least 2,048 tokens by its characters): refused by the gateway from vLLM's model
+    # card, before any scan or engine call.
+    with pytest.raises(openai.BadRequestError) as e:
+        sdk(gateway).completions.create(model=vllm_server.model, prompt="x" * (2048 * 128), max_tokens=4)
+    assert e.value.code == "context_length_exceeded" and "2048 tokens" in e.value.body["message"]
+
+
+@pytest.fixture(scope="module")
+def plain(vllm_server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
+    """A gateway with the safety layer off."""
+    g = start_gateway(
+        tmp_path_factory.mktemp("gw-real-plain"),
+        vllm_server.url,
+        ANGEL_UPSTREAM_READ_TIMEOUT="120",
+        ANGEL_SAFETY_ENABLED="false",
+    )
+    yield g
+    g.stop()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"messages": [{"role": "user", "content": "Fever?"}], "max_tokens": 2},  # no model
+        {"model": "", "messages": [{"role": "user", "content": "Fever?"}], "max_tokens": 2},
+        {
+            "messages": [{"role": "narrator", "content": "Ward 7."}, {"role": "user", "content": "Hi"}],
+            "max_tokens": 2,
+        },
+        {
+            "messages": [{"role": "developer", "content": "Be brief."}, {"role": "user", "content": "Hi"}],
+            "max_tokens": 2,
+        },
+    ],
+    ids=["no-model", "empty-model", "unknown-role", "developer-role"],
+)
+def test_with_safety_off_the_gateway_takes_what_vllm_takes(plain: Proc, vllm_server, body: dict) -> None:
+    direct = httpx.post(vllm_server.url + "/v1/chat/completions", json=body, timeout=120)
+    through = httpx.post(
+        plain.url + "/v1/chat/completions",
+        json=body,
+        headers={"Authorization": f"Bearer {TEST_KEY}"},
+        timeout=120,
+    )
+    assert through.status_code == direct.status_code, (direct.text[:300], through.text[:300])
+    if direct.status_code == 200:
+        assert through.json()["model"] == direct.json()["model"] == vllm_server.model
+
+
+def test_stream_fingerprint_is_vllms(plain: Proc, vllm_server) -> None:
+    body = {"model": vllm_server.model, "messages": MSG, "max_tokens": 4, "stream": True, "ignore_eos": True}
+
+    def fingerprints(url: str, headers: dict) -> list:
+        out = []
+        with httpx.stream("POST", url + "/v1/chat/completions", json=body, headers=headers, timeout=120) as r:
+            for line in r.iter_lines():
+                if line.startswith("data: {"):
+                    out.append(orjson.loads(line[6:]).get("system_fingerprint"))
+        return out
+
+    direct = fingerprints(vllm_server.url, {})
+    through = fingerprints(plain.url, {"Authorization": f"Bearer {TEST_KEY}"})
+    assert direct[-1] and direct[-1].startswith("vllm-")  # on the terminal chunk, as vLLM sends it
+    assert through[-1] == direct[-1] and through.count(None) == len(through) - 1

@@ -166,3 +166,98 @@ def test_redis_restart_keeps_serving(
             break
         time.sleep(0.2)
     assert r.status_code == 200 and r.headers["x-ratelimit-remaining-requests"] == "99"
+
+
+# --- tokens are charged as they stream, and reserved at admission ----------------------------------------
+
+
+def db_key(db: Path, name: str, **limits: int) -> tuple[str, str]:
+    """A key in the shared database: (plaintext, id)."""
+    from server.db import Database
+    from server.keys import KeyStore
+
+    key, rec = KeyStore(Database(f"sqlite:///{db}")).create(name, **limits)
+    return key, rec.id
+
+
+def tokens_in_window(redis_url: str, key_id: str) -> int:
+    import redis
+
+    r = redis.Redis.from_url(redis_url)
+    try:
+        return int(r.get(f"angel:rl:{{{key_id}}}:tsum") or 0)
+    finally:
+        r.close()
+
+
+def test_a_client_leaving_before_the_usage_chunk_is_charged_what_was_streamed(
+    pair: tuple[Proc, Proc], shared_db: Path, standin: Proc, redis_server: Proc
+) -> None:
+    from tests.support.procs import control
+
+    a, _ = pair
+    key, key_id = db_key(shared_db, "leaves-early", tpm=100_000)
+    control(standin, delay_ms=100, chunks=40)  # 4 s of tokens; the usage chunk comes only at the end
+    try:
+        got = 0
+        with httpx.stream(
+            "POST",
+            a.url + "/v1/chat/completions",
+            json=chat_body(stream=True),
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=10,
+        ) as r:
+            assert r.status_code == 200
+            for line in r.iter_lines():
+                if line.startswith("data: ") and "Fine." in line:  # one stand-in token per content chunk
+                    got += 1
+                    if got == 10:
+                        break  # the client walks away
+        deadline = time.monotonic() + 5  # until the reservation (32,768 + 2) is settled
+        while time.monotonic() < deadline and tokens_in_window(redis_server.url, key_id) > 1000:
+            time.sleep(0.1)
+        charged = tokens_in_window(redis_server.url, key_id)
+        prompt = len(orjson.dumps([{"role": "user", "content": "hello"}])) // 4 + 1  # the stand-in's count
+        # What was streamed (10 tokens, maybe one or two more in flight), and the prompt: not zero.
+        assert prompt + 10 <= charged <= prompt + 13, charged
+    finally:
+        control(standin, delay_ms=0, chunks=16)
+
+
+def test_concurrent_streams_overspend_a_tpm_by_at_most_one_request(
+    pair: tuple[Proc, Proc], shared_db: Path, standin: Proc, redis_server: Proc
+) -> None:
+    import threading
+
+    from tests.support.procs import control
+
+    a, b = pair
+    key, key_id = db_key(shared_db, "concurrent-tpm", tpm=250)
+    control(standin, delay_ms=100, chunks=16)  # each stream runs ~1.6 s: all eight overlap
+    statuses: list[int] = []
+
+    def stream(gw: Proc) -> None:
+        with httpx.stream(
+            "POST",
+            gw.url + "/v1/chat/completions",
+            json=chat_body(stream=True, max_tokens=100),
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=20,
+        ) as r:
+            r.read()
+            statuses.append(r.status_code)
+
+    try:
+        threads = [threading.Thread(target=stream, args=(a if i % 2 else b,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+    finally:
+        control(standin, delay_ms=0, chunks=16)
+    # Each reserves 100 + its prompt's estimate (2): admitted at 0, 102 and 204 tokens, refused from 306 on.
+    # Without reservations all eight were admitted against the same unspent budget.
+    assert sorted(statuses) == [200] * 3 + [429] * 5, statuses
+    time.sleep(0.3)
+    charged = tokens_in_window(redis_server.url, key_id)
+    assert charged <= 250 + 102, charged  # the limit plus one request at most

@@ -37,6 +37,9 @@ def run_server(tmp_path, *args: str, **env: str) -> subprocess.CompletedProcess:
         ({"ANGEL_REDIS_URL": "http://redis"}, "ANGEL_REDIS_URL"),
         ({"ANGEL_LOG_LEVEL": "loud"}, "ANGEL_LOG_LEVEL"),
         ({"ANGEL_SAFETY_ENABLED": "perhaps"}, "ANGEL_SAFETY_ENABLED"),
+        ({"ANGEL_MAX_HEADER_BYTES": "100"}, "ANGEL_MAX_HEADER_BYTES"),
+        ({"ANGEL_MAX_EVENT_BYTES": "1000"}, "ANGEL_MAX_EVENT_BYTES"),
+        ({"ANGEL_SCAN_WORKERS": "0"}, "ANGEL_SCAN_WORKERS"),
     ],
 )
 def test_bad_setting_is_one_line_and_exit_2(tmp_path, env, needle):
@@ -73,3 +76,14 @@ def test_weak_metrics_token_is_refused(bad):
 
     with pytest.raises(ValidationError, match="metrics_token"):
         Settings(metrics_token=bad)
+
+
+def test_size_limits_default_to_the_documented_bounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    from server.settings import Settings
+
+    for name in ("ANGEL_MAX_HEADER_BYTES", "ANGEL_MAX_EVENT_BYTES", "ANGEL_SCAN_WORKERS"):
+        monkeypatch.delenv(name, raising=False)
+    s = Settings()
+    assert s.max_header_bytes == 64 * 1024
+    assert s.max_event_bytes >= 64 * 2**20
+    assert s.scan_workers >= 1

@@ -13,9 +13,15 @@ Modes (also per request with the `x-standin-mode` header):
   error500       HTTP 500 with a vLLM-shaped error
   error400       HTTP 400 with a vLLM-shaped error (param "temperature")
   overloaded     HTTP 503
-`POST /_control {"mode": ..., "delay_ms": ..., "chunks": ...}` changes the behaviour at run time.
-`GET /_stats` reports counters (requests, completed and client-cancelled streams, last request id and
-headers) so tests can check what the upstream saw, e.g. that a client's disconnect reached it.
+`POST /_control {"mode": ..., "delay_ms": ..., "chunks": ..., "head_delay_ms": ..., "max_model_len": ...}`
+changes the behaviour at run time: `head_delay_ms` holds every answer's headers back that long (an engine
+still queueing or prefilling), `max_model_len` is what the model cards say and what longer prompts are
+refused against (with vLLM's 400).
+Like vLLM: usage on every stream chunk with `stream_options.continuous_usage_stats`, and the
+`system_fingerprint` on a stream's terminal chunks, or on its usage chunk when usage was asked for.
+`GET /_stats` reports counters (requests, completed and client-cancelled streams, requests whose client
+left before their headers or before their JSON answer, last request id and headers) so tests can check
+what the upstream saw, e.g. that a client's disconnect reached it.
 """
 
 from __future__ import annotations
@@ -35,8 +41,18 @@ STATS: dict[str, Any] = {
     "last_authorization": None,
     "last_body": None,
     "inflight": 0,
+    "cancelled_before_headers": 0,
+    "requests_cancelled": 0,
 }
-CFG: dict[str, Any] = {"mode": "normal", "chunks": 64, "delay": 0.0, "model": "angel-standin"}
+CFG: dict[str, Any] = {
+    "mode": "normal",
+    "chunks": 64,
+    "delay": 0.0,
+    "head_delay": 0.0,
+    "model": "angel-standin",
+    "max_model_len": 32768,
+}
+FINGERPRINT = "fp_standin"
 # Each piece ends a sentence, so output guards with a sentence hold-back window release it at once.
 ANSWER_WORD = "Fine. "
 
@@ -82,9 +98,29 @@ def _answer_pieces(mode: str, body: dict[str, Any], chat: bool) -> list[str]:
     return [ANSWER_WORD] * min(n, CFG["chunks"])
 
 
+def _prompt_tokens(body: dict[str, Any]) -> int:
+    return len(orjson.dumps(body.get("messages") or body.get("prompt") or "")) // 4 + 1
+
+
 def _usage(body: dict[str, Any], completion: int) -> dict[str, int]:
-    prompt = len(orjson.dumps(body.get("messages") or body.get("prompt") or "")) // 4 + 1
+    prompt = _prompt_tokens(body)
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+async def _client_left_within(receive: Any, seconds: float) -> bool:
+    """Wait `seconds` (after the request body was read); True as soon as the client disconnects."""
+    if seconds <= 0:
+        return False
+
+    async def gone() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    try:
+        await asyncio.wait_for(gone(), seconds)
+        return True
+    except asyncio.TimeoutError:
+        return False
 
 
 async def _completion(scope: Any, receive: Any, send: Any, chat: bool) -> None:
@@ -111,8 +147,20 @@ async def _completion(scope: Any, receive: Any, send: Any, chat: bool) -> None:
     if mode == "overloaded":
         await _send_json(send, 503, _vllm_error(503, "server overloaded"))
         return
-    if body.get("model") != CFG["model"]:
+    if body.get("model") not in (CFG["model"], None, ""):  # vLLM serves its model for an absent one
         await _send_json(send, 404, _vllm_error(404, f"The model `{body.get('model')}` does not exist."))
+        return
+    prompt_tokens = _prompt_tokens(body)
+    if prompt_tokens >= CFG["max_model_len"]:
+        message = (
+            f"This model's maximum context length is {CFG['max_model_len']} tokens. However, your prompt "
+            f"contains {prompt_tokens} input tokens, which exceeds this limit even without any output "
+            "tokens. Please reduce the length of the input prompt."
+        )
+        await _send_json(send, 400, _vllm_error(400, message, "input_tokens"))
+        return
+    if await _client_left_within(receive, CFG["head_delay"]):
+        STATS["cancelled_before_headers"] += 1
         return
     pieces = _answer_pieces(mode, body, chat)
     if body.get("stream"):
@@ -123,8 +171,9 @@ async def _completion(scope: Any, receive: Any, send: Any, chat: bool) -> None:
     if mode == "malformed":
         await _send_json(send, 200, None, raw=b"this is not json")
         return
-    if CFG["delay"]:
-        await asyncio.sleep(CFG["delay"])
+    if await _client_left_within(receive, CFG["delay"]):
+        STATS["requests_cancelled"] += 1
+        return
     text = "".join(pieces)
     choice: dict[str, Any] = (
         {
@@ -146,6 +195,7 @@ async def _completion(scope: Any, receive: Any, send: Any, chat: bool) -> None:
             "model": CFG["model"],
             "choices": [choice],
             "usage": _usage(body, len(pieces)),
+            "system_fingerprint": FINGERPRINT,
         },
     )
 
@@ -177,6 +227,10 @@ async def _stream(
             "created": created,
             "model": CFG["model"],
         }
+        options = body.get("stream_options") or {}
+        include_usage = bool(options.get("include_usage"))
+        continuous = include_usage and bool(options.get("continuous_usage_stats"))
+        sent = 0  # completion tokens so far (one per piece)
 
         def event(obj: Any) -> bytes:
             return b"data: " + orjson.dumps(obj) + b"\n\n"
@@ -184,15 +238,20 @@ async def _stream(
         def chunk(text: str, finish: str | None = None, role: bool = False) -> bytes:
             if chat:
                 delta: dict[str, Any] = {"role": "assistant", "content": text} if role else {"content": text}
-                return event(
-                    {
-                        **base,
-                        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-                    }
-                )
-            return event(
-                {**base, "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish}]}
-            )
+                out = {
+                    **base,
+                    "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+                }
+            else:
+                out = {
+                    **base,
+                    "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish}],
+                }
+            if finish is not None and not include_usage:
+                out["system_fingerprint"] = FINGERPRINT  # vLLM: terminal chunks, unless a usage chunk follows
+            if continuous:
+                out["usage"] = _usage(body, sent)
+            return event(out)
 
         if chat:
             await send({"type": "http.response.body", "body": chunk("", role=True), "more_body": True})
@@ -207,6 +266,7 @@ async def _stream(
                 await gone.wait()
                 STATS["streams_cancelled"] += 1
                 return
+            sent += 1
             data = b"data: {this is not json\n\n" if mode == "malformed" else chunk(piece)
             await send({"type": "http.response.body", "body": data, "more_body": True})
             if CFG["delay"]:
@@ -215,8 +275,9 @@ async def _stream(
                 except asyncio.TimeoutError:
                     pass
         tail = chunk("", "stop")
-        if (body.get("stream_options") or {}).get("include_usage"):
-            tail += event({**base, "choices": [], "usage": _usage(body, len(pieces))})
+        if include_usage:
+            usage = _usage(body, len(pieces))
+            tail += event({**base, "choices": [], "usage": usage, "system_fingerprint": FINGERPRINT})
         await send({"type": "http.response.body", "body": tail + b"data: [DONE]\n\n", "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         STATS["streams_completed"] += 1
@@ -245,7 +306,15 @@ async def app(scope: Any, receive: Any, send: Any) -> None:
             200,
             {
                 "object": "list",
-                "data": [{"id": CFG["model"], "object": "model", "created": 0, "owned_by": "standin"}],
+                "data": [
+                    {
+                        "id": CFG["model"],
+                        "object": "model",
+                        "created": 0,
+                        "owned_by": "standin",
+                        "max_model_len": CFG["max_model_len"],
+                    }
+                ],
             },
         )
     elif path == "/_control" and method == "POST":
@@ -257,7 +326,11 @@ async def app(scope: Any, receive: Any, send: Any) -> None:
             CFG["delay"] = ctl["delay_ms"] / 1000.0
         if "chunks" in ctl:
             CFG["chunks"] = ctl["chunks"]
-        await _send_json(send, 200, {"mode": CFG["mode"], "delay": CFG["delay"], "chunks": CFG["chunks"]})
+        if "head_delay_ms" in ctl:
+            CFG["head_delay"] = ctl["head_delay_ms"] / 1000.0
+        if "max_model_len" in ctl:
+            CFG["max_model_len"] = ctl["max_model_len"]
+        await _send_json(send, 200, {k: v for k, v in CFG.items() if k != "model"})
     elif path in ("/health", "/_stats"):
         await _send_json(send, 200, STATS if path == "/_stats" else {})
     else:

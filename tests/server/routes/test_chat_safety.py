@@ -36,6 +36,7 @@ class Verdict:
     action: str
     messages: list | None = None
     prompt: str | None = None
+    body: dict | None = None  # top-level fields the rails rewrote (tools), as the engine's Verdict has
     response_text: str = ""
     error_message: str = ""
     events: list = field(default_factory=list)

@@ -46,24 +46,48 @@ async def test_upstream_500_is_502_without_engine_details(gw, upstream):
     assert "EngineCore" not in err["message"]  # engine internals stay internal
 
 
+def vllm_400(message: str, param: str | None) -> httpx.Response:
+    # vLLM's error shape: integer code, Python exception name as type.
+    error = {"message": message, "type": "BadRequestError", "param": param, "code": 400}
+    return httpx.Response(400, json={"error": error})
+
+
 @pytest.mark.parametrize("stream", [False, True])
 async def test_upstream_4xx_keeps_message_and_param_with_a_string_code(gw, upstream, stream):
-    # vLLM's error shape: integer code, Python exception name as type.
-    upstream.answer = lambda r: httpx.Response(
-        400,
-        json={
-            "error": {
-                "message": "This model's maximum context length is 32 tokens.",
-                "type": "BadRequestError",
-                "param": "max_tokens",
-                "code": 400,
-            }
-        },
-    )
+    upstream.answer = lambda r: vllm_400("temperature must be non-negative, got -1.", "temperature")
     r = await gw.post("/v1/chat/completions", json=chat_body(stream=stream), headers=AUTH)
-    err = assert_openai_error(r, 400, "invalid_request_error", "max_tokens")
-    assert err["message"].startswith("This model's maximum context length")
+    err = assert_openai_error(r, 400, "invalid_request_error", "temperature")
+    assert err["message"] == "temperature must be non-negative, got -1."
     assert err["type"] == "invalid_request_error"
+
+
+CONTEXT_MESSAGES = [
+    "This model's maximum context length is 2048 tokens. However, your prompt contains 4100 input tokens, "
+    "which exceeds this limit even without any output tokens. Please reduce the length of the input prompt.",
+    "This model's maximum context length is 2048 tokens. However, your prompt contains 900000 characters "
+    "(more than 524288 characters, which is the upper bound for 2048 input tokens). Please reduce the "
+    "length of the input prompt.",
+    "The decoder prompt (length 2048) plus the number of requested output tokens (at least 1) is longer "
+    "than the maximum model length of 2048. Make sure that `max_model_len` is no smaller than the number "
+    "of text tokens (prompt + requested output tokens).",
+]
+
+
+@pytest.mark.parametrize("message", CONTEXT_MESSAGES)
+@pytest.mark.parametrize(
+    ("path", "body", "param"),
+    [
+        ("/v1/chat/completions", chat_body(), "messages"),
+        ("/v1/chat/completions", chat_body(stream=True), "messages"),
+        ("/v1/completions", {"model": MODEL, "prompt": "x"}, "prompt"),
+    ],
+)
+async def test_vllm_context_length_400_is_context_length_exceeded(gw, upstream, message, path, body, param):
+    # OpenAI's code for a prompt longer than the model reads; LangChain keys its overflow error on it.
+    upstream.answer = lambda r: vllm_400(message, "input_tokens")
+    r = await gw.post(path, json=body, headers=AUTH)
+    err = assert_openai_error(r, 400, "context_length_exceeded", param)
+    assert err["message"] == message
 
 
 async def test_upstream_legacy_error_shape_404_is_model_not_found(gw, upstream):

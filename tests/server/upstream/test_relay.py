@@ -1,11 +1,24 @@
 """The SSE relay (server/upstream/relay.py) in process, over a MockTransport upstream: usage metering
-and stripping, events cut anywhere, mid-stream failures, malformed and error events."""
+(continuous, and what is stripped), the system_fingerprint, events cut anywhere and events of many MiB,
+mid-stream failures, malformed and error events."""
 
 from __future__ import annotations
 
 import httpx
+import pytest
 
-from tests.server.helpers import AUTH, MODEL, USAGE_CHUNK, chat_body, chunk, events, sse, sse_response
+from server.db import Database
+from tests.server.helpers import (
+    AUTH,
+    MODEL,
+    USAGE_CHUNK,
+    chat_body,
+    chunk,
+    events,
+    sse,
+    sse_response,
+    state_of,
+)
 
 STREAM_OK = sse(chunk("Hel"), chunk("lo"), chunk("", "stop"), USAGE_CHUNK, b"[DONE]")
 
@@ -17,8 +30,8 @@ async def test_stream_has_sse_headers_and_strips_the_usage_the_client_did_not_as
     assert r.headers["content-type"].startswith("text/event-stream")
     assert r.headers["x-accel-buffering"] == "no" and r.headers["cache-control"] == "no-cache"
     assert r.headers["x-angel-safety"] == "" and r.headers["x-request-id"]
-    # The gateway asked for usage even though the client did not...
-    assert upstream.last_json()["stream_options"] == {"include_usage": True}
+    # The gateway asked for usage (on every chunk) even though the client did not...
+    assert upstream.last_json()["stream_options"] == {"include_usage": True, "continuous_usage_stats": True}
     ev = events(r.text)
     # ...and the client does not see the usage chunk.
     assert ev[-1] == "[DONE]"
@@ -88,14 +101,33 @@ async def test_malformed_event_ends_the_stream_with_an_error_event(gw, upstream)
     assert len(ev) == 2 and ev[-1]["error"]["code"] == "upstream_malformed_response"
 
 
-async def test_unterminated_event_over_the_size_limit_ends_the_stream(make_gateway, upstream, monkeypatch):
-    from server.upstream import relay
+async def test_unterminated_event_over_max_event_bytes_ends_the_stream(make_gateway, upstream):
+    gw = make_gateway(max_event_bytes=65536)
 
-    monkeypatch.setattr(relay, "MAX_EVENT_BYTES", 4096)
-    gw = make_gateway()
-    upstream.answer = lambda r: sse_response(b"x" * 10000)
+    async def endless():  # one event that never ends, a read at a time
+        yield sse(chunk("Hel"))
+        while True:
+            yield b"data: " + b"x" * 8192
+
+    upstream.answer = lambda r: sse_response(endless())
     ev = events((await gw.post("/v1/chat/completions", json=chat_body(stream=True), headers=AUTH)).text)
+    assert ev[0]["choices"][0]["delta"]["content"] == "Hel"
     assert ev[-1]["error"]["code"] == "upstream_malformed_response"
+
+
+async def test_an_event_of_several_mib_is_relayed_whole_by_default(gw, upstream):
+    # Echo with logprobs on a long prompt makes events like this one (the old 1 MiB cap ended such streams).
+    big = chunk("y" * (3 << 20))
+    raw = sse(chunk("Hel"), big, chunk("", "stop"), USAGE_CHUNK, b"[DONE]")
+
+    async def in_reads():  # as a socket delivers it: 64 KiB at a time
+        for i in range(0, len(raw), 65536):
+            yield raw[i : i + 65536]
+
+    upstream.answer = lambda r: sse_response(in_reads())
+    ev = events((await gw.post("/v1/chat/completions", json=chat_body(stream=True), headers=AUTH)).text)
+    assert ev[1]["choices"][0]["delta"]["content"] == "y" * (3 << 20)
+    assert ev[-1] == "[DONE]"
 
 
 async def test_upstream_error_event_becomes_a_server_error_event(gw, upstream):
@@ -127,3 +159,129 @@ async def test_keepalive_comments_pass_through(gw, upstream):
     upstream.answer = lambda r: sse_response(b": ping\n\n" + STREAM_OK)
     r = await gw.post("/v1/chat/completions", json=chat_body(stream=True), headers=AUTH)
     assert r.text.startswith(": ping\n\n") and events(r.text)[-1] == "[DONE]"
+
+
+# --- continuous usage: metered as it streams, stripped unless asked --------------------------------------
+
+
+def usage_chunk(text: str, completion: int, finish: str | None = None, index: int = 0) -> dict:
+    c = chunk(text, finish)
+    c["choices"][0]["index"] = index
+    c["usage"] = {"prompt_tokens": 5, "completion_tokens": completion, "total_tokens": 5 + completion}
+    return c
+
+
+CONTINUOUS = sse(
+    usage_chunk("", 0),
+    usage_chunk("Hel", 1),
+    usage_chunk("lo", 2),
+    usage_chunk("", 2, "stop"),
+    USAGE_CHUNK,
+    b"[DONE]",
+)
+
+
+@pytest.mark.parametrize(
+    ("options", "per_chunk", "final"),
+    [
+        (None, False, False),
+        ({"include_usage": True}, False, True),
+        ({"include_usage": True, "continuous_usage_stats": True}, True, True),
+    ],
+)
+async def test_usage_on_every_chunk_reaches_the_client_only_as_asked(gw, upstream, options, per_chunk, final):
+    upstream.answer = lambda r: sse_response(CONTINUOUS)
+    body = chat_body(stream=True, **({"stream_options": options} if options else {}))
+    ev = events((await gw.post("/v1/chat/completions", json=body, headers=AUTH)).text)
+    content = [e for e in ev if e != "[DONE]" and e["choices"]]
+    assert all(("usage" in e) == per_chunk for e in content)
+    assert (ev[-2]["choices"] == [] and "usage" in ev[-2]) == final
+    assert "".join(e["choices"][0]["delta"]["content"] for e in content) == "Hello"
+
+
+async def test_a_stream_cut_before_its_usage_chunk_is_charged_what_was_streamed(
+    make_gateway, upstream, tmp_path
+):
+    async def cut():  # the engine's connection dies after two tokens, before any final usage
+        yield sse(usage_chunk("", 0), usage_chunk("Hel", 1), usage_chunk("lo", 2))
+        raise httpx.ReadError("connection reset by peer")
+
+    gw = make_gateway()
+    upstream.answer = lambda r: sse_response(cut())
+    ev = events((await gw.post("/v1/chat/completions", json=chat_body(stream=True), headers=AUTH)).text)
+    assert ev[-1]["error"]["code"] == "upstream_disconnected"
+    metrics = (await gw.get("/metrics")).text
+    assert f'gateway_tokens_total{{kind="completion",model="{MODEL}"}} 2.0' in metrics
+    assert f'gateway_tokens_total{{kind="prompt",model="{MODEL}"}} 5.0' in metrics
+    state_of(gw).audit.close()
+    rows = Database(f"sqlite:///{tmp_path}/gw.db").fetchall(
+        "SELECT prompt_tokens, completion_tokens FROM audit_log"
+    )
+    assert [tuple(r) for r in rows] == [(5, 2)]
+
+
+async def test_choices_are_metered_each_and_summed(gw, upstream):
+    # n=2: vLLM's continuous usage counts each choice's own tokens; the request used their sum.
+    raw = sse(
+        usage_chunk("a", 1, index=0),
+        usage_chunk("b", 1, index=1),
+        usage_chunk("c", 2, index=0),
+        usage_chunk("d", 2, "stop", index=1),
+    )
+
+    async def cut():
+        yield raw
+        raise httpx.ReadError("gone")
+
+    upstream.answer = lambda r: sse_response(cut())
+    await gw.post("/v1/chat/completions", json=chat_body(stream=True, n=2), headers=AUTH)
+    metrics = (await gw.get("/metrics")).text
+    assert f'gateway_tokens_total{{kind="completion",model="{MODEL}"}} 4.0' in metrics
+    assert f'gateway_tokens_total{{kind="prompt",model="{MODEL}"}} 5.0' in metrics
+
+
+async def test_an_upstream_without_usage_on_chunks_is_charged_its_content_chunks(gw, upstream):
+    async def cut():
+        yield sse(chunk("Hel"), chunk("lo"), chunk("!"))
+        raise httpx.ReadError("gone")
+
+    upstream.answer = lambda r: sse_response(cut())
+    await gw.post("/v1/chat/completions", json=chat_body(stream=True), headers=AUTH)
+    assert f'gateway_tokens_total{{kind="completion",model="{MODEL}"}} 3.0' in (await gw.get("/metrics")).text
+
+
+# --- system_fingerprint, where vLLM puts it for the usage the client asked for ---------------------------
+
+FINAL = {**USAGE_CHUNK, "system_fingerprint": "fp_test"}
+WITH_FINGERPRINT = sse(chunk("Hel"), chunk("lo", "stop"), FINAL, b"[DONE]")
+
+
+async def test_fingerprint_goes_on_the_terminal_chunk_when_the_usage_chunk_is_stripped(gw, upstream):
+    upstream.answer = lambda r: sse_response(WITH_FINGERPRINT)
+    ev = events((await gw.post("/v1/chat/completions", json=chat_body(stream=True), headers=AUTH)).text)
+    assert [e if e == "[DONE]" else e.get("system_fingerprint") for e in ev] == [None, "fp_test", "[DONE]"]
+    assert ev[1]["choices"][0]["finish_reason"] == "stop" and ev[1]["choices"][0]["delta"]["content"] == "lo"
+
+
+async def test_fingerprint_stays_on_the_usage_chunk_when_the_client_asked_for_usage(gw, upstream):
+    upstream.answer = lambda r: sse_response(WITH_FINGERPRINT)
+    body = chat_body(stream=True, stream_options={"include_usage": True})
+    ev = events((await gw.post("/v1/chat/completions", json=body, headers=AUTH)).text)
+    assert [e if e == "[DONE]" else e.get("system_fingerprint") for e in ev] == [
+        None,
+        None,
+        "fp_test",
+        "[DONE]",
+    ]
+
+
+async def test_a_held_terminal_chunk_is_not_lost_when_the_stream_fails(gw, upstream):
+    async def dies():
+        yield sse(chunk("Hel"), chunk("lo", "stop"))
+        raise httpx.ReadError("gone")
+
+    upstream.answer = lambda r: sse_response(dies())
+    ev = events((await gw.post("/v1/chat/completions", json=chat_body(stream=True), headers=AUTH)).text)
+    assert (
+        ev[1]["choices"][0]["delta"]["content"] == "lo" and ev[-1]["error"]["code"] == "upstream_disconnected"
+    )
