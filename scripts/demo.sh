@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Sets up and runs the whole stack on CPU with the embedded default: a generated `tiny` AntAngelMed
-# checkpoint served by vLLM with our plugin, behind the gateway (auth, rate limits, safety, metrics).
+# checkpoint served by vLLM with our plugin, behind the gateway (auth, rate limits, safety, metrics), then
+# shows what the gateway does (scripts/demo_client.py): a streamed chat, a crisis message answered with
+# crisis resources, a patient's identifiers redacted before the engine, and the metrics that counted them.
+# A generated checkpoint has random weights: its text is noise, and the demo says so.
 #
-#   scripts/demo.sh              start, print a key and example calls, Ctrl-C stops everything
+#   scripts/demo.sh                   start, show the demo, print a key and example calls; Ctrl-C stops
 #   MODEL_DIR=/path scripts/demo.sh   serve another checkpoint (e.g. real AntAngelMed weights)
-#   DEMO_SMOKE=1 scripts/demo.sh      start, send one English and one Chinese chat, stop
+#   DEMO_SMOKE=1 scripts/demo.sh      start, show the demo, stop
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -27,7 +30,8 @@ trap cleanup EXIT INT TERM
 echo "demo: starting vLLM (plugin antangelmed) on 127.0.0.1:$ENGINE_PORT, log $RUNTIME/engine.log"
 VLLM_CPU_KVCACHE_SPACE=${VLLM_CPU_KVCACHE_SPACE:-1} $PY -m vllm.entrypoints.openai.api_server \
   --model "$MODEL_DIR" --served-model-name antangelmed --host 127.0.0.1 --port "$ENGINE_PORT" \
-  --max-model-len 2048 --enforce-eager >"$RUNTIME/engine.log" 2>&1 &
+  --max-model-len 2048 --enforce-eager --enable-auto-tool-choice --tool-call-parser hermes \
+  >"$RUNTIME/engine.log" 2>&1 &
 pids+=($!)
 
 export ANGEL_UPSTREAM_URL="http://127.0.0.1:$ENGINE_PORT" ANGEL_HOST=127.0.0.1 ANGEL_PORT="$GATEWAY_PORT"
@@ -43,15 +47,20 @@ for _ in $(seq 1 300); do
 done
 curl -fs "http://127.0.0.1:$GATEWAY_PORT/readyz" >/dev/null || { echo "demo: stack did not become ready"; tail -20 "$RUNTIME"/*.log; exit 1; }
 
-echo "demo: ready. API key (shown once): $KEY"
+echo "demo: ready."
+$PY scripts/demo_client.py --base-url "http://127.0.0.1:$GATEWAY_PORT/v1" --key "$KEY" --model-dir "$MODEL_DIR"
+if [ -n "${DEMO_SMOKE:-}" ]; then
+  exit 0
+fi
+echo
+echo "demo: API key (shown once): $KEY"
 cat <<EOT
   curl -s http://127.0.0.1:$GATEWAY_PORT/v1/chat/completions -H "Authorization: Bearer $KEY" \\
     -H 'Content-Type: application/json' \\
     -d '{"model":"antangelmed","messages":[{"role":"user","content":"What helps a tension headache?"}],"max_tokens":32}'
+  curl -s http://127.0.0.1:$GATEWAY_PORT/v1/responses -H "Authorization: Bearer $KEY" \\
+    -H 'Content-Type: application/json' -d '{"model":"antangelmed","input":"What helps a tension headache?"}'
   curl -s http://127.0.0.1:$GATEWAY_PORT/metrics | grep ^gateway_
 EOT
-if [ -n "${DEMO_SMOKE:-}" ]; then
-  $PY scripts/demo_client.py --base-url "http://127.0.0.1:$GATEWAY_PORT/v1" --key "$KEY"
-  exit 0
-fi
+echo "demo: serving until Ctrl-C"
 wait

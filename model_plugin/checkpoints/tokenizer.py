@@ -23,17 +23,69 @@ SPECIAL_TOKENS: tuple[str, ...] = (BOS_TOKEN, PAD_TOKEN, EOS_TOKEN, ROLE_OPEN, R
 
 # Ling / AntAngelMed turn format: <role>NAME</role>text<|role_end|>, the assistant is prompted
 # with a bare <role>ASSISTANT</role>. Content may be an OpenAI string or a list of text parts.
+#
+# Tools follow the Ling 2.0 family's published template (Hermes-style JSON, which vLLM's `hermes` tool
+# parser reads): with `tools`, one leading SYSTEM turn holds the system message, a newline and the
+# function list; an assistant's calls follow its text, one `<tool_call>\n{"name": ..., "arguments":
+# ...}\n</tool_call>` each, separated by newlines; consecutive tool results share one OBSERVATION turn,
+# each wrapped in `\n<tool_response>\n...\n</tool_response>`. Without tools the rendering is unchanged.
+TOOLS_PREAMBLE = (
+    "# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
+    "You are provided with function signatures within <tools></tools> XML tags:\n<tools>"
+)
+TOOLS_POSTAMBLE = (
+    "\n</tools>\n\nFor each function call, return a json object with function name and arguments "
+    "within <tool_call></tool_call> XML tags:\n<tool_call>\n"
+    '{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>\n'
+)
+
+
+def _jinja_str(text: str) -> str:
+    """`text` as a single-quoted Jinja string literal (the tool prompt is kept readable above)."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n") + "'"
+
+
 CHAT_TEMPLATE = (
     "{%- set role_names = {'system': 'SYSTEM', 'user': 'HUMAN', 'human': 'HUMAN', "
     "'assistant': 'ASSISTANT', 'tool': 'OBSERVATION'} -%}"
-    "{%- for message in messages -%}"
-    "{%- if message['content'] is string -%}{%- set text = message['content'] -%}"
-    "{%- elif message['content'] is none -%}{%- set text = '' -%}"
-    "{%- else -%}{%- set text = message['content'] | selectattr('type', 'equalto', 'text') "
-    "| map(attribute='text') | join('') -%}"
+    "{%- macro text_of(message) -%}"
+    "{%- if message['content'] is string -%}{{- message['content'] -}}"
+    "{%- elif message['content'] is none -%}"
+    "{%- else -%}{{- message['content'] | selectattr('type', 'equalto', 'text') "
+    "| map(attribute='text') | join('') -}}"
     "{%- endif -%}"
-    "{{- '<role>' + role_names.get(message['role'], message['role'] | upper) + '</role>' "
-    "+ text + '<|role_end|>' -}}"
+    "{%- endmacro -%}"
+    "{%- set ns = namespace(skip_first=false) -%}"
+    "{%- if tools -%}"
+    "{{- '<role>SYSTEM</role>' -}}"
+    "{%- if messages and messages[0]['role'] == 'system' -%}"
+    "{{- text_of(messages[0]) + '\\n' -}}{%- set ns.skip_first = true -%}"
+    "{%- endif -%}"
+    "{{- " + _jinja_str(TOOLS_PREAMBLE) + " -}}"
+    "{%- for tool in tools -%}{{- '\\n' + (tool | tojson) -}}{%- endfor -%}"
+    "{{- " + _jinja_str(TOOLS_POSTAMBLE) + " + '<|role_end|>' -}}"
+    "{%- endif -%}"
+    "{%- for message in messages -%}"
+    "{%- set text = text_of(message) -%}"
+    "{%- if loop.first and ns.skip_first -%}"
+    "{%- elif message['role'] == 'tool' -%}"
+    "{%- if loop.first or loop.previtem['role'] != 'tool' -%}{{- '<role>OBSERVATION</role>' -}}{%- endif -%}"
+    "{{- '\\n<tool_response>\\n' + text + '\\n</tool_response>' -}}"
+    "{%- if loop.last or loop.nextitem['role'] != 'tool' -%}{{- '<|role_end|>' -}}{%- endif -%}"
+    "{%- else -%}"
+    "{{- '<role>' + role_names.get(message['role'], message['role'] | upper) + '</role>' + text -}}"
+    "{%- if message['role'] == 'assistant' and message['tool_calls'] -%}"
+    "{%- for call in message['tool_calls'] -%}"
+    "{%- set fn = call['function'] if call['function'] is defined else call -%}"
+    "{%- if text or not loop.first -%}{{- '\\n' -}}{%- endif -%}"
+    "{{- '<tool_call>\\n{\"name\": \"' + fn['name'] + '\", \"arguments\": ' -}}"
+    "{%- if fn['arguments'] is string -%}{{- fn['arguments'] -}}"
+    "{%- else -%}{{- fn['arguments'] | tojson -}}{%- endif -%}"
+    "{{- '}\\n</tool_call>' -}}"
+    "{%- endfor -%}"
+    "{%- endif -%}"
+    "{{- '<|role_end|>' -}}"
+    "{%- endif -%}"
     "{%- endfor -%}"
     "{%- if add_generation_prompt -%}{{- '<role>ASSISTANT</role>' -}}{%- endif -%}"
 )
