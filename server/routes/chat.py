@@ -310,7 +310,10 @@ def _input_rails(engine: SafetyEngine, body: dict[str, Any], kind: str, profile:
     offload worker (server/offload.py `prepare`), which also applies what the rails rewrote."""
     try:
         if kind == CHAT:
-            return check_chat(engine, body["messages"], profile)
+            # the caller's own continuation (vLLM's continue_final_message) and the tool definitions the
+            # template writes into the prompt are read too
+            prefill = body.get("continue_final_message") is True
+            return check_chat(engine, body["messages"], profile, prefill, body.get("tools"))
         return check_completion(engine, body["prompt"], profile)
     except UncheckableInput as exc:
         raise GatewayError(400, "invalid_request_error", str(exc), param=exc.param) from None
@@ -375,19 +378,14 @@ async def _json(
 
 
 def _guard_json(metrics: Metrics, ctx: RequestCtx, obj: dict[str, Any], guards: ResponseGuard) -> bytes:
+    """A whole answer through the output guards: every field the client receives (content with its
+    logprobs, reasoning, tool-call arguments; completions text with its logprobs)."""
+    chat = obj.get("object") != "text_completion"
     try:
         for ch in obj["choices"]:
-            msg = ch.get("message")
-            text = msg.get("content") if isinstance(msg, dict) else ch.get("text")
-            if not isinstance(text, str):
-                continue
-            released, blocked = guards.apply_text(ch.get("index", 0), text)
+            blocked = guards.apply_choice(ch, chat)
             if blocked is not None:
                 raise GatewayError(400, "content_policy_violation", blocked)
-            if isinstance(msg, dict):
-                msg["content"] = released
-            else:
-                ch["text"] = released
     finally:
         record_safety_events(metrics, ctx, guards.events())
     return orjson.dumps(obj)

@@ -13,6 +13,8 @@ Modes (also per request with the `x-standin-mode` header):
   error500       HTTP 500 with a vLLM-shaped error
   error400       HTTP 400 with a vLLM-shaped error (param "temperature")
   overloaded     HTTP 503
+  script         the answer is `script` (set with /_control): a list of pieces, each a text or, for a stream,
+                 a chunk's parts {"delta": {...}, "logprobs": {...}} (chat) / {"text": ..., "logprobs": ...}
 `POST /_control {"mode": ..., "delay_ms": ..., "chunks": ..., "head_delay_ms": ..., "max_model_len": ...}`
 changes the behaviour at run time: `head_delay_ms` holds every answer's headers back that long (an engine
 still queueing or prefilling), `max_model_len` is what the model cards say and what longer prompts are
@@ -89,11 +91,20 @@ def _vllm_error(status: int, message: str, param: str | None = None) -> dict[str
     }
 
 
-def _answer_pieces(mode: str, body: dict[str, Any], chat: bool) -> list[str]:
+def _piece_text(piece: Any) -> str:
+    """A scripted piece's text (a plain piece is its own text)."""
+    if isinstance(piece, str):
+        return piece
+    return (piece.get("delta") or {}).get("content") or piece.get("text") or ""
+
+
+def _answer_pieces(mode: str, body: dict[str, Any], chat: bool) -> list[Any]:
     if mode == "echo":
         text = orjson.dumps(body.get("messages") if chat else body.get("prompt")).decode()
         size = max(1, -(-len(text) // CFG["chunks"]))
         return [text[i : i + size] for i in range(0, len(text), size)]
+    if mode == "script":
+        return list(CFG.get("script") or [])
     n = body.get("max_tokens") or CFG["chunks"]
     return [ANSWER_WORD] * min(n, CFG["chunks"])
 
@@ -174,7 +185,7 @@ async def _completion(scope: Any, receive: Any, send: Any, chat: bool) -> None:
     if await _client_left_within(receive, CFG["delay"]):
         STATS["requests_cancelled"] += 1
         return
-    text = "".join(pieces)
+    text = "".join(map(_piece_text, pieces))
     choice: dict[str, Any] = (
         {
             "index": 0,
@@ -235,17 +246,22 @@ async def _stream(
         def event(obj: Any) -> bytes:
             return b"data: " + orjson.dumps(obj) + b"\n\n"
 
-        def chunk(text: str, finish: str | None = None, role: bool = False) -> bytes:
+        def chunk(text: Any, finish: str | None = None, role: bool = False) -> bytes:
+            scripted = text if isinstance(text, dict) else {}
+            logprobs = scripted.get("logprobs")
             if chat:
                 delta: dict[str, Any] = {"role": "assistant", "content": text} if role else {"content": text}
+                if scripted:
+                    delta = dict(scripted.get("delta") or {})
                 out = {
                     **base,
-                    "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+                    "choices": [{"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish}],
                 }
             else:
+                piece = scripted.get("text", "") if scripted else text
                 out = {
                     **base,
-                    "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish}],
+                    "choices": [{"index": 0, "text": piece, "logprobs": logprobs, "finish_reason": finish}],
                 }
             if finish is not None and not include_usage:
                 out["system_fingerprint"] = FINGERPRINT  # vLLM: terminal chunks, unless a usage chunk follows
@@ -326,6 +342,8 @@ async def app(scope: Any, receive: Any, send: Any) -> None:
             CFG["delay"] = ctl["delay_ms"] / 1000.0
         if "chunks" in ctl:
             CFG["chunks"] = ctl["chunks"]
+        if "script" in ctl:
+            CFG["script"] = ctl["script"]
         if "head_delay_ms" in ctl:
             CFG["head_delay"] = ctl["head_delay_ms"] / 1000.0
         if "max_model_len" in ctl:
