@@ -56,7 +56,7 @@ def stream_events(gw: Proc, body: dict) -> list[dict]:
     return out
 
 
-# ---- input: what the model will read -------------------------------------------------------------------------
+# ---- input: what the model will read ---------------------------------------------------------------
 def test_a_refusal_part_is_read_and_redacted_before_the_upstream(gateway: Proc, upstream: Proc) -> None:
     control(upstream, mode="echo")
     msg = {"role": "user", "content": [{"type": "refusal", "refusal": "my SSN is 123-45-6789"}]}
@@ -71,12 +71,10 @@ def test_system_developer_assistant_and_tool_turns_are_read(gateway: Proc, upstr
     messages = [
         {"role": "system", "content": "Patient record: phone 415-555-0132."},
         {"role": "developer", "content": "Escalate to Dr. Chen."},
-        {"role": "assistant", "content": "", "tool_calls": [
-            {"id": "c", "type": "function", "function": {"name": "lookup", "arguments": '{"mrn": "MRN 00482913"}'}}
-        ]},
+        {"role": "assistant", "content": "", "tool_calls": [call("lookup", '{"mrn": "MRN 00482913"}')]},
         {"role": "tool", "tool_call_id": "c", "content": "email: jane.doe@example.org"},
         {"role": "user", "content": "What next?"},
-    ]  # fmt: skip
+    ]
     r = post(gateway, {"messages": messages})
     assert r.status_code == 200 and r.headers["x-angel-safety"] == "phi"
     sent = orjson.dumps(last_body(upstream)["messages"]).decode()
@@ -131,16 +129,25 @@ def test_forged_turn_markers_are_neutralised_before_the_upstream(gateway: Proc, 
 
 # ---- output: what the client receives ----------------------------------------------------------------------
 def entry(token: str) -> dict:
-    return {"token": token, "logprob": -0.5, "bytes": list(token.encode()), "top_logprobs": [{"token": token, "logprob": -0.5, "bytes": list(token.encode())}]}  # fmt: skip
+    alternative = {"token": token, "logprob": -0.5, "bytes": list(token.encode())}
+    return {**alternative, "top_logprobs": [alternative]}
+
+
+def call(name: str, arguments: str, **extra: object) -> dict:
+    return {"id": "c", "type": "function", "function": {"name": name, "arguments": arguments}, **extra}
+
+
+def token_chunk(token: str) -> dict:
+    return {"delta": {"content": token}, "logprobs": {"content": [entry(token)]}}
 
 
 def test_streamed_logprobs_reasoning_and_tool_arguments_are_guarded(gateway: Proc, upstream: Proc) -> None:
     script = [
         {"delta": {"reasoning_content": "Her MRN is 00482913 "}},
-        *({"delta": {"content": t}, "logprobs": {"content": [entry(t)]}} for t in ["Call", " 415", "-555", "-0132", " now", "."]),
-        {"delta": {"tool_calls": [{"index": 0, "id": "c", "type": "function", "function": {"name": "f", "arguments": '{"ssn": "123-45-'}}]}},
+        *(token_chunk(t) for t in ["Call", " 415", "-555", "-0132", " now", "."]),
+        {"delta": {"tool_calls": [call("f", '{"ssn": "123-45-', index=0)]}},
         {"delta": {"tool_calls": [{"index": 0, "function": {"arguments": '6789"}'}}]}},
-    ]  # fmt: skip
+    ]
     control(upstream, mode="script", script=script)
     events = stream_events(gateway, {"messages": [{"role": "user", "content": "hello"}], "logprobs": True})
     control(upstream, mode="echo")
@@ -151,8 +158,8 @@ def test_streamed_logprobs_reasoning_and_tool_arguments_are_guarded(gateway: Pro
             delta = ch.get("delta") or {}
             content += delta.get("content") or ""
             reasoning += delta.get("reasoning_content") or ""
-            for call in delta.get("tool_calls") or ():
-                args += (call.get("function") or {}).get("arguments") or ""
+            for piece in delta.get("tool_calls") or ():
+                args += (piece.get("function") or {}).get("arguments") or ""
             tokens += [e["token"] for e in ((ch.get("logprobs") or {}).get("content") or ())]
     assert content == "Call [PHONE] now." and "".join(tokens) == content
     assert "00482913" not in reasoning and "[MRN]" in reasoning
