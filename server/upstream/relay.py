@@ -51,12 +51,17 @@ SSE_HEADERS = [
 
 
 def _has_content(piece: bytes) -> bool:
-    """Whether an outgoing SSE piece carries generated text (a non-empty content/text field)."""
+    """Whether an outgoing SSE piece carries generated text: a non-empty `content` (chat) or `text`
+    (completions) field. Time to first token is measured to this, never to a role-only or empty event, a
+    reasoning delta (its key ends in "_content") or an error."""
     for marker in (b'"content":"', b'"text":"'):
         i = piece.find(marker)
-        if i >= 0 and piece[i + len(marker) : i + len(marker) + 1] != b'"':
-            return True
-    return b'"error"' in piece
+        while i >= 0:
+            after = i + len(marker)
+            if piece[after : after + 1] != b'"' and piece[i - 1 : i] in (b"{", b","):
+                return True
+            i = piece.find(marker, after)
+    return False
 
 
 def _finishes(choices: list) -> bool:
@@ -231,7 +236,7 @@ class StreamRelay(Response):
                         if not self.sent_first and _has_content(piece):
                             # The first token goes out alone, without waiting for the rest of this read.
                             self.sent_first = True
-                            ctx.ttft = _perf() - ctx.t0
+                            ctx.ttft = _perf() - ctx.t0  # to the first non-empty content (contracts.md)
                             await send(
                                 {"type": "http.response.body", "body": b"".join(out), "more_body": True}
                             )

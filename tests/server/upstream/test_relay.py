@@ -285,3 +285,24 @@ async def test_a_held_terminal_chunk_is_not_lost_when_the_stream_fails(gw, upstr
     assert (
         ev[1]["choices"][0]["delta"]["content"] == "lo" and ev[-1]["error"]["code"] == "upstream_disconnected"
     )
+
+
+@pytest.mark.parametrize(
+    ("piece", "content"),
+    [
+        (b'data: {"choices":[{"delta":{"role":"assistant","content":""}}]}\n\n', False),
+        (b'data: {"choices":[{"delta":{"reasoning_content":"thinking"}}]}\n\n', False),
+        (b'data: {"error":{"message":"boom"}}\n\n', False),
+        (
+            b'data: {"choices":[{"delta":{"content":""}}]}\n\ndata: {"choices":[{"delta":{"content":"Hi"}}]}\n\n',
+            True,
+        ),
+        (b'data: {"choices":[{"text":"Hi","index":0}]}\n\n', True),
+    ],
+)
+def test_time_to_first_token_counts_only_non_empty_content(piece: bytes, content: bool) -> None:
+    """contracts.md: the first event whose delta carries non-empty content; never a role-only or empty
+    event, a reasoning delta or an error."""
+    from server.upstream.relay import _has_content
+
+    assert _has_content(piece) is content
