@@ -294,7 +294,8 @@ async def test_a_held_terminal_chunk_is_not_lost_when_the_stream_fails(gw, upstr
         (b'data: {"choices":[{"delta":{"reasoning_content":"thinking"}}]}\n\n', False),
         (b'data: {"error":{"message":"boom"}}\n\n', False),
         (
-            b'data: {"choices":[{"delta":{"content":""}}]}\n\ndata: {"choices":[{"delta":{"content":"Hi"}}]}\n\n',
+            b'data: {"choices":[{"delta":{"content":""}}]}\n\n'
+            b'data: {"choices":[{"delta":{"content":"Hi"}}]}\n\n',
             True,
         ),
         (b'data: {"choices":[{"text":"Hi","index":0}]}\n\n', True),
