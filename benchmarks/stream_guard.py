@@ -1,7 +1,8 @@
 """Streaming with safety on: how much of an answer the output guard holds back, and what it adds to the
 time to first content token.
 
-    .venv/bin/python benchmarks/stream_guard.py [--gateway] [--engine] [--out benchmarks/results/stream_guard.json]
+    .venv/bin/python benchmarks/stream_guard.py [--gateway] [--engine]
+        [--out benchmarks/results/stream_guard.json]
 
 1. The guard alone (always): benign medical answers (benchmarks/data/benign_answers.jsonl, English and
    Chinese) fed token by token through the patient profile's output guard, in two tokenizations: `words`,
@@ -134,24 +135,29 @@ def guard_alone(engine: SafetyEngine, split: Any) -> dict[str, Any]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--gateway", action="store_true", help="also stream through a real gateway process")
-    p.add_argument("--engine", action="store_true", help="also time the tiny engine directly and through the gateway")
+    p.add_argument(
+        "--engine", action="store_true", help="also time the tiny engine directly and through the gateway"
+    )
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "stream_guard.json"))
     args = p.parse_args()
     engine = SafetyEngine.from_policy_file(None)
     result: dict[str, Any] = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": f"{platform.machine()}, python {platform.python_version()}",
-        "guard_alone": {"words": guard_alone(engine, tokens_of), "bpe3000": guard_alone(engine, bpe_tokens())},
+        "guard_alone": {
+            "words": guard_alone(engine, tokens_of),
+            "bpe3000": guard_alone(engine, bpe_tokens()),
+        },
     }
     for name, g in result["guard_alone"].items():
         print(
             f"guard alone, {name}: {g['answers']} answers, {g['tokens']} tokens: content events kept "
             f"{g['content_events_kept']:.1%}, median hold {g['median_hold_tokens']} tokens (p90 "
-            f"{g['p90_hold_tokens']}, max {g['max_hold_tokens']}), CPU per token p50 {g['cpu_per_token_us_p50']} us, "
-            f"p99 {g['cpu_per_token_us_p99']} us"
+            f"{g['p90_hold_tokens']}, max {g['max_hold_tokens']}), CPU per token p50 "
+            f"{g['cpu_per_token_us_p50']} us, p99 {g['cpu_per_token_us_p99']} us"
         )
     if args.gateway or args.engine:
-        from benchmarks.stream_timing import run_gateway, run_engine  # the process-level parts
+        from benchmarks.stream_timing import run_engine, run_gateway  # the process-level parts
 
         if args.gateway:
             result["gateway"] = run_gateway([tokens_of(a["text"]) for a in answers()])

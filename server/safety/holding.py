@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 
+from server.safety.lexicon import latin_names
 from server.safety.phi.names import SURNAMES
 
 _WORD = re.compile(r"\S+")
@@ -79,13 +80,14 @@ def identifier_tail(buf: str, context: str = "") -> int:
     still_open = last.end() == len(buf)
     if not still_open and last.group()[-1] in ".!?。！？":
         return len(buf)  # the sentence ended: no identifier or name runs on past its full stop
-    if not _identish(last.group()):
+    if not _identish(last.group(), _opens_sentence(context + buf[: last.start()])):
         # an ordinary word still being written may yet become an address ("john" + ".doe@x.org"): held when it
         # already holds an address character, or an address is being given ("email", "write to", 邮箱);
         # otherwise it goes out, so a word streamed in sub-word tokens is not held to its end
         word = last.group()
         looks_like_address = _ALNUM.search(word) is not None and _ADDRESS_CHAR.search(word) is not None
-        if still_open and len(words) > 1 and _IDENTISH.search(words[-2].group()):
+        before = words[-2].group() if len(words) > 1 else ""
+        if still_open and _IDENTISH.search(before) and before[-1] not in ".!?。！？":
             # a number's meaning can hang on the word after it ("9/2 and" is a date, "1/2 a tablet" is not)
             return _run_start(buf, words[:-1])
         if not still_open or not (looks_like_address or _ADDRESS_CUE.search((context + buf)[-60:])):
@@ -100,7 +102,12 @@ def _run_start(buf: str, words: list[re.Match[str]]) -> int:
     start = words[-1].start()
     for word in reversed(words[:-1]):
         text = word.group()
-        if not _identish(text) or text[-1] in ".!?。！？" or _SENTENCE_END.search(buf, word.end(), start):
+        opens = _opens_sentence(buf[: word.start()])
+        if (
+            not _identish(text, opens)
+            or text[-1] in ".!?。！？"
+            or _SENTENCE_END.search(buf, word.end(), start)
+        ):
             break
         start = word.start()
     return start
@@ -123,8 +130,25 @@ def name_before_cue(buf: str) -> int:
     return m.start() if could_be else len(buf)
 
 
-def _identish(word: str) -> bool:
-    return _IDENTISH.search(word) is not None or _UPPER.match(word) is not None
+def _identish(word: str, opens_sentence: bool = False) -> bool:
+    """A word that may be part of an identifier or a name: a digit, an @, a web address, or a capital
+    letter. A capitalised word that opens a sentence is one only when it may be a name (Faker's name lists:
+    "Iron", "Statins", "Readings" open sentences all the time; "Beatrice" may be a patient)."""
+    if _IDENTISH.search(word) is not None:
+        return True
+    if _UPPER.match(word) is None:
+        return False
+    if not opens_sentence or not word[:1].isalpha():
+        return True
+    # (a word still being written counts only when it is a name already: holding every prefix of a name
+    # would hold "A", "For" and "To" at the start of nearly every answer)
+    return word.rstrip(",;:'’").lower() in latin_names()
+
+
+def _opens_sentence(before: str) -> bool:
+    """Whether a word after `before` starts a sentence (or the answer)."""
+    before = before.rstrip(" \t")
+    return not before or before[-1] in ".!?。！？\n"
 
 
 def chinese_clause(buf: str, context: str = "") -> int:

@@ -25,8 +25,8 @@ def test_plain_text_is_released_at_token_speed(engine: SafetyEngine) -> None:
     assert g.feed("A normal blood") == "A normal blood"
     assert g.feed(" pressure is") == " pressure is"
     assert g.feed(" below 120/80") == " below "  # a number may be an identifier in the making
-    assert g.feed(". Higher") == "120/80. "  # so may a capitalised word (a name)
-    assert g.feed(" readings need a recheck.\n") == "Higher readings need a recheck."
+    assert g.feed(". Mary") == "120/80. "  # so may a name
+    assert g.feed(" should recheck it.\n") == "Mary should recheck it."
     assert g.finish() == "\n"
     assert g.feed_unit("more") == [] and g.events == []
 
