@@ -28,4 +28,6 @@ def latin_names() -> frozenset[str]:
         for field in _FIELDS:
             names = getattr(provider, field, None) or ()
             out.update(n.lower() for n in names if isinstance(n, str) and n.isascii() and n.isalpha())
+    if not out:  # the package is a dependency: without it names would go out unheld, so say so at once
+        raise RuntimeError("the safety layer needs Faker's name lists: pip install 'faker>=40'")
     return frozenset(out)
