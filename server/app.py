@@ -23,13 +23,19 @@ from server.settings import Settings
 from server.state import FROM_SETTINGS, FromSettings, GatewayState
 
 log = logging.getLogger("server.request")
+# What GatewayMiddleware serves through `serve_post` (server/routes/chat.py), past FastAPI's router.
+HOT_ROUTES: dict[str, chat.Handler] = {
+    chat.PATHS[chat.CHAT]: chat.handle_chat,
+    chat.PATHS[chat.COMPLETION]: chat.handle_completion,
+    responses.PATH: responses.handle,
+}
 
 
 class GatewayMiddleware:
     """Pure ASGI (no BaseHTTPMiddleware): request id, headers on every response, in-flight gauge,
     a last-resort OpenAI-shaped 500, and the after-response bookkeeping.
 
-    It also dispatches the two hot routes (POST chat/completions and completions) to
+    It also dispatches the hot routes (POST chat/completions, completions and responses) to
     `server.routes.chat.serve_post` itself; every other request goes through FastAPI as usual.
     """
 
@@ -64,12 +70,12 @@ class GatewayMiddleware:
         state = self.state
         inflight = state.metrics.inflight
         inflight.inc()
-        kind = chat.HOT_PATHS.get(scope["path"]) if scope["method"] == "POST" else None
+        handle = HOT_ROUTES.get(scope["path"]) if scope["method"] == "POST" else None
         try:
-            if kind is None:
+            if handle is None:
                 await self.app(scope, receive, send_wrapper)
             else:
-                await chat.serve_post(state, scope, receive, send_wrapper, kind)
+                await chat.serve_post(state, scope, receive, send_wrapper, handle)
         except Exception:
             log.exception("unhandled error", extra={"request_id": ctx.request_id})
             ctx.status = 500

@@ -4,11 +4,11 @@ Flow: auth -> body -> validation -> model checks -> context length -> rate limit
 input rails -> upstream (JSON or SSE relay) -> output rails -> client. Bookkeeping happens in the
 middleware afterwards (`server.bookkeeping`), which settles the reservation.
 
-POST on these two paths is served by `serve_post` below, which GatewayMiddleware (server/app.py) calls
-directly: FastAPI's router, dependency injection and exception middleware do nothing for these requests
-that `serve_post` does not, yet cost ~0.3 ms per request before the route runs (the TTFT timeline in
-benchmarks/README.md). The two FastAPI routes never run in the app; they describe these paths in the
-OpenAPI schema and answer other methods with 405.
+POST on these two paths (and on `/v1/responses`, server/routes/responses.py) is served by `serve_post`
+below, which GatewayMiddleware (server/app.py) calls directly: FastAPI's router, dependency injection and
+exception middleware do nothing for these requests that `serve_post` does not, yet cost ~0.3 ms per
+request before the route runs (the TTFT timeline in benchmarks/README.md). The FastAPI routes never run in
+the app; they describe these paths in the OpenAPI schema and answer other methods with 405.
 
 The event loop never waits on a large body: one over `OFFLOAD_BYTES` is parsed, validated, scanned and
 serialised in a worker (server/offload.py). From the end of its body a request is cancelled when its
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -56,7 +57,8 @@ router = APIRouter()
 _perf = time.perf_counter
 CHAT, COMPLETION = "chat", "completion"
 PATHS = {CHAT: "/v1/chat/completions", COMPLETION: "/v1/completions"}
-HOT_PATHS = {path: kind for kind, path in PATHS.items()}  # what GatewayMiddleware sends to serve_post
+# A route's whole work after authentication: what `serve_post` runs for a hot path.
+Handler = Callable[[Request, GatewayState, KeyRecord], Awaitable[Response]]
 # The field OpenAI names in a context-length error.
 _PROMPT_PARAM = {PATHS[CHAT]: "messages", PATHS[COMPLETION]: "prompt"}
 # Tokens reserved per choice against a TPM limit when a request names no max_tokens, its key has no cap
@@ -64,15 +66,17 @@ _PROMPT_PARAM = {PATHS[CHAT]: "messages", PATHS[COMPLETION]: "prompt"}
 DEFAULT_RESERVE_TOKENS = 4096
 
 
-async def serve_post(state: GatewayState, scope: Scope, receive: Receive, send: Send, kind: str) -> None:
-    """The hot path: every POST on `PATHS[kind]`, called by GatewayMiddleware. Auth, then the route,
+async def serve_post(
+    state: GatewayState, scope: Scope, receive: Receive, send: Send, handle: Handler
+) -> None:
+    """The hot path: every POST on a hot route, called by GatewayMiddleware. Auth, then `handle`,
     without FastAPI's router and dependency injection; a `GatewayError` becomes its OpenAI-shaped answer,
     and a client that left gets nothing (its request is booked as 499)."""
     request = Request(scope, receive)
     ctx: RequestCtx = scope["angel"]
     response: Response | None
     try:
-        response = await _handle(request, state, await authenticate(request, state), kind)
+        response = await handle(request, state, await authenticate(request, state))
     except asyncio.CancelledError:
         if ctx.watch is None or not ctx.watch.gone_after_cancel():
             raise  # cancelled from outside (forced shutdown)
@@ -108,17 +112,25 @@ def _client_left(state: GatewayState, ctx: RequestCtx) -> None:
         ctx.status = CLIENT_CLOSED
 
 
+async def handle_chat(request: Request, state: GatewayState, key: KeyRecord) -> Response:
+    return await _handle(request, state, key, CHAT)
+
+
+async def handle_completion(request: Request, state: GatewayState, key: KeyRecord) -> Response:
+    return await _handle(request, state, key, COMPLETION)
+
+
 # NEVER CALLED in the app: GatewayMiddleware (server/app.py) serves every POST on these two paths through
 # `serve_post` above. These routes put the paths in the OpenAPI schema and make FastAPI answer other
 # methods with 405. (No docstrings: FastAPI would publish them as the OpenAPI descriptions.)
 @router.post(PATHS[CHAT], openapi_extra=CHAT_SCHEMA)
 async def chat_completions(request: Request, state: State, key: ApiKey) -> Response:
-    return await _handle(request, state, key, CHAT)
+    return await handle_chat(request, state, key)
 
 
 @router.post(PATHS[COMPLETION], openapi_extra=COMPLETION_SCHEMA)
 async def completions(request: Request, state: State, key: ApiKey) -> Response:
-    return await _handle(request, state, key, COMPLETION)
+    return await handle_completion(request, state, key)
 
 
 def _too_large(limit: int) -> GatewayError:

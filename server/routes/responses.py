@@ -5,6 +5,10 @@ Flow: auth -> body -> validation -> model checks -> rate limit -> input rails (`
 -> client. Bookkeeping (metrics, metering from `usage.input_tokens` / `output_tokens`, audit) happens in
 the middleware afterwards, as for chat.
 
+As for chat, POST here is served by `serve_post` (server/routes/chat.py) through `handle`, and the FastAPI
+route only describes the path: a body over `OFFLOAD_BYTES` is scanned and serialised in an offload worker,
+and from the end of its body the request is cancelled when its client disconnects, the engine's with it.
+
 The gateway keeps no conversation state and lets the engine keep none: `store` is always false upstream,
 and `previous_response_id` / `background` are refused. vLLM's response store is one in-memory map for every
 tenant (a response id would read another key's conversation, PHI included), and a stored conversation is
@@ -27,11 +31,13 @@ from server.bookkeeping import record_safety_events
 from server.context import RequestCtx
 from server.errors import GatewayError, bad_param
 from server.keys import KeyRecord
+from server.offload import OFFLOAD_BYTES, Prepared, prepare
 from server.openai_shapes import canned_response
-from server.routes.chat import DEFAULT_RESERVE_TOKENS, _admit, _check_model, read_body
+from server.routes.chat import DEFAULT_RESERVE_TOKENS, _admit, _check_model, _record_rails, read_body
 from server.routes.schemas import RESPONSES_SCHEMA
-from server.safety import InputCheck, ResponseGuard, UncheckableInput, check_responses
+from server.safety import InputCheck, ResponseGuard, SafetyEngine, UncheckableInput, check_responses
 from server.state import GatewayState, State
+from server.upstream.cancel import ClientWatch
 from server.upstream.client import translate_error, translate_response
 from server.upstream.responses_relay import Pieces, ResponsesRelay, guard_response
 from server.validation import CHARS_PER_TOKEN_ESTIMATE, parse_json
@@ -51,10 +57,18 @@ _STATEFUL = {
 }
 
 
+# NEVER CALLED in the app: GatewayMiddleware serves POST here through `serve_post` and `handle` (see
+# server/app.py HOT_ROUTES). The route puts the path in the OpenAPI schema and answers other methods with 405.
 @router.post(PATH, openapi_extra=RESPONSES_SCHEMA)
 async def create_response(request: Request, state: State, key: ApiKey) -> Response:
+    return await handle(request, state, key)
+
+
+async def handle(request: Request, state: GatewayState, key: KeyRecord) -> Response:
     ctx: RequestCtx = request.scope["angel"]
     raw = await read_body(request, state.settings.max_body_bytes, state.settings.body_timeout)
+    # From here on the client's disconnect cancels whatever this request awaits (a worker, the engine).
+    ctx.watch = ClientWatch(request.receive)
     body = parse_json(raw)
     validate_responses(body)
     await _check_model(state, key, ctx, body)  # 403 / 404
@@ -67,16 +81,22 @@ async def create_response(request: Request, state: State, key: ApiKey) -> Respon
     rl_headers = await _admit(state, key, ctx, output + prompt_estimate)
     stream = body.get("stream") is True
 
+    body["store"] = False  # nothing of the conversation stays in the engine (see the module docstring)
+    state.cache_salter.apply(body, key)  # the tenant's prefix cache only (server/tenancy.py)
+    scan = _input_rails if state.safety is not None else None
+    job = (None, body, "input", "responses", scan, key.safety_profile)
+    large = len(raw) > OFFLOAD_BYTES
+    prepared: Prepared = await state.offload.run(prepare, *job) if large else prepare(state.safety, *job)
     guards = None
-    if state.safety is not None:
-        check = _input_rails(state, ctx, key, body)
+    check = prepared.check
+    if check is not None:
+        assert state.safety is not None
+        _record_rails(state.metrics, ctx, check)  # a refusal is raised here
         if check.canned is not None:
             return _canned(model, check.canned, stream, rl_headers)
         guards = ResponseGuard(state.safety, check.verdicts, 1)
 
-    body["store"] = False  # nothing of the conversation stays in the engine (see the module docstring)
-    state.cache_salter.apply(body, key)  # the tenant's prefix cache only (server/tenancy.py)
-    content = orjson.dumps(body)
+    assert prepared.content is not None
     headers = state.upstream.headers(ctx.request_id)
     ctx.upstream_start = _perf()
     ctx.overhead = ctx.upstream_start - ctx.t0
@@ -84,8 +104,8 @@ async def create_response(request: Request, state: State, key: ApiKey) -> Respon
         # Until the final event brings the engine's usage, a stream that ends early (a disconnect) is
         # charged the estimate and the pieces it streamed (server/upstream/responses_relay.py).
         ctx.prompt_tokens = prompt_estimate
-        return await _stream(state, ctx, content, headers, guards, rl_headers)
-    return await _json(state, ctx, content, headers, guards, rl_headers)
+        return await _stream(state, ctx, prepared.content, headers, guards, rl_headers)
+    return await _json(state, ctx, prepared.content, headers, guards, rl_headers)
 
 
 def _is_int(v: Any) -> bool:
@@ -138,19 +158,13 @@ def cap_output_tokens(body: dict[str, Any], cap: int | None) -> None:
         raise bad_param("max_output_tokens", f"'max_output_tokens' exceeds this key's limit of {cap}.")
 
 
-def _input_rails(state: GatewayState, ctx: RequestCtx, key: KeyRecord, body: dict[str, Any]) -> InputCheck:
-    assert state.safety is not None
+def _input_rails(engine: SafetyEngine, body: dict[str, Any], kind: str, profile: str | None) -> InputCheck:
+    """The input rails over `instructions` and the `input` items. Plain computation: for a large body it
+    runs in an offload worker (server/offload.py `prepare`), which also applies what the rails rewrote."""
     try:
-        check = check_responses(state.safety, body, key.safety_profile)
+        return check_responses(engine, body, profile)
     except UncheckableInput as exc:
         raise GatewayError(400, "invalid_request_error", str(exc), param=exc.param) from None
-    record_safety_events(state.metrics, ctx, check.events)
-    ctx.safety = check.header_value
-    if check.blocked is not None:
-        raise GatewayError(400, "content_policy_violation", check.blocked)
-    if check.canned is None:
-        check.apply_to(body)
-    return check
 
 
 def _canned(model: str, text: str, stream: bool, headers: dict[str, str]) -> Response:

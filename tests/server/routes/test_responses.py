@@ -20,6 +20,7 @@ from openai.types.responses import ResponseStreamEvent
 from pydantic import TypeAdapter
 
 from server.db import Database
+from server.offload import OFFLOAD_BYTES
 from server.safety import load_engine
 from tests.server.helpers import AUTH, MODEL, assert_openai_error, db_key, sse_response, state_of
 
@@ -293,6 +294,62 @@ async def test_phi_in_instructions_and_input_items_is_redacted_before_the_engine
     sent = upstream.last_json()
     assert "[PHONE_1]" in sent["input"][0]["content"][0]["text"] and sent["store"] is False
     assert 'gateway_safety_events_total{action="redact",category="phi"}' in await metrics(safe_gw)
+
+
+async def test_a_large_body_is_scanned_off_the_event_loop_with_the_same_result(safe_gw, upstream):
+    upstream.answer = lambda r: httpx.Response(200, json=response_obj())
+    filler = "The patient reports a mild headache after long shifts. " * (OFFLOAD_BYTES // 50)
+    items = [{"role": "user", "content": [{"type": "input_text", "text": filler + PHI_INPUT}]}]
+    assert state_of(safe_gw).offload._pool is None
+    r = await safe_gw.post(PATH, json=body(input=items), headers=AUTH)
+    assert r.status_code == 200 and "phi" in r.headers["x-angel-safety"].split(",")
+    assert state_of(safe_gw).offload._pool is not None  # the scan ran in the offload pool
+    sent = upstream.last_json()["input"][0]["content"][0]["text"]
+    assert "415-555-0142" not in sent and "[PHONE_1]" in sent and sent.startswith(filler[:200])
+
+
+async def test_a_client_gone_before_the_answer_cancels_the_engine_request(gw, upstream):
+    cancelled = asyncio.Event()
+
+    async def generating(request: httpx.Request) -> httpx.Response:
+        try:
+            await asyncio.sleep(30)  # a whole non-streamed generation happens before the headers
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return httpx.Response(200, json=response_obj())
+
+    upstream.answer = generating
+    content = orjson.dumps(body())
+    incoming = [{"type": "http.request", "body": content, "more_body": False}]
+    hang_up = asyncio.Event()
+
+    async def receive() -> dict[str, Any]:
+        if incoming:
+            return incoming.pop()
+        await hang_up.wait()
+        return {"type": "http.disconnect"}
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    headers = [(k.lower().encode(), v.encode()) for k, v in AUTH.items()]
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": PATH, "raw_path": PATH.encode(), "query_string": b"", "root_path": "",
+        "headers": [*headers, (b"content-type", b"application/json"), (b"host", b"gw.test")],
+        "client": ("127.0.0.1", 5000), "server": ("gw.test", 80),
+    }  # fmt: skip
+    served = asyncio.ensure_future(gw._transport.app(scope, receive, send))  # type: ignore[attr-defined]
+    while not upstream.requests:
+        await asyncio.sleep(0.01)
+    hang_up.set()
+    await asyncio.wait_for(served, 5)
+    assert cancelled.is_set()  # the engine's request was closed, not left generating
+    assert not any(m["type"] == "http.response.start" for m in sent)  # nothing sent to nobody
+    assert 'route="/v1/responses",status="499"} 1.0' in await metrics(gw)
 
 
 async def test_injection_is_refused_before_the_engine(safe_gw, upstream):
