@@ -32,8 +32,12 @@ for name, argv in json.load(sys.stdin).items():
         continue
     keys = ("model_tag", "model", "served_model_name", "host", "port", "tensor_parallel_size",
             "speculative_config", "max_model_len", "gpu_memory_utilization", "enforce_eager",
-            "trust_remote_code", "shutdown_timeout")
+            "trust_remote_code", "shutdown_timeout", "enable_auto_tool_choice", "tool_call_parser")
     out[name] = {k: getattr(args, k, None) for k in keys}
+    if args.tool_call_parser:  # a name vLLM's tool-parser registry resolves
+        from vllm.tool_parsers import ToolParserManager
+        parser_cls = ToolParserManager.get_tool_parser(args.tool_call_parser)
+        out[name]["tool_call_parser_class"] = parser_cls.__name__
 print("PARSED" + json.dumps(out))
 """
 
@@ -75,6 +79,10 @@ def test_engine_args_accepted_by_vllm(
     spec = one(rendered[overlay], "Deployment", "antangelmed-engine")["spec"]["template"]["spec"]
     # vLLM drains in-flight requests for shutdown_timeout; Kubernetes must wait at least that long.
     assert 0 < args["shutdown_timeout"] < spec["terminationGracePeriodSeconds"]
+    # Tool calling: the parser that reads AntAngelMed's Hermes-style <tool_call> JSON
+    # (tests/model_plugin/checkpoints/test_chat_template_tools.py).
+    assert args["enable_auto_tool_choice"] is True and args["tool_call_parser"] == "hermes"
+    assert args["tool_call_parser_class"] == "Hermes2ProToolParser"
 
 
 def test_parsed_engine_flavours(parsed: dict[str, dict]) -> None:
