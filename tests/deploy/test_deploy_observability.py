@@ -1,7 +1,8 @@
 """ServiceMonitors, alerts and the Grafana dashboard: valid PromQL on metrics that really exist.
 
 Metric names are checked against the code that exports them: `gateway_*` against `server/`,
-`vllm:*` against the installed vLLM package (read as text, not imported: importing vLLM is slow).
+`vllm:*` against the installed vLLM package (read as text, not imported: importing vLLM is slow),
+`vllm_router_*` against the installed vllm-router's compiled extension (its metric names are strings in it).
 """
 
 from __future__ import annotations
@@ -39,6 +40,15 @@ DASHBOARD_VLLM_METRICS = {
     "vllm:kv_cache_usage_perc",
     "vllm:spec_decode_num_accepted_tokens_total",
 }
+# The router's metrics the dashboard must show: engine health, where requests go and why, failures.
+DASHBOARD_ROUTER_METRICS = {
+    "vllm_router_worker_health",
+    "vllm_router_processed_requests_total",
+    "vllm_router_prefix_routing_decisions_total",
+    "vllm_router_running_requests",
+    "vllm_router_retries_exhausted_total",
+    "vllm_router_cb_state",
+}
 # Series suffixes Prometheus clients add to a metric's declared name.
 _SERIES_SUFFIXES = ("_bucket", "_sum", "_count", "_created")
 # Grafana's variables, replaced by plain values so the expressions parse as PromQL.
@@ -62,6 +72,18 @@ def vllm_declared() -> set[str] | None:
         return None
     root = Path(next(iter(spec.submodule_search_locations)))
     return _declared((p.read_text(errors="ignore") for p in root.rglob("*.py")), "vllm:")
+
+
+@functools.cache
+def router_binary() -> bytes | None:
+    """The compiled extension of the installed vllm-router (its metric names are literals in it)."""
+    spec = importlib.util.find_spec("vllm_router_rs")
+    return Path(spec.origin).read_bytes() if spec is not None and spec.origin else None
+
+
+def router_exported(name: str, binary: bytes) -> bool:
+    stems = {name} | {name.removesuffix(s) for s in _SERIES_SUFFIXES if name.endswith(s)}
+    return any(stem.encode() in binary for stem in stems)
 
 
 def exported(name: str, declared: set[str]) -> bool:
@@ -110,12 +132,18 @@ def _dashboard_exprs(dashboard: dict) -> list[str]:
 def _check_names(names: set[str]) -> list[str]:
     """Names with a known prefix that no code declares (vLLM's skipped when it is not installed)."""
     sources = {"gateway_": gateway_declared(), "vllm:": vllm_declared()}
-    return [
+    unknown = [
         n
         for n in sorted(names)
         for prefix, declared in sources.items()
         if n.startswith(prefix) and declared is not None and not exported(n, declared)
     ]
+    binary = router_binary()
+    if binary is not None:
+        unknown += [
+            n for n in sorted(names) if n.startswith("vllm_router_") and not router_exported(n, binary)
+        ]
+    return unknown
 
 
 # ------------------------------------------------------------------------------------------------
@@ -208,10 +236,55 @@ def test_service_monitors_select_services_and_ports(rendered: dict[str, list[Obj
         port_names = {p["name"] for p in svc["spec"]["ports"]}
         assert all(e["port"] in port_names and e["path"] == "/metrics" for e in sm["spec"]["endpoints"])
         monitored.add(svc["metadata"]["name"])
-    assert monitored == {"antangelmed-engine", "antangelmed-gateway"}
+    # The fleet with vllm-router also scrapes the router (components/router).
+    expected = {"antangelmed-engine", "antangelmed-gateway"} | (
+        {"antangelmed-router"} if overlay == "production" else set()
+    )
+    assert monitored == expected
 
 
 def test_keda_query_parses_and_uses_vllm_queue_metric(rendered: dict[str, list[Obj]]) -> None:
     so = one(rendered["production"], "ScaledObject", "antangelmed-engine")
     names = metric_names(so["spec"]["triggers"][0]["metadata"]["query"])
     assert names == {"vllm:num_requests_waiting"} and not _check_names(names)
+
+
+def _router_rules(objs: list[Obj]) -> list[Obj]:
+    rule = one(objs, "PrometheusRule", "antangelmed-router")
+    return [r for g in rule["spec"]["groups"] for r in g["rules"]]
+
+
+def test_router_metric_names_are_checked_against_the_installed_router() -> None:
+    binary = router_binary()
+    if binary is None:
+        pytest.skip("vllm-router is not installed here: its metric names cannot be checked")
+    assert router_exported("vllm_router_worker_health", binary)
+    assert router_exported("vllm_router_processed_requests_total", binary)
+    assert not router_exported("vllm_router_made_up_total", binary)
+    assert _check_names({"vllm_router_made_up_total"}) == ["vllm_router_made_up_total"]
+
+
+def test_router_alerts_parse_use_router_metrics_and_cover_outages(rendered: dict[str, list[Obj]]) -> None:
+    rules = _router_rules(rendered["production"])
+    names = set().union(*(metric_names(r["expr"]) for r in rules))
+    assert not _check_names(names), _check_names(names)
+    by_name = {r["alert"]: r for r in rules}
+    assert 'service="antangelmed-router"' in by_name["AntAngelMedRouterDown"]["expr"]
+    assert "vllm_router_worker_health" in metric_names(by_name["AntAngelMedRouterNoHealthyEngine"]["expr"])
+    assert {"vllm_router_cb_state", "vllm_router_retries_exhausted_total"} <= names
+    for r in rules:
+        assert r["labels"]["severity"] in ("critical", "warning") and r["annotations"]["summary"]
+    # Overlays without a router carry none of its alerts (they would fire on its absence).
+    for overlay in ("h200-fp8-eagle3", "bf16-tp4", "production-inference-pool"):
+        assert not find(rendered[overlay], "PrometheusRule", "antangelmed-router")
+
+
+def test_dashboard_shows_the_router(rendered: dict[str, list[Obj]]) -> None:
+    exprs = _dashboard_exprs(_dashboard(rendered["production"]))
+    names = set().union(*(metric_names(e) for e in exprs))
+    covered = {
+        m for m in DASHBOARD_ROUTER_METRICS if any(n.startswith(m.removesuffix("_total")) for n in names)
+    }
+    assert covered == DASHBOARD_ROUTER_METRICS
+    # and the engines' prefix-cache hit rate, what the router's policy is for
+    assert {"vllm:prefix_cache_hits_total", "vllm:prefix_cache_queries_total"} <= names

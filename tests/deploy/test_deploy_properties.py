@@ -22,6 +22,13 @@ from tests.deploy.deploy_helpers import (
 
 ENGINE = "antangelmed-engine"
 GATEWAY = "antangelmed-gateway"
+# The only pods that talk to the Kubernetes API (engine discovery), each with its own projected token.
+API_WATCHERS = {"antangelmed-router", "antangelmed-epp"}
+# What the gateway's upstream is: the engines' Service, or the fleet's routing tier.
+UPSTREAM = {
+    "production": "http://antangelmed-router:8000",
+    "production-inference-pool": "http://antangelmed-inference-istio:80",
+}
 
 
 def _env(container: Obj) -> dict[str, Obj]:
@@ -146,13 +153,22 @@ def test_writable_paths_are_only_volumes(rendered: dict[str, list[Obj]], overlay
         volumes = {v["name"]: v for v in spec.get("volumes", [])}
         for v in volumes.values():
             kinds = set(v) - {"name"}
-            assert kinds <= {"emptyDir", "persistentVolumeClaim", "configMap", "secret"}, (workload, v)
+            assert kinds <= {"emptyDir", "persistentVolumeClaim", "configMap", "secret", "projected"}, (
+                workload,
+                v,
+            )
             if "emptyDir" in v:
                 assert "sizeLimit" in v["emptyDir"], (workload, v["name"])
+            if "projected" in v:  # only a short-lived service-account token, for the API watchers
+                assert workload in API_WATCHERS, workload
+                token = next(
+                    s["serviceAccountToken"] for s in v["projected"]["sources"] if "serviceAccountToken" in s
+                )
+                assert token["expirationSeconds"] <= 3600, workload
         for c in containers(spec):
             for m in c.get("volumeMounts", []):
                 vol = volumes[m["name"]]
-                if "configMap" in vol or "secret" in vol:
+                if "configMap" in vol or "secret" in vol or "projected" in vol:
                     assert m.get("readOnly") is True, (workload, m)
 
 
@@ -312,7 +328,8 @@ def test_gateway_points_at_engine_and_safety_policy(rendered: dict[str, list[Obj
     spec, gw = _gateway(objs)
     env = _env(gw)
     engine_svc = one(objs, "Service", ENGINE)
-    assert env["ANGEL_UPSTREAM_URL"]["value"] == f"http://{ENGINE}:{engine_svc['spec']['ports'][0]['port']}"
+    direct = f"http://{ENGINE}:{engine_svc['spec']['ports'][0]['port']}"
+    assert env["ANGEL_UPSTREAM_URL"]["value"] == UPSTREAM.get(overlay, direct)
     assert gw["command"] == ["python", "-m", "server"]
     assert env["ANGEL_PORT"]["value"] == str(gw["ports"][0]["containerPort"])
     policy_path = env["ANGEL_SAFETY_POLICY"]["value"]
@@ -379,6 +396,14 @@ def ingress_allowed(
 GATEWAY_POD = {"app.kubernetes.io/name": GATEWAY, "app.kubernetes.io/component": "gateway"}
 ENGINE_POD = {"app.kubernetes.io/name": ENGINE, "app.kubernetes.io/component": "engine"}
 PROMETHEUS_POD = {"app.kubernetes.io/name": "prometheus"}
+ROUTER_POD = {"app.kubernetes.io/name": "antangelmed-router", "app.kubernetes.io/component": "router"}
+INFERENCE_PROXY_POD = {"gateway.networking.k8s.io/gateway-name": "antangelmed-inference"}
+EPP_POD = {"app.kubernetes.io/name": "antangelmed-epp", "app.kubernetes.io/component": "endpoint-picker"}
+# Who sends the engines requests: the gateway itself, or the fleet's routing tier (never the gateway then).
+ENGINE_CLIENTS = {
+    "production": [ROUTER_POD],
+    "production-inference-pool": [INFERENCE_PROXY_POD, EPP_POD],
+}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -390,7 +415,10 @@ def test_only_gateway_and_prometheus_reach_engine(rendered: dict[str, list[Obj]]
     assert _labels_match(np["spec"]["podSelector"]["matchLabels"], engine_labels)
     assert not _labels_match(np["spec"]["podSelector"]["matchLabels"], GATEWAY_POD)
 
-    assert ingress_allowed(objs, engine_labels, 8000, GATEWAY_POD, "antangelmed")
+    clients = ENGINE_CLIENTS.get(overlay, [GATEWAY_POD])
+    assert all(ingress_allowed(objs, engine_labels, 8000, c, "antangelmed") for c in clients)
+    if GATEWAY_POD not in clients:  # behind a routing tier, the gateway cannot bypass it
+        assert not ingress_allowed(objs, engine_labels, 8000, GATEWAY_POD, "antangelmed")
     assert ingress_allowed(objs, engine_labels, 8000, PROMETHEUS_POD, "monitoring")
     # Everyone else is refused: a client pod, a "prometheus" outside monitoring, the right pod on a
     # wrong port, a gateway look-alike from another namespace.
@@ -398,7 +426,7 @@ def test_only_gateway_and_prometheus_reach_engine(rendered: dict[str, list[Obj]]
     assert not ingress_allowed(objs, engine_labels, 8000, {"app": "curl"}, "monitoring")
     assert not ingress_allowed(objs, engine_labels, 8000, PROMETHEUS_POD, "default")
     assert not ingress_allowed(objs, engine_labels, 8000, GATEWAY_POD, "default")
-    assert not ingress_allowed(objs, engine_labels, 22, GATEWAY_POD, "antangelmed")
+    assert not any(ingress_allowed(objs, engine_labels, 22, c, "antangelmed") for c in clients)
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

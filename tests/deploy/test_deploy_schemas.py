@@ -2,9 +2,10 @@
 
 Kubernetes objects are checked against the official OpenAPI-derived JSON schemas shipped offline
 by `kubernetes-validate`, in strict mode (unknown fields are errors), for the oldest and newest
-Kubernetes versions we support. Custom resources (Prometheus Operator, KEDA) have no upstream
-schemas there: they are checked against the schemas in crd_schemas/, written for exactly the
-fields this project uses (also strict).
+Kubernetes versions we support. Custom resources (Prometheus Operator, KEDA, Gateway API and its
+Inference Extension) have no upstream schemas there: they are checked against the schemas in
+crd_schemas/, written for exactly the fields this project uses (also strict); the InferencePool's is
+its published v1 CRD's whole spec.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import jsonschema
 import kubernetes_validate
 import pytest
 
-from tests.deploy.deploy_helpers import OVERLAYS, Obj
+from tests.deploy.deploy_helpers import OVERLAYS, Obj, one
 
 # The manifests target these Kubernetes versions (the README states the same range).
 K8S_VERSIONS = ("1.32.0", "1.37.0")
@@ -25,6 +26,10 @@ CRD_SCHEMAS = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitor.json",
     ("monitoring.coreos.com/v1", "PrometheusRule"): "prometheusrule.json",
     ("keda.sh/v1alpha1", "ScaledObject"): "scaledobject.json",
+    # Gateway API Inference Extension and Gateway API (overlays/production-inference-pool)
+    ("inference.networking.k8s.io/v1", "InferencePool"): "inferencepool.json",
+    ("gateway.networking.k8s.io/v1", "Gateway"): "gateway.json",
+    ("gateway.networking.k8s.io/v1", "HTTPRoute"): "httproute.json",
 }
 
 
@@ -65,12 +70,47 @@ def test_custom_resources_valid(rendered: dict[str, list[Obj]], overlay: str) ->
 
 def test_crd_schemas_reject_unknown_fields(rendered: dict[str, list[Obj]]) -> None:
     """The hand-written CRD schemas are strict: a misspelt field would not slip through."""
-    for obj in rendered["production"]:
+    seen = set()
+    for obj in rendered["production"] + rendered["production-inference-pool"]:
         schema = _crd_schema(obj)
         if schema is None:
             continue
         broken = json.loads(json.dumps(obj))
         broken["spec"]["unknownField"] = True
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(broken, schema)
+        seen.add(obj["kind"])
+    assert {
+        "ServiceMonitor",
+        "PrometheusRule",
+        "ScaledObject",
+        "InferencePool",
+        "Gateway",
+        "HTTPRoute",
+    } <= seen
+
+
+def test_inference_pool_schema_catches_what_the_crd_refuses(rendered: dict[str, list[Obj]]) -> None:
+    """Deeper than unknown fields: the CRD's limits and enums are in the offline schema too."""
+    pool = one(rendered["production-inference-pool"], "InferencePool", "antangelmed-engines")
+    schema = _crd_schema(pool)
+    assert schema is not None
+    for path, value in (
+        (("spec", "targetPorts"), []),  # at least one port
+        (("spec", "targetPorts"), [{"number": 70000}]),
+        (("spec", "endpointPickerRef", "failureMode"), "FailSometimes"),
+        (("spec", "selector", "matchLabels"), {"app": "-bad-"}),
+        (("spec", "endpointPickerRef", "port"), None),  # a Service referent needs its port
+    ):
+        broken = json.loads(json.dumps(pool))
+        *parents, leaf = path
+        node = broken
+        for key in parents:
+            node = node[key]
+        if value is None:
+            del node[leaf]
+        else:
+            node[leaf] = value
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(broken, schema)
 
