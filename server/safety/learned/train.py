@@ -13,10 +13,12 @@ Training data, per category: the labelled sets in TRAIN_SPLITS (tests/server/saf
 labelled or expected with the category; negatives: everything else, hard negatives and other categories
 included) plus the corpora in data/ next to this file: crisis_corpus.jsonl (lines {"id", "lang", "crisis":
 bool, "text"}; crisis only) and emergency_injection_corpus.jsonl (lines {"id", "lang", "labels", "text"};
-emergency and injection only). A corpus trains only the categories it was labelled for: an overdose in the
-crisis corpus may well be an emergency, and the emergency/injection corpus carries no crisis labels, so
-neither is used as the other's negatives. Nothing else is read: a blind set kept UNTUNED stays unseen by
-everything that picks a setting here.
+emergency and injection only), and data/writers/*.jsonl (messages from independent writers, each briefed on
+a voice and dimensions and never shown the rules; lines {"id", "writer", "lang", "labels", "text"}; all three
+categories; training_data.py reads them all). A corpus trains only the categories it was labelled for: an
+overdose in the crisis corpus may well be an emergency, and the emergency/injection corpus carries no crisis
+labels, so neither is used as the other's negatives. Nothing else is read: a blind set kept UNTUNED stays
+unseen by everything that picks a setting here.
 
 Features: server.safety.learned.model.featurise, the function the gateway runs (no train/serve skew; the
 script checks that every training message scores the same from its training vectors as through the
@@ -31,7 +33,8 @@ windows (3 rounds x 1,000) and refits.
 
 Model selection (L2 strength) and the decision threshold come from grouped cross-validation on the training
 data only, per category: groups are the files (probes in three groups of batches: probe1-4,
-probe5-8, probe9+; each corpus one group);
+probe5-8, probe9+; each corpus one group; each writer one group, so a fold's score is on a voice it never
+trained on);
 every out-of-fold score is the run-time scorer's on the real message text; the threshold gives the highest
 out-of-fold recall while out-of-fold negatives fire <= MAX_FP (2 % crisis, 1 % emergency and injection),
 placed mid-way in the gap that keeps that recall. Reported per group: model recall and negative FP, rules
@@ -52,7 +55,6 @@ import gc
 import json
 import os
 import random
-import re
 import statistics
 import time
 from pathlib import Path
@@ -66,25 +68,23 @@ REPO = Path(__file__).resolve().parents[3]
 
 from benchmarks.safety_eval import load_cases
 from server.safety.learned import model as cm
+from server.safety.learned.fitting import (
+    AUG_NEG,
+    MIN_DF,
+    MINE_KEEP,
+    MINE_ROUNDS,
+    MINE_SAMPLES,
+    STEPS,
+    Vectors,
+    fit,
+    model_of,
+    vector_score,
+)
+from server.safety.learned.training_data import CORPUS, EI_CORPUS, TRAIN_SPLITS, labels_of, load_training
 from server.safety.rules import crisis, emergency, injection
 
 CRISIS, EMERGENCY, INJECTION = cm.LEARNED_CATEGORIES
 RULES = {CRISIS: crisis.detect, EMERGENCY: emergency.detect, INJECTION: injection.detect}
-TRAIN_SPLITS = (
-    "dev",
-    "heldout",
-    "fresh",
-    "fresh2",
-    "fresh3",
-    "fresh4",
-    "fresh5",
-    "fresh6",
-    "fresh7",
-    "probes",
-)
-DATA = Path(__file__).resolve().parent / "data"
-CORPUS = DATA / "crisis_corpus.jsonl"
-EI_CORPUS = DATA / "emergency_injection_corpus.jsonl"
 # threshold rule: highest out-of-fold recall with out-of-fold negative FP <= MAX_FP[category]. Injection is
 # stricter: a false positive there changes how the request is handled (see default_policy.yaml)
 MAX_FP = {CRISIS: 0.02, EMERGENCY: 0.01, INJECTION: 0.01}
@@ -92,227 +92,11 @@ MAX_FP = {CRISIS: 0.02, EMERGENCY: 0.01, INJECTION: 0.01}
 # sentence; a long history whose sentences each mention something medical must not add up to one - with
 # windows of 4, neutral third-person sentences added up)
 WINDOWS = {CRISIS: cm.WINDOW, EMERGENCY: 1, INJECTION: cm.WINDOW}
-MIN_DF = 2
 L2_GRID = (0.01, 0.03, 0.1, 0.3, 1.0)
-AUG_NEG = 1.0  # synthetic negatives per real negative (windows of 2-4 negative segments)
-STEPS = 400
-MINE_ROUNDS = 3  # hard-negative mining rounds (see fit)
-MINE_SAMPLES = 50000
-MINE_KEEP = 1000
 PRUNE = 1e-3  # weights smaller than this are not shipped
 SEED = 20240611
 LENGTH = 4000
 LONG_MESSAGES = 200  # per CV fold: 4,000-character messages of held-out negatives
-
-
-# ---------------------------------------------------------------- data
-
-
-def labels_of(case: dict[str, Any]) -> set[str]:
-    out = set(case.get("labels", []))
-    if case.get("expect"):
-        out.add(case["expect"])
-    return out
-
-
-def group_of(split: str, case: dict[str, Any]) -> str:
-    if split != "probes":
-        return split
-    rnd = int(re.match(r"probe(\d+)-", case["id"]).group(1))
-    return "probes1-4" if rnd <= 4 else "probes5-8" if rnd <= 8 else "probes9+"
-
-
-def _corpus_rows(path: Path, key: str, kind: type, shape: str) -> list[dict[str, Any]]:
-    """The rows of a training corpus (JSONL; none if the file is absent), each with its line number as
-    `_line`; a row without a string `text` or with `key` not of `kind` stops the script naming the line."""
-    if not path.exists():
-        return []
-    rows = []
-    with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            if not isinstance(row.get("text"), str) or not isinstance(row.get(key), kind):
-                raise SystemExit(f"{path}:{n}: expected {shape}")
-            rows.append({**row, "_line": n})
-    return rows
-
-
-def load_training() -> list[dict[str, Any]]:
-    """Every training message: {group, id, lang, text, labels, cats}. `cats`: the categories the message
-    trains (as a positive or a negative): every category for the labelled sets; crisis only for the crisis
-    corpus (it carries no emergency/injection labels: an overdose there may well be an emergency), emergency
-    and injection only for their corpus (no crisis labels). Reads only TRAIN_SPLITS and the corpora."""
-    data: list[dict[str, Any]] = []
-    for split in TRAIN_SPLITS:
-        for case in load_cases(split):
-            data.append(
-                {
-                    "group": group_of(split, case),
-                    "id": case["id"],
-                    "lang": case["lang"],
-                    "text": case["text"],
-                    "labels": labels_of(case),
-                    "cats": set(cm.LEARNED_CATEGORIES),
-                }
-            )
-    for row in _corpus_rows(CORPUS, "crisis", bool, "{id, lang, crisis: bool, text}"):
-        data.append(
-            {
-                "group": "crisis_corpus",
-                "id": row.get("id", f"corpus-{row['_line']}"),
-                "lang": row.get("lang", "?"),
-                "text": row["text"],
-                "labels": {CRISIS} if row["crisis"] else set(),
-                "cats": {CRISIS},
-            }
-        )
-    for row in _corpus_rows(EI_CORPUS, "labels", list, "{id, lang, labels: [...], text}"):
-        data.append(
-            {
-                "group": "emergency_injection_corpus",
-                "id": row.get("id", f"ei-corpus-{row['_line']}"),
-                "lang": row.get("lang", "?"),
-                "text": row["text"],
-                "labels": set(row["labels"]),
-                "cats": {EMERGENCY, INJECTION},
-            }
-        )
-    return data
-
-
-# ---------------------------------------------------------------- training (sparse numpy, offline only)
-
-
-class Vectors:
-    """Each message's features from learned_model.featurise (the run-time featuriser): the message vector
-    (buckets, counts) summed over its segments, and each non-empty segment's own vector."""
-
-    def __init__(self, texts: list[str]) -> None:
-        self.views = [cm.view_of(t) for t in texts]
-        self.docs: list[tuple[np.ndarray, np.ndarray]] = []
-        self.segments: list[list[tuple[np.ndarray, np.ndarray]]] = []
-        for v in self.views:
-            self.docs.append(cm.message_counts(v))
-            seg, buckets = cm.featurise(v).pairs()
-            self.segments.append([np.unique(buckets[seg == s], return_counts=True) for s in np.unique(seg)])
-
-    def subset(self, idx: list[int]) -> Vectors:
-        out = Vectors([])
-        out.views = [self.views[i] for i in idx]
-        out.docs = [self.docs[i] for i in idx]
-        out.segments = [self.segments[i] for i in idx]
-        return out
-
-
-def vector_score(
-    weights: np.ndarray, bias: float, segments: list[tuple[np.ndarray, np.ndarray]], window: int = cm.WINDOW
-) -> float:
-    """A message's score computed from its training vectors (per segment), for checking that the training
-    path and the run-time scorer (CategoryModel.score on the text) agree."""
-    if not segments:
-        return bias
-    return bias + cm.window_max(np.array([float(weights[b] @ c) for b, c in segments]), window)
-
-
-def _total(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-    b = np.concatenate([p[0] for p in parts])
-    c = np.concatenate([p[1] for p in parts])
-    ub, inv = np.unique(b, return_inverse=True)
-    return ub, np.bincount(inv, weights=c).astype(np.int64)
-
-
-def _augment(
-    segments: list[list[tuple[np.ndarray, np.ndarray]]], y: list[int], rng: np.random.Generator, window: int
-) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[int]]:
-    """Synthetic negatives shaped like run-time windows: 2 to WINDOW segments of random negative messages."""
-    neg_segs = [s for i, t in enumerate(y) if not t for s in segments[i]]
-    out: list[tuple[np.ndarray, np.ndarray]] = []
-    for _ in range(int(AUG_NEG * sum(1 for t in y if not t))):
-        k = int(rng.integers(2, window + 1))
-        out.append(_total([neg_segs[int(j)] for j in rng.choice(len(neg_segs), size=k, replace=False)]))
-    return out, [0] * len(out)
-
-
-def _sparse(docs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    rows = np.concatenate([np.full(len(b), r, dtype=np.int64) for r, (b, _) in enumerate(docs)])
-    return rows, np.concatenate([b for b, _ in docs]), np.concatenate([c for _, c in docs]).astype(np.float64)
-
-
-def _train(
-    docs: list[tuple[np.ndarray, np.ndarray]], y: list[int], usable: np.ndarray, l2: float
-) -> tuple[np.ndarray, float]:
-    """Class-balanced L2 logistic regression, full-batch Adam, over the buckets marked `usable`."""
-    rows, cols, vals = _sparse(docs)
-    keep = usable[cols]
-    rows, cols, vals = rows[keep], cols[keep], vals[keep]
-    vocab, cols = np.unique(cols, return_inverse=True)
-    d, n = len(vocab), len(docs)
-    yv = np.asarray(y, dtype=np.float64)
-    pos = yv.sum()
-    sw = np.where(yv == 1, n / (2 * pos), n / (2 * (n - pos)))
-    w = np.zeros(d)
-    b = 0.0
-    m_w, v_w, m_b, v_b = np.zeros(d), np.zeros(d), 0.0, 0.0
-    lr, b1, b2, eps = 0.05, 0.9, 0.999, 1e-8
-    for t in range(1, STEPS + 1):  # full-batch Adam on the weighted log-loss + (l2 / 2n) * |w|^2
-        z = np.bincount(rows, weights=vals * w[cols], minlength=n) + b
-        p = 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
-        g = sw * (p - yv) / n
-        gw = np.bincount(cols, weights=vals * g[rows], minlength=d) + (l2 / n) * w
-        gb = float(g.sum())
-        m_w = b1 * m_w + (1 - b1) * gw
-        v_w = b2 * v_w + (1 - b2) * gw * gw
-        m_b = b1 * m_b + (1 - b1) * gb
-        v_b = b2 * v_b + (1 - b2) * gb * gb
-        w -= lr * (m_w / (1 - b1**t)) / (np.sqrt(v_w / (1 - b2**t)) + eps)
-        b -= lr * (m_b / (1 - b1**t)) / ((v_b / (1 - b2**t)) ** 0.5 + eps)
-    dense = np.zeros(cm.SIZE)
-    dense[vocab] = w
-    return dense, float(b)
-
-
-def fit(
-    docs: list[tuple[np.ndarray, np.ndarray]],
-    segments: list[list[tuple[np.ndarray, np.ndarray]]],
-    y: list[int],
-    l2: float,
-    seed: int,
-) -> tuple[np.ndarray, float]:
-    """The model for these messages; returns (dense weights of learned_model.SIZE, bias).
-
-    Run time takes the max over windows of a long message, so a model that is right about single
-    messages can still fire on some window of a long ordinary one. After a first fit, MINE_ROUNDS rounds
-    sample MINE_SAMPLES random windows of WINDOW negative segments, add the MINE_KEEP highest-scoring ones
-    as negatives, and fit again (hard-negative mining for the max)."""
-    rng = np.random.default_rng(seed)
-    usable = np.bincount(np.concatenate([b for b, _ in docs]), minlength=cm.SIZE) >= MIN_DF
-    # synthetic and mined negatives are windows of 2-WINDOW negative segments whatever the category's own
-    # window (for a 1-segment window they teach that ordinary sentences are negative, which is still true)
-    aug, aug_y = _augment(segments, y, rng, cm.WINDOW)
-    docs, y = docs + aug, list(y) + aug_y
-    weights, bias = _train(docs, y, usable, l2)
-    neg_segs = [s for segs, t in zip(segments, y) if not t for s in segs]
-    if not neg_segs:
-        return weights, bias
-    srows, scols, svals = _sparse(neg_segs)
-    for _ in range(MINE_ROUNDS):
-        seg_score = np.bincount(
-            srows, weights=svals * weights[scols] * usable[scols], minlength=len(neg_segs)
-        )
-        picks = rng.integers(0, len(neg_segs), size=(MINE_SAMPLES, cm.WINDOW))
-        top = np.argsort(-seg_score[picks].sum(axis=1), kind="stable")[:MINE_KEEP]
-        docs = docs + [_total([neg_segs[int(j)] for j in picks[i]]) for i in top]
-        y = y + [0] * len(top)
-        weights, bias = _train(docs, y, usable, l2)
-    return weights, bias
-
-
-def model_of(
-    weights: np.ndarray, bias: float, threshold: float, window: int = cm.WINDOW
-) -> cm.CategoryModel:  # one category
-    return cm.CategoryModel(weights, bias, threshold, {}, window)
 
 
 def pick_threshold(scores: list[float], y: list[int], max_fp: float) -> float:

@@ -131,7 +131,7 @@ def test_scores_are_deterministic_across_processes(model: CategoryModel) -> None
 
 def test_training_path_scores_equal_run_time_scores(model: CategoryModel) -> None:
     """The training script builds its vectors with the run-time featuriser: no train/serve skew."""
-    from server.safety.learned import train as lc
+    from server.safety.learned import fitting as lc
 
     assert lc.cm is cm
     texts = [*INDIRECT_CRISIS, *NEGATIVES, *ORDINARY, " ".join(ORDINARY * 12), "", "!!!", "ok. 好。 fine!"]
@@ -151,7 +151,7 @@ def test_training_path_scores_equal_run_time_scores(model: CategoryModel) -> Non
 def test_one_featurisation_scores_every_category_as_training_does(learned: LearnedModel) -> None:
     """LearnedModel.scores (the engine's path: one featurisation, the weight matrix) equals, per category, the
     single-category scorer and the training script's per-segment vectors."""
-    from server.safety.learned import train as lc
+    from server.safety.learned import fitting as lc
 
     texts = [
         *INDIRECT_CRISIS,
