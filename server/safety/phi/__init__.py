@@ -42,6 +42,12 @@ _FINDERS: tuple[Finder, ...] = (
     identifiers.national_ids,  # last: "Aetna ID W123456789" stays a plan number
 )
 _TRAILING = ".,;:!?)]}'\"，。；：！？）"
+# the trained person-name model (name_model.py) adds the names no rule spells out: on for the input rails
+# (find_phi called with the engine's view), off for the output guard (called without one). The model also
+# reads what follows a name ("翁淑慧女士", "Granny Qin looks after"), which a streamed answer has not sent
+# yet when the guard must release the name: there it would hide in a whole answer what it lets out token
+# by token. False: the rules alone everywhere.
+USE_NAME_MODEL = True
 
 
 @cache
@@ -77,23 +83,34 @@ def _simplified(text: str, view: str | None) -> str:
 
 
 def find_phi(
-    text: str, entities: frozenset[str] | None = None, view: str | None = None, hits: Hits | None = None
+    text: str,
+    entities: frozenset[str] | None = None,
+    view: str | None = None,
+    hits: Hits | None = None,
+    names_model: bool | None = None,
 ) -> list[Span]:
     """Non-overlapping PHI spans in `text` (already normalised), left to right.
 
     `view` is the lower-cased text of the same length (normalize.match_view) and `hits` its gate scan
-    (a GateSet holding patterns()) when the caller already has them.
+    (a GateSet holding patterns()) when the caller already has them. `names_model`: whether the trained
+    name model adds its names (None: when `view` is given, i.e. on the input rails; see USE_NAME_MODEL).
     """
     gates, own = _phi_gates()
     if hits is None:
         hits = gates.scan(match_view(text) if view is None else view)
     # every recogniser is gated: none of their gate literals, no PHI (a shared scan also reports the other
-    # rails' literals, which must not send ordinary text through every recogniser)
-    if not hits or own.isdisjoint(hits):
+    # rails' literals, which must not send ordinary text through every recogniser); the name model reads
+    # every text
+    gated = bool(hits) and not own.isdisjoint(hits)
+    if names_model is None:
+        names_model = USE_NAME_MODEL and view is not None
+    model = names_model and (entities is None or "PERSON" in entities)
+    if not gated and not model:
         return []
     text = _simplified(text, view)
     spans: list[Span] = []
-    for finder in _FINDERS:
+    # the rules first: where a rule and the model find the same span, the rule names it
+    for finder in (*(_FINDERS if gated else ()), *((names.model_names,) if model else ())):
         for start, end, entity in finder(text, hits):
             while end > start and text[end - 1] in _TRAILING:
                 if text[end - 1] in ")）" and ("(" in text[start : end - 1] or "（" in text[start : end - 1]):

@@ -407,3 +407,39 @@ def names(text: str, hits: Hits) -> Iterator[Span]:
         if name[-1] in _ZH_STOP or (len(name) == 2 and name[1] in "一二三四五六七八九十"):
             continue
         yield start, end, "PERSON"
+
+
+_MONTHS = _words("january february march april may june july august september october november december")
+_SELF_INTRO = re.compile(r"(?i:\b(?:i'm|i’m|i am|im)\s+)$")
+_CJK_START = re.compile("[\u4e00-\u9fff]")
+
+
+def model_names(text: str, hits: Hits | None = None) -> Iterator[Span]:
+    """The names the trained model finds (name_model.py), read with the rules' exclusions: a clinician ("Dr.
+    Amanda Reyes", 李建华主任), a public figure in the news, an eponym, a weekday or a word the rules know is
+    no name ("Parkinson", 高热). A month is a name's word only beside another ("April Tan", not "May"); a
+    given name alone after "I'm" is none, as for the rules. (A finder like the others; the model reads every
+    text, so `hits` is not needed.)"""
+    from server.safety.phi import name_model  # here, not above: name_model reads this module's tables
+
+    for start, end, entity in name_model.load().find(text):
+        name = text[start:end]
+        if _CJK_START.match(name):
+            if (
+                "某" in name
+                or name[:2] in _ZH_NOT_NAMES
+                or name[-1] in _ZH_STOP
+                or (len(name) == 2 and name[1] in "一二三四五六七八九十")  # a school year, a placeholder
+                or any(_ZH_TITLE.match(text, start + i) for i in (1, 2, len(name)))
+            ):
+                continue
+        else:
+            words = [w.lower().strip(".,").replace("’", "'").removesuffix("'s") for w in name.split()]
+            if (
+                any(w in _NOT_NAMES and (w not in _MONTHS or len(words) == 1) for w in words)
+                or _NOT_PATIENT_BEFORE.search(text, max(0, start - 40), start)
+                # a given name alone after "I'm" is not enough, as for the rules ("I'm Sam", "I'm Better")
+                or (len(words) == 1 and _SELF_INTRO.search(text, max(0, start - 8), start))
+            ):
+                continue
+        yield start, end, entity
