@@ -1,0 +1,159 @@
+"""The trained person-name model (server/safety/phi/name_model.py) as the input rails use it: names the rules
+miss, common words it must leave alone, determinism, the weights file, the trainer, and where it runs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from server.safety.normalize import match_view
+from server.safety.phi import find_phi, name_model, name_train
+from server.safety.phi.name_model import FORMAT, NameModel
+
+REPO = Path(__file__).resolve().parents[4]
+
+
+def names_found(text: str, model: bool = True) -> list[str]:
+    """PERSON spans as the input rails find them (the engine passes the text's view)."""
+    return [
+        text[a:b] for a, b, e in find_phi(text, view=match_view(text), names_model=model) if e == "PERSON"
+    ]
+
+
+# (text, the name in it): formats no rule spells out, so the rules alone miss each one
+MISSED_BY_RULES = [
+    ("ALLERGY BAND: WOOD, Phillip | MRN 00482913", "WOOD, Phillip"),  # LAST, First on a label
+    ("SPECIMEN  MARGARET O'CONNELL  DOB 1950-02-01  ward 7B", "MARGARET O'CONNELL"),  # ALL-CAPS
+    ("Name: CHAN Tai-man\nHKID on file", "CHAN Tai-man"),  # Hong Kong romanisation, surname first
+    ("Name on card: CHEN Shu-fen", "CHEN Shu-fen"),  # Taiwan (Wade-Giles)
+    ("Seen today with Lim Boon Keng and his daughter.", "Lim Boon Keng"),  # Singapore Hokkien
+    (
+        "Name (as in NRIC): NUR AISYAH BINTI HASSAN\nContact: +65 9123 4567",
+        "NUR AISYAH BINTI HASSAN",
+    ),  # Malay
+    ("Patient Name: Ahmad bin Ismail\nDOB: 1970-01-01", "Ahmad bin Ismail"),  # the rules stop at "Ahmad"
+    ("Next of kin: Rajesh a/l Muthu (son)", "Rajesh a/l Muthu"),  # Tamil patronymic
+    ("name,dob,phone\nNguyen Van Minh,1960-05-04,415-555-0132", "Nguyen Van Minh"),  # a CSV row
+    ("尊敬的王医生：\n最近一直咳嗽。\n此致\n敬礼\n林淑芬", "林淑芬"),  # a signature under a letter
+]
+# found by the rules already; the model must agree (compound surnames included)
+FOUND_BY_BOTH = [
+    ("患者欧阳娜娜，女，32岁，咳嗽两周。", "欧阳娜娜"),
+    ("联系人：司徒志明  电话：138 0013 8000", "司徒志明"),
+    ("我是慕容雪的家属，想问一下检查结果。", "慕容雪"),
+    ("Pt name: HOLLOWAY, Graham    Ward: 7B", "HOLLOWAY, Graham"),
+]
+# common words, drugs, places, eponyms and clinicians in benign sentences: no name
+BENIGN = [
+    "May I take Advil with Tylenol?",
+    "Will Metformin help my sugar levels?",
+    "Grace period for the refill ends Monday.",
+    "Mark the dates on the calendar before June.",
+    "Rose early today and took my Ventolin.",
+    "Bill me later, Will you?",
+    "I flew from Kuala Lumpur to Hong Kong to see a specialist at Queen Mary Hospital.",
+    "Sydney was hot, so was Perth. Paris in spring is nicer.",
+    "Lipitor, Warfarin and Eliquis together?",
+    "Is Parkinson's hereditary? My uncle had Crohn's disease too.",
+    "Can Down syndrome be detected early?",
+    "My TSH is 5.2 and my LDL is high.",
+    "Dr. Amanda Reyes said my A1c is fine.",
+    "I read that Bruce Willis was diagnosed with aphasia.",
+    "I'm scared of the side effects.",
+    "Hi! I'm Sam. What's a good stretch?",
+    "黄疸指数高怎么办？",
+    "周围的人都说要去大医院看。",
+    "王医生说要多喝水。",
+    "我的主治医生李建华主任说要终身吃药。",
+    "高血压和糖尿病是什么关系？",
+    "我儿子高热惊厥过一次。",
+]
+
+
+@pytest.mark.parametrize(("text", "name"), MISSED_BY_RULES, ids=[n for _, n in MISSED_BY_RULES])
+def test_the_model_finds_names_in_formats_the_rules_miss(text: str, name: str) -> None:
+    assert name not in names_found(text, model=False)
+    assert name in names_found(text)
+
+
+@pytest.mark.parametrize(("text", "name"), FOUND_BY_BOTH, ids=[n for _, n in FOUND_BY_BOTH])
+def test_names_the_rules_find_stay_found(text: str, name: str) -> None:
+    assert name in names_found(text, model=False)
+    assert name in names_found(text)
+
+
+@pytest.mark.parametrize("text", BENIGN)
+def test_common_words_drugs_places_and_clinicians_are_no_names(text: str) -> None:
+    assert names_found(text) == []
+
+
+def test_the_model_is_deterministic() -> None:
+    raw = json.loads(resources.files("server.safety.phi").joinpath("name_weights.json").read_text("utf-8"))
+    fresh = NameModel(raw["weights"], float(raw["threshold"]), frozenset(raw["common_words"]))
+    text = " ".join(t for t, _ in MISSED_BY_RULES + FOUND_BY_BOTH) + " " + " ".join(BENIGN)
+    first = name_model.load().find(text)
+    assert first  # the mix holds names
+    assert fresh.find(text) == first == name_model.load().find(text)
+    scores = [(a, b, fresh.score(f)) for a, b, f in fresh.candidates(text)]
+    assert scores == [(a, b, fresh.score(f)) for a, b, f in name_model.candidates(text, fresh.common)]
+
+
+def test_the_weights_file_is_a_name_model_with_its_threshold_and_training_record() -> None:
+    raw = json.loads(resources.files("server.safety.phi").joinpath("name_weights.json").read_text("utf-8"))
+    assert raw["format"] == FORMAT
+    assert isinstance(raw["threshold"], float) and -3 <= raw["threshold"] <= 6
+    assert raw["common_words"] == sorted(set(raw["common_words"])) and "the" in raw["common_words"]
+    weights = raw["weights"]
+    assert len(weights) > 1000 and all(
+        isinstance(k, str) and isinstance(v, float) for k, v in weights.items()
+    )
+    # Latin features and Chinese ones (z...) both learned
+    assert "bias" in weights and "zbias" in weights and any(k.startswith("L1c=") for k in weights)
+    trained = raw["trained"]
+    assert {"docs", "seed", "steps", "l2", "validation", "heldout"} <= set(trained)
+    assert trained["heldout"]["precision"] >= 0.97 and trained["heldout"]["recall"] >= 0.85
+
+
+def test_a_file_that_is_not_a_name_model_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / name_model.WEIGHTS_FILE).write_text(json.dumps({"format": "other"}), encoding="utf-8")
+    monkeypatch.setattr(name_model.resources, "files", lambda _package: tmp_path)
+    name_model.load.cache_clear()
+    try:
+        with pytest.raises(RuntimeError, match="not a"):
+            name_model.load()
+    finally:
+        name_model.load.cache_clear()
+
+
+def test_the_trainer_runs_and_writes_a_loadable_model(tmp_path: Path) -> None:
+    out, held = tmp_path / "w.json", tmp_path / "held.jsonl"
+    assert (
+        name_train.main(["--docs", "40", "--steps", "20", "--out", str(out), "--heldout-out", str(held)]) == 0
+    )
+    raw = json.loads(out.read_text(encoding="utf-8"))
+    assert raw["format"] == FORMAT and raw["trained"]["docs"] == 40
+    model = NameModel(raw["weights"], raw["threshold"], frozenset(raw["common_words"]))
+    model.find("Patient Name: Ahmad bin Ismail")  # loads and runs
+    rows = [json.loads(line) for line in held.read_text(encoding="utf-8").splitlines()]
+    assert len(rows) == 10 and all({"text", "spans", "fmt", "locale", "lang"} <= set(r) for r in rows)
+
+
+def test_the_output_guard_reads_with_the_rules_alone() -> None:
+    """The guard calls find_phi without a view: the model, which reads what follows a name, stays off
+    there (a streamed answer releases a name before what follows it is written)."""
+    text = "Name on card: CHEN Shu-fen"
+    assert "CHEN Shu-fen" in names_found(text)
+    assert all(e != "PERSON" for _, _, e in find_phi(text))
+
+
+def test_importing_the_safety_package_loads_no_weights_and_builds_no_table() -> None:
+    code = (
+        "import server.safety, server.safety.phi.name_model as m\n"
+        "assert all(f.cache_info().currsize == 0 for f in (m.load, m._tables, m._automata, m._zh_tail))\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
