@@ -31,8 +31,11 @@ _ADDRESS_CUE = re.compile(r"(?i)\b(?:e-?mail|mail|write to|contact|reach|address
 _UPPER = re.compile(r"^[(\[\"'“‘]?(?:[A-ZÀ-ÖØ-Þ]|https?:|www\.)")
 # a word that could be part of an identifier or a name: a digit, an @, a capital letter or a web address
 _IDENTISH = re.compile(r"\d|@")
-_CLAUSE_END = re.compile(r"[。！？；，、：\n!?;,]|[.:](?=\s)")
+# the last clause or sentence end in a text: the greedy (?s:.*) finds it from the right, in time proportional
+# to the distance from the end (an answer's context is read again with every token)
+_LAST_CLAUSE_END = re.compile(r"(?s:.*)(?:[。！？；，、：\n!?;,]|[.:](?=\s))")
 _SENTENCE_END = re.compile(r"[。！？!?\n]|[.;:](?=\s)")
+_LAST_SENTENCE_END = re.compile(r"(?s:.*)(?:[。！？!?\n]|[.;:](?=\s))")
 _CJK = re.compile("[\u4e00-\u9fff]")
 # method cues that open a sentence the answers' method rules could still complete
 _METHOD_CUES = re.compile(
@@ -155,7 +158,10 @@ def chinese_clause(buf: str, context: str = "") -> int:
     """Start (in `buf`) of the last clause when it is Chinese and holds a PHI cue, counting the part of it
     already released in `context` (len(buf): nothing held)."""
     text = context + buf
-    start = max((m.end() for m in _CLAUSE_END.finditer(text)), default=0)
+    if text.isascii():
+        return len(buf)
+    m = _LAST_CLAUSE_END.match(text)
+    start = m.end() if m else 0
     if start == len(text) or not _CJK.search(text, start):
         return len(buf)
     if _ZH_CUES.search(text, start):
@@ -168,7 +174,8 @@ def method_sentence(context: str, buf: str, doses: bool) -> int:
     """Start (in `buf`) of the last, unfinished sentence when it holds a method cue, counting the part of it
     already released in `context`; len(buf) when there is none."""
     text = context + buf
-    start = max((m.end() for m in _SENTENCE_END.finditer(text)), default=0)
+    m = _LAST_SENTENCE_END.match(text)
+    start = m.end() if m else 0
     cues = _METHOD_CUES.search(text, start) or (_DOSE_CUES.search(text, start) if doses else None)
     if cues is None:
         return len(buf)
