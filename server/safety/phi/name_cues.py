@@ -1,0 +1,238 @@
+"""The evidence the person-name model (name_model.py) reads: what a name token looks like (Latin letters with
+accents, connectors such as bin/binti/van/de), the cue words and characters around a name and their classes
+(field label, title, relative, greeting, clinician, place), Chinese surname and given-name tables, and the
+small helpers that read the words before and after a candidate. Tables are built at first use."""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+
+import ahocorasick_rs
+
+from server.safety import lexicon
+from server.safety.normalize import simplified
+from server.safety.phi.names import SURNAMES
+
+# letters: Latin with accents, Latin Extended and Vietnamese ("Nguyễn", "Đặng"); a token's first letter
+# must be an upper-case one
+_UP = "A-ZÀ-ÖØ-ÞĀ-ɏḀ-ỿ"
+_L = "A-Za-zªºÀ-ÖØ-öø-ɏḀ-ỿ"  # Latin letters only: "PERSONS和哥伦比亚" is no token
+_CONNECTOR = r"(?i:bin|binti|bte|bt|a/l|a/p|s/o|d/o|van|von|de|da|del|della|di|du|al|el)"
+# (character classes, not an alternation per letter: the run regex reads every capital of a message)
+_WORD_TAIL = rf"[{_L}'’]*(?:-[{_L}][{_L}'’]*)*\.?"
+_CAP_TOKEN = rf"[{_UP}]{_WORD_TAIL}"
+# a run of name-shaped tokens: "WOOD, Phillip", "Ahmad bin Ismail", "Peter Chan Tai-man" (one space between
+# tokens: forms put several between a value and the next field). It starts with the capital and looks behind
+# it, so that the regex engine skips to capitals instead of trying every position
+_LATIN_RUN = re.compile(
+    rf"([{_UP}](?<![\w'’\-/@.][{_UP}]){_WORD_TAIL}(?:(?: |,[ \t]?)(?:{_CONNECTOR} )?{_CAP_TOKEN}){{0,5}})"
+    r"(?![\w@])"
+)
+_TOKEN = re.compile(rf"(?i:[asdb]/[lpo])|[{_L}]{_WORD_TAIL}|,")
+# lower-case words after a cue ("my name's destiny mcgee")
+_LOWER_WORDS = re.compile(r"\s+([a-zß-ÿ][\w'’-]*(?:[ \t]+[a-zß-ÿ][\w'’-]*){0,2})")
+_RELATIVES = (
+    "mum mom mother mama mommy dad father papa daddy son daughter wife husband brother sister grandma grandpa"
+    " granny grandmother grandfather nan nana nanna gran grandson granddaughter aunt auntie aunty uncle"
+    " cousin nephew niece friend partner boyfriend girlfriend fiance fiancee baby kid child stepson"
+    " stepdaughter stepmother stepfather neighbour neighbor roommate colleague kin contact guardian"
+    " caregiver carer sibling twin in-law brother-in-law sister-in-law mother-in-law father-in-law"
+).split()
+# what the word before a candidate says about it (a class generalises across templates the way one word
+# cannot: "its", "it's" and "this is" introduce a name alike)
+_CUE_CLASS = {
+    **dict.fromkeys(_RELATIVES, "rel"),
+    **dict.fromkeys("is am im i'm it's its name name's names named called me by as speaking".split(),
+                    "intro"),
+    **dict.fromkeys("mr mrs ms miss mx mister master madam mdm mme mlle sr sra herr frau".split(), "title"),
+    # kinship titles written before a relative's name ("Granny Edwie", "Auntie May", "Uncle Ah Seng")
+    **dict.fromkeys("granny nana nan gran grandma grandpa grandad granddad auntie aunty aunt uncle".split(),
+                    "kin"),
+    # titles of places and institutions, never of a patient ("Queen Mary Hospital", "St. Luke's")
+    **dict.fromkeys("queen king saint st prince princess sir lady lord".split(), "inst"),
+    **dict.fromkeys(
+        "dr doctor prof professor nurse consultant surgeon np rn gp dentist therapist pharmacist physician"
+        " midwife registrar sister matron".split(), "clin"),
+    **dict.fromkeys("dear hi hello hey thanks regards sincerely cheers love from signed yours".split(),
+                    "greet"),
+    **dict.fromkeys("with for and to of at by or".split(), "prep"),
+    **dict.fromkeys("dob born aged age mrn nric hkid id passport".split(), "id"),
+}  # fmt: skip
+_TITLES = frozenset(w for w, c in _CUE_CLASS.items() if c in ("title", "clin", "kin", "inst")) - {"sister"}
+# the word before a capitalised run that lets any capitalised word in it be a name the lexicon does not know
+# ("Granny Edwie", "Name: Xzylo Brandt"); "this is" and "i am" are checked as pairs
+_CUE_WORDS = frozenset(("name", "name's", "named", "called", "it's", "its", "i'm", "patient", "pt", "kin",
+                        "contact", *_RELATIVES))  # fmt: skip
+# places and organisations whose words are also surnames ("Kong", "York", "Park", "Mayo"): a name is rarely
+# written next to them
+_PLACE_WORDS = frozenset(
+    """hong kong kowloon york angeles francisco london manchester singapore kuala lumpur penang johor macau
+    macao taipei kaohsiung taichung beijing shanghai guangzhou shenzhen sydney melbourne brisbane perth
+    toronto vancouver montreal ottawa auckland wellington dublin mumbai delhi chennai bangalore jersey
+    clinic hospital infirmary centre center medical health university college school pharmacy street road
+    avenue park general mount saint st valley island city county district ward unit trust foundation
+    institute group insurance bank""".split()
+)
+# cues after which a name may be typed in lower case: strong ones take any word that is not a common one,
+# weak ones only a lexicon name ("it's andie", not "it's considered"; "my son jack", not "my son has")
+_LOWER_STRONG = ("my name is", "my name's", "name is", "name's", "names", "call me", "name:", "name :",
+                 "called", "named", "regards,", "sincerely,", "thanks,")  # fmt: skip
+_LOWER_WEAK = ("it's", "its", "it is", "this is", "i am", "i'm", "im",
+               *(f"{p} {r}" for p in ("my", "his", "her", "our") for r in _RELATIVES))  # fmt: skip
+_APOS = str.maketrans("’", "'")
+# English function words, capitalised at a sentence start or in capitals ("I", "My TSH", "Should I", "MY NAME
+# IS"): never a name's token, so they split a run rather than join one (a third of a message's capitalised
+# runs are these). Words that are also common names stay out ("He" and "To" are Chinese surnames, "May",
+# "Will"); a few rare ones are in ("My", "Do", "Can"): at a sentence start they are the word
+_STOP = frozenset(
+    """i i'm i've i'd i'll im ive the a what what's whats how is are was were am be been can can't cannot
+    could couldn't should shouldn't would wouldn't does doesn't did didn't do don't has have had having
+    this that these those there there's here and but or nor for if when where why who whom whose which
+    it it's its we we're you you're your yours our ours their theirs they they're she she's his her hers
+    him them me my mine not no yes any all some also then than thanks thank please after before since
+    because about with from into of in at by as very just still only anyway ok okay sorry every each
+    both either neither such much many more most other another same own""".split()
+)
+
+_CJK = re.compile("[\u4e00-\u9fff]")
+_CJK_RUN = re.compile("[\u4e00-\u9fff]+")
+_ZH_LEFT_CUES = (
+    "患者 病人 病患 患儿 伤者 产妇 孕妇 姓名 名字 我叫 名叫 叫做 他叫 她叫 本人 就诊人 受检人 被保险人 投保人"
+    " 申请人 委托人 监护人 联系人 收件人 收货人 寄件人 开户人 户名 持卡人 收款人 签名 签字 署名 家属"
+    " 老公 老婆 丈夫 妻子 爱人 爸爸 妈妈 父亲 母亲 儿子 女儿 爷爷 奶奶 外公 外婆 姥姥 姥爷 哥哥 姐姐 弟弟"
+    " 妹妹 孙子 孙女 朋友 同事 室友 邻居 我妈 我爸 我哥 我姐 我弟 我妹 老妈 老爸 婆婆 公公 舅舅 舅妈 姑姑"
+    " 姑妈 姨妈 小姨 叔叔 婶婶 伯伯 阿公 阿嬷 阿婆 阿爷 岳父 岳母 表哥 表姐 表弟 表妹 堂哥 堂姐 侄子 侄女"
+    " 外甥 老豆 阿爸 阿妈 隔壁的 楼下的 楼上的 对门的 我是 是 给 帮 替 和 跟 与"
+).split()
+_ZH_SEPARATORS = " \t\n:：，,（("
+_ZH_CALLED = ("名叫", "叫做", "叫")
+_ZH_LEFT_CLASS = {
+    **dict.fromkeys(("我叫", "名叫", "叫做", "他叫", "她叫", "我是", "是"), "intro"),
+    **dict.fromkeys(("和", "跟", "与", "给", "帮", "替"), "prep"),
+    **dict.fromkeys(("隔壁的", "楼下的", "楼上的", "对门的"), "nb"),
+}
+_ZH_LABELS = frozenset(
+    "姓名 名字 就诊人 受检人 被保险人 投保人 申请人 委托人 监护人 联系人 收件人 收货人 寄件人 开户人 户名"
+    " 持卡人 收款人 签名 签字 署名 患者 病人 病患 患儿 伤者 产妇 孕妇 本人 家属".split()
+)
+_ZH_RIGHT_CLASS = {
+    **dict.fromkeys(("先生", "女士", "小姐", "同学"), "title"),
+    **dict.fromkeys(("阿姨", "叔叔", "奶奶", "爷爷", "大爷", "大妈", "婆婆", "伯伯"), "kin"),
+    **dict.fromkeys(("医生", "大夫", "护士", "主任", "教授", "院长", "医师", "老师"), "clin"),
+    **dict.fromkeys(("的家属", "的家人", "的妈妈", "的爸爸", "的母亲", "的父亲", "的儿子", "的女儿", "的丈夫",
+                     "的妻子", "的爱人", "的监护人", "的检查", "的报告", "的病历", "的结果"), "poss"),
+}  # fmt: skip
+_ZH_RIGHT_PUNCT = frozenset("，,。：:（( \t\n\r")
+_ZH_LINE = re.compile(r"(?m)^[ \t]*([\u4e00-\u9fff]{2,4})[ \t]*$")
+_COMPOUND = frozenset(
+    "欧阳 司马 上官 诸葛 东方 皇甫 尉迟 公孙 慕容 长孙 宇文 司徒 令狐 夏侯 轩辕 端木 钟离 独孤 南宫"
+    " 万俟 闻人 澹台 申屠 西门".split()
+)
+
+
+@cache
+def _tables() -> tuple[frozenset[str], frozenset[str], frozenset[str], dict[str, int], frozenset[str]]:
+    """Lexicons as the featuriser reads them (Chinese ones in Simplified, as find_phi's text is)."""
+    ranks: dict[str, int] = {}
+    for name, rank in lexicon.chinese_surname_ranks().items():
+        name = simplified(name)
+        ranks[name] = min(rank, ranks.get(name, rank))
+    for ch in SURNAMES:
+        ranks.setdefault(ch, 150)
+    for name in _COMPOUND:
+        ranks.setdefault(name, 300)
+    given_chars = frozenset(simplified("".join(lexicon.chinese_given_chars())))
+    return lexicon.given_names(), lexicon.surnames(), lexicon.romanised_syllables(), ranks, given_chars
+
+
+_ZH_CUES = tuple(dict.fromkeys((*_ZH_LEFT_CUES, *_ZH_RIGHT_CLASS)))
+_ZH_LEFT_SET = frozenset(_ZH_LEFT_CUES)
+# left cues too common to vouch for a name by themselves ("是普通的", "和周围")
+_ZH_WEAK_LEFT = frozenset(("是", "和", "跟", "与", "给", "帮", "替"))
+
+
+@cache
+def _zh_tail() -> re.Pattern[str]:
+    """Two to four Chinese characters before punctuation or the end, from a surname's first character."""
+    _, _, _, ranks, _ = _tables()
+    first = "".join(sorted({k[0] for k in ranks} | {k[0] for k in _COMPOUND}))
+    return re.compile(rf"[{first}][\u4e00-\u9fff]{{1,3}}(?=[，,。：:（(\s]|$)")
+
+
+@cache
+def _automata() -> tuple[ahocorasick_rs.AhoCorasick, tuple[bool, ...], ahocorasick_rs.AhoCorasick]:
+    """The lower-case cues of Latin text (and whether each is a strong one), and the Chinese cues (_ZH_CUES:
+    left ones, before a name, and right ones, after it)."""
+    lower = (*_LOWER_STRONG, *_LOWER_WEAK)
+    kind = ahocorasick_rs.MatchKind.Standard
+    return (
+        ahocorasick_rs.AhoCorasick(list(lower), matchkind=kind),
+        tuple(i < len(_LOWER_STRONG) for i in range(len(lower))),
+        ahocorasick_rs.AhoCorasick(list(_ZH_CUES), matchkind=kind),
+    )
+
+
+def _shape(tok: str) -> str:
+    if tok == ",":
+        return ","
+    low = tok.lower().rstrip(".")
+    if low in lexicon.CONNECTORS or tok.lower() in lexicon.CONNECTORS:
+        return "K"
+    if low in _TITLES:
+        return "T"
+    core = tok.rstrip(".")
+    if len(core) == 1:
+        return "I"
+    if "-" in core:
+        return "H" if not core.isupper() else "HU"
+    if core.isupper():
+        return "U"
+    if core[0].isupper():
+        # a capital inside a word: a product or a handle ("EpiPen", "WhatsApp") more often than a name
+        # ("McDonald", "DeShawn": the model weighs it)
+        return "M" if any(c.isupper() for c in core[2:]) else "C"
+    return "L"
+
+
+def _lex(tok: str, given: frozenset[str], sur: frozenset[str], syl: frozenset[str]) -> str:
+    low = tok.lower().rstrip(".").replace("’", "'")
+    g, s = low in given, low in sur
+    r = not (g or s) and all(p in syl for p in low.split("-"))
+    return ("g" if g else "") + ("s" if s else "") + ("r" if r else "") or "0"
+
+
+_BACK = re.compile(r"([^\w\n]{0,3})([\w'’]*)")  # on reversed text: separators, then the word before them
+
+
+def _word_before(text: str, pos: int, lo: int) -> tuple[int, str, str]:
+    """The word that ends at most three separators (no newline) before `pos`, not reaching before `lo`:
+    (its start, the word lower-cased, the separators); (-1, "", separators) when there is none; a number
+    reads as "#" ("Step 2: DocBot", "Bed 12: ...")."""
+    back = text[lo:pos][::-1]
+    m = _BACK.match(back)
+    sep, word = m.group(1)[::-1], m.group(2)[::-1]
+    k = 0
+    while k < len(word) and not word[k].isalpha():  # a word starts with a letter ("2nd" -> "nd")
+        k += 1
+    if k == len(word):
+        return (pos - len(sep) - len(word), "#", sep) if word[-1:].isdigit() else (-1, "", sep)
+    return pos - len(sep) - len(word) + k, word[k:].lower().translate(_APOS), sep
+
+
+_FORWARD = re.compile(r"[^\w\n]{0,3}([^\W\d_][\w'’]{0,29})")
+
+
+def _word_after(text: str, pos: int) -> str:
+    m = _FORWARD.match(text, pos)
+    return m.group(1).lower() if m else ""
+
+
+def _cued(text: str, pos: int) -> bool:
+    """A name cue right before `pos`: a colon, "name", "called", "it's", "this is", a relative..."""
+    start, w, sep = _word_before(text, pos, max(0, pos - 24))
+    if ":" in sep or w in _CUE_WORDS:
+        return True
+    if w in ("is", "am") and start > 0:
+        return _word_before(text, start, max(0, start - 12))[1] == ("this" if w == "is" else "i")
+    return False
