@@ -1,7 +1,7 @@
 """Streaming with safety on: how much of an answer the output guard holds back, and what it adds to the
 time to first content token.
 
-    .venv/bin/python benchmarks/stream_guard.py [--gateway] [--engine]
+    .venv/bin/python benchmarks/stream_guard.py [--gateway [--rounds 3]] [--engine]
         [--out benchmarks/results/stream_guard.json]
 
 1. The guard alone (always): benign medical answers (benchmarks/data/benign_answers.jsonl, English and
@@ -138,6 +138,9 @@ def main() -> None:
     p.add_argument(
         "--engine", action="store_true", help="also time the tiny engine directly and through the gateway"
     )
+    p.add_argument(
+        "--rounds", type=int, default=3, help="times each answer is streamed through the gateways (default 3)"
+    )
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "stream_guard.json"))
     args = p.parse_args()
     engine = SafetyEngine.from_policy_file(None)
@@ -160,7 +163,7 @@ def main() -> None:
         from benchmarks.stream_timing import run_engine, run_gateway  # the process-level parts
 
         if args.gateway:
-            result["gateway"] = run_gateway([tokens_of(a["text"]) for a in answers()])
+            result["gateway"] = run_gateway([tokens_of(a["text"]) for a in answers()] * args.rounds)
         if args.engine:
             result["engine"] = run_engine()
     Path(args.out).write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
