@@ -21,6 +21,7 @@ and the rails' verdicts (without the request's text) come back.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import multiprocessing
 import os
@@ -120,9 +121,11 @@ def _worker_init(enabled: bool, policy: str | None, parent: int) -> None:
 
     logging.disable(logging.WARNING)  # the engine's start-up warnings: the gateway has logged them once
     try:
-        _ENGINE = load_engine(enabled, policy)
+        _ENGINE = load_engine(enabled, policy)  # warmed up: its tables are built
     finally:
         logging.disable(logging.NOTSET)
+    gc.collect()
+    gc.freeze()  # as in the gateway (server/__main__.py): full GC passes skip the engine's tables
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
 
 

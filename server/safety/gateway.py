@@ -12,6 +12,7 @@ OpenAI-shaped response, and UncheckableInput into a 400 naming the parameter.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +39,28 @@ def load_engine(enabled: bool, policy_path: str | None) -> SafetyEngine | None:
         raise SafetyConfigError(f"ANGEL_SAFETY_POLICY: {exc}") from exc
     for warning in engine.warnings:  # e.g. crisis resources not yet checked for the deployment's region
         log.warning(warning)
+    warm_up(engine)
     return engine
+
+
+# Text that reaches every lazily built table: the name lexicons and model, the learned detectors' weights,
+# the PHI recognisers, both scripts.
+_WARM_TEXTS = (
+    "Hi, I'm Sarah Mitchell (DOB 03/04/1961), call 415-555-0132 about my HbA1c. It hurts so much.",
+    "我叫欧阳娜娜，电话13800138000，住在北京市朝阳区建国路88号，最近头疼得厉害。",
+)
+
+
+def warm_up(engine: SafetyEngine) -> None:
+    """Run the input rails and an output guard once over sample text, so that what they build at first use
+    (lexicons, the name model, weights) is built at start-up, not during the first request of a patient.
+    The gateway then freezes these objects out of the garbage collector's full passes (server/__main__.py)."""
+    for text in _WARM_TEXTS:
+        verdict = engine.check_input([{"role": "user", "content": text}], None)
+        guard = engine.output_guard(verdict)
+        for word in re.findall(r"\S+\s*", text):  # as a stream: the hold rules read partial text too
+            guard.feed(word)
+        guard.finish()
 
 
 @dataclass

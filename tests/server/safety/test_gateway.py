@@ -200,3 +200,25 @@ def test_a_bad_policy_stops_start_up_with_one_line(tmp_path: Path, upstream: Pro
     assert proc.returncode != 0
     assert "unknown category 'crisis'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_load_engine_builds_every_lazy_table_before_the_first_request() -> None:
+    # A fresh process: nothing built yet. After load_engine every table built at first use (name lexicons,
+    # the name model, its cue automata) is there, and a first request and streamed answer build nothing more.
+    code = """
+from server.safety import lexicon, load_engine
+from server.safety.phi import name_cues, name_model
+tables = [f for m in (lexicon, name_cues, name_model) for f in vars(m).values() if hasattr(f, "cache_info")]
+assert tables and all(f.cache_info().currsize == 0 for f in tables)
+engine = load_engine(True, None)
+assert all(f.cache_info().currsize == 1 for f in tables), [f.__name__ for f in tables]
+built = [f.cache_info().misses for f in tables]
+message = {"role": "user", "content": "Dear Dr Lee, my son Tom Baker has a fever."}
+verdict = engine.check_input([message], None)
+guard = engine.output_guard(verdict)
+for word in "Hello Tom. Call Anna at 415-555-0199 or write to 北京市海淀区中关村大街1号。".split(" "):
+    guard.feed(word + " ")
+guard.finish()
+assert [f.cache_info().misses for f in tables] == built
+"""
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120, cwd=REPO)
