@@ -124,6 +124,8 @@ class Fleet:
             stdout=self.log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            # stopped with SIGINT, which a shell that starts with it ignored cannot trap
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         deadline = time.monotonic() + 900
         while "API key (shown once)" not in (runtime / "fleet.out").read_text():

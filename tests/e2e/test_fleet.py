@@ -102,6 +102,10 @@ def _read_lines(proc: subprocess.Popen, into: list[str]) -> None:
         into.append(line)
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture(scope="module")
 def fleet(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     runtime = tmp_path_factory.mktemp("fleet")
@@ -127,6 +131,9 @@ def fleet(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> It
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,  # so that teardown can always reach whatever is left
+        # Ctrl-C as a user's terminal sends it: a shell that starts with SIGINT ignored (inherited from
+        # whatever ran this suite) can never trap it, and fleet.sh would not stop.
+        preexec_fn=_default_sigint,
     )
     lines: list[str] = []
     threading.Thread(target=_read_lines, args=(proc, lines), daemon=True).start()
