@@ -236,5 +236,10 @@ if [ -n "${FLEET_SMOKE:-}" ]; then
 fi
 echo "fleet: serving until Ctrl-C"
 # The fleet stops when its router or gateway does (engines are restarted by their supervisors instead).
-wait -n "$router_pid" "$gateway_pid" || true
+# A short wait in a loop rather than `wait -n` on the two: the INT and TERM traps then run within a second
+# whatever bash's job table holds (under a full test run a `wait -n` once left Ctrl-C unanswered).
+while kill -0 "$router_pid" 2>/dev/null && kill -0 "$gateway_pid" 2>/dev/null; do
+  sleep 1 &
+  wait "$!" || true
+done
 echo "fleet: the router or the gateway exited; stopping" >&2

@@ -200,19 +200,23 @@ def _conversation(n: int) -> list[dict]:
     ]
 
 
-async def _start_together(f: Fleet, conversations: list[list[dict]]) -> list[str]:
-    """The first turn of every conversation at once; returns the answers."""
+async def _start_together(
+    f: Fleet, conversations: list[list[dict]], keys: list[str] | None = None
+) -> list[str]:
+    """The first turn of every conversation at once (conversation i with keys[i], default the fleet's key);
+    returns the answers."""
     async with httpx.AsyncClient(timeout=180) as c:
 
-        async def one(messages: list[dict]) -> str:
+        async def one(key: str, messages: list[dict]) -> str:
             body = {"model": "antangelmed", "messages": messages, "max_tokens": 96, "ignore_eos": True}
             r = await c.post(
-                f.gateway + "/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {f.key}"}
+                f.gateway + "/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {key}"}
             )
             assert r.status_code == 200, r.text
             return r.json()["choices"][0]["message"]["content"]
 
-        return await asyncio.gather(*(one(m) for m in conversations))
+        keys = keys or [f.key] * len(conversations)
+        return await asyncio.gather(*(one(k, m) for k, m in zip(keys, conversations, strict=True)))
 
 
 def test_fleet_prints_a_key_and_is_ready_through_the_router(fleet: Fleet) -> None:
@@ -225,20 +229,25 @@ def test_fleet_prints_a_key_and_is_ready_through_the_router(fleet: Fleet) -> Non
 
 
 def test_new_conversations_spread_and_later_turns_stay_with_their_cache(fleet: Fleet) -> None:
-    conversations = [_conversation(n) for n in range(10)]
+    # Six wards, each its own tenant: their prompts are salted apart, so every new conversation is a cache
+    # miss for the router, which sends a miss where the least is cached: new conversations spread. (One
+    # tenant's new conversations share its system prompt and stay together on the engine that holds it
+    # until that engine is 4 requests busier: that is the policy, not a spread to test.)
+    keys = [fleet.new_key(f"ward-{n}") for n in range(6)]
+    conversations = [_conversation(n) for n in range(6)]
     before = fleet.counts()
-    answers = asyncio.run(_start_together(fleet, conversations))
+    answers = asyncio.run(_start_together(fleet, conversations, keys))
     spread = [b - a for a, b in zip(before, fleet.counts())]
     assert sum(spread) == len(conversations) and min(spread) >= 1, spread  # both engines took new ones
 
     engines_of: list[set[int]] = []
-    for conv, answer in zip(conversations, answers):
+    for key, conv, answer in zip(keys, conversations, answers, strict=True):
         conv.append({"role": "assistant", "content": answer})
         served = set()
         for turn in range(2):
             conv.append({"role": "user", "content": f"Follow-up {turn}: and if the fever persists?"})
             hits = fleet.counts("vllm:prefix_cache_hits_total")
-            engine, reply = _served_by(fleet, fleet.key, conv)
+            engine, reply = _served_by(fleet, key, conv)
             gained = fleet.counts("vllm:prefix_cache_hits_total")[engine] - hits[engine]
             assert gained >= 128, (engine, gained)  # the history came from this engine's cache
             served.add(engine)
