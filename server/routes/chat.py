@@ -22,7 +22,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import httpx
 import orjson
 from fastapi import APIRouter
 from starlette.requests import ClientDisconnect, Request
@@ -49,7 +48,7 @@ from server.safety import (
 )
 from server.state import GatewayState, State
 from server.upstream.cancel import CLIENT_CLOSED, ClientGone, ClientWatch
-from server.upstream.client import translate_error, translate_response
+from server.upstream.client import post_ok
 from server.upstream.relay import StreamRelay
 from server.validation import TEXT_FIELD, Inspected, apply_max_tokens_cap, inspect, parse_json
 
@@ -364,15 +363,9 @@ async def _json(
     guards: ResponseGuard | None,
     rl_headers: dict[str, str],
 ) -> Response:
-    try:
-        r = await state.upstream.post(path, content, headers, stream=False)
-    except httpx.HTTPError as exc:
-        raise translate_error(exc, state.metrics) from None
+    param = _PROMPT_PARAM.get(path)
+    r = await post_ok(state.upstream, state.metrics, path, content, headers, stream=False, prompt_param=param)
     t_back = _perf()
-    if r.status_code != 200:
-        raise translate_response(
-            r.status_code, r.content, state.metrics, r.headers.get("retry-after"), _PROMPT_PARAM.get(path)
-        )
     try:
         obj = orjson.loads(r.content)
         usage = obj.get("usage") or {}
@@ -416,20 +409,10 @@ async def _stream(
     n: int = 1,
 ) -> Response:
     """`client_usage`: whether the client asked for the usage chunk, and for usage on every chunk."""
-    try:
-        resp = await state.upstream.post(path, content, headers, stream=True)
-    except httpx.HTTPError as exc:
-        raise translate_error(exc, state.metrics) from None
-    if resp.status_code != 200:
-        try:
-            body = await resp.aread()
-        except httpx.HTTPError:
-            body = b""
-        finally:
-            await resp.aclose()
-        raise translate_response(
-            resp.status_code, body, state.metrics, resp.headers.get("retry-after"), _PROMPT_PARAM.get(path)
-        )
+    param = _PROMPT_PARAM.get(path)
+    resp = await post_ok(
+        state.upstream, state.metrics, path, content, headers, stream=True, prompt_param=param
+    )
     return StreamRelay(
         resp,
         ctx,

@@ -20,7 +20,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import httpx
 import orjson
 from fastapi import APIRouter
 from starlette.requests import Request
@@ -38,7 +37,7 @@ from server.routes.schemas import RESPONSES_SCHEMA
 from server.safety import InputCheck, ResponseGuard, SafetyEngine, UncheckableInput, check_responses
 from server.state import GatewayState, State
 from server.upstream.cancel import ClientWatch
-from server.upstream.client import translate_error, translate_response
+from server.upstream.client import post_ok
 from server.upstream.responses_relay import Pieces, ResponsesRelay, guard_response
 from server.validation import CHARS_PER_TOKEN_ESTIMATE, parse_json
 
@@ -183,13 +182,8 @@ async def _json(
     guards: ResponseGuard | None,
     rl_headers: dict[str, str],
 ) -> Response:
-    try:
-        r = await state.upstream.post(PATH, content, headers, stream=False)
-    except httpx.HTTPError as exc:
-        raise translate_error(exc, state.metrics) from None
+    r = await post_ok(state.upstream, state.metrics, PATH, content, headers, stream=False)
     t_back = _perf()
-    if r.status_code != 200:
-        raise translate_response(r.status_code, r.content, state.metrics, r.headers.get("retry-after"))
     try:
         obj = orjson.loads(r.content)
         usage = obj.get("usage") or {}
@@ -220,18 +214,7 @@ async def _stream(
     guards: ResponseGuard | None,
     rl_headers: dict[str, str],
 ) -> Response:
-    try:
-        resp = await state.upstream.post(PATH, content, headers, stream=True)
-    except httpx.HTTPError as exc:
-        raise translate_error(exc, state.metrics) from None
-    if resp.status_code != 200:
-        try:
-            body = await resp.aread()
-        except httpx.HTTPError:
-            body = b""
-        finally:
-            await resp.aclose()
-        raise translate_response(resp.status_code, body, state.metrics, resp.headers.get("retry-after"))
+    resp = await post_ok(state.upstream, state.metrics, PATH, content, headers, stream=True)
     return ResponsesRelay(
         resp,
         ctx,

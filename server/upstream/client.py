@@ -84,6 +84,35 @@ class UpstreamClient:
         await self.client.aclose()
 
 
+async def post_ok(
+    upstream: UpstreamClient,
+    metrics: Metrics,
+    path: str,
+    content: bytes,
+    headers: dict[str, str],
+    *,
+    stream: bool,
+    prompt_param: str | None = None,
+) -> httpx.Response | UpstreamResponse:
+    """`upstream.post`, returning only a 200: a transport failure or any other status is raised as its
+    OpenAI-shaped GatewayError (a streamed error body is read and the response closed first)."""
+    try:
+        resp = await upstream.post(path, content, headers, stream=stream)
+    except httpx.HTTPError as exc:
+        raise translate_error(exc, metrics) from None
+    if resp.status_code == 200:
+        return resp
+    body = resp.content
+    if stream:  # the error body is still to be read
+        try:
+            body = await resp.aread()
+        except httpx.HTTPError:
+            body = b""
+        finally:
+            await resp.aclose()
+    raise translate_response(resp.status_code, body, metrics, resp.headers.get("retry-after"), prompt_param)
+
+
 def translate_error(exc: Exception, metrics: Metrics) -> GatewayError:
     """An httpx failure before the response -> 502 (down), 504 (timeout)."""
     if isinstance(exc, httpx.TimeoutException):
