@@ -25,11 +25,9 @@ import asyncio
 import json
 import os
 import platform
-import random
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -46,7 +44,7 @@ sys.path.insert(0, str(REPO))
 
 from server.db import Database
 from server.keys import KeyStore
-from tests.support.procs import Proc, free_port, start_gateway, start_standin, wait_http
+from tests.support.procs import Proc, free_port, free_port_block, start_gateway, start_standin, wait_http
 
 MODEL = "antangelmed"
 REPLICAS = 3
@@ -97,7 +95,7 @@ class Fleet:
 
     def __init__(self, model_dir: Path, runtime: Path) -> None:
         self.runtime = runtime
-        base = _free_block(REPLICAS + 1)
+        base = free_port_block(REPLICAS + 1)
         self.engine_ports = [base + i for i in range(1, REPLICAS + 1)]
         self.router_port, self.gateway_port, self.metrics_port = free_port(), free_port(), free_port()
         self.db = runtime / "gateway.db"
@@ -111,7 +109,7 @@ class Fleet:
             ROUTER_METRICS_PORT=str(self.metrics_port),
             GATEWAY_PORT=str(self.gateway_port),
             ROUTER_POLICY="kv_aware",
-            KV_EVENTS_BASE_PORT=str(_free_block(REPLICAS + 1)),
+            KV_EVENTS_BASE_PORT=str(free_port_block(REPLICAS + 1)),
             ENGINE_ARGS="--max-model-len 4096 --enforce-eager",
             ANGEL_DATABASE_URL=f"sqlite:///{self.db}",
             ANGEL_LOG_LEVEL="warning",
@@ -147,26 +145,6 @@ class Fleet:
                 self.proc.wait(120)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
-
-
-def _free_block(n: int) -> int:
-    """A base port with base+1..base+n free on every interface, below the ephemeral range (where ports
-    picked by binding port 0 can be taken by any outgoing connection before they are used)."""
-    for _ in range(200):
-        base = random.randrange(20000, 32000 - n)
-        socks = []
-        try:
-            for p in range(base + 1, base + n + 1):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("", p))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free block of ports")
 
 
 def start_router(policy: str, workers: list[str], log: Path) -> Proc:

@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -32,7 +30,7 @@ import orjson
 import psutil
 import pytest
 
-from tests.support.procs import REPO, free_port, metric
+from tests.support.procs import REPO, free_port, free_port_block, metric
 
 pytestmark = pytest.mark.vllm
 
@@ -76,26 +74,6 @@ class Fleet:
         return orjson.loads(out.stdout)["key"]
 
 
-def _free_block(n: int) -> int:
-    """A base port with base+1..base+n free on every interface, below the ephemeral range (where ports
-    picked by binding port 0 can be taken by any outgoing connection before they are used)."""
-    for _ in range(200):
-        base = random.randrange(20000, 32000 - n)
-        socks = []
-        try:
-            for p in range(base + 1, base + n + 1):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("", p))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free block of ports")
-
-
 def _read_lines(proc: subprocess.Popen, into: list[str]) -> None:
     assert proc.stdout is not None
     for line in proc.stdout:
@@ -109,7 +87,7 @@ def _default_sigint() -> None:
 @pytest.fixture(scope="module")
 def fleet(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     runtime = tmp_path_factory.mktemp("fleet")
-    base, router, router_metrics, gateway = _free_block(REPLICAS), free_port(), free_port(), free_port()
+    base, router, router_metrics, gateway = free_port_block(REPLICAS), free_port(), free_port(), free_port()
     db_url = f"sqlite:///{runtime}/gateway.db"
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANGEL_")}
     env.update(

@@ -6,6 +6,7 @@ Every helper binds to 127.0.0.1 on a free port and kills what it started (tests 
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -26,6 +27,26 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def free_port_block(n: int) -> int:
+    """A base port with base+1..base+n free on every interface, below the ephemeral range (where ports
+    picked by binding port 0 can be taken by any outgoing connection before they are used)."""
+    for _ in range(200):
+        base = random.randrange(20000, 32000 - n)
+        socks = []
+        try:
+            for p in range(base + 1, base + n + 1):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("", p))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no free block of ports")
 
 
 def wait_http(url: str, proc: subprocess.Popen, timeout: float = 20.0) -> None:
