@@ -36,6 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 WINDOW_SECONDS = 60.0
+REDIS_POOL_SIZE = 16  # per gateway process; one admission holds a connection for well under 1 ms
 
 # KEYS: request log (zset: score = time), token log (zset: member "<id>:<tokens>"), token sum.
 # ARGV: window seconds, rpm, tpm, a unique member for this request, tokens to reserve.
@@ -235,13 +236,24 @@ class MemoryRateLimiter:
 class RedisRateLimiter:
     """Limiter shared by every replica through one Redis (atomic Lua scripts, Redis's clock)."""
 
-    def __init__(self, url: str, prefix: str = "angel:rl", window: float = WINDOW_SECONDS) -> None:
+    def __init__(
+        self, url: str, prefix: str = "angel:rl", window: float = WINDOW_SECONDS, timeout: float = 0.25
+    ) -> None:
         import redis.asyncio as aioredis
 
         # Short timeouts: a slow Redis must not stall requests (see the module's failure policy).
-        self._redis = aioredis.Redis.from_url(
-            url, socket_timeout=0.25, socket_connect_timeout=0.25, health_check_interval=10
+        # A bounded pool: a burst of requests waits briefly for one of a few open connections
+        # instead of opening one each (a connection storm is what makes connects time out, and
+        # many replicas times many connections would crowd Redis's maxclients).
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=REDIS_POOL_SIZE,
+            timeout=timeout,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            health_check_interval=10,
         )
+        self._redis = aioredis.Redis.from_pool(pool)  # owns the pool: aclose() closes it
         self._admit = self._redis.register_script(_ADMIT_LUA)
         self._settle = self._redis.register_script(_SETTLE_LUA)
         self._prefix = prefix

@@ -111,8 +111,9 @@ def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
 
 
 async def test_redis_replicas_share_an_exact_limit(redis: Proc) -> None:
-    a = RedisRateLimiter(redis.url, prefix="t1", window=2.0)
-    b = RedisRateLimiter(redis.url, prefix="t1", window=2.0)
+    # Exactness, not latency, is under test: timeouts that a starved CI machine cannot trip.
+    a = RedisRateLimiter(redis.url, prefix="t1", window=2.0, timeout=5.0)
+    b = RedisRateLimiter(redis.url, prefix="t1", window=2.0, timeout=5.0)
     try:
         # 40 concurrent admissions split across two "replicas": exactly the limit gets through.
         results = await asyncio.gather(*[(a if i % 2 else b).admit("k", 7, 0) for i in range(40)])
@@ -205,8 +206,8 @@ async def test_memory_concurrent_admissions_overspend_by_at_most_one_request(res
 
 
 async def test_redis_reservations_bound_concurrent_replicas_and_settle_atomically(redis: Proc) -> None:
-    a = RedisRateLimiter(redis.url, prefix="t4", window=5.0)
-    b = RedisRateLimiter(redis.url, prefix="t4", window=5.0)
+    a = RedisRateLimiter(redis.url, prefix="t4", window=5.0, timeout=5.0)
+    b = RedisRateLimiter(redis.url, prefix="t4", window=5.0, timeout=5.0)
     try:
         # 40 concurrent admissions from two replicas, each reserving 30 of a TPM of 100: exactly 4 get in.
         results = await asyncio.gather(*[(a if i % 2 else b).admit("k", 0, 100, 30) for i in range(40)])
