@@ -203,15 +203,39 @@ def locale_of(text: str) -> str:
 # Chinese numerals written digit by digit ("一三八零零一三八零零零", a phone number read out): runs of five or
 # more become ASCII digits for the rails, one character for one, so identifiers written this way are found
 # and cut like any other. Shorter runs stay: they are ordinary words and counts ("三十片", "一二年级").
-_ZH_DIGIT = str.maketrans("〇零一二三四五六七八九", "00123456789")
-_ZH_DIGIT_RUN = re.compile("[〇零一二三四五六七八九]{5,}")
+# 幺 is how a one is read out in a phone number ("幺三八").
+_ZH_DIGIT = str.maketrans("〇零幺一二三四五六七八九", "001123456789")
+_ZH_DIGIT_RUN = re.compile("[〇零幺一二三四五六七八九]{5,}")
+# Digits that OCR or a hurried typist turned into look-alike letters ("tel O2O 7946 O123", "MRN l2345678",
+# "DOB 12/O3/1958"): in a run of digits and separators that stands apart from words, holds at least five
+# digit-like characters and mostly real digits, O/o become 0 and l/I/| become 1. A word never qualifies
+# (a letter beside the run ends it), so "Oil", "I 2" and "lol" stay as written.
+_OCR_RUN = re.compile(r"(?<![A-Za-z0-9])[0-9OolI|](?:[0-9OolI|]|[ /.\-](?=[0-9OolI|])){4,}(?![A-Za-z0-9])")
+_OCR_DIGIT = str.maketrans("OolI|", "00111")
+_OCR_PIECE = re.compile(r"[0-9OolI|]+")
+_DIGIT = re.compile(r"\d")
+
+
+def _ocr_digits(m: re.Match[str]) -> str:
+    run = m.group()
+    digits = sum(c.isdigit() for c in run)
+    like = digits + sum(c in "OolI|" for c in run)
+    if like == digits or like < 5 or digits < 3 or digits * 5 < like * 3:
+        return run
+    # only pieces that hold a real digit: a lone "I" or "l" between numbers is a word or a label
+    return _OCR_PIECE.sub(
+        lambda p: p.group().translate(_OCR_DIGIT) if _DIGIT.search(p.group()) else p.group(), run
+    )
 
 
 def with_ascii_digits(text: str) -> str:
-    """`text` with digit-by-digit Chinese numeral runs as ASCII digits (same length)."""
-    if text.isascii() or _ZH_DIGIT_RUN.search(text) is None:
-        return text
-    return _ZH_DIGIT_RUN.sub(lambda m: m.group().translate(_ZH_DIGIT), text)
+    """`text` with digit-by-digit Chinese numeral runs and OCR look-alike digits as ASCII digits (same
+    length)."""
+    if not text.isascii() and _ZH_DIGIT_RUN.search(text) is not None:
+        text = _ZH_DIGIT_RUN.sub(lambda m: m.group().translate(_ZH_DIGIT), text)
+    if any(c in text for c in "OolI|"):
+        text = _OCR_RUN.sub(_ocr_digits, text)
+    return text
 
 
 # Spelled-out or leetspeak text: "k i l l  m y s e l f", "k.i.l.l", "想 死", "k1ll mys3lf". The rails also

@@ -3,7 +3,8 @@
 Each recogniser yields (start, end, entity) spans on the normalised text. Numbers that only mean something
 in context (record, plan, account, licence, device numbers) need their context word; free-standing formats
 (e-mail, URL, IP, phone, SSN, resident ID with its checksum, full dates) do not. Grouped by identifier
-family: contact.py, identifiers.py, dates.py, addresses.py, names.py.
+family: contact.py, identifiers.py, regional.py, dates.py, spoken.py (identifiers read out or typed past
+filters), addresses.py, names.py.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from functools import cache
 
 from server.safety.gate import GatedPattern, GateSet, Hits
 from server.safety.normalize import match_view, simplified
-from server.safety.phi import addresses, contact, dates, identifiers, names
+from server.safety.phi import addresses, contact, dates, identifiers, names, regional, spoken
 from server.safety.phi.common import Finder
 from server.safety.verdict import Span
 
@@ -32,9 +33,12 @@ _FINDERS: tuple[Finder, ...] = (
     contact.ipv6,
     identifiers.ssns,
     identifiers.cn_ids,
+    regional.regional_named_ids,
     contact.phones,
     dates.dates,
+    spoken.spoken,
     identifiers.context_ids,
+    regional.regional_ids,
     contact.handles,
     identifiers.cards,
     addresses.addresses,
@@ -54,7 +58,7 @@ USE_NAME_MODEL = True
 def patterns() -> tuple[GatedPattern, ...]:
     """Every gated pattern of the recognisers (for the engine's one gate scan)."""
     found: list[GatedPattern] = []
-    for module in (contact, identifiers, dates, addresses, names):
+    for module in (contact, identifiers, regional, dates, spoken, addresses, names):
         for value in vars(module).values():
             found.extend(_gated(value))
     return tuple(dict.fromkeys(found))
