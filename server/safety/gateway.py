@@ -55,6 +55,9 @@ def warm_up(engine: SafetyEngine) -> None:
     """Run the input rails and an output guard once over sample text, so that what they build at first use
     (lexicons, the name model, weights) is built at start-up, not during the first request of a patient.
     The gateway then freezes these objects out of the garbage collector's full passes (server/__main__.py)."""
+    from server.safety.phi import zh_words
+
+    zh_words.everyday_words()  # read only when a Chinese name is proposed; 0.4 s that no patient should wait
     for text in _WARM_TEXTS:
         verdict = engine.check_input([{"role": "user", "content": text}], None)
         guard = engine.output_guard(verdict)

@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterator
 
 from server.safety.gate import GatedPattern, Hits, required_literals
+from server.safety.phi import zh_words
 from server.safety.phi.common import I, run, rx
 from server.safety.verdict import Span
 
@@ -403,8 +404,12 @@ def names(text: str, hits: Hits) -> Iterator[Span]:
             continue
         if len(name) == 3 and name[2] in _ZH_STOP:
             name, end = name[:2], end - 1
-        # a school year or a placeholder, not a name: "我表弟高三", "张三"
-        if name[-1] in _ZH_STOP or (len(name) == 2 and name[1] in "一二三四五六七八九十"):
+        # a school year or a placeholder, not a name: "我表弟高三", "张三"; a frequent word ("我妈白内障")
+        if (
+            name[-1] in _ZH_STOP
+            or (len(name) == 2 and name[1] in "一二三四五六七八九十")
+            or zh_words.everyday_words().get(name, 0) >= zh_words.RULE_VETO_FREQ
+        ):
             continue
         yield start, end, "PERSON"
 
@@ -431,6 +436,9 @@ def model_names(text: str, hits: Hits | None = None) -> Iterator[Span]:
                 or name[-1] in _ZH_STOP
                 or (len(name) == 2 and name[1] in "一二三四五六七八九十")  # a school year, a placeholder
                 or any(_ZH_TITLE.match(text, start + i) for i in (1, 2, len(name)))
+                # surname-shaped everyday words: 花生, 解释一, and 白内 before its 障
+                or zh_words.is_everyday_word(name)
+                or zh_words.is_everyday_word(text[start : end + 1])
             ):
                 continue
         else:

@@ -157,3 +157,28 @@ def test_importing_the_safety_package_loads_no_weights_and_builds_no_table() -> 
         "assert all(f.cache_info().currsize == 0 for f in (m.load, m._tables, m._automata, m._zh_tail))\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+# the model proposes a surname and one or two characters; these are everyday words (jieba's dictionary)
+SURNAME_SHAPED_WORDS = [
+    ("怎么跟六岁的孙子解释阿公的病？", "解释"),
+    ("帮我跟我妈解释一下检查结果", "解释一"),
+    ("外婆白内障手术很顺利，明天出院", "白内"),
+    ("看了配料表，我儿子花生过敏：", "花生"),
+    ("讲课录音稿（教学用，无患者信息）：", "信息"),
+]
+
+
+@pytest.mark.parametrize(("text", "proposal"), SURNAME_SHAPED_WORDS, ids=[w for _, w in SURNAME_SHAPED_WORDS])
+def test_everyday_words_the_model_proposes_are_no_names(text: str, proposal: str) -> None:
+    assert proposal in [text[a:b] for a, b, _ in name_model.load().find(text)]  # the model alone would cut it
+    assert names_found(text) == []
+
+
+def test_everyday_words_come_from_the_dictionary_without_person_names() -> None:
+    from server.safety.phi import zh_words
+
+    words = zh_words.everyday_words()
+    assert len(words) > 40_000 and words["信息"] > 1_000
+    assert "李建国" not in words and "刘德华" not in words  # tagged as person names (nr)
+    assert zh_words.is_everyday_word("解释一") and not zh_words.is_everyday_word("王建国")
