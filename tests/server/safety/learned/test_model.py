@@ -432,3 +432,32 @@ def test_very_long_messages_grow_the_hash_tables(model: CategoryModel) -> None:
     long_text = "ordinary words here. " * 2000 + text  # ~40,000 characters, past the precomputed powers
     assert score(model, long_text) >= score(model, text) - 1e-9 and model.fires(cm.view_of(long_text))
     assert len(cm._POWERS.pair[0]) >= len(long_text) * 0.8
+
+
+def test_short_views_take_a_plain_python_path_with_the_same_features_and_scores() -> None:
+    """Views of at most SHORT characters are featurised in plain Python (faster for a chat question); the
+    features must be featurise's, integer for integer, and the scores the numpy path's."""
+    import random
+
+    import numpy as np
+
+    model = cm.load_model()
+    alphabet = [
+        *"abcdefghijklmnopqrstuvwxyz0123456789" * 3,
+        *" \t\u3000.!?。！？；;\n',-é😀",
+        *"我想死了吗你好医生头疼" * 2,
+    ]
+    rng = random.Random(7)
+    texts = [*(cm.view_of(t)[: cm.SHORT] for t in (*INDIRECT_CRISIS, *NEGATIVES)), "", "'", "a", "我", "我想"]
+    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randrange(cm.SHORT + 1))) for _ in range(3000)]
+    for text in texts:
+        f = cm.featurise(text)
+        seg, cjk, word_seg, words, nonempty = cm._short_features(text)
+        assert seg == f.seg.tolist() and word_seg == f.word_seg.tolist() and nonempty == f.nonempty.tolist()
+        assert cjk == [g.tolist() for g in f.cjk] and words == [g.tolist() for g in f.words], text
+        numpy_path = (
+            model.bias + cm.window_max_columns(cm.segment_sums(f, model.weights), model.windows)
+            if len(f.nonempty)
+            else model.bias
+        )
+        assert np.array_equal(model.scores(text), numpy_path), text
