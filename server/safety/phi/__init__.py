@@ -42,6 +42,8 @@ _FINDERS: tuple[Finder, ...] = (
     contact.handles,
     identifiers.cards,
     addresses.addresses,
+    addresses.postcodes,
+    regional.pan_numbers,
     names.names,
     identifiers.national_ids,  # last: "Aetna ID W123456789" stays a plan number
 )

@@ -1,4 +1,4 @@
-"""Street addresses, English and Chinese, and P.O. boxes."""
+"""Street addresses, English and Chinese, P.O. boxes, and UK and Canadian postcodes."""
 
 from __future__ import annotations
 
@@ -85,3 +85,22 @@ def addresses(text: str, hits: Hits) -> Iterator[Span]:
 
 
 # what makes a first-name-and-surname pair no patient: a clinician's title ("Dr. Angela Whitmore", "Nurse Mary
+
+
+# Postcodes precise enough to locate a household: the UK's ("SW1A 1AA", "M1 1AE") and Canada's ("K1A 0B1"),
+# in capitals as written on letters and forms. Neither has a literal to gate on, so they are searched (one
+# case-sensitive pass) whenever the text holds any other PHI gate; a postcode alone in a text with nothing
+# else is left to the address rules around it. US ZIP codes need their word (identifiers.py).
+_POSTCODES = re.compile(
+    r"(?<![A-Za-z0-9])(?:"
+    r"(?:[A-PR-UWYZ][A-HK-Y]?\d[A-HJKPSTUW\d]?|GIR) ?\d[ABD-HJLNP-UW-Z]{2}"  # UK
+    r"|[ABCEGHJ-NPRSTVXY]\d[ABCEGHJ-NPRSTV-Z] ?\d[ABCEGHJ-NPRSTV-Z]\d"  # Canada
+    r")(?![A-Za-z0-9])"
+)
+
+
+def postcodes(text: str, hits: Hits) -> Iterator[Span]:
+    if not text.isascii() and not any(c.isupper() for c in text):
+        return
+    for m in _POSTCODES.finditer(text):
+        yield m.start(), m.end(), "ADDRESS"

@@ -57,6 +57,11 @@ from tests.server.safety.phi.test_recognisers import PHI, forwarded
         ("澳门身份证 1234567(8)", "1234567(8)", "NATIONAL_ID"),
         ("Macau BIR 5/123456/7", "123456", "NATIONAL_ID"),
         ("マイナンバー 1234 5678 9012", "5678", "NATIONAL_ID"),
+        # postcodes that locate a household, and India's PAN, beside any other identifier
+        ("Flat 3, 12 Elm Road, London SW1A 2AA, tel 020 7946 0958", "SW1A 2AA", "ADDRESS"),
+        ("My postcode is M1 1AE and DOB 03/04/1961", "M1 1AE", "ADDRESS"),
+        ("Send to 24 Sussex Dr, Ottawa ON K1A 0B1, phone 613-555-0142", "K1A 0B1", "ADDRESS"),
+        ("PAN ABCPE1234F, Aadhaar 2345 6789 0123", "ABCPE1234F", "NATIONAL_ID"),
     ],
 )
 def test_identifier_is_redacted(engine: SafetyEngine, text: str, secret: str, entity: str) -> None:
@@ -87,6 +92,20 @@ def test_ordinary_text_passes(engine: SafetyEngine, text: str) -> None:
     categories, sent = forwarded(engine, text)
     assert PHI not in categories
     assert sent == text
+
+
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        ("vitamin B12 5MG daily, call 020 7946 0958 to order", "B12 5MG"),
+        ("CD19 CAR-T therapy for my dad, ward phone 020 7946 0958", "CD19 CAR-T"),
+    ],
+)
+def test_codes_shaped_like_postcodes_are_kept(engine: SafetyEngine, text: str, kept: str) -> None:
+    """Postcodes are searched once any identifier is in the text: a vitamin or a CAR-T target beside a
+    phone number stays."""
+    _, sent = forwarded(engine, text)
+    assert kept in sent and "7946" not in sent
 
 
 def test_ocr_look_alikes_become_digits_only_inside_numbers() -> None:
