@@ -97,6 +97,16 @@ _PHONE_WORDS = rx(
     ),
 )
 _PHONE_CTX = re.compile(_PHONE_WORD + r"[^\d\n]{0,20}$", I)
+# eight to thirteen digits in any grouping right after a word that names a phone ("my number is 9123 456
+# 789", "手机 0912-345-678"): the shapes above are national formats, this is the writer saying what it is.
+# Looked for, like the local number, only where a number run starts and only when a phone word is present.
+_GROUPED_DIGITS = rx(r"\d[\d -]{6,16}\d", literals=NUMERIC_GATE, window=24)
+_GROUPED_DIGITS_AT = re.compile(r"\d(?:[ -]?\d){7,12}(?![\d-])")
+_NAMED_PHONE_CTX = re.compile(
+    r"(?:\b(?:phone|cell|mobile|tel|telephone|landline|whatsapp|my number|contact number)\b|电话|手机|座机)"
+    r"(?:\s+(?:no\.?|number|#))?(?:\s+is)?[\s:：#]*$",
+    I,
+)
 
 _HANDLE = rx(
     r"(?i:(?:微信|vx|v信|weixin|\bwechat|\bline|\bskype|\btelegram|\bwhatsapp)(?:号码|号|\s*id)?)"
@@ -147,6 +157,14 @@ def phones(text: str, hits: Hits) -> Iterator[Span]:
             before = text[max(0, at - 24) : at]
             if _HK_PHONE_CTX.search(before):
                 yield m.start(), m.end(), "FAX" if _FAX_CTX.search(before) else "PHONE"
+    for at in hits.get(_GROUPED_DIGITS, ()) if _PHONE_WORDS in hits else ():
+        m = _GROUPED_DIGITS_AT.match(text, at)
+        if (
+            m is not None
+            and not (at and text[at - 1] in "0123456789+-")
+            and _NAMED_PHONE_CTX.search(text, max(0, at - 32), at)
+        ):
+            yield m.start(), m.end(), "PHONE"
     last = -99  # a second number right after an accepted one ("555-0142 or 555-0199") is one too
     for at in sorted(hits.get(_LOCAL_PHONE, ())) if _PHONE_WORDS in hits else ():
         m = _LOCAL_PHONE_AT.match(text, at)

@@ -60,7 +60,7 @@ _SHORT_WORDS = (
 _LONG_WORDS = (
     "nric/fin", "ic no", "ic number", "mykad", "national insurance", "ni no", "ni number", "social insurance",
     "health card", "care card", "personal health", "medicare", "aadhaar", "aadhar", "uidai", "pan card",
-    "pan no", "pan number", "my number", "mynumber", "resident registration", "national id", "citizen id",
+    "pan no", "pan number", "my number card", "resident registration", "national id", "citizen id",
     "identity no", "identity number", "id no", "id number",
 )  # fmt: skip
 _EDGES, _AFTERS = " \n(,.:;/-，：（", " \n:#.,=-：(0123456789"

@@ -63,6 +63,8 @@ from tests.server.safety.phi.test_recognisers import PHI, forwarded
         ("My postcode is M1 1AE and DOB 03/04/1961", "M1 1AE", "ADDRESS"),
         ("Send to 24 Sussex Dr, Ottawa ON K1A 0B1, phone 613-555-0142", "K1A 0B1", "ADDRESS"),
         ("PAN ABCPE1234F, Aadhaar 2345 6789 0123", "ABCPE1234F", "NATIONAL_ID"),
+        # "my number" in English is a phone number; Japan's is マイナンバー or "My Number card"
+        ("my number is 9123 456 789, text me", "9123 456 789", "PHONE"),
     ],
 )
 def test_identifier_is_redacted(engine: SafetyEngine, text: str, secret: str, entity: str) -> None:
