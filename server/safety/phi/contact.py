@@ -101,7 +101,7 @@ _PHONE_CTX = re.compile(_PHONE_WORD + r"[^\d\n]{0,20}$", I)
 # 789", "手机 0912-345-678"): the shapes above are national formats, this is the writer saying what it is.
 # Looked for, like the local number, only where a number run starts and only when a phone word is present.
 _GROUPED_DIGITS = rx(r"\d[\d -]{6,16}\d", literals=NUMERIC_GATE, window=24)
-_GROUPED_DIGITS_AT = re.compile(r"\d(?:[ -]?\d){7,12}(?![\d-])")
+_GROUPED_DIGITS_AT = re.compile(r"\d(?:[ -]?\d){7,12}(?![\d-]|\s*\d)")  # not cut off by a line break
 _NAMED_PHONE_CTX = re.compile(
     r"(?:\b(?:phone|cell|mobile|tel|telephone|landline|whatsapp|my number|contact number)\b|电话|手机|座机)"
     r"(?:\s+(?:no\.?|number|#))?(?:\s+is)?[\s:：#]*$",
