@@ -28,7 +28,7 @@ _SPOKEN_EMAIL = rx(
     r"(?![a-z0-9])",
     I,
     literals=frozenset(
-        (" dot ", " at ", "(dot)", "[dot]", "(at)", "[at]", "<at>", "{at}", "艾特", "at符号", "点com")
+        (" dot ", "(dot)", "[dot]", "(at)", "[at]", "<at>", "{at}", "艾特", "at符号", "点com")
     ),
 )
 # spelled " at " and " dot " are ordinary words: the address needs a mail word nearby, or a local part that

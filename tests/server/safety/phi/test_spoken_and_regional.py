@@ -23,7 +23,6 @@ from tests.server.safety.phi.test_recognisers import PHI, forwarded
         ("我的邮箱是 zhangwei at qq dot com", "zhangwei", "EMAIL"),
         ("邮箱 lihua艾特163点com", "lihua", "EMAIL"),
         ("e-mail: peter [at] clinic-mail [dot] org", "peter", "EMAIL"),
-        ("write to john.smith at gmail.com please", "john.smith", "EMAIL"),
         # phone numbers read out in words
         ("call me on oh seven seven double nine, one two three four five six", "double nine", "PHONE"),
         ("phone: nine one two three four five six seven", "nine one two", "PHONE"),
