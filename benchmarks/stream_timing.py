@@ -98,7 +98,8 @@ def run_gateway(answers: list[list[str]]) -> dict[str, Any]:
 
 
 def run_engine() -> dict[str, Any]:
-    """The tiny generated checkpoint in a real vLLM process, directly and through the gateway (safety on)."""
+    """The tiny generated checkpoint in a real vLLM process, directly and through gateways with safety on and
+    off, interleaved request by request."""
     from tests.model_plugin.engine.support import start_vllm_server
 
     tmp = Path(tempfile.mkdtemp(prefix="stream-engine-"))
@@ -107,9 +108,11 @@ def run_engine() -> dict[str, Any]:
     subprocess.run(generate, cwd=REPO, check=True, capture_output=True)
     engine = start_vllm_server(ckpt, tmp / "vllm.log")
     gateway = start_gateway(tmp, engine.url)
+    off = start_gateway(tmp, engine.url, db=tmp / "off.db", ANGEL_SAFETY_ENABLED="false")
     auth = {"Authorization": f"Bearer {TEST_KEY}"}
-    ttft: dict[str, list[float]] = {"direct": [], "safety_on": []}
-    events: dict[str, list[int]] = {"direct": [], "safety_on": []}
+    targets = {"direct": (engine.url, {}), "safety_on": (gateway.url, auth), "safety_off": (off.url, auth)}
+    ttft: dict[str, list[float]] = {k: [] for k in targets}
+    events: dict[str, list[int]] = {k: [] for k in targets}
 
     async def rounds() -> None:
         async with httpx.AsyncClient(timeout=120) as client:
@@ -124,8 +127,7 @@ def run_engine() -> dict[str, Any]:
                         {"role": "user", "content": f"Question {i}: how much water should I drink?"}
                     ],
                 }
-                pair = {"direct": (engine.url, {}), "safety_on": (gateway.url, auth)}
-                for name, (url, headers) in pair.items():
+                for name, (url, headers) in targets.items():
                     first, content, _ = await _stream(client, url, body, headers)
                     ttft[name].append(first)
                     events[name].append(content)
@@ -133,17 +135,16 @@ def run_engine() -> dict[str, Any]:
     try:
         asyncio.run(rounds())
     finally:
-        gateway.stop()
-        engine.stop()
+        for p in (off, gateway, engine):
+            p.stop()
     out: dict[str, Any] = {
         name: {"ttft_p50_ms": _pct(v, 0.5), "ttft_p99_ms": _pct(v, 0.99), "content_events": sum(events[name])}
         for name, v in ttft.items()
     }
-    added = [a - d for a, d in zip(ttft["safety_on"], ttft["direct"], strict=True)]
-    out["safety_on"]["added_ttft_p50_ms"] = _pct(added, 0.5)
-    out["safety_on"]["content_events_kept"] = round(
-        sum(events["safety_on"]) / max(1, sum(events["direct"])), 3
-    )
-    out["setup"] = {"requests": ENGINE_REQUESTS, "max_tokens": 32, "median_of": "pairs, interleaved"}
+    for name in ("safety_on", "safety_off"):
+        added = [a - d for a, d in zip(ttft[name], ttft["direct"], strict=True)]
+        out[name]["added_ttft_p50_ms"] = _pct(added, 0.5)
+        out[name]["content_events_kept"] = round(sum(events[name]) / max(1, sum(events["direct"])), 3)
+    out["setup"] = {"requests": ENGINE_REQUESTS, "max_tokens": 32, "median_of": "triples, interleaved"}
     print(f"tiny engine: {out}")
     return out

@@ -22,8 +22,8 @@ category's weight (~0.1-0.3 ms per 4,000 characters for all three).
 
 `featurise` is the one featuriser: the training script builds its vectors with `message_counts` and
 `Features.pairs`, which call it, so training and serving cannot drift apart. Scoring is numpy over code
-points (no Python loop per character), except for views of at most SHORT characters, whose features
-are computed in plain Python and compared with featurise's in tests. Feature hashing is
+points (no Python loop per character), except for views of at most SHORT characters, which short.py scores
+in plain Python, bit for bit the same (compared in tests). Feature hashing is
 plain uint64 arithmetic, so scores do not depend on the process (PYTHONHASHSEED) or the platform.
 """
 
@@ -175,6 +175,9 @@ class Features:
 
 
 _EMPTY = np.zeros(0, dtype=np.int64)
+# views of at most SHORT characters (a chat question) are scored in plain Python (short.py), the faster path
+# there (measured both ways)
+SHORT = 64
 
 
 def featurise(view: str) -> Features:
@@ -254,85 +257,6 @@ def featurise(view: str) -> Features:
             np.where(ends - starts > PREFIX, _bucket(hp ^ _T_PREFIX), _NULL64),
         )
     return Features(seg, cjk, word_seg, words, nonempty)
-
-
-# ---- short views in plain Python ----------------------------------------------------------------------
-# A chat question is a few dozen characters. There numpy's fixed cost per call (about 40 calls to featurise
-# and score) is most of the time, and after an idle moment its tables are out of the CPU's caches: on the
-# 2-core machine the learned detectors took 0.37 ms of a 30-character question's 0.78 ms of input rails
-# between paced requests. `_short_features` computes featurise's integers with Python ints (masked to 64 bits
-# where numpy's uint64 wraps); tests compare the two on thousands of random texts.
-SHORT = 64  # characters; at and under this, the plain-Python path is the faster one (measured both ways)
-_MASK = (1 << 64) - 1
-_CLASS_OF = _CLASS.tobytes()
-_GOLD_I, _SHIFT_I, _S21_I = int(_GOLD), int(_SHIFT), int(_S21)
-_PAIR_I, _START_I = int(_PAIR), int(_START)
-_T_WORD_I, _T_BIGRAM_I, _T_PREFIX_I = int(_T_WORD), int(_T_BIGRAM), int(_T_PREFIX)
-ShortFeatures = tuple[list[int], list[list[int]], list[int], list[list[int]], list[int]]
-
-
-def _bucket_of(key: int) -> int:
-    return ((key * _GOLD_I) & _MASK) >> _SHIFT_I
-
-
-def _short_features(view: str) -> ShortFeatures:
-    """featurise's (seg, cjk, word_seg, words, nonempty) as lists, for a view of at most SEGMENT_CAP
-    characters (no segment cap cut)."""
-    cps = [ord(ch) for ch in view.replace("'", "")]
-    n = len(cps)
-    cls = [_CLASS_OF[c] if c <= 0xFFFF else _CLASS_OF[0xFFFF] for c in cps]
-    is_cjk = [k == _CJK for k in cls]
-    boundary = [k == _BOUNDARY for k in cls]
-    any_cjk = any(is_cjk)
-    if any_cjk:  # a space touching a CJK character cuts
-        for i, k in enumerate(cls):
-            if k == _SPACE and ((i > 0 and is_cjk[i - 1]) or (i + 1 < n and is_cjk[i + 1])):
-                boundary[i] = True
-    seg, total = [], 0
-    for b in boundary:
-        total += b
-        seg.append(total)
-    nonempty = sorted({seg[i] for i in range(n) if cls[i] >= _WORD})
-    cjk: list[list[int]] = []
-    if any_cjk:
-        cjk.append([_bucket_of(c) if is_cjk[i] else NULL for i, c in enumerate(cps)])
-        if n >= 2:
-            two = [is_cjk[i] and is_cjk[i + 1] for i in range(n - 1)]
-            k2 = [(cps[i] << _S21_I) | cps[i + 1] for i in range(n - 1)]
-            cjk.append([_bucket_of(k2[i]) if two[i] else NULL for i in range(n - 1)])
-            if n >= 3:
-                cjk.append(
-                    [
-                        _bucket_of(((k2[i] << _S21_I) & _MASK) | cps[i + 2])
-                        if two[i] and is_cjk[i + 2]
-                        else NULL
-                        for i in range(n - 2)
-                    ]
-                )
-    word_seg: list[int] = []
-    words: list[list[int]] = []
-    pos = [i for i in range(n) if cls[i] == _WORD]
-    if pos:
-        unigrams, bigrams, prefixes = [], [], []
-        prev_h, prev_seg, start = _START_I, -1, 0
-        for j in range(1, len(pos) + 1):
-            if j < len(pos) and pos[j] == pos[j - 1] + 1:
-                continue  # inside a word
-            h, power, hp = 0, 1, 0
-            for k in range(start, j):  # the word's hash: sum of cp * BASE**offset, mod 2**64
-                h = (h + cps[pos[k]] * power) & _MASK
-                power = (power * _BASE) & _MASK
-                if k - start + 1 == PREFIX:
-                    hp = h
-            s = seg[pos[start]]
-            prev = prev_h if s == prev_seg else _START_I  # a segment's first word follows _START
-            word_seg.append(s)
-            unigrams.append(_bucket_of(h ^ _T_WORD_I))
-            bigrams.append(_bucket_of(((prev * _PAIR_I + h) & _MASK) ^ _T_BIGRAM_I))
-            prefixes.append(_bucket_of(hp ^ _T_PREFIX_I) if j - start > PREFIX else NULL)
-            prev_h, prev_seg, start = h, s, j
-        words = [unigrams, bigrams, prefixes]
-    return seg, cjk, word_seg, words, nonempty
 
 
 def message_counts(view: str) -> tuple[np.ndarray, np.ndarray]:
@@ -464,45 +388,25 @@ class LearnedModel:
     meta: dict[str, Any]  # category -> its training record
     windows: np.ndarray  # [len(categories)]: segments per scoring window, 1 to WINDOW
 
+    def __post_init__(self) -> None:
+        from server.safety.learned.short import ShortScorer  # it reads this module's tables
+
+        object.__setattr__(self, "_short", ShortScorer(self.weights, self.bias, self.windows))
+        object.__setattr__(self, "_thresholds", [float(t) for t in self.threshold])
+
     def scores(self, view: str) -> np.ndarray:
         """Every category's score for a match view (see view_of), in `categories` order."""
         if len(view) <= SHORT:
-            return self._scores_short(view)
+            return np.array(self._short.scores(view))
         f = featurise(view)
         if len(f.nonempty) == 0:
             return self.bias.copy()
         return self.bias + window_max_columns(segment_sums(f, self.weights), self.windows)
 
-    def _scores_short(self, view: str) -> np.ndarray:
-        """`scores` of a short view: the features in plain Python (_short_features), one gather of all their
-        weights, then segment_sums' and window_max_columns' additions in the same order."""
-        seg, cjk, word_seg, words, nonempty = _short_features(view)
-        if not nonempty:
-            return self.bias.copy()
-        rows = self.weights.take([b for g in (*cjk, *words) for b in g], axis=0)
-        sums = np.zeros((seg[-1] + 1, rows.shape[1]))
-        at = 0
-        if cjk:
-            n = len(cjk[0])
-            contrib = rows[:n].copy()
-            at = n
-            for g in cjk[1:]:
-                contrib[: len(g)] += rows[at : at + len(g)]
-                at += len(g)
-            starts = [0, *(i for i in range(1, n) if seg[i] != seg[i - 1])]
-            sums[seg[0] :] = np.add.reduceat(contrib, starts, axis=0)
-        if words:
-            m = len(word_seg)
-            contrib = rows[at : at + m] + rows[at + m : at + 2 * m] + rows[at + 2 * m : at + 3 * m]
-            starts = [0, *(j for j in range(1, m) if word_seg[j] != word_seg[j - 1])]
-            sums[[word_seg[j] for j in starts]] += np.add.reduceat(contrib, starts, axis=0)
-        segs = sums[nonempty] + self.weights[SEGMENT]
-        return self.bias + window_max_columns(segs, self.windows)
-
     def fired(self, view: str) -> list[str]:
         """The categories whose score reaches their threshold."""
-        hit = self.scores(view) >= self.threshold
-        return [c for c, h in zip(self.categories, hit) if h]
+        scores = self._short.scores(view) if len(view) <= SHORT else self.scores(view)
+        return [c for c, x, t in zip(self.categories, scores, self._thresholds) if x >= t]
 
     def category(self, name: str) -> CategoryModel:
         """One category as a single-category scorer (its own copy of the weights)."""

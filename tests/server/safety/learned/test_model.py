@@ -434,30 +434,52 @@ def test_very_long_messages_grow_the_hash_tables(model: CategoryModel) -> None:
     assert len(cm._POWERS.pair[0]) >= len(long_text) * 0.8
 
 
-def test_short_views_take_a_plain_python_path_with_the_same_features_and_scores() -> None:
-    """Views of at most SHORT characters are featurised in plain Python (faster for a chat question); the
-    features must be featurise's, integer for integer, and the scores the numpy path's."""
+def test_short_views_take_a_plain_python_path_with_the_same_scores() -> None:
+    """Views of at most SHORT characters are scored in plain Python (short.py; faster for a chat question);
+    the scores must be the numpy path's bit for bit, with the word-hash cache cold and warm."""
     import random
 
     import numpy as np
 
+    from server.safety.learned.short import ShortScorer
+
     model = cm.load_model()
     alphabet = [
         *"abcdefghijklmnopqrstuvwxyz0123456789" * 3,
-        *" \t\u3000.!?。！？；;\n',-é😀",
+        *" \t\u3000.!?。！？；;\n',-éA😀\u3400\u4dbf\uf900\ufaff\u9fff",
         *"我想死了吗你好医生头疼" * 2,
     ]
     rng = random.Random(7)
     texts = [*(cm.view_of(t)[: cm.SHORT] for t in (*INDIRECT_CRISIS, *NEGATIVES)), "", "'", "a", "我", "我想"]
     texts += ["".join(rng.choice(alphabet) for _ in range(rng.randrange(cm.SHORT + 1))) for _ in range(3000)]
+    cold = ShortScorer(model.weights, model.bias, model.windows)
     for text in texts:
         f = cm.featurise(text)
-        seg, cjk, word_seg, words, nonempty = cm._short_features(text)
-        assert seg == f.seg.tolist() and word_seg == f.word_seg.tolist() and nonempty == f.nonempty.tolist()
-        assert cjk == [g.tolist() for g in f.cjk] and words == [g.tolist() for g in f.words], text
         numpy_path = (
             model.bias + cm.window_max_columns(cm.segment_sums(f, model.weights), model.windows)
             if len(f.nonempty)
             else model.bias
         )
+        assert np.array_equal(np.array(cold.scores(text)), numpy_path), text
         assert np.array_equal(model.scores(text), numpy_path), text
+        assert model.fired(text) == [
+            c for c, x, t in zip(model.categories, numpy_path, model.threshold) if x >= t
+        ]
+
+
+def test_the_short_path_reads_the_character_classes_of_the_featuriser() -> None:
+    """short.py finds words, CJK characters, cuts and spaces with patterns; they must cover exactly the
+    classes of the featuriser's table over the whole Basic Multilingual Plane."""
+    from server.safety.learned import short
+
+    table = cm._CLASS.tobytes()
+    classes = {
+        cm._WORD: short._WORDS,
+        cm._CJK: short._CJK_RUNS,
+        cm._BOUNDARY: short._CUTS,
+        cm._SPACE: short._SPACES,
+    }
+    for c in range(0x10000):
+        ch = chr(c)
+        for k, pattern in classes.items():
+            assert (pattern.match(ch) is not None) == (table[c] == k), (hex(c), k)
