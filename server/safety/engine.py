@@ -51,6 +51,7 @@ class _Read:
     pieces: list[Piece]
     docs: list[Document]
     found: dict[str, list[tuple[Document, Span]]] = field(default_factory=lambda: defaultdict(list))
+    scores: list[float] | None = None  # the learned detectors' scores of the faithful view, once computed
 
     @property
     def faithful(self) -> Document:
@@ -202,20 +203,22 @@ class SafetyEngine:
         quoted: set[str] = set()  # attacks quoted as examples in a text about injection: a weak signal
         for read in reads:
             speaker = id(read) in speaker_ids
+            by_rules: set[str] = set()
             for doc in read.docs:
                 hits = self._gates.scan(doc.view)  # one literal pass serves every rail, PHI included
                 if speaker:
                     for category, detect in _SPEAKER_RAILS:
-                        self._record(read, doc, category, detect(doc.view, hits), fired)
+                        self._record(read, doc, category, detect(doc.view, hits), by_rules)
                 spans = injection.detect(doc.view, hits)
                 if spans and injection.quoted_examples_only(doc.view, spans):
                     quoted.add(_INJECTION)
                 else:
-                    self._record(read, doc, _INJECTION, spans, fired)
+                    self._record(read, doc, _INJECTION, spans, by_rules)
                 for span in find_phi(doc.text, entities, doc.view, hits or None):
                     if doc is read.faithful or _joins_pieces(read, doc, span):
                         read.found["phi"].append((doc, span))
                         fired.add("phi")
+            fired |= by_rules - self._vetoed(read, by_rules, prof)
             if read.templated and any(c in p.raw for p in read.pieces for c in self._control):
                 fired.add(_INJECTION)  # a forged turn boundary; neutralised whatever the action
             self._read_plainly(read, speaker, fired)
@@ -262,11 +265,36 @@ class SafetyEngine:
             ask = [c for c in wanted if c not in by_model and (c == _INJECTION or id(read) in speaker_ids)]
             if not ask:
                 continue
-            hit = model.fired(read.faithful.view)  # type: ignore[union-attr]
+            hit = model.fired(read.faithful.view, self._scores(read))  # type: ignore[union-attr]
             by_model.update(c for c in ask if c in hit)
             if len(by_model) == len(wanted):
                 break
         return by_model
+
+    def _scores(self, read: _Read) -> list[float]:
+        if read.scores is None:
+            read.scores = self.learned_model.score_list(read.faithful.view)  # type: ignore[union-attr]
+        return read.scores
+
+    def _vetoed(self, read: _Read, by_rules: set[str], prof: ProfilePolicy) -> set[str]:
+        """The categories the rules raised on this turn that its learned detector vetoes (where the profile
+        runs the detector): it scores the turn far below its threshold, as it does teaching material,
+        fiction, history and translations (train.py picks the line). Their spans are forgotten. Crisis said
+        outright (a strong-tier rule) is never vetoed: a missed crisis costs the most."""
+        model = self.learned_model
+        if model is None or not model.vetoes:
+            return set()
+        # only hits in the text as written (the detector never read a re-joined document), and never a
+        # crisis said outright
+        ask = {c for c in by_rules if prof.model_on(c) and all(d is read.faithful for d, _ in read.found[c])}
+        if crisis.CATEGORY in ask and crisis.said_outright(read.faithful.view):
+            ask.discard(crisis.CATEGORY)
+        if not ask:
+            return set()
+        vetoed = model.vetoed(ask, self._scores(read))  # type: ignore[union-attr]
+        for c in vetoed:
+            read.found[c].clear()
+        return vetoed
 
     def _apply_actions(self, verdict: Verdict, prof: ProfilePolicy) -> None:
         """Block beats respond beats pass; a pass carries the notices its annotations promise."""

@@ -374,6 +374,16 @@ def _category_from_dict(data: Any, source: str) -> tuple[np.ndarray, float, floa
     return dense, float(data["bias"]), float(data["threshold"]), meta, window
 
 
+def _veto_from_dict(data: dict[str, Any], threshold: float, source: str) -> float | None:
+    veto = data.get("veto_below")
+    if veto is None:
+        return None
+    number = isinstance(veto, (int, float)) and not isinstance(veto, bool)
+    if not number or not math.isfinite(veto) or veto > threshold:
+        raise LearnedModelError(f"{source}: veto_below must be a number at most the threshold (got {veto!r})")
+    return float(veto)
+
+
 @dataclass(frozen=True)
 class LearnedModel:
     """The run-time scorer of every learned category at once: one featurisation per message, then a weight
@@ -387,6 +397,8 @@ class LearnedModel:
     threshold: np.ndarray  # [len(categories)]
     meta: dict[str, Any]  # category -> its training record
     windows: np.ndarray  # [len(categories)]: segments per scoring window, 1 to WINDOW
+    # per category: a rule hit scored below this is vetoed (None: never); see train.py's MAX_VETO_LOSS
+    vetoes: tuple[float | None, ...] = ()
 
     def __post_init__(self) -> None:
         from server.safety.learned.short import ShortScorer  # it reads this module's tables
@@ -403,10 +415,22 @@ class LearnedModel:
             return self.bias.copy()
         return self.bias + window_max_columns(segment_sums(f, self.weights), self.windows)
 
-    def fired(self, view: str) -> list[str]:
-        """The categories whose score reaches their threshold."""
-        scores = self._short.scores(view) if len(view) <= SHORT else self.scores(view)
+    def score_list(self, view: str) -> list[float]:
+        """`scores` as a list of floats."""
+        return self._short.scores(view) if len(view) <= SHORT else self.scores(view).tolist()
+
+    def fired(self, view: str, scores: list[float] | None = None) -> list[str]:
+        """The categories whose score reaches their threshold (`scores`: score_list(view), if computed)."""
+        scores = self.score_list(view) if scores is None else scores
         return [c for c, x, t in zip(self.categories, scores, self._thresholds) if x >= t]
+
+    def vetoed(self, categories: set[str], scores: list[float]) -> set[str]:
+        """Which of `categories`, raised by rules on a text with these scores, the model vetoes."""
+        return {
+            c
+            for c, x, v in zip(self.categories, scores, self.vetoes)
+            if c in categories and v is not None and x < v
+        }
 
     def category(self, name: str) -> CategoryModel:
         """One category as a single-category scorer (its own copy of the weights)."""
@@ -453,6 +477,7 @@ class LearnedModel:
         names = tuple(c for c in LEARNED_CATEGORIES if c in cats)
         parts = [_category_from_dict(cats[c], f"{source}: {c}") for c in names]
         weights = np.ascontiguousarray(np.stack([p[0] for p in parts], axis=1))
+        vetoes = tuple(_veto_from_dict(cats[c], p[2], f"{source}: {c}") for c, p in zip(names, parts))
         return cls(
             names,
             weights,
@@ -460,6 +485,7 @@ class LearnedModel:
             np.array([p[2] for p in parts]),
             {c: p[3] for c, p in zip(names, parts)},
             np.array([p[4] for p in parts]),
+            vetoes,
         )
 
     @classmethod

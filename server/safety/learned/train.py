@@ -93,6 +93,10 @@ MAX_FP = {CRISIS: 0.02, EMERGENCY: 0.01, INJECTION: 0.01}
 # windows of 4, neutral third-person sentences added up)
 WINDOWS = {CRISIS: cm.WINDOW, EMERGENCY: 1, INJECTION: cm.WINDOW}
 L2_GRID = (0.01, 0.03, 0.1, 0.3, 1.0)
+# veto rule: a rule hit the model scores below the veto line is dropped (teaching, fiction, history,
+# translation: situations the rules read as the real thing). The line is the highest that, out of fold, drops
+# at most MAX_VETO_LOSS of the vetoable rule hits on positives (for crisis: not those said outright).
+MAX_VETO_LOSS = 0.01
 PRUNE = 1e-3  # weights smaller than this are not shipped
 SEED = 20240611
 LENGTH = 4000
@@ -111,6 +115,38 @@ def pick_threshold(scores: list[float], y: list[int], max_fp: float) -> float:
     lo = neg[allowed]  # the threshold must be above this negative
     found = [s for s, t in zip(scores, y) if t and s > lo]
     return (lo + min(found)) / 2 if found else lo + 1e-6
+
+
+def pick_veto(scores: list[float], y: list[int], rule_hit: list[bool], max_loss: float) -> float | None:
+    """The veto line: midway between the highest rule-hit positive allowed below it and the next one up
+    (None when the budget allows no positive to be dropped)."""
+    pos = sorted(s for s, t, r in zip(scores, y, rule_hit) if t and r)
+    allowed = int(max_loss * len(pos))
+    if allowed == 0 or allowed >= len(pos):
+        return None
+    return (pos[allowed - 1] + pos[allowed]) / 2
+
+
+def veto_report(
+    data: list[dict[str, Any]], scores: list[float], rule_hit: list[bool], veto: float | None
+) -> dict[str, Any]:
+    """Out of fold, per group and overall: the rule hits on positives and on negatives, and how many of each
+    the veto drops."""
+
+    def counts(idx: list[int]) -> dict[str, Any]:
+        tp = [i for i in idx if rule_hit[i] and data[i]["y"]]
+        fp = [i for i in idx if rule_hit[i] and not data[i]["y"]]
+        below = (lambda i: scores[i] < veto) if veto is not None else (lambda i: False)
+        return {
+            "rule_hits_on_positives": len(tp),
+            "dropped": sum(map(below, tp)),
+            "rule_hits_on_negatives": len(fp),
+            "dropped_negatives": sum(map(below, fp)),
+        }
+
+    groups = sorted({d["group"] for d in data})
+    by_group = {g: counts([i for i, d in enumerate(data) if d["group"] == g]) for g in groups}
+    return {"veto_below": veto, "all": counts(list(range(len(data)))), "by_group": by_group}
 
 
 def rate(num: int, den: int) -> float | None:
@@ -303,6 +339,17 @@ def train_category(
     best = max(grid, key=lambda l2: (cv[str(l2)]["report"]["all"]["model_recall"], l2))
     chosen = cv[str(best)]
     thr = chosen["threshold"]
+    # the engine never vetoes a crisis said outright (a strong-tier rule): those hits are not the veto's
+    outright = [category == CRISIS and crisis.said_outright(v) for v in sv.views]
+    vetoable = [r and not o for r, o in zip(rule_hit, outright)]
+    veto = pick_veto(chosen["oof"], y, vetoable, MAX_VETO_LOSS)
+    vetoed = veto_report(sub, chosen["oof"], vetoable, veto)
+    a = vetoed["all"]
+    print(
+        f"  veto below {veto}: out of fold it drops {a['dropped']} of {a['rule_hits_on_positives']} "
+        f"vetoable rule hits on positives and {a['dropped_negatives']} of {a['rule_hits_on_negatives']} "
+        "on negatives"
+    )
     weights, bias = fit(sv.docs, sv.segments, y, best, SEED)
     nz = np.flatnonzero(np.abs(weights) >= PRUNE)
     trained = {
@@ -318,6 +365,7 @@ def train_category(
     weights_out = {
         "bias": round(bias, 6),
         "threshold": round(thr, 6),
+        "veto_below": None if veto is None else round(veto, 6),
         "window_segments": WINDOWS[category],
         "trained": trained,
         "buckets": [int(i) for i in nz],
@@ -348,6 +396,7 @@ def train_category(
             d["id"] for d, sc in zip(sub, chosen["oof"]) if not d["y"] and sc >= thr
         ],
         "blind_first_looks": blind,
+        "rule_veto": vetoed,
     }
     return {
         "idx": idx,

@@ -53,3 +53,10 @@ def detect(view: str, hits: Hits | None = None) -> SpanList:
     if spans and all(told_as_over(view, span, over, ongoing) for span in spans):
         return []
     return spans
+
+
+def said_outright(view: str, hits: Hits | None = None) -> bool:
+    """A strong-tier crisis rule matches: self-harm or suicide said outright ("i'm suicidal", 我想自杀). The
+    learned detector never vetoes such a hit (see the engine): it reads "suicidal" mostly in teaching and
+    clinical text and scores "i'm suicidal and my chest hurts" low."""
+    return compiled().said_outright(view, _own_gates().scan(view) if hits is None else hits)

@@ -258,11 +258,15 @@ class _Always:
     model learned."""
 
     categories = cm.LEARNED_CATEGORIES
+    vetoes = ()
 
     def __init__(self, *fire: str) -> None:
         self.fire = list(fire)
 
-    def fired(self, view: str) -> list[str]:
+    def score_list(self, view: str) -> list[float]:
+        return [0.0] * len(self.categories)
+
+    def fired(self, view: str, scores: list[float] | None = None) -> list[str]:
         return list(self.fire)
 
 
@@ -299,16 +303,16 @@ def test_crisis_and_emergency_models_read_the_caller_injection_reads_every_turn(
     """Like their rules: system and assistant turns are not the caller speaking, so crisis and emergency
     are asked only of the user's turn; an injection can sit in any turn the model reads, so every turn is
     asked about it."""
-    calls: list[tuple[str, ...]] = []
 
-    class Recorder:
-        categories = cm.LEARNED_CATEGORIES
+    class Recorder(_Always):
+        calls: list[str] = []
 
-        def fired(self, view: str) -> list[str]:
-            calls.append(view)
-            return []
+        def score_list(self, view: str) -> list[float]:
+            self.calls.append(view)
+            return super().score_list(view)
 
     monkeypatch.setattr(engine, "learned_model", Recorder())
+    calls = Recorder.calls
     engine.check_input(
         [
             {"role": "system", "content": "You are a kind assistant."},
@@ -332,16 +336,15 @@ def test_crisis_and_emergency_models_read_the_caller_injection_reads_every_turn(
 def test_injection_model_reads_tool_output_crisis_detector_does_not(
     engine: SafetyEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls: list[str] = []
+    class Recorder(_Always):
+        calls: list[str] = []
 
-    class Recorder:
-        categories = cm.LEARNED_CATEGORIES
-
-        def fired(self, view: str) -> list[str]:
-            calls.append(view)
+        def fired(self, view: str, scores: list[float] | None = None) -> list[str]:
+            self.calls.append(view)
             return [INJECTION] if "tool" in view else [CRISIS]
 
     monkeypatch.setattr(engine, "learned_model", Recorder())
+    calls = Recorder.calls
     verdict = engine.check_input(
         [{"role": "user", "content": "hello"}, {"role": "tool", "content": "tool output"}], "patient"
     )

@@ -166,6 +166,11 @@ def _crisis(d: dict, **change) -> dict:
         (lambda d: _crisis(d, weights=["x", *d["categories"][CRISIS]["weights"][1:]]), "weights numbers"),
         (lambda d: _crisis(d, window_segments=5), "window_segments must be an integer from 1 to 4 (got 5)"),
         (lambda d: _crisis(d, window_segments=True), "window_segments must be an integer from 1 to 4"),
+        (lambda d: _crisis(d, veto_below="low"), "veto_below must be a number at most the threshold"),
+        (
+            lambda d: _crisis(d, veto_below=d["categories"][CRISIS]["threshold"] + 1),
+            "veto_below must be a number at most the threshold",
+        ),
     ],
 )
 def test_malformed_weights_fail_at_start_up_with_one_clear_line(
