@@ -14,8 +14,8 @@ time to first content token.
 2. `--gateway`: the same answers through a real gateway process, streamed by the stand-in upstream 20 ms per
    token, beside the stand-in directly, with safety on and off: time to first content token (the first event
    whose delta carries non-empty content) and content events, per request.
-3. `--engine`: the `tiny` generated checkpoint in a real vLLM process, directly and through the gateway with
-   safety on: time to first content token over 30 requests each.
+3. `--engine`: the `tiny` generated checkpoint in a real vLLM process, directly and through gateways with
+   safety on and off: time to first content token over 100 interleaved triples.
 
 Goals (issue: token-speed release): added time to first content token p50 <= 2 ms over direct, at least 90 %
 of content events kept, median hold per token <= 1 token, on benign medical answers.
