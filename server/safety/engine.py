@@ -218,7 +218,11 @@ class SafetyEngine:
                     if doc is read.faithful or _joins_pieces(read, doc, span):
                         read.found["phi"].append((doc, span))
                         fired.add("phi")
-            fired |= by_rules - self._vetoed(read, by_rules, prof)
+            vetoed = self._vetoed(read, by_rules, prof)
+            fired |= by_rules - vetoed
+            # a vetoed injection stays a weak signal, as a quoted attack does: annotated, never let through
+            # unmarked (an attack the detector misjudges costs more than a benign text annotated)
+            quoted |= vetoed & {_INJECTION}
             if read.templated and any(c in p.raw for p in read.pieces for c in self._control):
                 fired.add(_INJECTION)  # a forged turn boundary; neutralised whatever the action
             self._read_plainly(read, speaker, fired)
