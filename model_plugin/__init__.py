@@ -19,6 +19,9 @@ MTP_ARCHITECTURES: tuple[str, ...] = ("AntAngelMedMTP",)
 def register() -> None:
     from vllm import ModelRegistry
 
+    from model_plugin.cpu_placement import place_engine_core
+
+    place_engine_core()
     _register_configs()
     targets = [(arch, MODEL_CLASS) for arch in ARCHITECTURES]
     targets += [(arch, MTP_CLASS) for arch in MTP_ARCHITECTURES]

@@ -2,6 +2,8 @@
 /v1/models."""
 
 import json
+import os
+from pathlib import Path
 
 import httpx
 import pytest
@@ -77,3 +79,34 @@ def test_greedy_is_deterministic_across_requests(vllm_server):
         ).json()["choices"][0]["text"]
 
     assert ask() == ask()
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:  # field 4, the parent's pid
+                kids.append(int(entry.name))
+    return kids
+
+
+def _titled(pids: list[int], title: str) -> int:
+    found = [p for p in pids if (Path(f"/proc/{p}/cmdline").read_bytes()).startswith(title.encode())]
+    assert len(found) == 1, (title, pids)
+    return found[0]
+
+
+def test_engine_core_runs_on_its_workers_cores(vllm_server):
+    """vLLM leaves the engine core on the spare core the API server streams from; the plugin moves it
+    beside its worker (model_plugin/cpu_placement.py), in every thread."""
+    core = _titled(_children(vllm_server.proc.pid), "VLLM::EngineCore")
+    worker = _titled(_children(core), "VLLM::Worker")
+    worker_cpus = os.sched_getaffinity(worker)
+    if worker_cpus == os.sched_getaffinity(vllm_server.proc.pid):
+        pytest.skip("vLLM bound the worker to every core here: no spare core to keep free")
+    for tid in os.listdir(f"/proc/{core}/task"):
+        assert os.sched_getaffinity(int(tid)) == worker_cpus, tid
