@@ -209,9 +209,11 @@ _ZH_DIGIT_RUN = re.compile("[〇零幺一二三四五六七八九]{5,}")
 # Digits that OCR or a hurried typist turned into look-alike letters ("tel O2O 7946 O123", "MRN l2345678",
 # "DOB 12/O3/1958"): in a run of digits and separators that stands apart from words, holds at least five
 # digit-like characters and mostly real digits, O/o become 0 and l/I/| become 1. A word never qualifies
-# (a letter beside the run ends it), so "Oil", "I 2" and "lol" stay as written.
+# (a letter beside the run ends it), so "Oil", "I 2" and "lol" stay as written. A "|" is a 1 only between two
+# digits: beside another "|" or at a run's edge it separates fields (HL7 "PID|||4432109^^^", a pasted table).
 _OCR_RUN = re.compile(r"(?<![A-Za-z0-9])[0-9OolI|](?:[0-9OolI|]|[ /.\-](?=[0-9OolI|])){4,}(?![A-Za-z0-9])")
-_OCR_DIGIT = str.maketrans("OolI|", "00111")
+_OCR_DIGIT = str.maketrans("OolI", "0011")
+_OCR_BAR = re.compile(r"(?<=\d)\|(?=\d)")
 _OCR_PIECE = re.compile(r"[0-9OolI|]+")
 _DIGIT = re.compile(r"\d")
 
@@ -223,9 +225,11 @@ def _ocr_digits(m: re.Match[str]) -> str:
     if like == digits or like < 5 or digits < 3 or digits * 5 < like * 3:
         return run
     # only pieces that hold a real digit: a lone "I" or "l" between numbers is a word or a label
-    return _OCR_PIECE.sub(
-        lambda p: p.group().translate(_OCR_DIGIT) if _DIGIT.search(p.group()) else p.group(), run
-    )
+    return _OCR_PIECE.sub(lambda p: _ocr_piece(p.group()), run)
+
+
+def _ocr_piece(piece: str) -> str:
+    return _OCR_BAR.sub("1", piece.translate(_OCR_DIGIT)) if _DIGIT.search(piece) else piece
 
 
 def with_ascii_digits(text: str) -> str:

@@ -4,7 +4,7 @@ Each recogniser yields (start, end, entity) spans on the normalised text. Number
 in context (record, plan, account, licence, device numbers) need their context word; free-standing formats
 (e-mail, URL, IP, phone, SSN, resident ID with its checksum, full dates) do not. Grouped by identifier
 family: contact.py, identifiers.py, regional.py, dates.py, spoken.py (identifiers read out or typed past
-filters), addresses.py, names.py.
+filters), addresses.py, records.py (the fields of HL7 segments, JSON, tables and forms), names.py.
 """
 
 from __future__ import annotations
@@ -14,7 +14,17 @@ from functools import cache
 
 from server.safety.gate import GatedPattern, GateSet, Hits
 from server.safety.normalize import match_view, simplified
-from server.safety.phi import addresses, contact, dates, identifiers, names, regional, spoken
+from server.safety.phi import (
+    addresses,
+    contact,
+    dates,
+    identifiers,
+    names,
+    records,
+    regional,
+    romanised,
+    spoken,
+)
 from server.safety.phi.common import Finder
 from server.safety.verdict import Span
 
@@ -47,6 +57,8 @@ _FINDERS: tuple[Finder, ...] = (
     names.names,
     identifiers.national_ids,  # last: "Aetna ID W123456789" stays a plan number
 )
+# read on the input rails only (see find_phi): records, and a romanised name after a Chinese relation word
+_INPUT_FINDERS: tuple[Finder, ...] = (records.records, romanised.romanised_after_relation)
 _TRAILING = ".,;:!?)]}'\"，。；：！？）"
 # the trained person-name model (name_model.py) adds the names no rule spells out: on for the input rails
 # (find_phi called with the engine's view), off for the output guard (called without one). The model also
@@ -60,7 +72,7 @@ USE_NAME_MODEL = True
 def patterns() -> tuple[GatedPattern, ...]:
     """Every gated pattern of the recognisers (for the engine's one gate scan)."""
     found: list[GatedPattern] = []
-    for module in (contact, identifiers, regional, dates, spoken, addresses, names):
+    for module in (contact, identifiers, regional, dates, spoken, addresses, records, romanised, names):
         for value in vars(module).values():
             found.extend(_gated(value))
     return tuple(dict.fromkeys(found))
@@ -115,8 +127,12 @@ def find_phi(
         return []
     text = _simplified(text, view)
     spans: list[Span] = []
-    # the rules first: where a rule and the model find the same span, the rule names it
-    for finder in (*(_FINDERS if gated else ()), *((names.model_names,) if model else ())):
+    # the rules first: where a rule and the model find the same span, the rule names it. Records (HL7
+    # segments, JSON, table rows, form lines) are read, like the model's names, on the input rails only: a
+    # record's value is known when its row or line is complete, which a streamed answer has not sent yet
+    # when the guard must release the value's start.
+    rules = (*_FINDERS, *_INPUT_FINDERS) if view is not None else _FINDERS
+    for finder in (*(rules if gated else ()), *((names.model_names,) if model else ())):
         for start, end, entity in finder(text, hits):
             while end > start and text[end - 1] in _TRAILING:
                 if text[end - 1] in ")）" and ("(" in text[start : end - 1] or "（" in text[start : end - 1]):
@@ -126,6 +142,8 @@ def find_phi(
                 end -= 1
             if end > start and (entities is None or entity in entities):
                 spans.append((start, end, entity))
+    if view is not None:  # a name's other form in brackets after it (input rails, like the records)
+        spans = romanised.bracketed_aliases(text, spans)
     if not spans:
         return spans
     # Longest span wins an overlap: "John Alvarez, MRN 00482913" style contexts can be matched twice.

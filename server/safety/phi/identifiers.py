@@ -177,6 +177,34 @@ _SPECIMEN_IDS.append(
         prefix=True,
     )
 )
+# record numbers under a hospital's or a service's own word for them ("Hosp No. RLH 771 0034", "UR Number:
+# 0082 4471", "IP No.: 24/IP/08813", "Rx# 6402281-03", "病人编号 CHCSJ-2024-11873", "签约号
+# CN-0023318"), slashed and lettered forms included; like specimen numbers: the word with its number word,
+# and at least four digits
+_RECORD_WORDS = (
+    "hosp", "patient", "pt", "file", "ur", "ip", "op", "nicu", "imaging", "rx", "prescription", "chi",
+    "visit", "admission", "registration",
+)  # fmt: skip
+_RECORD_ZH = ("病人", "体检", "处方", "签约", "检测", "随访", "覆诊卡", "复诊卡", "挂号")
+_SLASHED_ID = r"((?:[A-Za-z0-9]+[/-]){1,4}[A-Za-z0-9]*\d[A-Za-z0-9]*|" + ID[1:]
+_SPECIMEN_IDS += [
+    rx(
+        rf"(?i:\b(?:{'|'.join(_RECORD_WORDS)})\s*(?:number|no\.?|num|#|id)(?![a-z]))" + SEP + _SLASHED_ID,
+        literals=frozenset(
+            f"{w}{sep}{n}"
+            for w in _RECORD_WORDS
+            for sep in ("", " ")
+            for n in ("number", "no", "num", "#", "id")
+        ),
+        prefix=True,
+    ),
+    rx(
+        rf"(?:{'|'.join(_RECORD_ZH)})(?:号码|号|编号|卡号|ID)" + SEP + _SLASHED_ID,
+        literals=frozenset(f"{w}{n}" for w in _RECORD_ZH for n in ("号", "编号", "卡号", "id")),
+        prefix=True,
+    ),
+    rx(r"(?i:\buhid\s*[:#])[\s:#]*" + ID, literals=frozenset(("uhid:", "uhid :", "uhid#")), prefix=True),
+]
 # bank cards and accounts named as such, any digit grouping, Luhn or not: "收款银行卡：6222 0212 3456 7890
 # 123"
 _ACCOUNT_ZH = rx(

@@ -216,7 +216,7 @@ SURNAMES = (
     "纪靳盛童欧甄项曲成游阳裴席卫查屈鲍位覃霍翁隋植甘景薄单包司柏宁柯阮桂闵"
 )
 _COMPOUND_SURNAMES = "欧阳|司马|上官|诸葛|东方|皇甫|尉迟|公孙|慕容|长孙|宇文|司徒|令狐|夏侯|轩辕"
-_ZH_TRIGGER = (
+ZH_TRIGGER = (
     r"(?:患者|病人|病患|患儿|伤者|产妇|孕妇|家属|姓名|我叫|我的名字是|名字叫|名叫|叫做|本人|老公|老婆|丈夫"
     r"|妻子|爱人|"
     r"爸爸|妈妈|父亲|母亲|儿子|女儿|爷爷|奶奶|外公|外婆|姥姥|姥爷|哥哥|姐姐|弟弟|妹妹|孙子|孙女|朋友|同事"
@@ -234,7 +234,7 @@ _ZH_TRIGGER = (
 _ZH_SURNAMED = rf"((?:{_COMPOUND_SURNAMES}|[{SURNAMES}])[\u4e00-\u9fa5]{{1,2}})"
 # "我妈叫李秀英": the relative, then 叫 / 名叫 / 叫做, then the name
 # (or the name in brackets after the relative: "妈妈（孙桂芳）")
-_ZH_NAME = rx(_ZH_TRIGGER + r"[\s:：，,（(]*(?:叫|名叫|叫做)?" + _ZH_SURNAMED)
+_ZH_NAME = rx(ZH_TRIGGER + r"[\s:：，,（(]*(?:叫|名叫|叫做)?" + _ZH_SURNAMED)
 # a surname and a title is a clinician, never a patient's name ("他叫王医生来看", "联系人张主任")
 _ZH_TITLE = re.compile(r"(?:医生|大夫|护士|主任|教授|院长|医师|药师|老师)")
 # a neighbour named with a kinship title: "我隔壁的王桂兰阿姨", "楼下的李建国大爷"; the full name is required

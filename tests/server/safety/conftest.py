@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from pathlib import Path
 
@@ -9,6 +10,12 @@ import pytest
 import yaml
 
 from server.safety import SafetyEngine
+
+# benchmarks/safety_eval.py, the scorer and the list of evaluation sets (benchmarks/ is no package)
+REPO = Path(__file__).resolve().parents[3]
+_spec = importlib.util.spec_from_file_location("safety_eval", REPO / "benchmarks" / "safety_eval.py")
+safety_eval = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(safety_eval)
 
 
 @pytest.fixture(scope="session")

@@ -6,16 +6,11 @@ scored at the end (see benchmarks/README.md, "Safety layer"), so it is the hones
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[3]
-_spec = importlib.util.spec_from_file_location("safety_eval", REPO / "benchmarks" / "safety_eval.py")
-safety_eval = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(safety_eval)
+from tests.server.safety.conftest import safety_eval
 
 
 @pytest.fixture(scope="module")

@@ -29,16 +29,13 @@ def names_found(text: str, model: bool = True) -> list[str]:
 MISSED_BY_RULES = [
     ("ALLERGY BAND: WOOD, Phillip | MRN 00482913", "WOOD, Phillip"),  # LAST, First on a label
     ("SPECIMEN  MARGARET O'CONNELL  DOB 1950-02-01  ward 7B", "MARGARET O'CONNELL"),  # ALL-CAPS
-    ("Name: CHAN Tai-man\nHKID on file", "CHAN Tai-man"),  # Hong Kong romanisation, surname first
     ("Name on card: CHEN Shu-fen", "CHEN Shu-fen"),  # Taiwan (Wade-Giles)
     ("Seen today with Lim Boon Keng and his daughter.", "Lim Boon Keng"),  # Singapore Hokkien
     (
         "Name (as in NRIC): NUR AISYAH BINTI HASSAN\nContact: +65 9123 4567",
         "NUR AISYAH BINTI HASSAN",
     ),  # Malay
-    ("Patient Name: Ahmad bin Ismail\nDOB: 1970-01-01", "Ahmad bin Ismail"),  # the rules stop at "Ahmad"
     ("Next of kin: Rajesh a/l Muthu (son)", "Rajesh a/l Muthu"),  # Tamil patronymic
-    ("name,dob,phone\nNguyen Van Minh,1960-05-04,415-555-0132", "Nguyen Van Minh"),  # a CSV row
     ("尊敬的王医生：\n最近一直咳嗽。\n此致\n敬礼\n林淑芬", "林淑芬"),  # a signature under a letter
 ]
 # found by the rules already; the model must agree (compound surnames included)
@@ -47,6 +44,10 @@ FOUND_BY_BOTH = [
     ("联系人：司徒志明  电话：138 0013 8000", "司徒志明"),
     ("我是慕容雪的家属，想问一下检查结果。", "慕容雪"),
     ("Pt name: HOLLOWAY, Graham    Ward: 7B", "HOLLOWAY, Graham"),
+    # a record's own fields (phi/records.py): a form label, a CSV column
+    ("Name: CHAN Tai-man\nHKID on file", "CHAN Tai-man"),
+    ("Patient Name: Ahmad bin Ismail\nDOB: 1970-01-01", "Ahmad bin Ismail"),
+    ("name,dob,phone\nNguyen Van Minh,1960-05-04,415-555-0132", "Nguyen Van Minh"),
 ]
 # common words, drugs, places, eponyms and clinicians in benign sentences: no name
 BENIGN = [

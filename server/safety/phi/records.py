@@ -1,0 +1,284 @@
+"""Identifiers in structured records: HL7 PID and NK1 segments, JSON name fields, the name column of a
+pasted table or CSV, labelled form lines, and the senders of an exported chat.
+
+A record says which of its values is a name, so the value needs no cue of its own: "GARCIA
+LOPEZ^MARIA^ELENA" in PID-5, `"given": ["Chidi", "Emmanuel"]`, the 姓名 column of a spreadsheet, "LEUNG, Ka
+Yan 梁嘉欣" after 病人姓名. A value is taken as a name only when it reads as one (letters, at most six words,
+capitalised in Latin script, two to four characters in Chinese), so "Patient: 65-year-old man" and a drug in
+a `"name"` field of a medication list stay.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from server.safety.gate import Hits
+from server.safety.phi import zh_words
+from server.safety.phi.common import I, rx
+from server.safety.verdict import Span
+
+# only a gate: the parsers below read the whole text once one of these words is in it
+_GATE = rx(
+    r"(?:name|姓名|pid\||nk1\||surname|forename|insured|patient|next of kin|nok|contact"
+    r"|患者|病人|联系人|家属)",
+    I,
+)
+
+# a header cell or a form label that names a person's field (lower case, Simplified: the text the
+# recognisers read is simplified; see phi/__init__.py)
+_NAME_FIELDS = frozenset(
+    {
+        "name", "full name", "patient", "patient name", "pt name", "pt", "surname", "forename", "first name",
+        "last name", "given name", "given names", "family name", "insured", "insured name", "member name",
+        "nok", "next of kin", "emergency contact", "contact name", "姓名", "名字", "患者", "患者姓名", "病人",
+        "病人姓名", "联系人", "紧急联系人", "家属", "家属姓名", "被保险人", "投保人", "受保人", "被保人",
+        "孩子", "患儿",
+    }
+)  # fmt: skip
+# other header words: "| Name | DOB |" is a header, not a name field's value
+_FIELD_WORDS = _NAME_FIELDS | frozenset(
+    {"dob", "date of birth", "birth date", "出生日期", "生日", "phone", "tel", "电话", "手机", "sex",
+     "gender", "性别", "age", "年龄", "mrn", "id", "address", "地址", "relationship", "关系",
+     "value", "field"}
+)  # fmt: skip
+# a column headed only "name" holds people when the table also has a column about a person
+_GENERIC_FIELDS = frozenset({"name", "名字"})
+_PERSON_COLUMNS = frozenset(
+    {"dob", "date of birth", "birth date", "出生日期", "生日", "sex", "gender", "性别", "age", "年龄", "mrn",
+     "phone", "tel", "电话", "手机", "address", "地址", "relationship", "关系", "nhs", "nric", "身份证"}
+)  # fmt: skip
+_NOT_NAMES = frozenset(
+    {"male", "female", "unknown", "n/a", "na", "none", "self", "yes", "no", "男", "女", "本人", "未知", "无"}
+)
+# Latin name particles written in lower case ("Daan van der Berg", "Layla bint Khalid")
+_PARTICLES = frozenset(
+    {"van", "der", "den", "de", "da", "di", "del", "la", "le", "von", "bin", "binti", "bint", "al"}
+)
+_HAN = re.compile(r"[\u4e00-\u9fff]+")
+_LATIN_WORD = re.compile(r"[A-Z][A-Za-z'’\-.]*|[a-z]+")
+
+
+def looks_like_name(value: str) -> bool:
+    """Whether a record's value reads as a person's name in Latin script, Chinese, or both."""
+    value = value.strip(" \t*_")
+    if not value or len(value) > 50 or value.lower() in _NOT_NAMES:
+        return False
+    if any(c.isdigit() for c in value) or "@" in value:
+        return False
+    han = _HAN.findall(value)
+    if han and not all(2 <= len(run) <= 4 and not _everyday(run) for run in han):
+        return False  # "老年男性", "配偶" after 患者 or 家属 are no names
+    latin = re.sub(r"[\u4e00-\u9fff·^,，()（）]+", " ", value).split()
+    if len(latin) > 6:
+        return False
+    for word in latin:
+        if not _LATIN_WORD.fullmatch(word):
+            return False
+        if word[0].islower() and word not in _PARTICLES:
+            return False
+    return bool(han or latin)
+
+
+def _everyday(run: str) -> bool:
+    """A Chinese value that is an everyday word, or two of them ("老年男性"); a name field's value is a name
+    unless it is plainly a word, so a frequent first half alone ("欧阳琳") does not veto it."""
+    words = zh_words.everyday_words()
+    return run in words or (len(run) == 4 and run[:2] in words and run[2:] in words)
+
+
+# --- HL7 v2: PID-2/3/4 ids, 5 name, 6 mother's maiden name, 7 birth date, 9 alias, 11 address, 13/14
+# phones, 18 account number, 19 SSN; NK1-2 name, 4 address, 5/6 phones
+_SEGMENT = re.compile(r"(?:^|(?<=[\s>]))(PID|NK1)\|[^\n]*")
+_HL7_FIELDS = {
+    "PID": {2: "MRN", 3: "MRN", 4: "MRN", 5: "PERSON", 6: "PERSON", 7: "DATE", 9: "PERSON", 11: "ADDRESS",
+            13: "PHONE", 14: "PHONE", 18: "MRN", 19: "SSN"},
+    "NK1": {2: "PERSON", 4: "ADDRESS", 5: "PHONE", 6: "PHONE"},
+}  # fmt: skip
+
+
+def _hl7(text: str) -> Iterator[Span]:
+    if "PID|" not in text and "NK1|" not in text:
+        return  # (a plain look first: the segment pattern tries every position)
+    for m in _SEGMENT.finditer(text):
+        fields = _HL7_FIELDS[m.group(1)]
+        at = m.start()
+        for i, value in enumerate(m.group().split("|")):
+            entity = fields.get(i)
+            if entity and value.strip("^~ ") and (entity != "MRN" or any(c.isdigit() for c in value)):
+                yield at, at + len(value), entity
+            at += len(value) + 1
+
+
+# --- JSON: a name key's string, list of strings, or FHIR HumanName objects (their family/given/text)
+_JSON_KEY = re.compile(
+    r'"(name|names|full_?name|patient_?name|first_?name|last_?name|given_?names?|family_?name|surname|'
+    r"forename|family|given|insured(?:_?name)?|nok(?:_?name)?|contact_?name|姓名|患者姓名|病人姓名|联系人|家属姓名)"
+    r'"\s*:\s*',
+    I,
+)
+_JSON_STRING = re.compile(r'"((?:[^"\\\n]|\\.)*)"')
+_HUMAN_NAME_PARTS = frozenset({"family", "given", "text"})
+# a bare "name" key names a person only in a record about one ("name" of a drug or a ward otherwise)
+_PERSON_RECORD = re.compile(
+    r'birth|"gender"|"sex"|性别|出生|"dob"|"patient"|resourcetype"\s*:\s*"(?:patient|related)', I
+)
+
+
+def _json(text: str) -> Iterator[Span]:
+    person_record: bool | None = None
+    for m in _JSON_KEY.finditer(text):
+        key = m.group(1).lower()
+        if key in ("name", "names"):
+            if person_record is None:
+                person_record = _PERSON_RECORD.search(text) is not None
+            if not person_record:
+                continue
+        at = m.end()
+        if text.startswith('"', at):
+            yield from _json_value(text, at)
+        elif text.startswith(("[", "{"), at):
+            yield from _json_container(text, at)
+
+
+def _json_value(text: str, at: int) -> Iterator[Span]:
+    s = _JSON_STRING.match(text, at)
+    if s and looks_like_name(s.group(1)):
+        yield s.start(1), s.end(1), "PERSON"
+
+
+def _json_container(text: str, at: int) -> Iterator[Span]:
+    """The strings of a list or object after a name key (no deeper than HumanName's own lists)."""
+    depth, i, key = 0, at, None
+    while i < len(text) and i - at < 600:
+        c = text[i]
+        if c in "[{":
+            depth += 1
+        elif c in "]}":
+            depth -= 1
+            if depth == 0:
+                return
+        elif c == '"':
+            s = _JSON_STRING.match(text, i)
+            if s is None:
+                return
+            i = s.end()
+            if text[i : i + 1].strip() == "" and ":" in text[i : i + 3] or text.startswith(":", i):
+                key = s.group(1).lower()  # an object's key
+                continue
+            if (key is None or key in _HUMAN_NAME_PARTS) and looks_like_name(s.group(1)):
+                yield s.start(1), s.end(1), "PERSON"
+            continue
+        i += 1
+
+
+# --- tables and CSV: a header row names the columns; rows of the same width follow
+_CELL_SPLIT = {"|": re.compile(r"\|"), ",": re.compile(r","), "\t": re.compile(r"\t")}
+
+
+def _cells(line: str, sep: str) -> list[tuple[int, str]]:
+    """(offset in the line, cell) for each cell of a table or CSV row."""
+    out, at = [], 0
+    for part in _CELL_SPLIT[sep].split(line):
+        out.append((at, part))
+        at += len(part) + 1
+    if sep == "|":  # "| a | b |": the edges are empty
+        out = out[1:-1] if line.strip().startswith("|") and line.strip().endswith("|") else out
+    return out
+
+
+def _tables(text: str) -> Iterator[Span]:
+    header: tuple[str, int, list[int]] | None = None  # separator, width, name columns
+    start = 0
+    for line in text.split("\n"):
+        line_start, start = start, start + len(line) + 1
+        sep = _separator(line)
+        if sep is None:
+            header = None
+            continue
+        if sep == "|" and re.fullmatch(r"[\s|:\-]+", line):
+            continue  # the Markdown rule under a header
+        cells = _cells(line, sep)
+        keys = [c.strip().lower().rstrip(":：") for _, c in cells]
+        if len(cells) == 2 and keys[0] in _NAME_FIELDS and keys[1] not in _FIELD_WORDS:
+            yield from _cell(line_start, cells[1])  # a "| Insured | Rahul Mehta |" row
+        elif columns := [i for i, k in enumerate(keys) if k in _NAME_FIELDS]:
+            if all(keys[i] in _GENERIC_FIELDS for i in columns) and not _PERSON_COLUMNS & set(keys):
+                header = None  # "| Name | Dose | Route |": a drug list
+            else:
+                header = (sep, len(cells), columns)
+        elif header and header[0] == sep and header[1] == len(cells):
+            for i in header[2]:
+                yield from _cell(line_start, cells[i])
+
+
+def _separator(line: str) -> str | None:
+    if line.count("|") >= 2:
+        return "|"
+    if line.count("\t") >= 2:
+        return "\t"
+    return "," if line.count(",") >= 2 else None
+
+
+def _cell(line_start: int, cell: tuple[int, str]) -> Iterator[Span]:
+    offset, value = cell
+    name = re.split(r"\s*[(（]", value.strip(), maxsplit=1)[0]
+    if looks_like_name(name):
+        begin = line_start + offset + value.index(name)
+        yield begin, begin + len(name), "PERSON"
+
+
+# --- labelled form lines: "病人姓名：LEUNG, Ka Yan 梁嘉欣", "Next of kin: Declan (son)". A label starts a
+# line or follows a field separator; each colon's label is looked up in _NAME_FIELDS (a set lookup per colon
+# costs less than an alternation of labels tried at every position)
+_COLON = re.compile(r"[:：]")
+_LABEL_START = "\n|;；，,"
+_VALUE = re.compile(r"[ \t]*([^\n|;；，。\d()（）]{1,50})")
+# where a labelled value ends: a wide gap, or the next label on its line ("病人：CHOW Wing Sze 周咏诗 HKID:")
+_VALUE_END = re.compile(r"\s{2,}|\t|\s(?=[^\s:：]{1,20}[:：])")
+
+
+def _labelled(text: str) -> Iterator[Span]:
+    for colon in _COLON.finditer(text):
+        at = colon.start()
+        begin = max(text.rfind(c, max(0, at - 24), at) for c in _LABEL_START) + 1
+        if at - begin > 24 or text[begin:at].strip(" \t*>-•").lower() not in _NAME_FIELDS:
+            continue
+        m = _VALUE.match(text, colon.end())
+        if m is None:
+            continue
+        value = _VALUE_END.split(m.group(1), maxsplit=1)[0].rstrip(" ,")
+        if looks_like_name(value):
+            yield m.start(1), m.start(1) + len(value), "PERSON"
+
+
+# --- exported chats: each line names its sender ("[12/02/2024, 08:02] Tunde: ...", "王丽华 21:03：...",
+# "[微信群] 小张 19:45：...", "[LINE] 2024/3/12 下午 8:41 阿宏：..."), read when two lines or more have
+# the form
+_STAMP = r"\d{1,4}[/.-]\d{1,2}[/.-]\d{1,4},?\s+(?:[上下]午\s*)?\d{1,2}:\d{2}(?::\d{2})?(?:\s?[AaPp][Mm])?"
+_SENDER = r"[^\s\d:：\[\]]{1,12}(?: [^\s\d:：\[\]]{1,12}){0,2}"
+_CHAT_LINE = re.compile(
+    rf"^(?:\[[^\]\n]{{1,12}}\]\s*)?(?:\[?{_STAMP}\]?\s*({_SENDER})|({_SENDER})\s+\d{{1,2}}:\d{{2}})\s*[:：]",
+    re.M,
+)
+
+
+def _chat_senders(text: str) -> Iterator[Span]:
+    lines = list(_CHAT_LINE.finditer(text))
+    if len(lines) < 2:
+        return
+    for m in lines:
+        group = 1 if m.group(1) else 2
+        if looks_like_name(m.group(group)):
+            yield m.start(group), m.end(group), "PERSON"
+
+
+def records(text: str, hits: Hits) -> Iterator[Span]:
+    """Names (and, in HL7, every identifying field) that a record's structure marks."""
+    yield from _chat_senders(text)
+    if _GATE not in hits:
+        return
+    yield from _hl7(text)
+    yield from _json(text)
+    yield from _tables(text)
+    yield from _labelled(text)

@@ -1,0 +1,194 @@
+"""Identifiers that a record's structure marks (server/safety/phi/records.py) and record numbers under a
+service's own word for them (identifiers.py), through the real engine; with the values and texts beside them
+that must pass untouched."""
+
+from __future__ import annotations
+
+import pytest
+
+from server.safety import SafetyEngine
+from server.safety.normalize import match_view, with_ascii_digits
+from server.safety.phi import find_phi
+from server.safety.phi.records import looks_like_name
+from tests.server.safety.phi.test_recognisers import PHI, forwarded
+
+HL7 = (
+    "MSH|^~\\&|LAB|TGH|||202403140830||ADT^A01|1|P|2.5\n"
+    "PID|1||4432109^^^TGH^MR||NAKAMURA^YUKI^^^MS||19911108|F|||77 Queen St W^^Toronto^ON||(416)555-0166|||||"
+    "7781442019\n"
+    "NK1|1|NAKAMURA^KENJI|SPO|77 Queen St W^^Toronto|(416)555-0199\n"
+    "What does the ADT^A01 event mean?"
+)
+
+
+def test_hl7_segments_lose_every_identifying_field(engine: SafetyEngine) -> None:
+    categories, sent = forwarded(engine, HL7)
+    assert PHI in categories
+    for secret in ("4432109", "NAKAMURA", "YUKI", "19911108", "Queen St", "555-0166", "7781442019", "KENJI"):
+        assert secret not in sent, secret
+    # the segment's structure and the rest of the message stay
+    assert sent.startswith("MSH|^~\\&|LAB|TGH|||202403140830||ADT^A01|1|P|2.5\nPID|1||[MRN_")
+    assert sent.endswith("What does the ADT^A01 event mean?")
+
+
+def test_field_separators_are_not_read_as_ocr_ones() -> None:
+    """ "|" stands for a 1 only between two digits; HL7's "|||" before a number stays a separator."""
+    assert with_ascii_digits("PID|||4432109^^^TGH^MR||X") == "PID|||4432109^^^TGH^MR||X"
+    assert with_ascii_digits("id 12|4567") == "id 1214567"
+
+
+@pytest.mark.parametrize(
+    ("text", "secrets"),
+    [
+        # FHIR Patient: HumanName's family, given and text
+        (
+            '{"resourceType": "Patient", "name": [{"use": "official", "family": "Okonkwo", '
+            '"given": ["Chidi", "Emmanuel"]}], "birthDate": "1980-02-03"}',
+            ("Okonkwo", "Chidi", "Emmanuel"),
+        ),
+        ('{"name": [{"text": "钱佳怡"}], "gender": "female"}', ("钱佳怡",)),
+        # flat keys that say what they hold
+        ('{"姓名": "邱文杰", "性别": "男", "主诉": "反复胃痛半年"}', ("邱文杰",)),
+        ('{"patientName": "Mary-Jane O\'Neill", "ward": "7B"}', ("Mary-Jane O'Neill",)),
+        # a table's name column, a "| Field | Value |" row, a CSV column
+        ("| 姓名 | 出生日期 | 药物 |\n|---|---|---|\n| 蔡明宏 | 1951-08-15 | Amlodipine 5mg |", ("蔡明宏",)),
+        ("| Field | Value |\n|---|---|\n| Insured | Rahul Mehta |\n| Plan | Gold |", ("Rahul Mehta",)),
+        (
+            "MRN,Surname,Forename,DOB\nAB-00771,O'Connor,Brendan,1941-03-22\nAB-00772,Dlamini,Thabo,1990-12-01",
+            ("O'Connor", "Brendan", "Dlamini", "Thabo"),
+        ),
+        # labelled form lines, Latin and Chinese together, a relation after the name
+        ("藥物標籤\n病人姓名：LEUNG, Ka Yan 梁嘉欣\n藥名：Prednisolone", ("LEUNG", "Ka Yan", "梁嘉欣")),
+        ("Allergies: none\nNext of kin: Declan (son)\nBed 4", ("Declan",)),
+        ("Patient Name: Layla bint Khalid Al-Mansouri\nWard: 3", ("Layla bint Khalid Al-Mansouri",)),
+    ],
+)
+def test_record_fields_that_hold_a_name_are_redacted(
+    engine: SafetyEngine, text: str, secrets: tuple[str, ...]
+) -> None:
+    categories, sent = forwarded(engine, text)
+    assert PHI in categories
+    for secret in secrets:
+        assert secret not in sent, secret
+    assert "[PERSON_" in sent
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # a drug, a ward, a header: a "name" that is no person's
+        '{"medications": [{"name": "Amlodipine", "dose": "5 mg"}, {"name": "Metformin"}]}',
+        "| Name | Dose | Route |\n|---|---|---|\n| Paracetamol | 1 g | PO |",
+        "drug,dose,route\nIbuprofen,400 mg,oral\nOmeprazole,20 mg,oral",
+        # a form field whose value is no name
+        "Patient: 65-year-old man with chest pain, what tests?",
+        "Patient: complains of headache since Monday",
+        "患者：老年男性，反复咳嗽两周",
+        "联系人：本人",
+    ],
+)
+def test_values_that_are_no_names_are_left(text: str) -> None:
+    """The rules, records included, find no name (the trained model is tested in test_name_model.py)."""
+    assert find_phi(text, view=match_view(text), names_model=False) == []
+
+
+def test_a_name_looks_like_one() -> None:
+    for name in ("Chidi", "O'Connor", "Daan van der Berg", "LEUNG, Ka Yan 梁嘉欣", "欧阳琳", "GARCIA LOPEZ"):
+        assert looks_like_name(name), name
+    for value in ("65-year-old man", "complains of pain", "male", "本人", "老年男性", "j.doe@x.org", "配偶"):
+        assert not looks_like_name(value), value
+
+
+def test_records_are_read_on_the_input_rails_only() -> None:
+    """The output guard reads a streamed answer before a row or a line is complete, so it does not use them
+    (it holds names by its own rules: holding.py)."""
+    text = "| 姓名 | 出生日期 |\n|---|---|\n| 蔡明宏 | 民国40年 |"
+    assert any(e == "PERSON" for _, _, e in find_phi(text, view=match_view(text), names_model=False))
+    assert not any(e == "PERSON" for _, _, e in find_phi(text))
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("hosp no RX7734521, dob 2/11/58", "RX7734521"),
+        ("Patient: PAPADOPOULOS, Eleni   UR Number: 0082 4471", "0082 4471"),
+        ("IP No.: 24/IP/08813   UHID: AIMS-00412987", "24/IP/08813"),
+        ("IP No.: 24/IP/08813   UHID: AIMS-00412987", "AIMS-00412987"),
+        ("His file no is PIC/CATH/24/3381. Is stenting needed?", "PIC/CATH/24/3381"),
+        ("WALGREENS #04417   Rx# 6402281-03", "6402281-03"),
+        ("Patient no. BDM-20931. Reply C to confirm", "BDM-20931"),
+        ("仁伯爵醫院病人編號 CHCSJ-2024-11873。", "CHCSJ-2024-11873"),
+        ("我妈体检编号 TJ20240311-0567，谢谢", "TJ20240311-0567"),
+        ("居民签约号 CN-0023318，血压控制不佳", "CN-0023318"),
+    ],
+)
+def test_record_numbers_under_a_services_own_word(engine: SafetyEngine, text: str, secret: str) -> None:
+    categories, sent = forwarded(engine, text)
+    assert PHI in categories
+    assert secret not in sent
+
+
+@pytest.mark.parametrize(
+    "text", ["You are patient number 3 in the queue.", "Visit #2 is next week", "处方号 12 在哪里看"]
+)
+def test_short_numbers_after_those_words_pass(engine: SafetyEngine, text: str) -> None:
+    categories, sent = forwarded(engine, text)
+    assert PHI not in categories
+    assert sent == text
+
+
+@pytest.mark.parametrize(
+    ("text", "secrets"),
+    [
+        (
+            "[12/02/2024, 08:02] Tunde: Mummy's BP is 190/110\n"
+            "[12/02/2024, 08:05] Bisi Adeyemi: Did she take it?",
+            ("Tunde", "Bisi Adeyemi"),
+        ),
+        ("王丽华 21:03：妈今天血糖18.6\n阿强 21:05：明天我带她去复查", ("王丽华", "阿强")),
+        (
+            "[LINE] 2024/3/12 下午 8:41 阿宏：报告出来了\n[LINE] 2024/3/12 下午 8:43 淑惠：我明天去拿",
+            ("阿宏", "淑惠"),
+        ),
+    ],
+)
+def test_an_exported_chats_senders_are_redacted(
+    engine: SafetyEngine, text: str, secrets: tuple[str, ...]
+) -> None:
+    categories, sent = forwarded(engine, text)
+    assert PHI in categories
+    for secret in secrets:
+        assert secret not in sent, secret
+
+
+def test_a_single_timestamped_line_is_no_chat() -> None:
+    text = "Update 21:03: the clinic moved to Level 2"
+    assert find_phi(text, view=match_view(text), names_model=False) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "secrets"),
+    [
+        # a romanised name after a Chinese relation or patient word
+        ("Hello，我阿公 Lim Ah Huat 昨天在 TTSH 住院", ("Lim Ah Huat",)),
+        ("SBAR：病人 Goh Mei Ling 今日入院", ("Goh Mei Ling",)),
+        ("我阿嬷 Tân Siù-lân 今年 80 歲", ("Tân Siù-lân",)),
+        # the other form of a found name, in brackets after it
+        ("My mother Kim Soo-jin (김수진) is visiting from Seoul", ("Kim Soo-jin", "김수진")),
+        ("我外公李國強（Lee Kwok-keung）住喺沙田", ("李國強", "Lee Kwok-keung")),
+    ],
+)
+def test_names_in_another_script_are_redacted(
+    engine: SafetyEngine, text: str, secrets: tuple[str, ...]
+) -> None:
+    categories, sent = forwarded(engine, text)
+    assert PHI in categories
+    for secret in secrets:
+        assert secret not in sent, secret
+
+
+@pytest.mark.parametrize(
+    "text", ["我爸 CT Scan 的报告怎么看？", "病人 ICU Bed 不够怎么办", "我妈说 Vitamin D 要补吗"]
+)
+def test_acronyms_and_words_after_a_relation_are_no_names(text: str) -> None:
+    assert not any(e == "PERSON" for _, _, e in find_phi(text, view=match_view(text), names_model=False))
