@@ -9,6 +9,8 @@ Scores the labelled sets in tests/server/safety/eval/ through the real engine:
   scored once before anything was tuned on it (its first look is kept in
   benchmarks/results/safety_first_looks/); its misses were then fixed by family, so it is now a tuned
   regression set;
+- DEVELOPMENT (`phidev`, 240 messages, 814 typed PHI spans in forms, records, chats and letters of many
+  countries): written to tune PHI recognition on, by a writer who saw no rule; reported, not asserted;
 - UNTUNED: blind sets kept untuned on purpose, scored and reported but never used to change a rule, and
   their goals not asserted (the next blind set goes there for its first look).
 
@@ -35,6 +37,9 @@ EVAL_DIR = REPO / "tests" / "server" / "safety" / "eval"
 SPLITS = ("dev", "heldout")
 # blind sets, scored once before any tuning (first looks in results/safety_first_looks/), then tuned on
 FRESH = ("fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6", "fresh7")
+# sets written to tune one family on (by writers who saw no rule, but not scored blind first): scored and
+# reported, goals not asserted, not pooled with the tuned sets
+DEVELOPMENT: tuple[str, ...] = ("phidev",)
 # blind sets kept untuned on purpose: scored and reported, never used to change a rule, so that the next
 # approach is measured on text nobody fitted to (a new blind set goes here, committed before it is scored)
 UNTUNED: tuple[str, ...] = ("fresh8", "fresh9", "fresh10", "fresh11", "fresh12", "fresh13", "fresh14")
@@ -182,7 +187,7 @@ def evaluate(profile: str = "patient", policy: str | None = None, untuned: bool 
     nobody tuning sees them)."""
     engine = SafetyEngine.from_policy_file(policy)
     out: dict[str, Any] = {"profile": profile, "goals": GOALS, "splits": {}}
-    for split in (*SPLITS, *FRESH, *(UNTUNED if untuned else ())):
+    for split in (*SPLITS, *FRESH, *DEVELOPMENT, *(UNTUNED if untuned else ())):
         cases = load_cases(split)
         result = score(engine, cases, profile)
         result["by_language"] = {

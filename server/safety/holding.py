@@ -92,20 +92,21 @@ def identifier_tail(buf: str, context: str = "") -> int:
         before = words[-2].group() if len(words) > 1 else ""
         if still_open and _IDENTISH.search(before) and before[-1] not in ".!?。！？":
             # a number's meaning can hang on the word after it ("9/2 and" is a date, "1/2 a tablet" is not)
-            return _run_start(buf, words[:-1])
+            return _run_start(buf, words[:-1], context)
         if not still_open or not (looks_like_address or _ADDRESS_CUE.search((context + buf)[-60:])):
             return len(buf)
         latin = _LATIN_END.search(last.group())
         return last.start() + latin.start() if latin else len(buf)
-    return _run_start(buf, words)
+    return _run_start(buf, words, context)
 
 
-def _run_start(buf: str, words: list[re.Match[str]]) -> int:
-    """Start of the run of identifier-like words ending with the last of `words`."""
+def _run_start(buf: str, words: list[re.Match[str]], context: str = "") -> int:
+    """Start of the run of identifier-like words ending with the last of `words` (`context`: the text
+    released before `buf`, which says whether a word at the start of `buf` opens a sentence)."""
     start = words[-1].start()
     for word in reversed(words[:-1]):
         text = word.group()
-        opens = _opens_sentence(buf[: word.start()])
+        opens = _opens_sentence(context + buf[: word.start()])
         if (
             not _identish(text, opens)
             or text[-1] in ".!?。！？"

@@ -55,6 +55,7 @@ _FINDERS: tuple[Finder, ...] = (
     addresses.postcodes,
     regional.pan_numbers,
     names.names,
+    regional.named_numbers,  # after the named and shaped ids, which name their entity better
     identifiers.national_ids,  # last: "Aetna ID W123456789" stays a plan number
 )
 # read on the input rails only (see find_phi): records, and a romanised name after a Chinese relation word

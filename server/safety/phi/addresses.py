@@ -1,4 +1,5 @@
-"""Street addresses, English and Chinese, P.O. boxes, and UK and Canadian postcodes."""
+"""Street addresses, English and Chinese, P.O. boxes, UK and Canadian postcodes, and an address of any
+country after the words that give one."""
 
 from __future__ import annotations
 
@@ -56,6 +57,26 @@ _ADDR_ZH2 = rx(
     r"[\u4e00-\u9fa5]{2,8}(?:小区|花园|公寓|大厦|家园|新村|苑)\d+(?:号楼|栋|幢|座)(?:\d+单元)?(?:\d+室?)?"
 )
 
+# an address of any country after the words that give one ("she lives at 1523 S Euclid St, Anaheim CA 92802",
+# "他住 Blk 123 Ang Mo Kio Ave 3 #08-1234 Singapore 560123", "wohnhaft Hauptstraße 12, 80331 München"): a
+# stretch that starts with a number (or No./Blk/Lot/Flat and one) or a street written before its number, and
+# holds a street word or a postcode
+_RESIDENCE = rx(
+    r"(?:(?i:\b(?:lives?|living|resides?|residing|staying)\s+(?:at|in)|\baddress\s+is|\bwohnhaft)"
+    r"|住在|住喺|家住|住)[ \t:：]*"
+    r"((?:(?:No\.?|Blk|Block|Flat|Unit|Lot|House\s+No\.?)\s*)?\d[\w/#-]*,?\s+[^\n;。，]{3,70}?"
+    # or the street first, as in German and Dutch ("Hauptstraße 12, 80331 München")
+    r"|[A-ZÀ-Þ][^\W\d_]*(?:straße|strasse|gracht|weg|laan|plein|gasse|platz)\s+\d[^\n;。，]{3,70}?)"
+    r"(?=\.(?:\s+[A-Z]|\s*$)|[;。，\n]|\s+(?:and|but|so|which|where)\b|$)",
+    literals=frozenset(("live", "living", "reside", "residing", "staying", "address is", "wohnhaft", "住")),
+)
+_STREET_OR_POSTCODE = re.compile(
+    r"(?i:\b(?:st|street|rd|road|ave|avenue|lane|ln|dr|drive|cres|crescent|pde|parade|way|ct|court|close|pl"
+    r"|place|blvd|hwy|highway|jalan|jln|lorong|taman|blk|block|lot|rue|terrace|tce|grove|gardens|cross|nagar"
+    r"|marg)\b|stra(?:ss|ß)e\b|gracht\b|weg\b|laan\b)"
+    r"|\b\d{4,6}\b|\b[A-Z]\d[A-Z] ?\d[A-Z]\d\b|\b[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}\b"
+)
+
 
 def addresses(text: str, hits: Hits) -> Iterator[Span]:
     for pat in (_ADDR_EN, _PO_BOX):
@@ -79,6 +100,10 @@ def addresses(text: str, hits: Hits) -> Iterator[Span]:
         district = _ZH_DISTRICT.search(text, start, m.start())
         if district and not _ZH_NOT_HOME.search(text, start, m.start()):
             yield district.start(), m.end(), "ADDRESS"
+    for m in run(_RESIDENCE, text, hits):
+        # a number and a street word or a postcode after it: "lives at 3 different places" is none
+        if _STREET_OR_POSTCODE.search(m.group(1).split(None, 1)[-1]) is not None:
+            yield m.start(1), m.end(1), "ADDRESS"
     for m in run(_ADDR_ZH_CTX, text, hits):
         if not _ZH_WARD.search(m.group(1)):
             yield m.start(1), m.end(1), "ADDRESS"

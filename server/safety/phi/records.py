@@ -21,7 +21,7 @@ from server.safety.verdict import Span
 # only a gate: the parsers below read the whole text once one of these words is in it
 _GATE = rx(
     r"(?:name|姓名|pid\||nk1\||surname|forename|insured|patient|next of kin|nok|contact"
-    r"|患者|病人|联系人|家属)",
+    r"|患者|病人|联系人|家属|addr|phone|ph:|tel:|mobile|ssn|nric|地址|住址|电话|手机|身份证|身分证)",
     I,
 )
 
@@ -36,6 +36,24 @@ _NAME_FIELDS = frozenset(
         "孩子", "患儿",
     }
 )  # fmt: skip
+# fields whose value is another identifier: the whole value goes, whatever its shape, when it holds enough
+# digits (a phone, an id) or reads as a street address ("Address: 12/45 Railway Pde, Burwood NSW 2134")
+_TYPED_FIELDS = {
+    **dict.fromkeys(
+        ("address", "addr", "home address", "地址", "住址", "家庭住址", "现住址", "居住地址", "联系地址"),
+        "ADDRESS",
+    ),
+    **dict.fromkeys(
+        ("phone", "ph", "tel", "telephone", "mobile", "mob", "cell", "contact number", "电话", "手机",
+         "联系电话", "手机号", "电话号码", "手机号码"),
+        "PHONE",
+    ),
+    **dict.fromkeys(
+        ("ssn", "nric", "nik", "cnic", "bsn", "snils", "national id", "id card", "身份证", "身分证",
+         "身份证号", "身分证号", "身份证号码", "证件号", "证件号码"),
+        "NATIONAL_ID",
+    ),
+}  # fmt: skip
 # other header words: "| Name | DOB |" is a header, not a name field's value
 _FIELD_WORDS = _NAME_FIELDS | frozenset(
     {"dob", "date of birth", "birth date", "出生日期", "生日", "phone", "tel", "电话", "手机", "sex",
@@ -188,7 +206,7 @@ def _cells(line: str, sep: str) -> list[tuple[int, str]]:
 
 
 def _tables(text: str) -> Iterator[Span]:
-    header: tuple[str, int, list[int]] | None = None  # separator, width, name columns
+    header: tuple[str, int, dict[int, str]] | None = None  # separator, width, the columns to read
     start = 0
     for line in text.split("\n"):
         line_start, start = start, start + len(line) + 1
@@ -200,16 +218,22 @@ def _tables(text: str) -> Iterator[Span]:
             continue  # the Markdown rule under a header
         cells = _cells(line, sep)
         keys = [c.strip().lower().rstrip(":：") for _, c in cells]
-        if len(cells) == 2 and keys[0] in _NAME_FIELDS and keys[1] not in _FIELD_WORDS:
-            yield from _cell(line_start, cells[1])  # a "| Insured | Rahul Mehta |" row
-        elif columns := [i for i, k in enumerate(keys) if k in _NAME_FIELDS]:
-            if all(keys[i] in _GENERIC_FIELDS for i in columns) and not _PERSON_COLUMNS & set(keys):
+        if len(cells) == 2 and _entity(keys[0]) and keys[1] not in _FIELD_WORDS:
+            yield from _value(line_start, cells[1], _entity(keys[0]))  # a "| Insured | Rahul Mehta |" row
+        elif columns := {i: e for i, k in enumerate(keys) if (e := _entity(k))}:
+            names = [i for i, e in columns.items() if e == "PERSON"]
+            if names and all(keys[i] in _GENERIC_FIELDS for i in names) and not _PERSON_COLUMNS & set(keys):
                 header = None  # "| Name | Dose | Route |": a drug list
             else:
                 header = (sep, len(cells), columns)
         elif header and header[0] == sep and header[1] == len(cells):
-            for i in header[2]:
-                yield from _cell(line_start, cells[i])
+            for i, entity in header[2].items():
+                yield from _value(line_start, cells[i], entity)
+
+
+def _entity(field: str) -> str | None:
+    """What a header cell or a label says its values are."""
+    return "PERSON" if field in _NAME_FIELDS else _TYPED_FIELDS.get(field)
 
 
 def _separator(line: str) -> str | None:
@@ -220,12 +244,24 @@ def _separator(line: str) -> str | None:
     return "," if line.count(",") >= 2 else None
 
 
-def _cell(line_start: int, cell: tuple[int, str]) -> Iterator[Span]:
-    offset, value = cell
-    name = re.split(r"\s*[(（]", value.strip(), maxsplit=1)[0]
-    if looks_like_name(name):
-        begin = line_start + offset + value.index(name)
-        yield begin, begin + len(name), "PERSON"
+def _value(line_start: int, cell: tuple[int, str], entity: str) -> Iterator[Span]:
+    offset, raw = cell
+    value = raw.strip()
+    if entity == "PERSON":
+        value = re.split(r"\s*[(（]", value, maxsplit=1)[0]  # "Ananya Mehta (daughter)"
+    if value and _reads_as(value, entity):
+        begin = line_start + offset + raw.index(value)
+        yield begin, begin + len(value), entity
+
+
+def _reads_as(value: str, entity: str) -> bool:
+    if entity == "PERSON":
+        return looks_like_name(value)
+    digits = sum(c.isdigit() for c in value)
+    if entity == "ADDRESS":
+        # a number, or a Chinese house number in numerals ("六十五号"): "医院门诊楼三楼" is a direction
+        return len(value) >= 6 and (digits > 0 or "号" in value)
+    return digits >= 4
 
 
 # --- labelled form lines: "病人姓名：LEUNG, Ka Yan 梁嘉欣", "Next of kin: Declan (son)". A label starts a
@@ -238,18 +274,33 @@ _VALUE = re.compile(r"[ \t]*([^\n|;；，。\d()（）]{1,50})")
 _VALUE_END = re.compile(r"\s{2,}|\t|\s(?=[^\s:：]{1,20}[:：])")
 
 
+_TYPED_VALUE = re.compile(r"[ \t]*([^\n|;；。]{1,80})")
+_TYPED_END = {
+    "ADDRESS": re.compile(r"\s{2,}|\t|\s(?=[^\s:：]{1,20}[:：])"),
+    "OTHER": re.compile(r"[,，]|\s{2,}|\t|\s(?=[^\s:：\d]{1,20}[:：])"),
+}
+
+
 def _labelled(text: str) -> Iterator[Span]:
     for colon in _COLON.finditer(text):
         at = colon.start()
         begin = max(text.rfind(c, max(0, at - 24), at) for c in _LABEL_START) + 1
-        if at - begin > 24 or text[begin:at].strip(" \t*>-•").lower() not in _NAME_FIELDS:
-            continue
-        m = _VALUE.match(text, colon.end())
-        if m is None:
-            continue
-        value = _VALUE_END.split(m.group(1), maxsplit=1)[0].rstrip(" ,")
-        if looks_like_name(value):
-            yield m.start(1), m.start(1) + len(value), "PERSON"
+        entity = _entity(text[begin:at].strip(" \t*>-•").lower()) if at - begin <= 24 else None
+        if entity == "PERSON":
+            m = _VALUE.match(text, colon.end())
+            if m is None:
+                continue
+            value = _VALUE_END.split(m.group(1), maxsplit=1)[0].rstrip(" ,")
+            if looks_like_name(value):
+                yield m.start(1), m.start(1) + len(value), "PERSON"
+        elif entity is not None:
+            m = _TYPED_VALUE.match(text, colon.end())
+            if m is None:
+                continue
+            end = _TYPED_END["ADDRESS" if entity == "ADDRESS" else "OTHER"]
+            value = end.split(m.group(1), maxsplit=1)[0].rstrip(" ,.")
+            if _reads_as(value, entity):
+                yield m.start(1), m.start(1) + len(value), entity
 
 
 # --- exported chats: each line names its sender ("[12/02/2024, 08:02] Tunde: ...", "王丽华 21:03：...",

@@ -139,3 +139,28 @@ _PAN = re.compile(r"(?<![A-Za-z0-9])[A-Z]{3}[ABCFGHJLPT][A-Z]\d{4}[A-Z](?![A-Za-
 def pan_numbers(text: str, hits: Hits) -> Iterator[Span]:
     for m in _PAN.finditer(text):
         yield m.start(), m.end(), "NATIONAL_ID"
+
+
+# Any country's identity or health number after its own name, however it is called: an acronym ("CNIC
+# 35202-1234567-1", "NIK 3174054501650002", "SNILS 112-233-445 95", "BSN 123456782") or a word with its
+# number word ("Emirates ID 784-1990-1234567-1", "PhilHealth no. 12-050123456-7", "Medi-Cal ID 91234567A",
+# "Versichertennummer A123456780"). At least seven digits and no slash ("BP 190/110" is a reading); codes that
+# name products and publications, not people, are left.
+_NAMED_NUMBER = rx(
+    r"(?<![\w-])([A-Z]{2,6}|[A-Z][\w-]{2,20}\s+(?:ID|No\.?|no\.?|[Nn]umber)|[A-Z]\w{2,20}nummer|n°\s*\w{2,8})"
+    r"[\s:#.]*((?:[A-Za-z]{1,3})?\d[\d\s.-]{5,22}\d[A-Za-z]?)(?![\w/])",
+    literals=NUMERIC_GATE,
+    window=48,
+)
+_NOT_PEOPLE = frozenset(
+    {"ISBN", "ISSN", "NDC", "DOI", "ICD", "CPT", "LOINC", "ATC", "GTIN", "UPC", "EAN", "REF", "LOT", "PMID",
+     "NCT", "SKU", "IMEI", "UDI", "CAS"}
+)  # fmt: skip
+
+
+def named_numbers(text: str, hits: Hits) -> Iterator[Span]:
+    for m in run(_NAMED_NUMBER, text, hits):
+        name, number = m.group(1), m.group(2)
+        if name.split()[0].upper() in _NOT_PEOPLE or sum(c.isdigit() for c in number) < 7:
+            continue
+        yield m.start(2), m.end(2), "NATIONAL_ID"

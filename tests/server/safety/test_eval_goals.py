@@ -41,7 +41,7 @@ def test_halves_do_not_share_cases() -> None:
     assert not dev & held
 
 
-@pytest.mark.parametrize("split", [*safety_eval.FRESH, *safety_eval.UNTUNED])
+@pytest.mark.parametrize("split", [*safety_eval.FRESH, *safety_eval.DEVELOPMENT, *safety_eval.UNTUNED])
 def test_blind_sets_are_well_formed(split: str) -> None:
     cases = safety_eval.load_cases(split)
     for case in cases:

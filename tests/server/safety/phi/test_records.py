@@ -192,3 +192,48 @@ def test_names_in_another_script_are_redacted(
 )
 def test_acronyms_and_words_after_a_relation_are_no_names(text: str) -> None:
     assert not any(e == "PERSON" for _, _, e in find_phi(text, view=match_view(text), names_model=False))
+
+
+@pytest.mark.parametrize(
+    ("text", "secret", "entity"),
+    [
+        # labelled and tabled fields whose value is another identifier
+        ("Addr: 18 Esplanade Ave, New Orleans LA 70116\nPh: 98450 12345", "Esplanade", "ADDRESS"),
+        ("Addr: 18 Esplanade Ave, New Orleans LA 70116\nPh: 98450 12345", "98450 12345", "PHONE"),
+        ("地址：桃园市中坜区中正路100巷5弄2号\n电话：(03)425-1234", "(03)425-1234", "PHONE"),
+        ("病历号,姓名,身分证,生日\nA0012231,张志明,E123456780,1950/03/14", "E123456780", "NATIONAL_ID"),
+        # an address after the words that give one, any country
+        ("She lives at 1523 S Euclid St, Anaheim CA 92802. Her BP is high.", "1523 S Euclid St", "ADDRESS"),
+        ("他住 Blk 123 Ang Mo Kio Ave 3 #08-1234 Singapore 560123，出院了", "Ang Mo Kio", "ADDRESS"),
+        ("wohnhaft Hauptstraße 12, 80331 München. Question: statin?", "Hauptstraße 12", "ADDRESS"),
+        # any country's number after its own name
+        ("My father, CNIC 35202-1234567-1, had an angiography", "35202-1234567-1", "NATIONAL_ID"),
+        ("Emirates ID 784-1990-1234567-1. Emergency contact", "784-1990-1234567-1", "NATIONAL_ID"),
+        ("(PhilHealth no. 12-050123456-7) was brought in", "12-050123456-7", "NATIONAL_ID"),
+    ],
+)
+def test_fields_residences_and_named_numbers(
+    engine: SafetyEngine, text: str, secret: str, entity: str
+) -> None:
+    categories, sent = forwarded(engine, text)
+    assert PHI in categories
+    assert secret not in sent
+    assert f"[{entity}_" in sent
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "He lives at 3 different places with his kids.",
+        "Phone: call the clinic in the morning",
+        "Address: see the hospital website",
+        "BP 190/110 and HR 112, should I go in?",
+        "ISBN 9780123456789 is the textbook",
+        "NDC 0002-1433-80 is on the box",
+        "地址：医院门诊楼三楼",
+    ],
+)
+def test_words_and_codes_that_are_no_identifiers_pass(engine: SafetyEngine, text: str) -> None:
+    categories, sent = forwarded(engine, text)
+    assert PHI not in categories
+    assert sent == text
