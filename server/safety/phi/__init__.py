@@ -58,8 +58,13 @@ _FINDERS: tuple[Finder, ...] = (
     regional.named_numbers,  # after the named and shaped ids, which name their entity better
     identifiers.national_ids,  # last: "Aetna ID W123456789" stays a plan number
 )
-# read on the input rails only (see find_phi): records, and a romanised name after a Chinese relation word
-_INPUT_FINDERS: tuple[Finder, ...] = (records.records, romanised.romanised_after_relation)
+# read on the input rails only (see find_phi): records, a romanised name after a Chinese relation word, and
+# relatives' names known by what follows them
+_INPUT_FINDERS: tuple[Finder, ...] = (
+    records.records,
+    romanised.romanised_after_relation,
+    names.relatives_named,
+)
 _TRAILING = ".,;:!?)]}'\"，。；：！？）"
 # the trained person-name model (name_model.py) adds the names no rule spells out: on for the input rails
 # (find_phi called with the engine's view), off for the output guard (called without one). The model also

@@ -26,6 +26,11 @@ _RELATIVES = (
 # gate for "my <relative> <name>": the pair, not the relative word alone ("son" is in "reason", "baby" in
 # every paediatric question)
 _MY_RELATIVE = frozenset(f"my {r}" for r in required_literals(f"(?:{_RELATIVES})") or ())
+_THEIR_RELATIVE = frozenset(
+    f"{d} {r}" for d in ("our", "his", "her", "their") for r in required_literals(f"(?:{_RELATIVES})") or ()
+)
+# lower-case particles inside a name ("van der Berg", "bin Ismail", "Al-Mansouri" is capitalised)
+_PARTICLES = r"(?-i:van|der|den|de|da|di|del|von|bin|binti|bint|al|le|la)"
 # gate for a relative or contact label followed by a full name: the word where a word starts, then a space or
 # colon
 _REL_LABEL_GATE = frozenset(
@@ -132,6 +137,33 @@ _NAME_RES: list[tuple[GatedPattern, int]] = [
         rx(
             window=60,
             pattern=rf"\b({_CAP}\s+{_CAP}),?\s+(?i:dob|d\.o\.b|born|mrn|date of birth|age[ds]?\s+\d)",
+        ),
+        1,
+    ),
+]
+# read on the input rails only (phi/__init__.py _INPUT_FINDERS): names known by what follows them, which a
+# streamed answer has not sent yet when the guard must release the name
+_RELATION_NAME_RES: list[tuple[GatedPattern, int]] = [
+    # "our son Daan van der Berg", "her husband Omar Al-Mansouri": other determiners, name particles
+    (
+        rx(
+            window=80,
+            literals=_THEIR_RELATIVE,
+            prefix=True,
+            pattern=rf"(?i:\b(?:our|his|her|their)\s+(?:{_RELATIVES})(?:'s)?,?\s+)"
+            rf"({_CAP}(?:\s+(?:{_PARTICLES})\s+{_CAP}|(?:\s+(?:{_PARTICLES}))*\s+{_CAP})?)",
+        ),
+        1,
+    ),
+    # a relative named by a given name alone in a handoff or a note, known by what follows: "Wife Fatimah is
+    # NOK", "Daughter Eleni asks", "sister Meena is NOK (+44 ...)"
+    (
+        rx(
+            window=60,
+            literals=_REL_LABEL_GATE,
+            prefix=True,
+            pattern=rf"(?i:\b(?:{_RELATIVES})\s+)({_CAP})(?=\s+(?:is\s+(?:the\s+)?(?:NOK|next\s+of\s+kin|contact)"
+            r"|asks|requests|wants|rang|phoned|called|will\s+(?:collect|visit|call)|\())",
         ),
         1,
     ),
@@ -362,8 +394,8 @@ def _is_name(candidate: str) -> bool:
     return bool(words) and not any(w in _NOT_NAMES or w.rstrip("s") in _NOT_NAMES for w in words)
 
 
-def names(text: str, hits: Hits) -> Iterator[Span]:
-    for pat, group in _NAME_RES:
+def _matched_names(patterns: list[tuple[GatedPattern, int]], text: str, hits: Hits) -> Iterator[Span]:
+    for pat, group in patterns:
         for m in run(pat, text, hits):
             start, end = m.span(group)
             # keep the words up to the first one that is not a name ("joan and she" -> "joan")
@@ -372,6 +404,16 @@ def names(text: str, hits: Hits) -> Iterator[Span]:
             words = words[:cut]
             if words and _is_name(" ".join(words)):
                 yield start, start + len(" ".join(words)), "PERSON"
+
+
+def relatives_named(text: str, hits: Hits) -> Iterator[Span]:
+    """A relative's name after "our/his/her/their <relative>", or known by what follows ("Wife Fatimah is
+    NOK"); input rails only."""
+    yield from _matched_names(_RELATION_NAME_RES, text, hits)
+
+
+def names(text: str, hits: Hits) -> Iterator[Span]:
+    yield from _matched_names(_NAME_RES, text, hits)
     for at in hits.get(_REL_LABEL, ()):
         m = _REL_LABEL_AT.match(
             text, at + 1

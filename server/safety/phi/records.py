@@ -1,5 +1,5 @@
 """Identifiers in structured records: HL7 PID and NK1 segments, JSON name fields, the name column of a
-pasted table or CSV, labelled form lines, and the senders of an exported chat.
+pasted table or CSV, labelled form lines, the senders of an exported chat, and a letter's signature.
 
 A record says which of its values is a name, so the value needs no cue of its own: "GARCIA
 LOPEZ^MARIA^ELENA" in PID-5, `"given": ["Chidi", "Emmanuel"]`, the 姓名 column of a spreadsheet, "LEUNG, Ka
@@ -69,6 +69,12 @@ _PERSON_COLUMNS = frozenset(
 _NOT_NAMES = frozenset(
     {"male", "female", "unknown", "n/a", "na", "none", "self", "yes", "no", "男", "女", "本人", "未知", "无"}
 )
+# words of a team's or a place's name, not a person's ("The Clinic Team", "Riverside Surgery")
+_NOT_NAME_WORDS = frozenset(
+    {"the", "team", "clinic", "hospital", "department", "dept", "staff", "office", "surgery", "practice",
+     "pharmacy", "nurses", "nursing", "desk", "support", "services", "service", "center", "centre", "unit",
+     "ward", "group", "care", "health", "medical", "reception", "admin", "doctors", "all"}
+)  # fmt: skip
 # Latin name particles written in lower case ("Daan van der Berg", "Layla bint Khalid")
 _PARTICLES = frozenset(
     {"van", "der", "den", "de", "da", "di", "del", "la", "le", "von", "bin", "binti", "bint", "al"}
@@ -91,7 +97,7 @@ def looks_like_name(value: str) -> bool:
     if len(latin) > 6:
         return False
     for word in latin:
-        if not _LATIN_WORD.fullmatch(word):
+        if not _LATIN_WORD.fullmatch(word) or word.lower() in _NOT_NAME_WORDS:
             return False
         if word[0].islower() and word not in _PARTICLES:
             return False
@@ -324,9 +330,32 @@ def _chat_senders(text: str) -> Iterator[Span]:
             yield m.start(group), m.end(group), "PERSON"
 
 
+# --- a letter's signature: the line after its closing ("Thanks,\nS. Whitfield-Hughes", "此致\n敬礼\n林淑芬")
+_SIGNATURE = re.compile(
+    r"^[ \t]*(?i:thanks|thank you|many thanks|regards|kind regards|best regards|warm regards|best wishes|best"
+    r"|cheers|sincerely|yours sincerely|yours faithfully|yours truly|此致(?:\s*敬礼)?|谢谢|顺祝\S{0,6})"
+    r"[ \t]*[,，.!！]?[ \t]*\n+[ \t]*([^\n]{2,40})[ \t]*$",
+    re.M,
+)
+
+
+_CLINICIAN = re.compile(
+    r"(?i:dr|doctor|prof|professor|nurse|sister|matron)\b\.?|.*(?:医生|大夫|护士|主任|教授)"
+)
+
+
+def _signatures(text: str) -> Iterator[Span]:
+    for m in _SIGNATURE.finditer(text):
+        name = m.group(1).strip()
+        if looks_like_name(name) and _CLINICIAN.match(name) is None:  # a doctor's sign-off is no patient's
+            begin = m.start(1) + m.group(1).index(name)
+            yield begin, begin + len(name), "PERSON"
+
+
 def records(text: str, hits: Hits) -> Iterator[Span]:
     """Names (and, in HL7, every identifying field) that a record's structure marks."""
     yield from _chat_senders(text)
+    yield from _signatures(text)
     if _GATE not in hits:
         return
     yield from _hl7(text)

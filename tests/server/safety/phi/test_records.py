@@ -237,3 +237,34 @@ def test_words_and_codes_that_are_no_identifiers_pass(engine: SafetyEngine, text
     categories, sent = forwarded(engine, text)
     assert PHI not in categories
     assert sent == text
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        # a letter's signature
+        ("Please advise.\n\nThanks,\nS. Whitfield-Hughes\nMob: 07700 900 371", "Whitfield-Hughes"),
+        ("想咨询是否需要做基因检测。\n此致\n欧阳琳\n电话：138-1729-4460", "欧阳琳"),
+        # relatives by other determiners, with particles, or known by what follows
+        ("Our son Daan van der Berg has had diarrhoea for 4 days.", "Daan van der Berg"),
+        ("B: COPD, ex-smoker. Wife Fatimah is NOK, mobile 012-345 6789.", "Fatimah"),
+        ("Daughter Eleni asks if he can have visitors.", "Eleni"),
+    ],
+)
+def test_signatures_and_relatives_are_redacted(engine: SafetyEngine, text: str, secret: str) -> None:
+    categories, sent = forwarded(engine, text)
+    assert PHI in categories
+    assert secret not in sent
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Thanks,\nsee you tomorrow",
+        "Best,\nThe Clinic Team",
+        "Kind regards,\nDr Amanda Reyes\nGP",
+        "Mother Teresa is the subject of my essay.",
+    ],
+)
+def test_sign_offs_teams_and_clinicians_are_no_patients(text: str) -> None:
+    assert not any(e == "PERSON" for _, _, e in find_phi(text, view=match_view(text), names_model=False))
