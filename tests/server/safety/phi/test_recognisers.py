@@ -18,6 +18,22 @@ def forwarded(engine: SafetyEngine, text: str) -> tuple[list[str], str]:
     return verdict.categories, verdict.messages[-1]["content"]
 
 
+def assert_redacted(engine: SafetyEngine, text: str, *secrets: str, entity: str | None = None) -> None:
+    """PHI fires on `text` and no secret reaches the upstream (as `entity`'s placeholder, if given)."""
+    categories, sent = forwarded(engine, text)
+    assert PHI in categories
+    for secret in secrets:
+        assert secret not in sent, secret
+    assert entity is None or f"[{entity}_" in sent
+
+
+def assert_untouched(engine: SafetyEngine, text: str) -> None:
+    """No PHI fires and the text goes upstream as written."""
+    categories, sent = forwarded(engine, text)
+    assert PHI not in categories
+    assert sent == text
+
+
 @pytest.mark.parametrize(
     ("text", "secret", "entity"),
     [

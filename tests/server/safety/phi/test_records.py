@@ -10,7 +10,7 @@ from server.safety import SafetyEngine
 from server.safety.normalize import match_view, with_ascii_digits
 from server.safety.phi import find_phi
 from server.safety.phi.records import looks_like_name
-from tests.server.safety.phi.test_recognisers import PHI, forwarded
+from tests.server.safety.phi.test_recognisers import PHI, assert_redacted, assert_untouched, forwarded
 
 HL7 = (
     "MSH|^~\\&|LAB|TGH|||202403140830||ADT^A01|1|P|2.5\n"
@@ -66,11 +66,7 @@ def test_field_separators_are_not_read_as_ocr_ones() -> None:
 def test_record_fields_that_hold_a_name_are_redacted(
     engine: SafetyEngine, text: str, secrets: tuple[str, ...]
 ) -> None:
-    categories, sent = forwarded(engine, text)
-    assert PHI in categories
-    for secret in secrets:
-        assert secret not in sent, secret
-    assert "[PERSON_" in sent
+    assert_redacted(engine, text, *secrets, entity="PERSON")
 
 
 @pytest.mark.parametrize(
@@ -123,18 +119,14 @@ def test_records_are_read_on_the_input_rails_only() -> None:
     ],
 )
 def test_record_numbers_under_a_services_own_word(engine: SafetyEngine, text: str, secret: str) -> None:
-    categories, sent = forwarded(engine, text)
-    assert PHI in categories
-    assert secret not in sent
+    assert_redacted(engine, text, secret)
 
 
 @pytest.mark.parametrize(
     "text", ["You are patient number 3 in the queue.", "Visit #2 is next week", "处方号 12 在哪里看"]
 )
 def test_short_numbers_after_those_words_pass(engine: SafetyEngine, text: str) -> None:
-    categories, sent = forwarded(engine, text)
-    assert PHI not in categories
-    assert sent == text
+    assert_untouched(engine, text)
 
 
 @pytest.mark.parametrize(
@@ -155,10 +147,7 @@ def test_short_numbers_after_those_words_pass(engine: SafetyEngine, text: str) -
 def test_an_exported_chats_senders_are_redacted(
     engine: SafetyEngine, text: str, secrets: tuple[str, ...]
 ) -> None:
-    categories, sent = forwarded(engine, text)
-    assert PHI in categories
-    for secret in secrets:
-        assert secret not in sent, secret
+    assert_redacted(engine, text, *secrets)
 
 
 def test_a_single_timestamped_line_is_no_chat() -> None:
@@ -181,10 +170,7 @@ def test_a_single_timestamped_line_is_no_chat() -> None:
 def test_names_in_another_script_are_redacted(
     engine: SafetyEngine, text: str, secrets: tuple[str, ...]
 ) -> None:
-    categories, sent = forwarded(engine, text)
-    assert PHI in categories
-    for secret in secrets:
-        assert secret not in sent, secret
+    assert_redacted(engine, text, *secrets)
 
 
 @pytest.mark.parametrize(
@@ -215,10 +201,7 @@ def test_acronyms_and_words_after_a_relation_are_no_names(text: str) -> None:
 def test_fields_residences_and_named_numbers(
     engine: SafetyEngine, text: str, secret: str, entity: str
 ) -> None:
-    categories, sent = forwarded(engine, text)
-    assert PHI in categories
-    assert secret not in sent
-    assert f"[{entity}_" in sent
+    assert_redacted(engine, text, secret, entity=entity)
 
 
 @pytest.mark.parametrize(
@@ -234,9 +217,7 @@ def test_fields_residences_and_named_numbers(
     ],
 )
 def test_words_and_codes_that_are_no_identifiers_pass(engine: SafetyEngine, text: str) -> None:
-    categories, sent = forwarded(engine, text)
-    assert PHI not in categories
-    assert sent == text
+    assert_untouched(engine, text)
 
 
 @pytest.mark.parametrize(
@@ -252,9 +233,7 @@ def test_words_and_codes_that_are_no_identifiers_pass(engine: SafetyEngine, text
     ],
 )
 def test_signatures_and_relatives_are_redacted(engine: SafetyEngine, text: str, secret: str) -> None:
-    categories, sent = forwarded(engine, text)
-    assert PHI in categories
-    assert secret not in sent
+    assert_redacted(engine, text, secret)
 
 
 @pytest.mark.parametrize(
