@@ -29,8 +29,12 @@ _MY_RELATIVE = frozenset(f"my {r}" for r in required_literals(f"(?:{_RELATIVES})
 _THEIR_RELATIVE = frozenset(
     f"{d} {r}" for d in ("our", "his", "her", "their") for r in required_literals(f"(?:{_RELATIVES})") or ()
 )
-# lower-case particles inside a name ("van der Berg", "bin Ismail", "Al-Mansouri" is capitalised)
-_PARTICLES = r"(?-i:van|der|den|de|da|di|del|von|bin|binti|bint|al|le|la)"
+# lower-case particles inside a name ("van der Berg", "bin Ismail", "Al-Mansouri" is capitalised); records.py
+# reads the same set
+NAME_PARTICLES = frozenset(
+    {"van", "der", "den", "de", "da", "di", "del", "la", "le", "von", "bin", "binti", "bint", "al"}
+)
+_PARTICLES = "(?-i:" + "|".join(sorted(NAME_PARTICLES, key=len, reverse=True)) + ")"
 # gate for a relative or contact label followed by a full name: the word where a word starts, then a space or
 # colon
 _REL_LABEL_GATE = frozenset(

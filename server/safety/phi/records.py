@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from server.safety.gate import Hits
 from server.safety.phi import zh_words
 from server.safety.phi.common import I, rx
+from server.safety.phi.names import NAME_PARTICLES
 from server.safety.verdict import Span
 
 # only a gate: the parsers below read the whole text once one of these words is in it
@@ -75,10 +76,6 @@ _NOT_NAME_WORDS = frozenset(
      "pharmacy", "nurses", "nursing", "desk", "support", "services", "service", "center", "centre", "unit",
      "ward", "group", "care", "health", "medical", "reception", "admin", "doctors", "all"}
 )  # fmt: skip
-# Latin name particles written in lower case ("Daan van der Berg", "Layla bint Khalid")
-_PARTICLES = frozenset(
-    {"van", "der", "den", "de", "da", "di", "del", "la", "le", "von", "bin", "binti", "bint", "al"}
-)
 _HAN = re.compile(r"[\u4e00-\u9fff]+")
 _LATIN_WORD = re.compile(r"[A-Z][A-Za-z'’\-.]*|[a-z]+")
 
@@ -99,7 +96,7 @@ def looks_like_name(value: str) -> bool:
     for word in latin:
         if not _LATIN_WORD.fullmatch(word) or word.lower() in _NOT_NAME_WORDS:
             return False
-        if word[0].islower() and word not in _PARTICLES:
+        if word[0].islower() and word not in NAME_PARTICLES:  # "Daan van der Berg"
             return False
     return bool(han or latin)
 
@@ -197,13 +194,12 @@ def _json_container(text: str, at: int) -> Iterator[Span]:
 
 
 # --- tables and CSV: a header row names the columns; rows of the same width follow
-_CELL_SPLIT = {"|": re.compile(r"\|"), ",": re.compile(r","), "\t": re.compile(r"\t")}
 
 
 def _cells(line: str, sep: str) -> list[tuple[int, str]]:
     """(offset in the line, cell) for each cell of a table or CSV row."""
     out, at = [], 0
-    for part in _CELL_SPLIT[sep].split(line):
+    for part in line.split(sep):
         out.append((at, part))
         at += len(part) + 1
     if sep == "|":  # "| a | b |": the edges are empty
@@ -281,10 +277,8 @@ _VALUE_END = re.compile(r"\s{2,}|\t|\s(?=[^\s:：]{1,20}[:：])")
 
 
 _TYPED_VALUE = re.compile(r"[ \t]*([^\n|;；。]{1,80})")
-_TYPED_END = {
-    "ADDRESS": re.compile(r"\s{2,}|\t|\s(?=[^\s:：]{1,20}[:：])"),
-    "OTHER": re.compile(r"[,，]|\s{2,}|\t|\s(?=[^\s:：\d]{1,20}[:：])"),
-}
+# an address runs on past its commas; a phone or an id ends at one
+_TYPED_END = {"ADDRESS": _VALUE_END, "OTHER": re.compile(r"[,，]|\s{2,}|\t|\s(?=[^\s:：\d]{1,20}[:：])")}
 
 
 def _labelled(text: str) -> Iterator[Span]:
