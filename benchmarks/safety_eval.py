@@ -42,7 +42,16 @@ FRESH = ("fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6", "fresh7")
 DEVELOPMENT: tuple[str, ...] = ("phidev",)
 # blind sets kept untuned on purpose: scored and reported, never used to change a rule, so that the next
 # approach is measured on text nobody fitted to (a new blind set goes here, committed before it is scored)
-UNTUNED: tuple[str, ...] = ("fresh8", "fresh9", "fresh10", "fresh11", "fresh12", "fresh13", "fresh14")
+UNTUNED: tuple[str, ...] = (
+    "fresh8",
+    "fresh9",
+    "fresh10",
+    "fresh11",
+    "fresh12",
+    "fresh13",
+    "fresh14",
+    "fresh15",
+)
 # Benign cases that fire by design, with the reason. They count in every reported rate; the regression test
 # (tests/server/safety/test_eval_goals.py) holds the remaining false positives to the goal and fails on any
 # other one.
