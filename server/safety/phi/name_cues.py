@@ -103,7 +103,7 @@ _ZH_LEFT_CUES = (
     " 老公 老婆 丈夫 妻子 爱人 爸爸 妈妈 父亲 母亲 儿子 女儿 爷爷 奶奶 外公 外婆 姥姥 姥爷 哥哥 姐姐 弟弟"
     " 妹妹 孙子 孙女 朋友 同事 室友 邻居 我妈 我爸 我哥 我姐 我弟 我妹 老妈 老爸 婆婆 公公 舅舅 舅妈 姑姑"
     " 姑妈 姨妈 小姨 叔叔 婶婶 伯伯 阿公 阿嬷 阿婆 阿爷 岳父 岳母 表哥 表姐 表弟 表妹 堂哥 堂姐 侄子 侄女"
-    " 外甥 老豆 阿爸 阿妈 隔壁的 楼下的 楼上的 对门的 我是 是 给 帮 替 和 跟 与"
+    " 外甥 老豆 阿爸 阿妈 隔壁的 楼下的 楼上的 对门的 我是 是 给 帮 替 和 跟 与 叫"
 ).split()
 _ZH_SEPARATORS = " \t\n:：，,（("
 _ZH_CALLED = ("名叫", "叫做", "叫")
@@ -125,6 +125,10 @@ _ZH_RIGHT_CLASS = {
 }  # fmt: skip
 _ZH_RIGHT_PUNCT = frozenset("，,。：:（( \t\n\r")
 _ZH_LINE = re.compile(r"(?m)^[ \t]*([\u4e00-\u9fff]{2,4})[ \t]*$")
+# grammatical characters no given name holds
+_ZH_PARTICLES = frozenset("了的是在着过吗呢吧啊嘛呀被把就都还又很太")
+# what a familiar name is made of: 老 or 小 and a surname ("老王", "小李"), 阿 and a name character ("阿强")
+_ZH_NICK = re.compile("[老小阿][\u4e00-\u9fff]")
 _COMPOUND = frozenset(
     "欧阳 司马 上官 诸葛 东方 皇甫 尉迟 公孙 慕容 长孙 宇文 司徒 令狐 夏侯 轩辕 端木 钟离 独孤 南宫"
     " 万俟 闻人 澹台 申屠 西门".split()

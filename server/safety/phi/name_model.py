@@ -32,6 +32,7 @@ from collections.abc import Iterator
 from functools import cache
 from importlib import resources
 
+from server.safety.phi import zh_words
 from server.safety.phi.name_cues import (
     _APOS,
     _CJK,
@@ -49,6 +50,8 @@ from server.safety.phi.name_cues import (
     _ZH_LEFT_CLASS,
     _ZH_LEFT_SET,
     _ZH_LINE,
+    _ZH_NICK,
+    _ZH_PARTICLES,
     _ZH_RIGHT_CLASS,
     _ZH_SEPARATORS,
     _ZH_WEAK_LEFT,
@@ -65,16 +68,29 @@ from server.safety.verdict import Span
 
 WEIGHTS_FILE = "name_weights.json"
 FORMAT = "antangelmed-phi-name-model"
+# a pair of characters this frequent in jieba's dictionary is a word, not a familiar name (小时 8,143, 老师
+# 6,415; 小张 302 and 老周 56 are names as often)
+FAMILIAR_WORD_FREQ = 500
+_ZH_KIN = frozenset("公婆姨爸妈嬷爷伯叔哥姐弟妹嫂舅")  # 阿公, 阿姨: a relative, not a familiar name
+_ZH_BIASES = ("zbias", "kbias")  # the first feature of a Chinese candidate (a surname's, a familiar name's)
 MAX_TOKENS = 4  # a candidate name has at most this many tokens ("Maria del Carmen Ruiz" is four)
 
 
 class NameModel:
-    def __init__(self, weights: dict[str, float], threshold: float, common: frozenset[str]) -> None:
+    def __init__(
+        self,
+        weights: dict[str, float],
+        threshold: float,
+        common: frozenset[str],
+        threshold_zh: float | None = None,
+    ) -> None:
         self.weights = weights
+        # the two scripts' candidates come from different generators, whose scores sit on their own scales
         self.threshold = threshold
+        self.threshold_zh = threshold if threshold_zh is None else threshold_zh
         self.common = common
         self._tokens: dict[str, tuple[str, str]] = {}  # token -> (shape, lexicon reading), memoised
-        self._found: dict[tuple[str, float], list[Span]] = {}  # recent texts -> their names
+        self._found: dict[tuple[str, float, float], list[Span]] = {}  # recent texts -> their names
 
     def score(self, feats: list[str]) -> float:
         w = self.weights
@@ -83,7 +99,7 @@ class NameModel:
     def find(self, text: str) -> list[Span]:
         """Non-overlapping name spans: the best-scoring candidates that clear the threshold. Remembered for
         the last few hundred texts: a conversation's earlier turns come back with every request."""
-        key = (text, self.threshold)
+        key = (text, self.threshold, self.threshold_zh)
         found = self._found.get(key)
         if found is None:
             found = self._find(text)
@@ -100,7 +116,7 @@ class NameModel:
     def _find(self, text: str) -> list[Span]:
         scored = [
             (s, start, end) for start, end, feats in self.candidates(text)
-            if (s := self.score(feats)) > self.threshold
+            if (s := self.score(feats)) > (self.threshold_zh if feats[0] in _ZH_BIASES else self.threshold)
         ]  # fmt: skip
         scored.sort(key=lambda x: (-x[0], x[1]))
         taken: list[Span] = []
@@ -308,11 +324,17 @@ class NameModel:
         seen: set[tuple[int, int]] = set()
 
         def surname_at(i: int) -> int:
-            return 2 if text[i : i + 2] in _COMPOUND else 1 if text[i] in ranks else 0
+            # 阿 is a surname too rarely to read "阿强" or "阿维菌素" as one: familiar names are read below
+            return 2 if text[i : i + 2] in _COMPOUND else 1 if text[i] in ranks and text[i] != "阿" else 0
 
         def plausible(i: int, end: int, sur: int) -> bool:
             """Without a strong cue, the given name must be made of name characters ("普通" is no name)."""
             return all(c in given_chars for c in text[i + sur : end])
+
+        def possible(i: int, end: int, sur: int) -> bool:
+            """Whatever the cue, a given name holds no particle ("留了一") and is no title ("班主任")."""
+            given = text[i + sur : end]
+            return given not in _ZH_RIGHT_CLASS and not any(c in _ZH_PARTICLES for c in given)
 
         # left cues: where each ends (after separators and 叫), the cue it ends; right cues: where they start
         cue_at: dict[int, str] = {}
@@ -330,14 +352,21 @@ class NameModel:
                 called = next((c for c in _ZH_CALLED if text.startswith(c, p)), "")
                 p, cue = p + len(called), "叫" if called else cue
             if p < n and (text[p] in ranks or text[p : p + 2] in _COMPOUND):
-                if p not in cue_at or len(cue) >= len(cue_at[p]):
+                if cue == "叫":  # a bare 叫 ("……，叫黄晓燕，"; "叫车"): the weakest, any other cue wins
+                    cue_at.setdefault(p, "called")
+                elif p not in cue_at or cue_at[p] == "called" or len(cue) >= len(cue_at[p]):
                     cue_at[p] = cue
         for i in sorted(cue_at):
             sur = surname_at(i)
             weak = cue_at[i] in _ZH_WEAK_LEFT
             for extra in (1, 2) if sur else ():
                 end = i + sur + extra
-                if end <= n and _CJK_RUN.fullmatch(text, i, end) and (not weak or plausible(i, end, sur)):
+                if (
+                    end <= n
+                    and _CJK_RUN.fullmatch(text, i, end)
+                    and possible(i, end, sur)
+                    and (not weak or plausible(i, end, sur))
+                ):
                     seen.add((i, end))
                     yield i, end, self._zh_features(text, i, end, sur, "L", cue_at)
         # right cues: a title or relation after the name (any given name), punctuation or the end of the text
@@ -350,15 +379,56 @@ class NameModel:
                 if i < 0 or (i, end) in seen or not _CJK_RUN.fullmatch(text, i, end):
                     continue
                 sur = surname_at(i)
-                if sur and 1 <= size - sur <= 2 and (strong or plausible(i, end, sur)):
+                if (
+                    sur
+                    and 1 <= size - sur <= 2
+                    and possible(i, end, sur)
+                    and (strong or plausible(i, end, sur))
+                ):
                     seen.add((i, end))
                     yield i, end, self._zh_features(text, i, end, sur, "R", cue_at)
+        # familiar names (老王, 小李, 阿强): what follows tells them from words ("小时", "老师", "阿司匹林")
+        words = zh_words.everyday_words()
+        for m in _ZH_NICK.finditer(text):
+            i, end = m.span()
+            ch = text[i + 1]
+            if (
+                (i, end) not in seen
+                and (ch in ranks or (text[i] == "阿" and ch in given_chars and ch not in _ZH_KIN))
+                and text[i:end] not in _ZH_LEFT_SET
+                # not a frequent word (小时, 老师), nor the start of one (小金库, 老江湖)
+                and words.get(text[i:end], 0) < FAMILIAR_WORD_FREQ
+                and text[i : end + 1] not in words
+            ):
+                seen.add((i, end))
+                yield i, end, self._nick_features(text, i, end, ranks.get(ch, 999))
         for m in _ZH_LINE.finditer(text):
             i, end = m.span(1)
             sur = surname_at(i)
             if sur and 1 <= end - i - sur <= 2 and (i, end) not in seen and plausible(i, end, sur):
                 seen.add((i, end))
                 yield i, end, self._zh_features(text, i, end, sur, "line", cue_at)
+
+    @staticmethod
+    def _nick_features(text: str, start: int, end: int, rank: int) -> list[str]:
+        pre, ch = text[start], text[start + 1]
+        feats = ["kbias", f"kpre={pre}", f"kch={ch}", f"kpc={pre}{ch}"]
+        feats.append(f"kpre={pre}|krank={0 if rank < 20 else 1 if rank < 100 else 2 if rank < 400 else 3}")
+        # how common a word the pair is (小时 8,143 in jieba's dictionary, 老周 56, 小刘 none)
+        freq = zh_words.everyday_words().get(text[start:end], 0)
+        feats.append(f"kdict={0 if not freq else 1 if freq < 500 else 2 if freq < 5000 else 3}")
+        for k in (1, 2):
+            if end + k <= len(text):
+                feats.append(f"kR{k}={text[end : end + k]}")
+        before, after = text[start - 1 : start], text[end : end + 1]
+        feats.append(f"kL1={before or '^'}")
+        cls = "end" if not after else "cjk" if _CJK.match(after) else "punct" if not after.isalnum() else "w"
+        feats += [
+            f"kRc={cls}",
+            f"kpre={pre}|kRc={cls}",
+            f"kL1c={'cjk' if _CJK.match(before or ' ') else 'x'}",
+        ]
+        return feats
 
     def _zh_features(
         self, text: str, start: int, end: int, sur_len: int, cue: str, cue_at: dict[int, str]
@@ -390,7 +460,11 @@ class NameModel:
         elif left_cue in _ZH_LABELS:
             left = "label"
         else:
-            left = _ZH_LEFT_CLASS.get(left_cue, "intro" if left_cue == "叫" else "rel")
+            left = (
+                left_cue
+                if left_cue == "called"
+                else _ZH_LEFT_CLASS.get(left_cue, "intro" if left_cue == "叫" else "rel")
+            )
         if text[start - 1 : start] in (":", "：") and start > 0:
             left += ":"
         after = text[end : end + 3]
@@ -423,4 +497,6 @@ def load() -> NameModel:
     raw = json.loads(resources.files(__package__).joinpath(WEIGHTS_FILE).read_text(encoding="utf-8"))
     if raw.get("format") != FORMAT:
         raise RuntimeError(f"{WEIGHTS_FILE}: not a {FORMAT} file")
-    return NameModel(raw["weights"], float(raw["threshold"]), frozenset(raw["common_words"]))
+    return NameModel(
+        raw["weights"], float(raw["threshold"]), frozenset(raw["common_words"]), float(raw["threshold_zh"])
+    )

@@ -3,13 +3,15 @@ CSV and JSON rows, kinship talk, in English and Chinese, with gold PERSON spans.
 
 A template is a string with slots; `expand` fills them and records where each name landed:
   {N} the person's name in a random written form, {Nc} in capitals, {Nl} in lower case, {Nr} "LAST, First",
-  {Nh} in Chinese characters when the person has them, {F} a given name or nickname, {R} a relative's full
+  {Nh} in Chinese characters when the person has them, {NK} as friends call them (老王, 小李, 阿强), {F} a
+  given name or nickname, {R} a relative's full
   name, {Rf} a relative's given name: all gold; and, never gold, {DR} a clinician ("Dr. Okafor", "王医生"),
   {NEG}/{ZNEG} a capitalised non-name (a drug, an eponym, a hospital, a place) or a Chinese word that starts
   with a surname character, {FILL}/{ZFILL} an ordinary sentence, and {DATE} {PHONE} {MRN} {AGE} {PLACE};
   {DRN}/{ZDRN} a clinician named in full ("Dr. Amanda Reyes", "李建华主任"), {CELEB} a public figure in
   the news, {LOW} a lower-case word after "I'm" or "it's" ("scared", "considered"), {PROD} a product or an
-  app ("EpiPen"): names that are no patient's, and words in a name's place, never gold.
+  app ("EpiPen"), {ZWORD} a word that starts as a familiar name does ("小时", "阿司匹林"), {ZCALL} what one
+calls for after 叫 ("叫车"): names that are no patient's, and words in a name's place, never gold.
 The TRAIN and HELDOUT lists share no template: the held-out score is on formats the model never saw.
 """
 
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 
 import opencc
 
+from server.safety.phi.name_cues import _COMPOUND as _COMPOUND_ZH
 from server.safety.phi.name_synth import Person, first_name, person, render
 
 EN_TRAIN = [
@@ -127,6 +130,24 @@ ZH_TRAIN = [
     ("negative", "我的主治医生{ZDRN}说{ZFILL}"),
     ("negative", "看了{ZDRN}的科普视频，{ZFILL}"),
     ("negative", "{ZFILL}这是{ZNEG}吗？和{ZNEG}一样吗？"),
+    ("chat", "{NK}今天又说{ZFILL}"),
+    ("chat", "{NK}，你妈妈{Rh}的{ZFILL}"),
+    ("chat", "[微信群] {NK} 19:45：{ZFILL}"),
+    ("kinship", "{NK}他爸今早{ZFILL}"),
+    ("kinship", "{NK}的奶奶{ZFILL}"),
+    ("running", "{ZFILL}邻居{NK}说{ZFILL}"),
+    ("chat", "我是{DATE}生的，叫{Nh}，{ZFILL}"),
+    ("running", "{ZFILL}病人是我舅舅，叫{Nh}，{ZFILL}"),
+    ("negative", "{ZFILL}这个叫{ZNEG}吗？"),
+    ("negative", "赶紧叫{ZCALL}，{ZFILL}"),
+    ("negative", "{ZWORD}{ZFILL}"),
+    ("negative", "{ZFILL}{ZWORD}以后，{ZFILL}"),
+    ("negative", "{ZWORD}、{ZWORD}和{ZWORD}都{ZFILL}"),
+    ("negative", "请问{ZWORD}和{ZWORD}有什么区别？{ZWORD}呢？"),
+    ("negative", "用了{ZWORD}，又加了{ZWORD}，{ZFILL}"),
+    ("chat", "我和{NK}一起去的，{ZFILL}"),
+    ("chat", "{NK}说{ZFILL}"),
+    ("running", "{ZFILL}后来{NK}也{ZFILL}"),
 ]
 ZH_HELDOUT = [
     ("form", "就诊人：{Nh}  身份证号见附件\n{ZFILL}"),
@@ -136,6 +157,7 @@ ZH_HELDOUT = [
     ("transcript", "患者家属：嗯，病人叫{Nh}，{ZFILL}"),
     ("running", "{ZFILL}{Nh}的检查结果出来了。"),
     ("romanised", "English name on card: {N}\n{ZFILL}"),
+    ("chat", "昨晚{NK}又{ZFILL}"),
     ("negative", "{ZFILL}请问{DR}，{ZNEG}怎么办？"),
 ]
 FILL_EN = [
@@ -170,6 +192,20 @@ NEG_ZH = [
     "马上", "石膏", "温度", "王府井", "林口长庚", "司机", "于是", "左侧", "程度", "包括", "钱包", "项目",
     "华山医院", "杨浦区", "何时", "任何", "许多", "陈旧性", "江湖", "安全", "关节", "管理", "龙头",
 ]  # fmt: skip
+# words that start as a familiar name does (老 or 小 and a surname, 阿 and a name character): never gold
+ZWORD_ZH = [
+    "小时", "老师", "小于", "老公", "小米粥", "老年人", "小区", "老毛病", "小孩", "阿司匹林", "阿莫西林",
+    "阿奇霉素", "小龙虾", "老黄历", "小便", "小儿", "老人", "小腿", "阿姨", "老伴", "小组", "老家",
+    "小朋友", "阿胶", "小肠", "老花眼", "小白鼠", "老鼠", "小麦", "小方块", "小心", "老板", "小卖部",
+    "阿尔茨海默病", "阿托品", "小金库", "老常规", "小高峰", "小包装", "老干部", "阿托伐他汀", "阿卡波糖",
+    "阿昔洛韦", "阿维菌素", "阿法骨化醇", "阿哌沙班", "阿达木单抗", "阿米卡星", "阿糖胞苷", "阿仑膦酸钠",
+    "阿替洛尔", "阿立哌唑", "阿普唑仑", "阿德福韦", "阿比多尔", "阿米替林", "阿根廷", "阿富汗", "阿拉伯",
+    "阿里巴巴", "小时候", "小范围", "小程序", "老花镜", "小汤圆", "小苏打", "小柴胡", "小红书", "小康",
+    "小满", "老祖宗", "老路", "老房子", "老司机", "小游戏", "小叶增生", "小项目", "小关节", "老年斑",
+    "小常识", "小区别", "小麦粉", "小商品", "老毛病", "小孔", "小江南", "老江湖", "小单间", "小章鱼",
+]  # fmt: skip
+# what one calls for ("叫车"): 叫 and no name
+ZCALL_ZH = ["车", "救护车", "醒他", "家属来", "司机", "护士", "保安", "了外卖", "邻居帮忙", "高年资医生"]
 _RELATIONS = ("daughter", "son", "wife", "husband", "mother", "father", "brother", "sister", "friend")
 _DOCTOR_SURNAMES = ("Okafor", "Chen", "Patel", "Smith", "Nguyen", "Müller", "García", "Tan", "Wong", "Kim")
 _ZH_DOCTORS = ("王医生", "张主任", "李大夫", "陈教授", "刘护士", "黄医师", "林医生")
@@ -244,6 +280,8 @@ def expand(template: str, fmt: str, lang: str, locale: str, rng: random.Random) 
             if lang == "en" and rel.hanzi and name == rel.hanzi:
                 name = render(rel, rng, "last_first")
             put(name, gold=True)
+        elif slot == "NK":
+            put(_familiar(p, rng, traditional), gold=True)
         elif slot == "FAM":
             put(p.family.upper() if rng.random() < 0.5 else p.family, gold=True)
         elif slot == "GIV":
@@ -264,6 +302,14 @@ def expand(template: str, fmt: str, lang: str, locale: str, rng: random.Random) 
     return Doc("".join(pieces), spans, fmt, locale, lang)
 
 
+def _familiar(p: Person, rng: random.Random, traditional: bool) -> str:
+    """How friends and family call a person: 老 or 小 and the surname, or 阿 and the last name character."""
+    hanzi = p.hanzi or "王"
+    surname = hanzi[:2] if hanzi[:2] in _COMPOUND_ZH else hanzi[0]
+    text = "阿" + hanzi[-1] if rng.random() < 0.3 and len(hanzi) > 1 else rng.choice("老小") + surname
+    return _S2T.convert(text) if traditional else text
+
+
 def _filler(slot: str, lang: str, rng: random.Random, traditional: bool) -> str:
     if slot == "DR":
         if lang == "zh":
@@ -274,6 +320,9 @@ def _filler(slot: str, lang: str, rng: random.Random, traditional: bool) -> str:
         return rng.choice(NEG_EN)
     if slot in ("ZNEG", "ZFILL"):
         text = rng.choice(NEG_ZH if slot == "ZNEG" else FILL_ZH)
+        return _S2T.convert(text) if traditional else text
+    if slot in ("ZWORD", "ZCALL"):
+        text = rng.choice(ZWORD_ZH if slot == "ZWORD" else ZCALL_ZH)
         return _S2T.convert(text) if traditional else text
     if slot == "FILL":
         return rng.choice(FILL_EN)

@@ -463,6 +463,7 @@ def names(text: str, hits: Hits) -> Iterator[Span]:
 _MONTHS = _words("january february march april may june july august september october november december")
 _SELF_INTRO = re.compile(r"(?i:\b(?:i'm|i’m|i am|im)\s+)$")
 _CJK_START = re.compile("[\u4e00-\u9fff]")
+_FAMILIAR = re.compile("[老小阿][\u4e00-\u9fff]")  # the model's familiar names (老周, 小张, 阿强)
 
 
 def model_names(text: str, hits: Hits | None = None) -> Iterator[Span]:
@@ -482,9 +483,14 @@ def model_names(text: str, hits: Hits | None = None) -> Iterator[Span]:
                 or name[-1] in _ZH_STOP
                 or (len(name) == 2 and name[1] in "一二三四五六七八九十")  # a school year, a placeholder
                 or any(_ZH_TITLE.match(text, start + i) for i in (1, 2, len(name)))
-                # surname-shaped everyday words: 花生, 解释一, and 白内 before its 障
-                or zh_words.is_everyday_word(name)
-                or zh_words.is_everyday_word(text[start : end + 1])
+                # surname-shaped everyday words: 花生, 解释一, and 白内 before its 障 (a familiar name,
+                # 老周 or 小张, is a word too: the model reads how common a one it is)
+                or (
+                    not _FAMILIAR.fullmatch(name)
+                    and (zh_words.is_everyday_word(name) or zh_words.is_everyday_word(text[start : end + 1]))
+                )
+                # one's own familiar name is not enough, as a given name alone after "I'm" is not (我叫小王)
+                or (_FAMILIAR.fullmatch(name) and text[max(0, start - 2) : start] in ("我叫", "我是", "叫我"))
             ):
                 continue
         else:

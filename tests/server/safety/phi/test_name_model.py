@@ -37,6 +37,11 @@ MISSED_BY_RULES = [
     ),  # Malay
     ("Next of kin: Rajesh a/l Muthu (son)", "Rajesh a/l Muthu"),  # Tamil patronymic
     ("尊敬的王医生：\n最近一直咳嗽。\n此致\n敬礼\n林淑芬", "林淑芬"),  # a signature under a letter
+    # familiar names: 老 or 小 and a surname, 阿 and a name character (老周 is in jieba's dictionary too)
+    ("老周昨晚又喘不上气，要不要去急诊？", "老周"),
+    ("小刘，你爸的CT报告出来没有？", "小刘"),
+    ("阿珍她妈血压一直偏高。", "阿珍"),
+    ("我舅舅住院了，叫孙建平，明天手术。", "孙建平"),  # after a bare 叫
 ]
 # found by the rules already; the model must agree (compound surnames included)
 FOUND_BY_BOTH = [
@@ -73,6 +78,24 @@ BENIGN = [
     "我的主治医生李建华主任说要终身吃药。",
     "高血压和糖尿病是什么关系？",
     "我儿子高热惊厥过一次。",
+    # words shaped like a familiar name, and 叫 with no name after it
+    "他小时候得过肺炎。",
+    "老师说孩子发烧要在家休息。",
+    "阿莫西林和头孢能一起吃吗？",
+    "喷吡虫啉和阿维菌素的时候要戴口罩吗？",
+    "小苏打水能不能治胃酸？",
+    "小区门口新开了一家药店。",
+    "小叶增生要紧吗？",
+    "阿姨说孩子咳嗽。",
+    "快叫救护车！",
+    "我叫小李，请问跑步膝盖疼怎么办？",  # one's own familiar name alone, as "I'm Sam"
+    "这种病叫高血压吗？",
+    # surname-shaped words the model itself now scores below its line (the dictionary vetoed them before)
+    "怎么跟六岁的孙子解释阿公的病？",
+    "外婆白内障手术很顺利，明天出院",
+    # a given name holds no particle and is no title
+    "我是班主任，学生发烧了。",
+    "给我妈留了一张卡。",
 ]
 
 
@@ -95,7 +118,9 @@ def test_common_words_drugs_places_and_clinicians_are_no_names(text: str) -> Non
 
 def test_the_model_is_deterministic() -> None:
     raw = json.loads(resources.files("server.safety.phi").joinpath("name_weights.json").read_text("utf-8"))
-    fresh = NameModel(raw["weights"], float(raw["threshold"]), frozenset(raw["common_words"]))
+    fresh = NameModel(
+        raw["weights"], float(raw["threshold"]), frozenset(raw["common_words"]), float(raw["threshold_zh"])
+    )
     text = " ".join(t for t, _ in MISSED_BY_RULES + FOUND_BY_BOTH) + " " + " ".join(BENIGN)
     first = name_model.load().find(text)
     assert first  # the mix holds names
@@ -162,9 +187,7 @@ def test_importing_the_safety_package_loads_no_weights_and_builds_no_table() -> 
 
 # the model proposes a surname and one or two characters; these are everyday words (jieba's dictionary)
 SURNAME_SHAPED_WORDS = [
-    ("怎么跟六岁的孙子解释阿公的病？", "解释"),
     ("帮我跟我妈解释一下检查结果", "解释一"),
-    ("外婆白内障手术很顺利，明天出院", "白内"),
     ("看了配料表，我儿子花生过敏：", "花生"),
     ("讲课录音稿（教学用，无患者信息）：", "信息"),
 ]
