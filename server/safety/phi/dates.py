@@ -87,11 +87,19 @@ _AGES_90 = [
 ]
 
 
+# a product's date, not a person's: an expiry or a use-by date ("batch FK8891 with expiry 2025-11-30")
+_PRODUCT_DATE_CTX = re.compile(
+    r"(?:\bexpir\w*|\bexp\.?|best before|use[ -]by|有效期至?|失效日期|过期时间|保质期至?)[\s:：]*(?:on\s+)?$",
+    I,
+)
+
+
 def dates(text: str, hits: Hits) -> Iterator[Span]:
     for i, pat in enumerate(_DATE_RES):
         group = 1 if i >= 6 else 0
         for m in run(pat, text, hits):
-            yield m.start(group), m.end(group), "DATE"
+            if not _PRODUCT_DATE_CTX.search(text, max(0, m.start(group) - 20), m.start(group)):
+                yield m.start(group), m.end(group), "DATE"
     for m in run(_MONTH_DAY, text, hits):
         if _MONTH_DAY_CTX.search(text, max(0, m.start() - 40), m.start()):
             yield m.start(), m.end(), "DATE"

@@ -3,6 +3,7 @@ context word: record, plan, account, licence, vehicle, device, specimen, and ban
 
 from __future__ import annotations
 
+import datetime
 import re
 from collections.abc import Iterator
 
@@ -252,9 +253,29 @@ def _luhn_ok(digits: str) -> bool:
 _CARD = rx(r"(?<![\d-])\d{4}(?:[ -]?\d{4}){2}[ -]?\d{1,7}(?![\d-])", literals=NUMERIC_GATE, window=40)
 
 
+# the first two digits of a mainland resident ID: the province (Hong Kong, Macau and Taiwan residents' 81-83)
+_PROVINCE_CODES = frozenset(
+    "11 12 13 14 15 21 22 23 31 32 33 34 35 36 37 41 42 43 44 45 46 50 51 52 53 54 61 62 63 64 65 71 81 82"
+    " 83".split()
+)
+
+
+def _cn_id_shaped(m: re.Match[str]) -> bool:
+    """A province code and a real birth date where the ID holds them: an ID with a mistyped check digit (or
+    one copied wrong) is still a person's; an order or batch number rarely starts with a province's code and
+    holds a date at just that place."""
+    if m.group(1)[:2] not in _PROVINCE_CODES:
+        return False
+    try:
+        born = datetime.date(int(m.group(2)), int(m.group(3)), int(m.group(4)))
+    except ValueError:
+        return False
+    return born.year >= 1900 and born <= datetime.date.today()
+
+
 def cn_ids(text: str, hits: Hits) -> Iterator[Span]:
     for m in run(_CN_ID, text, hits):
-        if _cn_id_ok(m.group()):
+        if _cn_id_ok(m.group()) or _cn_id_shaped(m):
             yield m.start(), m.end(), "CN_ID"
     for m in run(_CN_ID_CTX, text, hits):  # the caller said it is an ID number: trust that over the checksum
         yield m.start(1), m.end(1), "CN_ID"

@@ -68,7 +68,8 @@ _CTX_WORDS = "|".join(
     re.escape(w).replace(r"\ ", r"\s+") for w in sorted((*_SHORT_WORDS, *_LONG_WORDS), key=len, reverse=True)
 )
 _REGIONAL_CTX = rx(
-    rf"(?i:\b(?:{_CTX_WORDS})(?![a-z])(?:\s*(?:card|number|no\.?|#|id))?)" + SEP + ID,
+    # the word may take a Chinese "number" after it ("Medicare 号", "OHIP 卡号")
+    rf"(?i:\b(?:{_CTX_WORDS})(?![a-z])(?:\s*(?:card|number|no\.?|#|id|号码|卡号|号))?)" + SEP + ID,
     literals=frozenset(
         (*_LONG_WORDS, *(f"{e}{w}{a}" for w in _SHORT_WORDS for e in _EDGES for a in _AFTERS))
     ),

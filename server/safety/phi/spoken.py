@@ -1,7 +1,8 @@
 """Identifiers written the way people say them or type them past filters: e-mail addresses with "at" and
 "dot" (spoken, bracketed, 艾特 and 点), phone numbers read out digit by digit in words ("nine one two ...,
-double five"), dates spelled out ("the fourth of July, nineteen fifty-two") and dates in Chinese numerals,
-the Minguo calendar included ("民國四十年三月七日", "农历三月初七").
+double five") and numbers typed one digit at a time ("1 3 9 0 ..."), dates spelled out ("the fourth of
+July, nineteen fifty-two") and dates in Chinese numerals, the Minguo calendar included ("民國四十年三月七日",
+"农历三月初七").
 """
 
 from __future__ import annotations
@@ -56,6 +57,13 @@ _SPOKEN_DIGITS = rx(
     literals=frozenset(f"{a}{sep}{b}" for a in _WORDS for b in _WORDS for sep in (" ", ", ", "-")),
     window=160,
 )
+# digits typed one at a time ("4 1 0 1 0 5 1 9 6 3 ..."), as people do to get a number past a filter or read
+# it off a card: seven or more are a phone number or an identifier
+_SPACED_DIGITS = rx(
+    r"(?<![\d.,])\d(?: \d){6,}(?!\d|[.,]\d)",
+    literals=frozenset(f"{a} {b} {c}" for a in "0123456789" for b in "0123456789" for c in "0123456789"),
+    window=80,
+)
 _COUNT = re.compile(rf"(double|triple)\s+{_DIGIT_WORD}|{_DIGIT_WORD}", I)
 
 
@@ -107,6 +115,14 @@ def spoken(text: str, hits: Hits) -> Iterator[Span]:
     for m in run(_SPOKEN_DIGITS, text, hits):
         if _spoken_digit_count(m.group()) >= 7:  # a phone number's length; "one or two" is a count
             yield m.start(), m.end(), "PHONE"
+    for m in run(_SPACED_DIGITS, text, hits):
+        digits = m.group()[::2]
+        if all(
+            int(b) - int(a) == int(digits[1]) - int(digits[0]) in (1, -1) for a, b in zip(digits, digits[1:])
+        ):
+            continue  # a count or a scale ("1 2 3 4 5 6 7"), not a number
+        n = len(digits)
+        yield m.start(), m.end(), "CN_ID" if n in (15, 18) else "PHONE" if n <= 12 else "ACCOUNT"
     for m in run(_SPELLED_DATE, text, hits):
         # a spelled day and month alone is a holiday or a deadline; with a year or as a birth date, a person's
         if m.group(1) or _BIRTH_CUE.search(text, max(0, m.start() - 50), m.start()):

@@ -163,9 +163,14 @@ def test_phi_entities_become_typed_placeholders(
     assert verdict.placeholders[f"[{entity}_1]"] in text
 
 
-def test_cn_id_needs_a_valid_checksum_without_context(engine: SafetyEngine) -> None:
+def test_cn_id_without_context_needs_its_checksum_or_a_province_and_a_real_birth_date(
+    engine: SafetyEngine,
+) -> None:
     assert PHI in cats(engine, "编号11010519491231002X")  # valid checksum
-    assert PHI not in cats(engine, "编号110105194912310021")  # wrong check digit, no ID context
+    # a wrong check digit, but Beijing's code and a real birth date: an ID copied with a typo is still one
+    assert PHI in cats(engine, "编号110105194912310021")
+    assert PHI not in cats(engine, "编号990105194912310021")  # no province is 99
+    assert PHI not in cats(engine, "编号110105194902310021")  # no 31 February
 
 
 def test_same_value_gets_the_same_placeholder(engine: SafetyEngine) -> None:

@@ -117,6 +117,12 @@ def test_phi_format_is_redacted(engine: SafetyEngine, text: str, secret: str, en
         ("账户余额3000元够不够交押金？", "3000"),
         ("门诊3号楼二层抽血，空腹要多久？", "3号楼"),
         ("电话咨询时间 2023 年开始调整，护士说吃 1 片", "2023"),
+        # an institution's published line, a freephone number, a product's expiry date
+        ("The trust's main switchboard is 020 3299 9000, can they put me through to A&E?", "020 3299 9000"),
+        ("卫健委热线 010-64011234 能投诉医院吗？", "010-64011234"),
+        ("Healthdirect on 1800 022 222 said to see a GP within a day.", "1800 022 222"),
+        ("Insulin lot QX114 with expiry 2026-03-31: is it still cold-chain safe?", "2026-03-31"),
+        ("这批疫苗有效期至2025年11月30日，现在还能打吗？", "2025年11月30日"),
     ],
 )
 def test_hard_negative_is_not_redacted(engine: SafetyEngine, text: str, kept: str) -> None:

@@ -64,6 +64,14 @@ from tests.server.safety.phi.test_recognisers import PHI, forwarded
         ("PAN ABCPE1234F, Aadhaar 2345 6789 0123", "ABCPE1234F", "NATIONAL_ID"),
         # "my number" in English is a phone number; Japan's is マイナンバー or "My Number card"
         ("my number is 9123 456 789, text me", "9123 456 789", "PHONE"),
+        # a number typed one digit at a time
+        ("我爸身份证 3 2 0 1 0 2 1 9 5 8 0 6 1 4 3 3 2 1，今天住院", "3 2 0 1 0 2", "CN_ID"),
+        ("call my son on 0 7 7 0 0 9 0 0 1 2 3 tonight", "0 7 7 0 0 9", "PHONE"),
+        # a resident ID with a wrong check digit: a province's code and a real birth date still make it one
+        ("wo ba shenfenzheng 320102195806143320, zhuyuan le", "320102195806143320", "CN_ID"),
+        ('{"identifier": [{"value": "440106197012245514"}]}', "440106197012245514", "CN_ID"),
+        # a word of the card, then a Chinese "number"
+        ("我妈在悉尼，Medicare 号 3123 45678 1，能报销吗", "45678", "HEALTH_PLAN"),
     ],
 )
 def test_identifier_is_redacted(engine: SafetyEngine, text: str, secret: str, entity: str) -> None:
@@ -88,6 +96,9 @@ def test_identifier_is_redacted(engine: SafetyEngine, text: str, secret: str, en
         "正月十五吃汤圆会不会血糖高？",
         "IC 3 on the ward means intensive care bed three",
         "count backwards: ten nine eight seven",
+        "rate the pain on a scale: 1 2 3 4 5 6 7 8 9 10",
+        "订单号 202412061234567890 已发货",  # no province's code, no birth date where an ID holds it
+        "batch 991231202401019999 expired",
     ],
 )
 def test_ordinary_text_passes(engine: SafetyEngine, text: str) -> None:
