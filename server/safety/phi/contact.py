@@ -135,10 +135,11 @@ _QQ = rx(
 
 
 # toll-free and hotline numbers belong to a business, never a person: China's 400/800 service lines, North
-# America's 800/888/877/866/855/844/833
-_HOTLINE = re.compile(r"\+?(?:1[\s.-]?)?\(?(?:400|800|833|844|855|866|877|888)\)?[\s.-]?\d{3}[\s.-]?\d{4}")
-# the same of Taiwan, the UK and New Zealand (0800, 0808) and Australia (1800, 1300)
-_FREEPHONE = re.compile(r"(?:0800|0808|1800|1300)[\s.-]?\d{3}[\s.-]?\d{3,4}")
+# America's 800/888/877/866/855/844/833; Taiwan's, the UK's and New Zealand's 0800/0808, Australia's 1800/1300
+_HOTLINE = re.compile(
+    r"\+?(?:1[\s.-]?)?\(?(?:400|800|833|844|855|866|877|888)\)?[\s.-]?\d{3}[\s.-]?\d{4}"
+    r"|(?:0800|0808|1800|1300)[\s.-]?\d{3}[\s.-]?\d{3,4}"
+)
 # a number an institution publishes for anyone to call: the words that name it just before it
 _PUBLIC_LINE = re.compile(
     r"(?:switchboard|hotline|helpline|help line|main line|customer service|enquiries line|总机|热线|客服|专线"
@@ -162,7 +163,6 @@ def _phones(text: str, hits: Hits) -> Iterator[Span]:
                 digits < 7
                 or (pat is _NATIONAL_PHONE and not 10 <= digits <= 11)
                 or _HOTLINE.fullmatch(m.group())
-                or _FREEPHONE.fullmatch(m.group())
             ):
                 continue
             before = text[max(0, m.start() - 24) : m.start()]

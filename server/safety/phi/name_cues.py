@@ -111,6 +111,7 @@ _ZH_LEFT_CLASS = {
     **dict.fromkeys(("我叫", "名叫", "叫做", "他叫", "她叫", "我是", "是"), "intro"),
     **dict.fromkeys(("和", "跟", "与", "给", "帮", "替"), "prep"),
     **dict.fromkeys(("隔壁的", "楼下的", "楼上的", "对门的"), "nb"),
+    "called": "called",  # a bare 叫 (name_model reads it as its own, weakest cue)
 }
 _ZH_LABELS = frozenset(
     "姓名 名字 就诊人 受检人 被保险人 投保人 申请人 委托人 监护人 联系人 收件人 收货人 寄件人 开户人 户名"
@@ -127,8 +128,6 @@ _ZH_RIGHT_PUNCT = frozenset("，,。：:（( \t\n\r")
 _ZH_LINE = re.compile(r"(?m)^[ \t]*([\u4e00-\u9fff]{2,4})[ \t]*$")
 # grammatical characters no given name holds
 _ZH_PARTICLES = frozenset("了的是在着过吗呢吧啊嘛呀被把就都还又很太")
-# what a familiar name is made of: 老 or 小 and a surname ("老王", "小李"), 阿 and a name character ("阿强")
-_ZH_NICK = re.compile("[老小阿][\u4e00-\u9fff]")
 _COMPOUND = frozenset(
     "欧阳 司马 上官 诸葛 东方 皇甫 尉迟 公孙 慕容 长孙 宇文 司徒 令狐 夏侯 轩辕 端木 钟离 独孤 南宫"
     " 万俟 闻人 澹台 申屠 西门".split()

@@ -50,7 +50,6 @@ from server.safety.phi.name_cues import (
     _ZH_LEFT_CLASS,
     _ZH_LEFT_SET,
     _ZH_LINE,
-    _ZH_NICK,
     _ZH_PARTICLES,
     _ZH_RIGHT_CLASS,
     _ZH_SEPARATORS,
@@ -64,6 +63,7 @@ from server.safety.phi.name_cues import (
     _word_before,
     _zh_tail,
 )
+from server.safety.phi.names import FAMILIAR_NAME
 from server.safety.verdict import Span
 
 WEIGHTS_FILE = "name_weights.json"
@@ -389,7 +389,7 @@ class NameModel:
                     yield i, end, self._zh_features(text, i, end, sur, "R", cue_at)
         # familiar names (老王, 小李, 阿强): what follows tells them from words ("小时", "老师", "阿司匹林")
         words = zh_words.everyday_words()
-        for m in _ZH_NICK.finditer(text):
+        for m in FAMILIAR_NAME.finditer(text):
             i, end = m.span()
             ch = text[i + 1]
             if (
@@ -397,11 +397,11 @@ class NameModel:
                 and (ch in ranks or (text[i] == "阿" and ch in given_chars and ch not in _ZH_KIN))
                 and text[i:end] not in _ZH_LEFT_SET
                 # not a frequent word (小时, 老师), nor the start of one (小金库, 老江湖)
-                and words.get(text[i:end], 0) < FAMILIAR_WORD_FREQ
+                and (freq := words.get(text[i:end], 0)) < FAMILIAR_WORD_FREQ
                 and text[i : end + 1] not in words
             ):
                 seen.add((i, end))
-                yield i, end, self._nick_features(text, i, end, ranks.get(ch, 999))
+                yield i, end, self._nick_features(text, i, end, ranks.get(ch, 999), freq)
         for m in _ZH_LINE.finditer(text):
             i, end = m.span(1)
             sur = surname_at(i)
@@ -410,13 +410,13 @@ class NameModel:
                 yield i, end, self._zh_features(text, i, end, sur, "line", cue_at)
 
     @staticmethod
-    def _nick_features(text: str, start: int, end: int, rank: int) -> list[str]:
+    def _nick_features(text: str, start: int, end: int, rank: int, freq: int) -> list[str]:
         pre, ch = text[start], text[start + 1]
         feats = ["kbias", f"kpre={pre}", f"kch={ch}", f"kpc={pre}{ch}"]
         feats.append(f"kpre={pre}|krank={0 if rank < 20 else 1 if rank < 100 else 2 if rank < 400 else 3}")
-        # how common a word the pair is (小时 8,143 in jieba's dictionary, 老周 56, 小刘 none)
-        freq = zh_words.everyday_words().get(text[start:end], 0)
-        feats.append(f"kdict={0 if not freq else 1 if freq < 500 else 2 if freq < 5000 else 3}")
+        # whether the pair is a word too (老周 56 in jieba's dictionary, 小刘 none; a more frequent one than
+        # FAMILIAR_WORD_FREQ is no candidate)
+        feats.append(f"kdict={1 if freq else 0}")
         for k in (1, 2):
             if end + k <= len(text):
                 feats.append(f"kR{k}={text[end : end + k]}")
@@ -460,11 +460,7 @@ class NameModel:
         elif left_cue in _ZH_LABELS:
             left = "label"
         else:
-            left = (
-                left_cue
-                if left_cue == "called"
-                else _ZH_LEFT_CLASS.get(left_cue, "intro" if left_cue == "叫" else "rel")
-            )
+            left = _ZH_LEFT_CLASS.get(left_cue, "intro" if left_cue == "叫" else "rel")
         if text[start - 1 : start] in (":", "：") and start > 0:
             left += ":"
         after = text[end : end + 3]

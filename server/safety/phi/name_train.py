@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "validation": span_scores(model, val),
         "heldout": span_scores(model, held),
-        "benign_false_positives": span_scores(model, benign[cut:])["false_positives"],
+        "benign_false_positives": span_scores(model, val_benign)["false_positives"],
     }
     print(f"thresholds {thresholds}, {len(weights)} weights: {json.dumps(report)}")
     out = {

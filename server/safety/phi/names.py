@@ -463,7 +463,9 @@ def names(text: str, hits: Hits) -> Iterator[Span]:
 _MONTHS = _words("january february march april may june july august september october november december")
 _SELF_INTRO = re.compile(r"(?i:\b(?:i'm|i’m|i am|im)\s+)$")
 _CJK_START = re.compile("[\u4e00-\u9fff]")
-_FAMILIAR = re.compile("[老小阿][\u4e00-\u9fff]")  # the model's familiar names (老周, 小张, 阿强)
+# what a familiar name is made of: 老 or 小 and a surname (老王, 小李), 阿 and a name character (阿强); the
+# name model proposes these, and model_names reads them with their own exclusions
+FAMILIAR_NAME = re.compile("[老小阿][\u4e00-\u9fff]")
 
 
 def model_names(text: str, hits: Hits | None = None) -> Iterator[Span]:
@@ -477,6 +479,7 @@ def model_names(text: str, hits: Hits | None = None) -> Iterator[Span]:
     for start, end, entity in name_model.load().find(text):
         name = text[start:end]
         if _CJK_START.match(name):
+            familiar = FAMILIAR_NAME.fullmatch(name) is not None
             if (
                 "某" in name
                 or name[:2] in _ZH_NOT_NAMES
@@ -486,11 +489,11 @@ def model_names(text: str, hits: Hits | None = None) -> Iterator[Span]:
                 # surname-shaped everyday words: 花生, 解释一, and 白内 before its 障 (a familiar name,
                 # 老周 or 小张, is a word too: the model reads how common a one it is)
                 or (
-                    not _FAMILIAR.fullmatch(name)
+                    not familiar
                     and (zh_words.is_everyday_word(name) or zh_words.is_everyday_word(text[start : end + 1]))
                 )
                 # one's own familiar name is not enough, as a given name alone after "I'm" is not (我叫小王)
-                or (_FAMILIAR.fullmatch(name) and text[max(0, start - 2) : start] in ("我叫", "我是", "叫我"))
+                or (familiar and text[max(0, start - 2) : start] in ("我叫", "我是", "叫我"))
             ):
                 continue
         else:

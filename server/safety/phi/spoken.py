@@ -117,9 +117,8 @@ def spoken(text: str, hits: Hits) -> Iterator[Span]:
             yield m.start(), m.end(), "PHONE"
     for m in run(_SPACED_DIGITS, text, hits):
         digits = m.group()[::2]
-        if all(
-            int(b) - int(a) == int(digits[1]) - int(digits[0]) in (1, -1) for a, b in zip(digits, digits[1:])
-        ):
+        step = int(digits[1]) - int(digits[0])
+        if step in (1, -1) and all(int(b) - int(a) == step for a, b in zip(digits, digits[1:])):
             continue  # a count or a scale ("1 2 3 4 5 6 7"), not a number
         n = len(digits)
         yield m.start(), m.end(), "CN_ID" if n in (15, 18) else "PHONE" if n <= 12 else "ACCOUNT"
