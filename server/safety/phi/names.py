@@ -379,6 +379,9 @@ _ZH_NOT_NAMES = frozenset(
         "能力",
     )
 )
+# weekdays (周六早上: 周 is a surname) and Cantonese everyday words that start with a surname (成日, "all the
+# time": 阿妈成日讲; jieba's dictionary has no Cantonese)
+_ZH_NOT_NAMES |= frozenset(("周" + d for d in "一二三四五六日天末")) | frozenset(("成日", "成晚", "成世"))
 
 
 _NOT_PATIENT_BEFORE = re.compile(

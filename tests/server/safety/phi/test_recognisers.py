@@ -123,6 +123,9 @@ def test_phi_format_is_redacted(engine: SafetyEngine, text: str, secret: str, en
         ("Healthdirect on 1800 022 222 said to see a GP within a day.", "1800 022 222"),
         ("Insulin lot QX114 with expiry 2026-03-31: is it still cold-chain safe?", "2026-03-31"),
         ("这批疫苗有效期至2025年11月30日，现在还能打吗？", "2025年11月30日"),
+        # a weekday after a relation, Cantonese "all the time" after one (周 and 成 are surnames)
+        ("小雨妈妈：周六早上九点游泳比赛，记得带泳镜", "周六早"),
+        ("阿媽成日講笑話，佢八十歲頭腦好清醒", "成日"),
     ],
 )
 def test_hard_negative_is_not_redacted(engine: SafetyEngine, text: str, kept: str) -> None:
