@@ -303,7 +303,9 @@ def ssns(text: str, hits: Hits) -> Iterator[Span]:
 def context_ids(text: str, hits: Hits) -> Iterator[Span]:
     for entity, pat in _CTX_IDS:
         for m in run(pat, text, hits):
-            yield m.start(1), m.end(1), entity
+            # an identifier has three digits at least: "plan, im 65" is an age after a word
+            if sum(c.isdigit() for c in m.group(1)) >= 3:
+                yield m.start(1), m.end(1), entity
     for pat in _SPECIMEN_IDS:
         for m in run(pat, text, hits):
             if sum(c.isdigit() for c in m.group(1)) >= 4:

@@ -103,7 +103,7 @@ _ZH_LEFT_CUES = (
     " 老公 老婆 丈夫 妻子 爱人 爸爸 妈妈 父亲 母亲 儿子 女儿 爷爷 奶奶 外公 外婆 姥姥 姥爷 哥哥 姐姐 弟弟"
     " 妹妹 孙子 孙女 朋友 同事 室友 邻居 我妈 我爸 我哥 我姐 我弟 我妹 老妈 老爸 婆婆 公公 舅舅 舅妈 姑姑"
     " 姑妈 姨妈 小姨 叔叔 婶婶 伯伯 阿公 阿嬷 阿婆 阿爷 岳父 岳母 表哥 表姐 表弟 表妹 堂哥 堂姐 侄子 侄女"
-    " 外甥 老豆 阿爸 阿妈 隔壁的 楼下的 楼上的 对门的 我是 是 给 帮 替 和 跟 与 叫"
+    " 外甥 老豆 阿爸 阿妈 隔壁的 楼下的 楼上的 对门的 我是 是 给 帮 替 和 跟 与 叫 尊敬的 亲爱的"
 ).split()
 _ZH_SEPARATORS = " \t\n:：，,（("
 _ZH_CALLED = ("名叫", "叫做", "叫")
@@ -112,6 +112,8 @@ _ZH_LEFT_CLASS = {
     **dict.fromkeys(("和", "跟", "与", "给", "帮", "替"), "prep"),
     **dict.fromkeys(("隔壁的", "楼下的", "楼上的", "对门的"), "nb"),
     "called": "called",  # a bare 叫 (name_model reads it as its own, weakest cue)
+    **dict.fromkeys(("尊敬的", "亲爱的"), "salut"),
+    "paren": "paren",  # after a romanised name and a parenthesis (name_model finds these itself)
 }
 _ZH_LABELS = frozenset(
     "姓名 名字 就诊人 受检人 被保险人 投保人 申请人 委托人 监护人 联系人 收件人 收货人 寄件人 开户人 户名"
@@ -123,8 +125,13 @@ _ZH_RIGHT_CLASS = {
     **dict.fromkeys(("医生", "大夫", "护士", "主任", "教授", "院长", "医师", "老师"), "clin"),
     **dict.fromkeys(("的家属", "的家人", "的妈妈", "的爸爸", "的母亲", "的父亲", "的儿子", "的女儿", "的丈夫",
                      "的妻子", "的爱人", "的监护人", "的检查", "的报告", "的病历", "的结果"), "poss"),
+    # a hospital's text message or letter ("尊敬的杜秀英患者", "苏怡君 您好")
+    **dict.fromkeys(("患者", "病人", "患儿"), "pt"),
+    **dict.fromkeys(("您好", "你好"), "greet"),
 }  # fmt: skip
 _ZH_RIGHT_PUNCT = frozenset("，,。：:（( \t\n\r")
+# a romanised word, then an opening parenthesis: what follows may be the same name in characters
+_LATIN_THEN_PAREN = re.compile(r"[A-Za-z\u00c0-\u024f][ \t]*[（(][ \t]*")
 _ZH_LINE = re.compile(r"(?m)^[ \t]*([\u4e00-\u9fff]{2,4})[ \t]*$")
 # grammatical characters no given name holds
 _ZH_PARTICLES = frozenset("了的是在着过吗呢吧啊嘛呀被把就都还又很太")

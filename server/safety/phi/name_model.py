@@ -40,6 +40,7 @@ from server.safety.phi.name_cues import (
     _COMPOUND,
     _CUE_CLASS,
     _LATIN_RUN,
+    _LATIN_THEN_PAREN,
     _LOWER_WORDS,
     _PLACE_WORDS,
     _STOP,
@@ -332,9 +333,14 @@ class NameModel:
             return all(c in given_chars for c in text[i + sur : end])
 
         def possible(i: int, end: int, sur: int) -> bool:
-            """Whatever the cue, a given name holds no particle ("留了一") and is no title ("班主任")."""
+            """Whatever the cue, a given name holds no particle ("留了一") and is no title ("班主任"), and the
+            whole is no cue word itself (孙子, 孙女: 孙 is a surname)."""
             given = text[i + sur : end]
-            return given not in _ZH_RIGHT_CLASS and not any(c in _ZH_PARTICLES for c in given)
+            return (
+                given not in _ZH_RIGHT_CLASS
+                and text[i:end] not in _ZH_LEFT_SET
+                and not any(c in _ZH_PARTICLES for c in given)
+            )
 
         # left cues: where each ends (after separators and 叫), the cue it ends; right cues: where they start
         cue_at: dict[int, str] = {}
@@ -356,6 +362,9 @@ class NameModel:
                     cue_at.setdefault(p, "called")
                 elif p not in cue_at or cue_at[p] == "called" or len(cue) >= len(cue_at[p]):
                     cue_at[p] = cue
+        # the same name in characters after a romanised one: "Li Jianhua（李建华）", "Tân Siù-lân（陳秀蘭）"
+        for m in _LATIN_THEN_PAREN.finditer(text):
+            cue_at.setdefault(m.end(), "paren")
         for i in sorted(cue_at):
             sur = surname_at(i)
             weak = cue_at[i] in _ZH_WEAK_LEFT
@@ -391,7 +400,9 @@ class NameModel:
         words = zh_words.everyday_words()
         for m in FAMILIAR_NAME.finditer(text):
             i, end = m.span()
-            ch = text[i + 1]
+            if text[i] != "阿" and text[i + 1 : i + 3] in _COMPOUND:  # 老诸葛, 小欧阳
+                end = i + 3
+            ch = text[i + 1 : end]
             if (
                 (i, end) not in seen
                 and (ch in ranks or (text[i] == "阿" and ch in given_chars and ch not in _ZH_KIN))
@@ -411,12 +422,13 @@ class NameModel:
 
     @staticmethod
     def _nick_features(text: str, start: int, end: int, rank: int, freq: int) -> list[str]:
-        pre, ch = text[start], text[start + 1]
+        pre, ch = text[start], text[start + 1 : end]
         feats = ["kbias", f"kpre={pre}", f"kch={ch}", f"kpc={pre}{ch}"]
         feats.append(f"kpre={pre}|krank={0 if rank < 20 else 1 if rank < 100 else 2 if rank < 400 else 3}")
         # whether the pair is a word too (老周 56 in jieba's dictionary, 小刘 none; a more frequent one than
         # FAMILIAR_WORD_FREQ is no candidate)
         feats.append(f"kdict={1 if freq else 0}")
+        feats.append(f"kx={_joins_next(text, end)}")
         for k in (1, 2):
             if end + k <= len(text):
                 feats.append(f"kR{k}={text[end : end + k]}")
@@ -479,7 +491,15 @@ class NameModel:
         # where the name ends: the next character a name character or not, by cue and length
         # ("我老公司徒瑞最近": 最 ends it; "李秀" in "李秀英": 英 goes on)
         feats.append(f"zLN={left}|{nx}|zn={len(name)}|zs={len(sur)}")
+        feats.append(f"zx={_joins_next(text, end)}")
         return feats
+
+
+def _joins_next(text: str, end: int) -> int:
+    """How frequent a word a candidate's last character makes with the next one (小高 before 峰: 高峰), in
+    three bands: a name ends where such a word does not begin."""
+    freq = zh_words.everyday_words().get(text[end - 1 : end + 1], 0) if end < len(text) else 0
+    return 0 if not freq else 1 if freq < 200 else 2
 
 
 def candidates(text: str, common: frozenset[str]) -> Iterator[tuple[int, int, list[str]]]:

@@ -148,6 +148,13 @@ ZH_TRAIN = [
     ("chat", "我和{NK}一起去的，{ZFILL}"),
     ("chat", "{NK}说{ZFILL}"),
     ("running", "{ZFILL}后来{NK}也{ZFILL}"),
+    ("sms", "【市人民医院】尊敬的{Nh}患者，您预约的门诊已成功，{ZFILL}"),
+    ("sms", "【中心医院】{Nh} 您好，{ZFILL}"),
+    ("romanised", "名字 {N}（{Nh}），{ZFILL}"),
+    ("romanised", "{ZFILL}我外婆 {N}（{Nh}）{ZFILL}"),
+    ("negative", "{ZNEG}患者{ZFILL}"),
+    ("negative", "尊敬的{DR}您好，{ZFILL}"),
+    ("negative", "{ZFILL}{NEG}（{ZNEG}）{ZFILL}"),
 ]
 ZH_HELDOUT = [
     ("form", "就诊人：{Nh}  身份证号见附件\n{ZFILL}"),
@@ -159,6 +166,7 @@ ZH_HELDOUT = [
     ("romanised", "English name on card: {N}\n{ZFILL}"),
     ("chat", "昨晚{NK}又{ZFILL}"),
     ("negative", "{ZFILL}请问{DR}，{ZNEG}怎么办？"),
+    ("sms", "亲爱的{Nh}家长：{ZFILL}"),
 ]
 FILL_EN = [
     "has had a cough for three weeks.", "The rash got worse after the second dose.",

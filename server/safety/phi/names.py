@@ -456,13 +456,16 @@ def names(text: str, hits: Hits) -> Iterator[Span]:
         # a school year or a placeholder, not a name: "我表弟高三", "张三"; a frequent word ("我妈白内障")
         if (
             name[-1] in _ZH_STOP
-            or (len(name) == 2 and name[1] in "一二三四五六七八九十")
+            or (len(name) == 2 and name[1] in _ZH_NUMERALS)
+            # an age or a count: "孙子三岁了" (孙 is a surname)
+            or (name[-1] in _ZH_NUMERALS and text[end : end + 1] in "岁个年周天月")
             or zh_words.everyday_words().get(name, 0) >= zh_words.RULE_VETO_FREQ
         ):
             continue
         yield start, end, "PERSON"
 
 
+_ZH_NUMERALS = "一二三四五六七八九十两"
 _MONTHS = _words("january february march april may june july august september october november december")
 _SELF_INTRO = re.compile(r"(?i:\b(?:i'm|i’m|i am|im)\s+)$")
 _CJK_START = re.compile("[\u4e00-\u9fff]")
@@ -487,7 +490,7 @@ def model_names(text: str, hits: Hits | None = None) -> Iterator[Span]:
                 "某" in name
                 or name[:2] in _ZH_NOT_NAMES
                 or name[-1] in _ZH_STOP
-                or (len(name) == 2 and name[1] in "一二三四五六七八九十")  # a school year, a placeholder
+                or (len(name) == 2 and name[1] in _ZH_NUMERALS)  # a school year, a placeholder
                 or any(_ZH_TITLE.match(text, start + i) for i in (1, 2, len(name)))
                 # surname-shaped everyday words: 花生, 解释一, and 白内 before its 障 (a familiar name,
                 # 老周 or 小张, is a word too: the model reads how common a one it is)

@@ -42,6 +42,10 @@ MISSED_BY_RULES = [
     ("小刘，你爸的CT报告出来没有？", "小刘"),
     ("阿珍她妈血压一直偏高。", "阿珍"),
     ("我舅舅住院了，叫孙建平，明天手术。", "孙建平"),  # after a bare 叫
+    # a hospital's text message, and a name in characters after its romanisation
+    ("【市中心医院】尊敬的杜秀英患者，您预约的心内科门诊已成功", "杜秀英"),
+    ("我爸在加拿大，名字 Li Jianhua（李建华），住在多伦多", "李建华"),
+    ("昨晚老诸葛又咳了一夜。", "老诸葛"),  # a familiar name with a compound surname
 ]
 # found by the rules already; the model must agree (compound surnames included)
 FOUND_BY_BOTH = [
@@ -96,6 +100,9 @@ BENIGN = [
     # a given name holds no particle and is no title
     "我是班主任，学生发烧了。",
     "给我妈留了一张卡。",
+    # a relation word shaped like a name, an age after one, a drug after its English name
+    "留守的婆婆带孙子，孙子三岁了还不太会说话",
+    "Amoxicillin（阿莫西林）和 Ibuprofen（布洛芬）能一起吃吗？",
 ]
 
 
@@ -187,7 +194,7 @@ def test_importing_the_safety_package_loads_no_weights_and_builds_no_table() -> 
 
 # the model proposes a surname and one or two characters; these are everyday words (jieba's dictionary)
 SURNAME_SHAPED_WORDS = [
-    ("帮我跟我妈解释一下检查结果", "解释一"),
+    ("帮我给我妈解释下", "解释下"),
     ("看了配料表，我儿子花生过敏：", "花生"),
     ("讲课录音稿（教学用，无患者信息）：", "信息"),
 ]

@@ -126,6 +126,8 @@ def test_phi_format_is_redacted(engine: SafetyEngine, text: str, secret: str, en
         # a weekday after a relation, Cantonese "all the time" after one (周 and 成 are surnames)
         ("小雨妈妈：周六早上九点游泳比赛，记得带泳镜", "周六早"),
         ("阿媽成日講笑話，佢八十歲頭腦好清醒", "成日"),
+        # an age after a word that may open an identifier's value
+        ("Act as a fitness coach and make me a walking plan, im 65 and have knee pain", "im 65"),
     ],
 )
 def test_hard_negative_is_not_redacted(engine: SafetyEngine, text: str, kept: str) -> None:
