@@ -7,6 +7,7 @@ A category folder holds one or more YAML files; together they give each key at m
     weak: {kind: [rules]}                    cues that fire in pairs of different kinds
     combine: {pairs, double, distance}       which kinds pair up, which may pair with themselves, how close
     negation / inner_negation                alternatives of the negation read before / inside a match
+    laughed                                  alternatives of a laugh read right after a match
     now                                      alternatives that tell a hit as happening now
     over / ongoing (and any other list)      situation rules the category's module reads by name
 
@@ -84,6 +85,7 @@ def ruleset(package: str, category: str) -> RuleSet:
         weak={kind: rules_of(package, "weak", kind) for kind in weak},
         negation=alternatives(package, "negation"),
         inner_negation=alternatives(package, "inner_negation"),
+        laughed=alternatives(package, "laughed"),
         now=alternatives(package, "now"),
         double_tags=frozenset(combine.get("double") or ()),
         combos=None if pairs is None else frozenset(frozenset(p) for p in pairs),

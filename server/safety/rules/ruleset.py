@@ -3,7 +3,8 @@
 A category (crisis, emergency, injection) is a `RuleSet` of `Rule`s in tiers, read on the lower-cased
 match view of a message (see normalize.py):
 
-- strong: fires on its own, unless a negation sits right before it ("I'm not going to kill myself");
+- strong: fires on its own, unless a negation sits right before it ("I'm not going to kill myself") or a
+  laugh right after it ("I'll jump off a bridge haha");
 - medium: fires unless the message is framed as clinical, academic or hypothetical (the context tier);
 - weak: a cue of some kind (a method, an intent, a farewell...) that fires only together with a cue of
   another kind close by ("how many would it take" + "I'm ready"), also silenced by the context tier;
@@ -62,6 +63,8 @@ class RuleSet:
     negation: str | None = None
     # a negation inside a match, before its key term ("i'm not suicidal")
     inner_negation: str | None = None
+    # a laugh right after a match, read from its end ("i'll jump off a bridge haha", 想死😂): hyperbole
+    laughed: str | None = None
     # a cue kind that may count twice when two different rules of it match apart (two farewell acts)
     double_tags: frozenset[str] = frozenset()
     # when set, only these pairs of cue kinds fire (otherwise any two different kinds do)
@@ -98,6 +101,7 @@ class CompiledRules:
         self._weak = {p: (kind, n) for n, (kind, p) in enumerate(self.weak)}
         self.negation = re.compile(rules.negation) if rules.negation else None
         self.inner_negation = re.compile(rules.inner_negation) if rules.inner_negation else None
+        self.laughed = re.compile(rules.laughed) if rules.laughed else None
         self.double_tags = rules.double_tags
         self.combos = rules.combos
         self.cue_distance = rules.cue_distance
@@ -153,12 +157,13 @@ class CompiledRules:
     def _negated(self, view: str, start: int, end: int | None = None) -> bool:
         if self.negation is not None and self.negation.search(view, max(0, start - 24), start) is not None:
             return True
+        if end is None:
+            return False
         # "i'm not suicidal": the negation sits inside the match, before its key term
-        return (
-            end is not None
-            and self.inner_negation is not None
-            and self.inner_negation.search(view, start, end) is not None
-        )
+        if self.inner_negation is not None and self.inner_negation.search(view, start, end) is not None:
+            return True
+        # "if i eat one more salad i'll jump off a bridge haha": a laugh right after it
+        return self.laughed is not None and self.laughed.match(view, end) is not None
 
     def _spans(self, tier: frozenset[GatedPattern], view: str, hits: Hits) -> SpanList:
         return [

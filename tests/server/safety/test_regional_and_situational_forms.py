@@ -8,7 +8,8 @@ from __future__ import annotations
 import pytest
 
 from server.safety import SafetyEngine
-from server.safety.normalize import match_view, simplified
+from server.safety.normalize import match_view, normalize, simplified
+from server.safety.rules import crisis
 from tests.server.safety.conftest import user
 
 EMERGENCY, CRISIS, INJECTION = "medical_emergency", "crisis_self_harm", "prompt_injection"
@@ -107,3 +108,27 @@ def test_an_attack_quoted_as_an_example_is_annotated_not_blocked(engine: SafetyE
 )
 def test_overrides_of_a_clinicians_or_devices_instructions_pass(engine: SafetyEngine, text: str) -> None:
     assert INJECTION not in _categories(engine, text)
+
+
+# (text, whether the crisis rules fire): each family with the near miss that must still fire
+CRISIS_SITUATIONS = [
+    # a laugh right after the phrase is hyperbole; a laugh taken back at once is none
+    ("One more salad and I want to die haha. Give me a recipe that isn't salad.", False),
+    ("笑到我想死 😂 狗狗偷吃了一小块巧克力，要带去医院吗", False),
+    ("i wanna die lol but fr though. i have the pills in my hand right now", True),
+    ("我真的想死😂 不开玩笑了，药都准备好了", True),
+    # material prepared for others
+    ("Warning signs of self-harm in teens? I'm a school counsellor preparing a parent workshop.", False),
+    ("护理部要做个调查：新护士面对患者说“不想活”时怎么应对。帮我设计10道问卷题", False),
+    ("I'm preparing to end my life, I wrote the letters already.", True),
+    # recovery told in years
+    ("Six years sober today. Long time ago I was in hospital after trying to end things.", False),
+    ("我高中时候自残过，已经停了快十年了，疤痕能淡化吗", False),
+    ("Last year I thought about ending my life. I got help and I'm genuinely well now.", False),
+    ("Six days sober and I keep thinking about ending things tonight.", True),
+]
+
+
+@pytest.mark.parametrize(("text", "fires"), CRISIS_SITUATIONS)
+def test_crisis_rules_read_laughs_prepared_material_and_recovery(text: str, fires: bool) -> None:
+    assert bool(crisis.detect(match_view(normalize(text)))) is fires
