@@ -391,7 +391,10 @@ _NOT_PATIENT_BEFORE = re.compile(
     r"article))?\s+that\s+"
     r"|\b(?:the\s+)?(?:actor|actress|singer|celebrity|president|senator|rapper|footballer|athlete|comedian"
     r"|author|"
-    r"presenter|broadcaster|star|musician|astronaut|billionaire)\s+)$",
+    r"presenter|broadcaster|star|musician|astronaut|billionaire|scientist|physician|inventor|poet|novelist"
+    r"|painter|philosopher|composer|emperor|king|queen|saint)\s+"
+    # a historical figure asked about ("Who was William Osler?")
+    r"|\bwho\s+was\s+)$",
     I,
 )
 

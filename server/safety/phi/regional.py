@@ -107,11 +107,19 @@ def _digits(text: str) -> str:
     return "".join(c for c in text if c.isdigit())
 
 
+# a medical device's or a medicine's registration in China (国械注准20192070123, 国药准字H20003263): a product
+_PRODUCT_REGISTRATION = re.compile(
+    r"(?:国械注[准进许]|国食药监械|械备|国药准字|注册证号?|批准文号)[:：\s]*[A-Z]?$"
+)
+
+
 def regional_ids(text: str, hits: Hits) -> Iterator[Span]:
     """Identity and health numbers recognised by their shape alone."""
     for m in run(_SHAPES, text, hits):
         shape = m.lastgroup  # the shape's own group closes last
         value = m.group()
+        if _PRODUCT_REGISTRATION.search(text, max(0, m.start() - 12), m.start()):
+            continue
         if shape == "nric" and not _nric_ok(value):
             continue
         if shape == "nhs" and not _nhs_ok(_digits(value)):

@@ -106,6 +106,7 @@ def test_phi_format_is_redacted(engine: SafetyEngine, text: str, secret: str, en
         ("Dr. Angela Whitmore and Nurse Mary Collins said the rash is benign.", "Angela Whitmore"),
         ("I read that Bruce Willis has aphasia; how is it treated?", "Bruce Willis"),
         ("The actor Tom Hanks has type 2 diabetes, right?", "Tom Hanks"),
+        ("Who was William Osler and why is he called the father of modern medicine?", "William Osler"),
         ("HbA1c 58 mmol/mol, eGFR 48, potassium 5.1 in 2024.", "5.1"),
         ("My son is 14 and weighs 52 kg.", "52 kg"),
         ("我表弟高三，压力很大睡不着", "高三"),
@@ -126,6 +127,9 @@ def test_phi_format_is_redacted(engine: SafetyEngine, text: str, secret: str, en
         # a weekday after a relation, Cantonese "all the time" after one (周 and 成 are surnames)
         ("小雨妈妈：周六早上九点游泳比赛，记得带泳镜", "周六早"),
         ("阿媽成日講笑話，佢八十歲頭腦好清醒", "成日"),
+        # a product's barcode and a device's registration number
+        ("商品条码 6901234567892 的电子血压计要在哪里查真伪？", "6901234567892"),
+        ("电子血压计的注册证号 国械注准20192070123 要在哪里查真伪？", "20192070123"),
         # an age after a word that may open an identifier's value
         ("Act as a fitness coach and make me a walking plan, im 65 and have knee pain", "im 65"),
     ],
