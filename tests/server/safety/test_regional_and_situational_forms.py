@@ -126,6 +126,8 @@ CRISIS_SITUATIONS = [
     ("我高中时候自残过，已经停了快十年了，疤痕能淡化吗", False),
     ("Last year I thought about ending my life. I got help and I'm genuinely well now.", False),
     ("Six days sober and I keep thinking about ending things tonight.", True),
+    ("My brother took his own life fifteen years ago. His kids are asking me about him.", False),
+    ("I tried to end my life two years ago and lately I keep wanting to end my life again.", True),
 ]
 
 
