@@ -9,7 +9,7 @@ import pytest
 
 from server.safety import SafetyEngine
 from server.safety.normalize import match_view, normalize, simplified
-from server.safety.rules import crisis, injection
+from server.safety.rules import crisis, emergency, injection
 from tests.server.safety.conftest import user
 
 EMERGENCY, CRISIS, INJECTION = "medical_emergency", "crisis_self_harm", "prompt_injection"
@@ -147,3 +147,19 @@ def test_crisis_rules_read_laughs_prepared_material_and_recovery(text: str, fire
 )
 def test_a_devices_developer_mode_is_no_injection(text: str, fires: bool) -> None:
     assert bool(injection.detect(match_view(normalize(text)))) is fires
+
+
+@pytest.mark.parametrize(
+    ("text", "fires"),
+    [
+        ("我室友在厕所割腕了 地上全是血 叫她她不应 我该怎么办", True),
+        ("我媽剛剛在煮飯突然倒下去，叫她都沒反應", True),
+        ("husband put his hand in the mincer at the butchers, two fingers are off", True),
+        ("My wife just delivered at home and the bleeding is not stopping.", True),
+        ("我室友手腕划了一道小口子，贴了创可贴", False),
+        ("he lost two fingers in the war and types with eight", False),
+        ("我叫她吃饭她不应，青春期的孩子都这样吗", False),
+    ],
+)
+def test_bleeding_amputation_and_no_answer_are_emergencies(text: str, fires: bool) -> None:
+    assert bool(emergency.detect(match_view(normalize(text)))) is fires
