@@ -129,7 +129,6 @@ _ZH_RIGHT_CLASS = {
     **dict.fromkeys(("患者", "病人", "患儿"), "pt"),
     **dict.fromkeys(("您好", "你好"), "greet"),
 }  # fmt: skip
-_ZH_RIGHT_PUNCT = frozenset("，,。：:（( \t\n\r")
 # a romanised word, then an opening parenthesis: what follows may be the same name in characters
 _LATIN_THEN_PAREN = re.compile(r"[A-Za-z\u00c0-\u024f][ \t]*[（(][ \t]*")
 _ZH_LINE = re.compile(r"(?m)^[ \t]*([\u4e00-\u9fff]{2,4})[ \t]*$")

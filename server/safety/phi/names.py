@@ -382,6 +382,8 @@ _ZH_NOT_NAMES = frozenset(
 # weekdays (周六早上: 周 is a surname) and Cantonese everyday words that start with a surname (成日, "all the
 # time": 阿妈成日讲; jieba's dictionary has no Cantonese)
 _ZH_NOT_NAMES |= frozenset(("周" + d for d in "一二三四五六日天末")) | frozenset(("成日", "成晚", "成世"))
+# the numerals a school year, a placeholder or an age ends with (高三, 张三, 孙子三岁)
+_ZH_NUMERALS = "一二三四五六七八九十两"
 
 
 _NOT_PATIENT_BEFORE = re.compile(
@@ -468,7 +470,6 @@ def names(text: str, hits: Hits) -> Iterator[Span]:
         yield start, end, "PERSON"
 
 
-_ZH_NUMERALS = "一二三四五六七八九十两"
 _MONTHS = _words("january february march april may june july august september october november december")
 _SELF_INTRO = re.compile(r"(?i:\b(?:i'm|i’m|i am|im)\s+)$")
 _CJK_START = re.compile("[\u4e00-\u9fff]")

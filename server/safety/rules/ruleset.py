@@ -4,7 +4,7 @@ A category (crisis, emergency, injection) is a `RuleSet` of `Rule`s in tiers, re
 match view of a message (see normalize.py):
 
 - strong: fires on its own, unless a negation sits right before it ("I'm not going to kill myself") or a
-  laugh right after it ("I'll jump off a bridge haha");
+  laugh right after it ("one more salad and I want to die haha");
 - medium: fires unless the message is framed as clinical, academic or hypothetical (the context tier);
 - weak: a cue of some kind (a method, an intent, a farewell...) that fires only together with a cue of
   another kind close by ("how many would it take" + "I'm ready"), also silenced by the context tier;
@@ -63,7 +63,7 @@ class RuleSet:
     negation: str | None = None
     # a negation inside a match, before its key term ("i'm not suicidal")
     inner_negation: str | None = None
-    # a laugh right after a match, read from its end ("i'll jump off a bridge haha", 想死😂): hyperbole
+    # a laugh right after a match, read from its end ("i want to die haha", 想死😂): hyperbole
     laughed: str | None = None
     # a cue kind that may count twice when two different rules of it match apart (two farewell acts)
     double_tags: frozenset[str] = frozenset()
@@ -162,7 +162,7 @@ class CompiledRules:
         # "i'm not suicidal": the negation sits inside the match, before its key term
         if self.inner_negation is not None and self.inner_negation.search(view, start, end) is not None:
             return True
-        # "if i eat one more salad i'll jump off a bridge haha": a laugh right after it
+        # "one more salad and i want to die haha": a laugh right after it
         return self.laughed is not None and self.laughed.match(view, end) is not None
 
     def _spans(self, tier: frozenset[GatedPattern], view: str, hits: Hits) -> SpanList:
