@@ -20,6 +20,7 @@ from server.safety.phi import (
     dates,
     identifiers,
     names,
+    numbered,
     records,
     regional,
     romanised,
@@ -30,10 +31,11 @@ from server.safety.verdict import Span
 
 ENTITIES = (
     "PERSON", "ADDRESS", "DATE", "AGE", "PHONE", "FAX", "EMAIL", "SSN", "CN_ID", "MRN", "HEALTH_PLAN",
-    "ACCOUNT", "LICENSE", "VEHICLE", "DEVICE", "URL", "IP", "NATIONAL_ID", "HANDLE",
+    "ACCOUNT", "LICENSE", "VEHICLE", "DEVICE", "URL", "IP", "NATIONAL_ID", "HANDLE", "OTHER_ID",
 )  # fmt: skip
 # NATIONAL_ID: identity cards other than the mainland's (Hong Kong HKID, Taiwan 身分證); HANDLE: messaging ids
-# (WeChat, QQ, LINE) that reach a person as surely as a phone number
+# (WeChat, QQ, LINE) that reach a person as surely as a phone number; OTHER_ID: HIPAA's "any other unique
+# identifying number", a value under a number word whose noun no recogniser knows (numbered.py)
 
 # In this order: where two recognisers find the same span, the first one names its entity.
 _FINDERS: tuple[Finder, ...] = (
@@ -56,6 +58,7 @@ _FINDERS: tuple[Finder, ...] = (
     regional.pan_numbers,
     names.names,
     regional.named_numbers,  # after the named and shaped ids, which name their entity better
+    numbered.numbered,  # after every recogniser that knows the noun
     identifiers.national_ids,  # last: "Aetna ID W123456789" stays a plan number
 )
 # read on the input rails only (see find_phi): records, a romanised name after a Chinese relation word, and
@@ -78,7 +81,18 @@ USE_NAME_MODEL = True
 def patterns() -> tuple[GatedPattern, ...]:
     """Every gated pattern of the recognisers (for the engine's one gate scan)."""
     found: list[GatedPattern] = []
-    for module in (contact, identifiers, regional, dates, spoken, addresses, records, romanised, names):
+    for module in (
+        contact,
+        identifiers,
+        regional,
+        dates,
+        spoken,
+        addresses,
+        records,
+        romanised,
+        names,
+        numbered,
+    ):
         for value in vars(module).values():
             found.extend(_gated(value))
     return tuple(dict.fromkeys(found))

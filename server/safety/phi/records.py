@@ -17,6 +17,7 @@ from server.safety.gate import Hits
 from server.safety.phi import zh_words
 from server.safety.phi.common import I, rx
 from server.safety.phi.names import NAME_PARTICLES
+from server.safety.phi.numbered import is_id_label
 from server.safety.verdict import Span
 
 # only a gate: the parsers below read the whole text once one of these words is in it
@@ -234,8 +235,10 @@ def _tables(text: str) -> Iterator[Span]:
 
 
 def _entity(field: str) -> str | None:
-    """What a header cell or a label says its values are."""
-    return "PERSON" if field in _NAME_FIELDS else _TYPED_FIELDS.get(field)
+    """What a header cell or a label says its values are ("MRN", "Hosp No.", "病歷號": a person's numbers)."""
+    if field in _NAME_FIELDS:
+        return "PERSON"
+    return _TYPED_FIELDS.get(field) or ("OTHER_ID" if is_id_label(field) else None)
 
 
 def _separator(line: str) -> str | None:

@@ -1,0 +1,142 @@
+"""Identifiers under any noun that says it holds a number: "VA file number C-28 447 190", "Hospital IP No. |
+1180442", "病历号 MMH-ER-77821", "出生医学证明编号 Q510123456".
+
+identifiers.py knows the nouns of records, plans, accounts, licences and devices; services have more than any
+list holds ("NHI", "AHCIP", "DVA file", "会员卡", "出生医学证明"). HIPAA's last identifier is "any other
+unique identifying number", so a value after a number word is taken whatever noun it follows, unless that noun
+names a thing rather than a person: a lot, a batch, a model, a room, a page, a drug's approval (批号,
+型号, 国药准字号). The value must hold five digits, or four among letters ("bed no. 12" and "claim 2024" are
+none), and a number word alone is not enough: only "ID" is a label by itself ("ID: 48213-7750"); "No. 1
+Hospital" and "#2024goals" name no one.
+
+The number word is found by the gate and the noun read back from it in Python: a pattern that started at
+the noun would have to try every word of the text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from server.safety.gate import Hits
+from server.safety.phi.common import run, rx
+from server.safety.verdict import Span
+
+# an identifier after its number word: letter groups before the digits ("MMH-ER-77821", "LUTH/24/07719",
+# "RN 884213": capitals, if a space follows, so "claim was 2024" keeps its verb), digit groups after ("C-28
+# 447 190")
+_VALUE = (
+    r"((?:[A-Za-z]{1,6}[-/]|[A-Z]{1,4} ){0,3}[A-Za-z0-9]*\d[A-Za-z0-9]*(?:[-./·][A-Za-z0-9]+)*"
+    r"(?: \d{2,6}(?![\w.]))*)"
+)
+_BETWEEN = r"[ \t:：#.|=是为]*(?:(?:is|was)\s+)?"
+_LATIN = rx(
+    r"(?:(?i:(?<![a-z])(?:number|num|id)(?![a-z]))|(?<![A-Za-z])(?:[Nn][Oo]\.|No(?=[ \t]*[:#|])|NO(?![a-z])))"
+    + _BETWEEN
+    + _VALUE,
+    literals=frozenset(("number", "num", "id", "no.", "no:", "no ", "no|", "no#")),
+    prefix=True,
+    window=80,
+)
+# a few nouns are labels by themselves, with no number word: "Rx: 4471902", "Claim CLM-2024-0081442",
+# "accession S24-019331", "NHI ZAC5361" (New Zealand's National Health Index), "AHCIP 48213-7750"
+_LABELS = ("rx", "claim", "accession", "nhi", "ahcip")
+_LABELLED = rx(
+    rf"(?i:\b(?:{'|'.join(_LABELS)})(?![a-z]))[ \t:#]*" + _VALUE,
+    literals=frozenset(_LABELS),
+    prefix=True,
+    window=60,
+)
+_CJK_WORD = rx(
+    r"号码?" + _BETWEEN + _VALUE,
+    literals=frozenset(("号",)),
+    prefix=True,
+    window=80,
+)
+_LATIN_NOUN = re.compile(r"([A-Za-z][A-Za-z'’-]*)\.?[ \t]*$")
+_HAN_NOUN = re.compile(r"[\u4e00-\u9fff]{1,6}$")
+# nouns of things, not people: their numbers are printed on boxes, pages and doors
+_THING_WORDS = frozenset(
+    {"lot", "batch", "model", "part", "catalog", "catalogue", "cat", "product", "item", "sku", "article",
+     "ndc", "room", "bed", "page", "version", "step", "question", "flight", "gate", "seat", "table",
+     "order", "tracking", "parcel", "track", "exhibit", "figure", "fig", "chapter", "section", "rule",
+     "bus", "route", "platform", "trial", "nct", "protocol", "guideline", "approval", "issue", "ticket",
+     "helpline", "hotline", "switchboard", "freephone", "lifeline", "crisis", "phone", "telephone", "fax",
+     "mobile", "cell", "contact", "unit", "floor", "suite", "level", "year", "week", "day", "cycle", "round",
+     "dose", "reference", "standard", "iso", "patent", "test", "kit", "box", "pack", "bottle", "ward",
+     "bay", "extension", "ext", "pager", "bleep", "the", "a", "an", "this", "that", "which", "what", "any",
+     "random", "lucky", "big", "small", "large", "odd", "even", "prime", "magic"}
+)  # fmt: skip
+_THING_ZH = (
+    "批", "批次", "型", "货", "准字", "文", "版", "版本", "房", "房间", "床", "床位", "序", "页", "航班",
+    "车次", "座", "座位", "快递", "运单", "物流", "订单", "产品", "商品", "标准", "专利", "注册证", "备案",
+    "许可证", "电话", "手机", "热线", "分机", "楼", "单元", "几", "口", "信", "符", "问", "记", "代", "称",
+    "挂", "期", "届", "第", "型号", "药品", "器械", "试剂", "发票",
+)  # fmt: skip
+
+
+def _enough(value: str) -> bool:
+    """Four digits among letters ("ZAC5361"), five without ("the claim was 2024 dollars" holds a year)."""
+    digits = sum(c.isdigit() for c in value)
+    return digits >= 5 or (digits >= 4 and any(c.isalpha() for c in value))
+
+
+_OWNERS = frozenset({"my", "your", "his", "her", "our", "their", "mum's", "mom's", "dad's"})
+
+
+def _latin_noun_ok(before: str, word: str) -> bool:
+    """The word before a Latin number word names a person's number ("file", "NHI", "IP") or its owner ("his
+    ID"), or there is none and the number word is "ID" (a form's own label)."""
+    m = _LATIN_NOUN.search(before[-40:])
+    if m is None:
+        return word == "id"
+    noun = m.group(1).lower()
+    if noun in _OWNERS:
+        return word in ("id", "nu")  # "his ID 4471 2209", "my number is ..."; not "my no. 1 fan"
+    return noun.rstrip("'’") not in _THING_WORDS
+
+
+# a table's header or a form's label that is an identifier by itself
+_ID_LABELS = frozenset(
+    {"id", "mrn", "uhid", "ur", "hn", "nhs", "nhi", "chi", "nric", "ssn", "medicare", "chart", "record",
+     "hospital no", "病历", "病案", "住院", "门诊"}
+)  # fmt: skip
+_LABEL_NUMBER = re.compile(r"^(.*?)[ \t]*(?:(?<![a-z])(?:no\.?|number|num|#|id)|号码|编号|卡号|号)$")
+
+
+def is_id_label(label: str) -> bool:
+    """Whether a header cell or a form label (lower case) says its values are a person's numbers: "MRN",
+    "Hosp No.", "会员卡号", "病歷號"; not "Lot No.", "批号", "Order #"."""
+    if label in _ID_LABELS:
+        return True
+    m = _LABEL_NUMBER.match(label)
+    if m is None or not m.group(1):
+        return False
+    noun = m.group(1)
+    if noun.isascii():
+        return noun.split()[-1].rstrip(".'’") not in _THING_WORDS
+    return not noun.endswith(_THING_ZH)
+
+
+def numbered(text: str, hits: Hits) -> Iterator[Span]:
+    for m in run(_LATIN, text, hits):
+        if not _enough(m.group(1)):
+            continue
+        if _latin_noun_ok(text[: m.start()], text[m.start() : m.start() + 2].lower()):
+            yield m.start(1), m.end(1), "OTHER_ID"
+    for m in run(_LABELLED, text, hits):
+        if _enough(m.group(1)):
+            yield m.start(1), m.end(1), "OTHER_ID"
+    for m in run(_CJK_WORD, text, hits):
+        if not _enough(m.group(1)):
+            continue
+        noun = _HAN_NOUN.search(text, max(0, m.start() - 6), m.start())
+        if noun is not None and _zh_noun_ok(noun.group()):
+            yield m.start(1), m.end(1), "OTHER_ID"
+
+
+def _zh_noun_ok(noun: str) -> bool:
+    """The characters before 号 name a person's number ("病历", "会员卡", "出生医学证明编"), not a thing's
+    ("订单", "批", "型") and not nothing ("编号：" alone)."""
+    bare = noun[:-1] if noun[-1] in "编卡单" else noun
+    return bool(bare) and not noun.endswith(_THING_ZH) and not bare.endswith(_THING_ZH)

@@ -1,0 +1,127 @@
+"""Identifiers found by what the writer says they are rather than by their shape or their country: a value
+after any noun with a number word ("VA file number", "病歷號", "出生医学证明编号"), a table column headed by
+one, a record number read out in words, a name spelled letter by letter, an address whose house number is in
+Chinese numerals or whose street word comes first, a phone number after "call me on"; each beside the
+ordinary text it must leave alone (numbers of things: lots, batches, orders, rooms, approvals)."""
+
+from __future__ import annotations
+
+import pytest
+
+from server.safety import SafetyEngine
+from tests.server.safety.phi.test_recognisers import assert_redacted, assert_untouched
+
+
+@pytest.mark.parametrize(
+    ("text", "secret", "entity"),
+    [
+        # a value after a noun no recogniser lists, and a number word
+        ("His VA file number is C-28 447 190 and he's at the VA clinic", "447 190", "OTHER_ID"),
+        ("| Hospital IP No. | 1180442 |", "1180442", "OTHER_ID"),
+        ("在馬偕醫院急診，病歷號 MMH-ER-77821，他有心律不整", "77821", "OTHER_ID"),
+        ("孩子出生医学证明编号 Q510123456，疫苗本上乙肝第三针漏打了", "Q510123456", "OTHER_ID"),
+        ("my NDIS participant number is 431 998 221", "431 998 221", "OTHER_ID"),
+        ("her ID 48213-7750 is on the card", "48213-7750", None),
+        # nouns that are labels by themselves
+        ("Rx: 4471902   Dr. A. Khan", "4471902", "OTHER_ID"),
+        ("Subject: Claim CLM-2024-0081442", "0081442", "OTHER_ID"),
+        ("Kia ora, my koro has NHI ZAC5361 and was discharged", "ZAC5361", "OTHER_ID"),
+        # read out in words, letters and dashes included
+        ("his MRN is four four seven two nine one, thanks", "four four seven two nine one", "OTHER_ID"),
+        ("her chart number is P as in Peter seven seven three nine two one", "seven seven three", "OTHER_ID"),
+        (
+            "social is four two nine dash seven seven dash one three eight eight",
+            "one three eight",
+            "OTHER_ID",
+        ),
+        # a column headed by an identifier's label
+        (
+            "MRN,Surname,DOB\nAB-00771,O'Connor,1941-03-22\nAB-00772,Dlamini,1990-12-01",
+            "AB-00772",
+            "OTHER_ID",
+        ),
+        ("病歷號,姓名,電話\nA0012231,張志明,02-2345-6789", "A0012231", "OTHER_ID"),
+    ],
+)
+def test_a_number_under_any_persons_noun_is_redacted(
+    engine: SafetyEngine, text: str, secret: str, entity: str | None
+) -> None:
+    assert_redacted(engine, text, secret, entity=entity)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "lot number 123456 and batch no. 88123 were recalled",
+        "国药准字号 H20051234，批号 20240312，有效期至2026年",
+        "订单号 202412061234567890 已发货",
+        "room no. 12345 is on the fourth floor",
+        "the claim was 2024 dollars short",
+        "No. 1 Hospital of Wuhan, ward 12",
+        "编号：A12345 的器械说明书在哪里下载",
+        "the number is one or two tablets a day",
+        "I take number one, two, three and four of them in order",
+        "| Lot No. | Drug | Qty |\n| 20240311 | Amoxil | 30 |",
+        "trial NCT number 04368728 recruited 900 patients",
+    ],
+)
+def test_numbers_of_things_pass(engine: SafetyEngine, text: str) -> None:
+    assert_untouched(engine, text)
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("so my sons name is Liam McDonald that's M C D O N A L D uh date of birth", "M C D O N A L D"),
+        ("Bobby Delaney, D-E-L-A-N-E-Y, is my dad", "D-E-L-A-N-E-Y"),
+        ("Bonjour, mon père Jean-Baptiste Lefèvre, né le 4 avril", "Jean-Baptiste"),
+        ("Kia ora, my koro Hemi Walker was discharged from Waikato", "Hemi Walker"),
+    ],
+)
+def test_spelled_names_and_relatives_in_other_languages(engine: SafetyEngine, text: str, secret: str) -> None:
+    assert_redacted(engine, text, secret)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["the letters A B C D on the eye chart", "In the ICU, U S A B C rounds start at nine"],
+)
+def test_letters_without_a_name_pass(engine: SafetyEngine, text: str) -> None:
+    assert_untouched(engine, text)
+
+
+@pytest.mark.parametrize(
+    ("text", "secret", "entity"),
+    [
+        (
+            "she lives at 14 Banksia Cres, Cairns North QLD 4870, regarding",
+            "Cairns North QLD 4870",
+            "ADDRESS",
+        ),
+        ("he's at 902 County Rd 14, Tupelo MS 38801. How do we", "Tupelo MS 38801", "ADDRESS"),
+        ("born 1955-12-15, 4520 rue Saint-Denis, Montréal QC H2J 2L3. Does", "Saint-Denis", "ADDRESS"),
+        ("住在成都市武侯区科华北路六十五号二栋三单元她昨天摔了一跤", "科华北路六十五号", "ADDRESS"),
+        ("住喺沙田瀝源邨福海樓1234室，佢每日食十粒藥", "1234室", "ADDRESS"),
+        ("住在嘉義市東區民權路 30 號 4 樓。伊血壓 170", "民權路 30 號", "ADDRESS"),
+        ("我的手機是零九三二 一二三 四五六", "零九三二 一二三 四五六", "PHONE"),
+        ("Can you call me on (02) 9555 0123 tonight?", "9555 0123", "PHONE"),
+        ("Parent contacted on 08-123 456 78. Should he go home?", "123 456 78", "PHONE"),
+    ],
+)
+def test_addresses_and_phones_in_more_forms(
+    engine: SafetyEngine, text: str, secret: str, entity: str
+) -> None:
+    assert_redacted(engine, text, secret, entity=entity)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "我知道三号要复查，医生说",
+        "走这条路十号那天我就不舒服了",
+        "一二 三四 年级的孩子打疫苗",
+        "I was on 20 000 000 units of penicillin",
+    ],
+)
+def test_dates_and_counts_beside_those_forms_pass(engine: SafetyEngine, text: str) -> None:
+    assert_untouched(engine, text)
