@@ -205,7 +205,9 @@ def locale_of(text: str) -> str:
 # and cut like any other. Shorter runs stay: they are ordinary words and counts ("三十片", "一二年级").
 # 幺 is how a one is read out in a phone number ("幺三八").
 _ZH_DIGIT = str.maketrans("〇零幺一二三四五六七八九", "001123456789")
-_ZH_DIGIT_RUN = re.compile("[〇零幺一二三四五六七八九]{5,}")
+# Grouped the way a number is read out ("零九三二 一二三 四五六"), the groups together must hold seven.
+_ZN = "[〇零幺一二三四五六七八九]"
+_ZH_DIGIT_RUN = re.compile(f"{_ZN}{{5,}}|{_ZN}{{2,4}}(?:[ -]{_ZN}{{2,4}}){{1,4}}")
 # Digits that OCR or a hurried typist turned into look-alike letters ("tel O2O 7946 O123", "MRN l2345678",
 # "DOB 12/O3/1958"): in a run of digits and separators that stands apart from words, holds at least five
 # digit-like characters and mostly real digits, O/o become 0 and l/I/| become 1. A word never qualifies
@@ -232,11 +234,17 @@ def _ocr_piece(piece: str) -> str:
     return _OCR_BAR.sub("1", piece.translate(_OCR_DIGIT)) if _DIGIT.search(piece) else piece
 
 
+def _zh_digits(m: re.Match[str]) -> str:
+    run = m.group()
+    grouped = " " in run or "-" in run
+    return run if grouped and len(run) - run.count(" ") - run.count("-") < 7 else run.translate(_ZH_DIGIT)
+
+
 def with_ascii_digits(text: str) -> str:
     """`text` with digit-by-digit Chinese numeral runs and OCR look-alike digits as ASCII digits (same
     length)."""
     if not text.isascii() and _ZH_DIGIT_RUN.search(text) is not None:
-        text = _ZH_DIGIT_RUN.sub(lambda m: m.group().translate(_ZH_DIGIT), text)
+        text = _ZH_DIGIT_RUN.sub(_zh_digits, text)
     if any(c in text for c in "OolI|"):
         text = _OCR_RUN.sub(_ocr_digits, text)
     return text

@@ -12,32 +12,65 @@ from server.safety.verdict import Span
 
 _STREET = (
     r"(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Ter|"
-    r"Circle|Cir|Parkway|Pkwy|Highway|Hwy|Square|Sq|Crescent|Close|Row)"
+    r"Circle|Cir|Parkway|Pkwy|Highway|Hwy|Square|Sq|Crescent|Cres|Close|Row|Parade|Pde|Tce|Grove|Gr|Mews"
+    r"|Gardens|Gdns|Esplanade|Esp|Circuit|Cct)"
+)
+# after the street: the town, then a state or province and its postcode ("Columbus, OH 43215", "Cairns North
+# QLD 4870", "Montréal QC H2J 2L3")
+_TOWN = (
+    r"(?:,\s+[A-ZÀ-Þ][\w'’-]+(?:\s+[A-Z][a-z]+){0,2}(?:,?\s+[A-Z]{2,3}\b)?"
+    r"(?:\s+(?:\d{4,5}(?:-\d{4})?|[A-Z]\d[A-Z] ?\d[A-Z]\d)\b)?)?"
 )
 # gate on " street" followed by what can end the word (the scan appends a newline to the text)
 _STREET_WORDS = frozenset(f" {w.lower()}{end}" for w in _STREET[3:-1].split("|") for end in " .,;\n")
 _ADDR_EN = rx(
     rf"\b\d{{1,6}}\s+(?:[A-Z][A-Za-z'-]+\.?\s+){{1,4}}{_STREET}\b\.?"
-    r"(?:,?\s+(?:Apt|Apartment|Unit|Suite|Ste|Flat|Room|#)\.?\s*#?[A-Za-z0-9-]+)?"
-    # city, then the state with or without its comma ("Columbus, OH 43215", "Columbus OH 43215")
-    r"(?:,\s+[A-Z][a-z]+(?:\s+[A-Z][a-z]+)?(?:,?\s+[A-Z]{2}\b)?(?:\s+\d{5}(?:-\d{4})?)?)?",
+    # a numbered road ("County Rd 14"), then the flat
+    r"(?:\s+\d{1,4}\b(?![.:]\d))?(?:,?\s+(?:Apt|Apartment|Unit|Suite|Ste|Flat|Room|#)\.?\s*#?[A-Za-z0-9-]+)?"
+    + _TOWN,
     literals=_STREET_WORDS,
+)
+# the street word first, as in French, Spanish, Italian and Malay ("4520 rue Saint-Denis, Montréal QC H2J
+# 2L3", "12 Jalan Ampang")
+_ROUTE_FIRST = (
+    "rue",
+    "avenue",
+    "boulevard",
+    "chemin",
+    "allée",
+    "calle",
+    "avenida",
+    "via",
+    "viale",
+    "jalan",
+    "jln",
+)
+_ADDR_ROUTE_FIRST = rx(
+    rf"\b\d{{1,6}},?\s+(?i:{'|'.join(_ROUTE_FIRST)})\s+(?:(?:de|du|des|la|le|del|di|da|l'|d')\s*)*"
+    rf"(?:[A-ZÀ-Þ][\w'’-]*\s?){{1,4}}" + _TOWN,
+    literals=frozenset(f" {w} " for w in _ROUTE_FIRST),
 )
 _PO_BOX = rx(r"\bP\.?\s?O\.?\s+Box\s+\d+\b", I)
 # anchored on "<road>123号"; the district/city prefix is gathered backwards in code (a leading lazy
 # prefix in the regex would be retried at every Chinese character)
+# a house number in digits, or in Chinese numerals as a voice transcript writes it ("科华北路六十五号二栋
+# 三单元"), which needs a city or district before it ("走这条路十号那天" is a date) and no bare 道
+# ("知道三号要复查")
+_ZN = r"[一二三四五六七八九十百零〇两]"
 _ADDR_ZH = rx(
-    r"(?:路|街|大道|道|巷|弄|胡同)(?:[一二三四五六七八九十\d]+段)?\d+[号弄]"
+    rf"(?:(?:路|街|大道|道|巷|弄|胡同)(?:[一二三四五六七八九十\d]+段)? ?\d+ ?[号弄]"
+    rf"|(?:路|街|大道|巷|弄|胡同)(?:{_ZN}+段)?{_ZN}{{1,4}}[号弄])"
     # then the building, floor and flat; a Hong Kong estate and block ("翠屏邨翠楠楼1503室") can take six
     # characters
-    r"(?:[\u4e00-\u9fa5A-Za-z]{0,4}\d+(?:号楼|号|栋|幢|座|单元|层|楼|室|户)|\d{3,5}(?![\d年月日岁])"
+    rf"(?:[\u4e00-\u9fa5A-Za-z]{{0,4}} ?(?:\d+|{_ZN}{{1,3}}) ?(?:号楼|号|栋|幢|座|单元|层|楼|室|户)"
+    r"|\d{3,5}(?![\d年月日岁])"
     r"|[\u4e00-\u9fa5]{1,4}(?:邨|村|苑|阁|轩|大厦|花园)[\u4e00-\u9fa5]{0,4}\d+(?:楼|层|室|座|号|字楼))*"
 )
 _ZH_ADDR_PREFIX = re.compile(r"[\u4e00-\u9fa5]{1,16}$")
 _ZH_ADDR_LEAD = re.compile(r".*?(?:住喺|喺|住响|住在|住址[是为:：]?|地址[是为:：]?|位于|我家在|家在|住)")
 # after an address word, a run holding a number: "地址：成都市武侯区人民南路四段12号6栋302"
 _ADDR_ZH_CTX = rx(
-    r"(?:地址|住址|家住|住在|寄到|收货地址)(?:是|为|在)?[：:\s]*([\u4e00-\u9fa5A-Za-z0-9#\-]{4,"
+    r"(?:地址|住址|家住|住在|住喺|住响|寄到|收货地址)(?:是|为|在|系)?[：:\s]*([\u4e00-\u9fa5A-Za-z0-9#\-]{4,"
     r"40}?\d[\u4e00-\u9fa5A-Za-z0-9#\-]*)"
 )
 # a compound and a building with no road word: "朝阳区望京西园三区312号楼", "天河区天河北苑5栋2单元"; anchored
@@ -79,7 +112,7 @@ _STREET_OR_POSTCODE = re.compile(
 
 
 def addresses(text: str, hits: Hits) -> Iterator[Span]:
-    for pat in (_ADDR_EN, _PO_BOX):
+    for pat in (_ADDR_EN, _ADDR_ROUTE_FIRST, _PO_BOX):
         for m in run(pat, text, hits):
             yield m.start(), m.end(), "ADDRESS"
     for m in run(_ADDR_ZH, text, hits):
@@ -87,7 +120,9 @@ def addresses(text: str, hits: Hits) -> Iterator[Span]:
         start = prefix.start() if prefix else m.start()
         # the gathered prefix can include "我家住在": start after the last such lead-in
         lead = _ZH_ADDR_LEAD.match(text, start, m.start())
-        yield (lead.end() if lead else start), m.end(), "ADDRESS"
+        start = lead.end() if lead else start
+        if any(c.isdigit() for c in m.group()) or _ZH_DISTRICT.search(text, start, m.start()):
+            yield start, m.end(), "ADDRESS"
     for m in run(_ADDR_ZH2, text, hits):
         yield m.start(), m.end(), "ADDRESS"
     for m in run(_ADDR_ZH_BLDG, text, hits):

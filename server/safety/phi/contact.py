@@ -93,6 +93,12 @@ _PHONE_WORDS = rx(
             "手机",
             "座机",
             "传真",
+            "contacted on",
+            "contacted at",
+            "ring her",
+            "ring him",
+            "ring me",
+            "致电",
         )
     ),
 )
@@ -101,10 +107,14 @@ _PHONE_CTX = re.compile(_PHONE_WORD + r"[^\d\n]{0,20}$", I)
 # 789", "手机 0912-345-678"): the shapes above are national formats, this is the writer saying what it is.
 # Looked for, like the local number, only where a number run starts and only when a phone word is present.
 _GROUPED_DIGITS = rx(r"\d[\d -]{6,16}\d", literals=NUMERIC_GATE, window=24)
-_GROUPED_DIGITS_AT = re.compile(r"\d(?:[ -]?\d){7,12}(?![\d-]|\s*\d)")  # not cut off by a line break
+# (an area code in brackets first: "(02) 9555 0123"; not cut off by a line break)
+_GROUPED_DIGITS_AT = re.compile(r"(?:\(\d{2,4}\) ?)?\d(?:[ -]?\d){7,12}(?![\d-]|\s*\d)")
 _NAMED_PHONE_CTX = re.compile(
-    r"(?:\b(?:phone|cell|mobile|tel|telephone|landline|whatsapp|my number|contact number)\b|电话|手机|座机)"
-    r"(?:\s+(?:no\.?|number|#))?(?:\s+is)?[\s:：#]*$",
+    r"(?:\b(?:phone|cell|mobile|tel|telephone|landline|whatsapp|my number|contact number)\b"
+    r"|电话|手机|座机|致电)"
+    r"(?:\s+(?:no\.?|number|#))?(?:\s+is)?[\s:：#]*$"
+    # a call or a message to a number: "call me on", "contacted on", "ring her at"
+    r"|\b(?:call(?:ed)?|ring|rang|contacted|reach(?:ed)?|text(?:ed)?)(?:\s+(?:me|him|her|us|them))?\s+(?:on|at)\s*$",
     I,
 )
 
@@ -174,6 +184,7 @@ def _phones(text: str, hits: Hits) -> Iterator[Span]:
             if _HK_PHONE_CTX.search(before):
                 yield m.start(), m.end(), "FAX" if _FAX_CTX.search(before) else "PHONE"
     for at in hits.get(_GROUPED_DIGITS, ()) if _PHONE_WORDS in hits else ():
+        at = at - 1 if at and text[at - 1] == "(" else at
         m = _GROUPED_DIGITS_AT.match(text, at)
         if (
             m is not None

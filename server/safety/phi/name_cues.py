@@ -38,6 +38,10 @@ _RELATIVES = (
     " cousin nephew niece friend partner boyfriend girlfriend fiance fiancee baby kid child stepson"
     " stepdaughter stepmother stepfather neighbour neighbor roommate colleague kin contact guardian"
     " caregiver carer sibling twin in-law brother-in-law sister-in-law mother-in-law father-in-law"
+    # the same words in the languages patients mix into English ("mon père Jean-Baptiste", "my koro Hemi",
+    # "my lola Corazon", "my nani Kamla"); none is an English word of its own
+    " père mère fils fille frère soeur sœur padre madre hijo hija abuela abuelo abuelita abuelito esposo"
+    " esposa vater mutter sohn tochter opa oma koro kuia lola lolo nani dadi ammi abba amma appa"
 ).split()
 # what the word before a candidate says about it (a class generalises across templates the way one word
 # cannot: "its", "it's" and "this is" introduce a name alike)

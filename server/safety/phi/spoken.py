@@ -65,6 +65,20 @@ _SPACED_DIGITS = rx(
     window=80,
 )
 _COUNT = re.compile(rf"(double|triple)\s+{_DIGIT_WORD}|{_DIGIT_WORD}", I)
+# a record, card or social security number read out after its number word: "his MRN is four four seven two
+# nine one", "chart number is P as in Peter seven seven three nine two one", "social is four two nine dash
+# seven seven dash ...", "insurance number is A X A nine nine ...": four digits at least, letters spelled
+# alone or "as in" a word, dashes said aloud
+_SPOKEN_ITEM = (
+    rf"(?:(?i:(?:double|triple)\s+{_DIGIT_WORD}|{_DIGIT_WORD}|dash|hyphen)"
+    r"|[A-Z](?:\s+(?i:as\s+in|for)\s+[A-Z][a-z]+)?)(?![A-Za-z])"
+)
+_SPOKEN_ID = rx(
+    rf"(?i:\b(?:number|no\.?|num|id|mrn|ssn|social|nhs|nhi|medicare)\b)[\s:#]*(?:(?i:is|was)\s+)?"
+    rf"({_SPOKEN_ITEM}(?:[\s,.]+{_SPOKEN_ITEM}){{3,}})",
+    literals=frozenset(f"{a}{sep}{b}" for a in _WORDS for b in _WORDS for sep in (" ", ", ", "-")),
+    window=200,
+)
 
 
 def _spoken_digit_count(run_text: str) -> int:
@@ -72,6 +86,20 @@ def _spoken_digit_count(run_text: str) -> int:
         {"double": 2, "triple": 3}.get((m.group(1) or "").lower(), 1) for m in _COUNT.finditer(run_text)
     )
 
+
+_ALPHABET = "abcdefghijklmnopqrstuvwxyz"
+# a name spelled out letter by letter after it is said ("Liam McDonald, that's M C D O N A L D", "Delaney,
+# D-E-L-A-N-E-Y"): four letters or more, with a spelling or name word just before
+_SPELLED_NAME = rx(
+    r"(?<![A-Za-z])[A-Z](?:(?: |-|\. ?)[A-Z]){3,}(?![A-Za-z])",
+    # a spelling word, or letters joined by hyphens ("d-e-l-"): a bare comma is in every text
+    literals=frozenset(
+        ("spell", "spelt", "that's", "that is", "name", *(f"{a}-{b}-" for a in _ALPHABET for b in _ALPHABET))
+    ),
+    window=120,
+)
+_SPELL_CUE = re.compile(r"(?i:spell|spelt|that's|that is|name|surname)[^.?!\n]{0,12}$|[a-z],\s*$")
+_LETTERS_SAID = re.compile(r"\b(?:as in|for) [A-Z][a-z]+")
 
 # ---- dates ---------------------------------------------------------------------------------------------
 _UNITS = r"(?:one|two|three|four|five|six|seven|eight|nine)"
@@ -115,6 +143,12 @@ def spoken(text: str, hits: Hits) -> Iterator[Span]:
     for m in run(_SPOKEN_DIGITS, text, hits):
         if _spoken_digit_count(m.group()) >= 7:  # a phone number's length; "one or two" is a count
             yield m.start(), m.end(), "PHONE"
+    for m in run(_SPOKEN_ID, text, hits):
+        if _spoken_digit_count(_LETTERS_SAID.sub("", m.group(1))) >= 4:
+            yield m.start(1), m.end(1), "OTHER_ID"
+    for m in run(_SPELLED_NAME, text, hits):
+        if _SPELL_CUE.search(text, max(0, m.start() - 40), m.start()):
+            yield m.start(), m.end(), "PERSON"
     for m in run(_SPACED_DIGITS, text, hits):
         digits = m.group()[::2]
         step = int(digits[1]) - int(digits[0])
