@@ -64,6 +64,22 @@ _DATE_RES = [
     ),
     rx(r"(?:出生|生于|出院|入院|去世|死亡)[^，。,;；]{0,4}?((?:19|20)\d{2}\s*年\s*\d{1,2}\s*月)"),
 ]
+# month names of the languages patients and their relatives write in beside English (French, Spanish,
+# Portuguese, Italian, German, Dutch, Indonesian and Malay): with a year ("4 avril 1948", "3 de mayo de
+# 1950"), or after the article that makes a day of it ("le 2 mars", "el 3 de mayo", "am 3. Mai"); "2 Mars
+# bars" and "mayo" alone are neither
+_FOREIGN_MONTHS = """janvier février fevrier mars avril mai juin juillet août aout septembre octobre novembre
+    décembre decembre enero febrero marzo abril mayo junio julio agosto septiembre setiembre octubre noviembre
+    diciembre janeiro fevereiro março marco maio junho julho setembro outubro dezembro gennaio febbraio aprile
+    maggio giugno luglio settembre ottobre dicembre januar februar märz maerz juni juli oktober dezember
+    januari februari maart mei augustus maret agustus desember mac ogos disember""".split()
+_FOREIGN_DATE = rx(
+    r"(?i:\b(?:(le|el|am|den|tanggal|tgl\.?)\s+)?(?:0?[1-9]|[12]\d|3[01])(?:er|º|\.)?\s+(?:de\s+)?"
+    rf"(?:{'|'.join(sorted(set(_FOREIGN_MONTHS), key=len, reverse=True))})\b"
+    r"(?:,?\s+(?:de\s+)?((?:19|20)\d{2})\b)?)",
+    literals=frozenset(f" {m}" for m in _FOREIGN_MONTHS),
+    window=40,
+)
 # month/day without a year after a care event or "on"/"since": "discharged on 9/2", "admitted 10/27", "seen
 # Tuesday 3/14"; not a fraction or a dose ("on 1/2 a tablet", "5/10 mg", "by 1/3", "2/3 of"). The regex is the
 # bare date (blood pressures make "5/" common); the context word is checked in the text before it.
@@ -100,6 +116,12 @@ def dates(text: str, hits: Hits) -> Iterator[Span]:
         for m in run(pat, text, hits):
             if not _PRODUCT_DATE_CTX.search(text, max(0, m.start(group) - 20), m.start(group)):
                 yield m.start(group), m.end(group), "DATE"
+    for m in run(_FOREIGN_DATE, text, hits):
+        if m.group(1) or m.group(2):
+            start = m.end(1) if m.group(1) else m.start()  # the date, not its article
+            while text[start].isspace():
+                start += 1
+            yield start, m.end(), "DATE"
     for m in run(_MONTH_DAY, text, hits):
         if _MONTH_DAY_CTX.search(text, max(0, m.start() - 40), m.start()):
             yield m.start(), m.end(), "DATE"

@@ -55,6 +55,10 @@ _TYPED_FIELDS = {
          "身份证号", "身分证号", "身份证号码", "证件号", "证件号码"),
         "NATIONAL_ID",
     ),
+    # a birth date's label takes its value however it is written ("DOB: O8/l5/l95O" off a scan)
+    **dict.fromkeys(
+        ("dob", "d.o.b", "d.o.b.", "date of birth", "birth date", "出生日期", "生日", "出生年月"), "DATE"
+    ),
 }  # fmt: skip
 # other header words: "| Name | DOB |" is a header, not a name field's value
 _FIELD_WORDS = _NAME_FIELDS | frozenset(

@@ -1,8 +1,9 @@
 """Identifiers found by what the writer says they are rather than by their shape or their country: a value
 after any noun with a number word ("VA file number", "病歷號", "出生医学证明编号"), a table column headed by
 one, a record number read out in words, a name spelled letter by letter, an address whose house number is in
-Chinese numerals or whose street word comes first, a phone number after "call me on"; each beside the
-ordinary text it must leave alone (numbers of things: lots, batches, orders, rooms, approvals)."""
+Chinese numerals or whose street word comes first, a phone number after "call me on", a date in French or
+Spanish, a birth date's label; each beside the ordinary text it must leave alone (numbers of things: lots,
+batches, orders, rooms, approvals)."""
 
 from __future__ import annotations
 
@@ -106,9 +107,12 @@ def test_letters_without_a_name_pass(engine: SafetyEngine, text: str) -> None:
         ("我的手機是零九三二 一二三 四五六", "零九三二 一二三 四五六", "PHONE"),
         ("Can you call me on (02) 9555 0123 tonight?", "9555 0123", "PHONE"),
         ("Parent contacted on 08-123 456 78. Should he go home?", "123 456 78", "PHONE"),
+        ("mon père, né le 4 avril 1948, hospitalisé depuis le 2 mars", "2 mars", "DATE"),
+        ("mi abuela nació el 3 de mayo de 1950", "3 de mayo", "DATE"),
+        ("Name: Carter\nDOB: O8/l5/l95O\nAllergies: none", "l95O", "DATE"),
     ],
 )
-def test_addresses_and_phones_in_more_forms(
+def test_addresses_phones_and_dates_in_more_forms(
     engine: SafetyEngine, text: str, secret: str, entity: str
 ) -> None:
     assert_redacted(engine, text, secret, entity=entity)
@@ -121,6 +125,9 @@ def test_addresses_and_phones_in_more_forms(
         "走这条路十号那天我就不舒服了",
         "一二 三四 年级的孩子打疫苗",
         "I was on 20 000 000 units of penicillin",
+        "I ate 2 Mars bars and felt sick",
+        "add 2 mayo to the salad",
+        "DOB: unknown, age 40",
     ],
 )
 def test_dates_and_counts_beside_those_forms_pass(engine: SafetyEngine, text: str) -> None:
