@@ -85,9 +85,14 @@ _HAN = re.compile(r"[\u4e00-\u9fff]+")
 _LATIN_WORD = re.compile(r"[A-Z][A-Za-z'’\-.]*|[a-z]+")
 
 
+# a digit a scan read inside a word ("Ge0rge Wash1ngton"): the letter it stands for
+_OCR_IN_WORD = re.compile(r"(?<=[A-Za-z])[01345](?=[A-Za-z])")
+_OCR_LETTER = {"0": "o", "1": "l", "3": "e", "4": "a", "5": "s"}
+
+
 def looks_like_name(value: str) -> bool:
     """Whether a record's value reads as a person's name in Latin script, Chinese, or both."""
-    value = value.strip(" \t*_")
+    value = _OCR_IN_WORD.sub(lambda m: _OCR_LETTER[m.group()], value.strip(" \t*_"))
     if not value or len(value) > 50 or value.lower() in _NOT_NAMES:
         return False
     if any(c.isdigit() for c in value) or "@" in value:
@@ -278,7 +283,7 @@ def _reads_as(value: str, entity: str) -> bool:
 # costs less than an alternation of labels tried at every position)
 _COLON = re.compile(r"[:：]")
 _LABEL_START = "\n|;；，,"
-_VALUE = re.compile(r"[ \t]*([^\n|;；，。\d()（）]{1,50})")
+_VALUE = re.compile(r"[ \t]*((?:[^\n|;；，。\d()（）]|(?<=[A-Za-z])[01345](?=[A-Za-z])){1,50})")
 # where a labelled value ends: a wide gap, or the next label on its line ("病人：CHOW Wing Sze 周咏诗 HKID:")
 _VALUE_END = re.compile(r"\s{2,}|\t|\s(?=[^\s:：]{1,20}[:：])")
 

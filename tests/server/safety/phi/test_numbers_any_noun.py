@@ -77,6 +77,7 @@ def test_numbers_of_things_pass(engine: SafetyEngine, text: str) -> None:
         ("Bobby Delaney, D-E-L-A-N-E-Y, is my dad", "D-E-L-A-N-E-Y"),
         ("Bonjour, mon père Jean-Baptiste Lefèvre, né le 4 avril", "Jean-Baptiste"),
         ("Kia ora, my koro Hemi Walker was discharged from Waikato", "Hemi Walker"),
+        ("[scan]\nName: Ge0rge Wash1ngton Carter\nAge: 58", "Wash1ngton"),
     ],
 )
 def test_spelled_names_and_relatives_in_other_languages(engine: SafetyEngine, text: str, secret: str) -> None:
