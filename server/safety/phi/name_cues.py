@@ -47,7 +47,8 @@ _RELATIVES = (
 # cannot: "its", "it's" and "this is" introduce a name alike)
 _CUE_CLASS = {
     **dict.fromkeys(_RELATIVES, "rel"),
-    **dict.fromkeys("is am im i'm it's its name name's names named called me by as speaking".split(),
+    # (jiao: 叫 in pinyin, "wo ma jiao Liu Guifen")
+    **dict.fromkeys("is am im i'm it's its name name's names named called me by as speaking jiao".split(),
                     "intro"),
     **dict.fromkeys("mr mrs ms miss mx mister master madam mdm mme mlle sr sra herr frau".split(), "title"),
     # kinship titles written before a relative's name ("Granny Edwie", "Auntie May", "Uncle Ah Seng")
@@ -66,8 +67,8 @@ _CUE_CLASS = {
 _TITLES = frozenset(w for w, c in _CUE_CLASS.items() if c in ("title", "clin", "kin", "inst")) - {"sister"}
 # the word before a capitalised run that lets any capitalised word in it be a name the lexicon does not know
 # ("Granny Edwie", "Name: Xzylo Brandt"); "this is" and "i am" are checked as pairs
-_CUE_WORDS = frozenset(("name", "name's", "named", "called", "it's", "its", "i'm", "patient", "pt", "kin",
-                        "contact", *_RELATIVES))  # fmt: skip
+_CUE_WORDS = frozenset(("name", "name's", "named", "called", "jiao", "it's", "its", "i'm", "patient", "pt",
+                        "kin", "contact", *_RELATIVES))  # fmt: skip
 # places and organisations whose words are also surnames ("Kong", "York", "Park", "Mayo"): a name is rarely
 # written next to them
 _PLACE_WORDS = frozenset(

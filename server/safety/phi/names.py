@@ -261,7 +261,7 @@ ZH_TRIGGER = (
     # uncles, aunts, in-laws and cousins; Cantonese and Taiwanese forms (the text is read as Simplified)
     r"舅舅|舅妈|姑姑|姑妈|姑父|姨妈|小姨|姨父|叔叔|婶婶|伯伯|伯父|伯母|阿公|阿嬷|阿嫲|阿婆|阿爷|岳父|岳母|"
     r"嫂子|姐夫|表哥|表姐|表弟|表妹|堂哥|堂姐|堂弟|堂妹|侄子|侄女|外甥|外甥女|外孙|外孙女|老豆|阿爸|阿妈"
-    r"|细佬|家姐|"
+    r"|细佬|家姐|阿母|阿爸|阿姆|阿嬷|"
     # account holders and payees: "开户人：孙浩然", "户名 孙浩然"
     r"开户人|户名|持卡人|收款人|账户名|"
     # "他叫李建国", and the name fields of forms and parcels ("收件人陈志刚", "紧急联系人：王芳")
@@ -280,8 +280,12 @@ _ZH_NEIGHBOUR = rx(
     + _ZH_SURNAMED
     + r"(?=阿姨|叔叔|奶奶|爷爷|大爷|大妈|大娘|大婶|婆婆|伯伯|阿婆|阿伯|大姐|大哥|老师傅|老人家|老太太|老先生)"
 )
-# "老周（周德明）": a 老/小 nickname with the full name in brackets (both are identifying)
-_ZH_NICK_FULL = rx(rf"((?:老|小)[{SURNAMES}])[（(]{_ZH_SURNAMED}[）)]", literals=frozenset("（("))
+# "老周（周德明）", "俞老伯（俞金根，1935年生）": a 老/小 nickname, or a surname and a kinship title, with the
+# full name in brackets (both are identifying)
+_ZH_NICK_FULL = rx(
+    rf"((?:老|小)[{SURNAMES}]|[{SURNAMES}](?:老伯|老伯伯|阿伯|阿婆|老太|大爷|大妈|阿姨|叔))[（(]{_ZH_SURNAMED}[）)，,]",
+    literals=frozenset("（("),
+)
 # "我是赵敏的家属": the name comes before the relation
 _ZH_NAME_BEFORE = rx(
     r"(?:我是|我们是|作为|是)"

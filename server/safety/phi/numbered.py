@@ -31,16 +31,16 @@ _VALUE = (
 )
 _BETWEEN = r"[ \t:：#.|=是为]*(?:(?:is|was)\s+)?"
 _LATIN = rx(
-    r"(?:(?i:(?<![a-z])(?:number|num|id)(?![a-z]))|(?<![A-Za-z])(?:[Nn][Oo]\.|No(?=[ \t]*[:#|])|NO(?![a-z])))"
-    + _BETWEEN
-    + _VALUE,
-    literals=frozenset(("number", "num", "id", "no.", "no:", "no ", "no|", "no#")),
+    r"(?:(?i:(?<![a-z])(?:number|num|id)(?![a-z]))|(?<![A-Za-z])[a-z]{2,16}hao(?![A-Za-z])"
+    r"|(?<![A-Za-z])(?:[Nn][Oo]\.|No(?=[ \t]*[:#|])|NO(?![a-z])))" + _BETWEEN + _VALUE,
+    literals=frozenset(("number", "num", "id", "no.", "no:", "no ", "no|", "no#", "hao ", "hao:", "hao\n")),
     prefix=True,
     window=80,
 )
 # a few nouns are labels by themselves, with no number word: "Rx: 4471902", "Claim CLM-2024-0081442",
-# "accession S24-019331", "NHI ZAC5361" (New Zealand's National Health Index), "AHCIP 48213-7750"
-_LABELS = ("rx", "claim", "accession", "nhi", "ahcip")
+# "accession S24-019331", "NHI ZAC5361" (New Zealand's National Health Index), "AHCIP 48213-7750",
+# "shenfenzheng 510107196304221" (身份证 in pinyin)
+_LABELS = ("rx", "claim", "accession", "nhi", "ahcip", "shenfenzheng", "sfz")
 _LABELLED = rx(
     rf"(?i:\b(?:{'|'.join(_LABELS)})(?![a-z]))[ \t:#]*" + _VALUE,
     literals=frozenset(_LABELS),
@@ -84,6 +84,12 @@ def _enough(value: str) -> bool:
 _OWNERS = frozenset({"my", "your", "his", "her", "our", "their", "mum's", "mom's", "dad's"})
 
 
+# the pinyin of 号 closes a noun written in pinyin ("zhuyuanhao 24030991", "binglihao: A0012"); these are
+# things' numbers (批号, 型号, 订单号, 房间号, 床号, 货号, 序号, 页号, 快递单号, 准字号)
+_PINYIN_THINGS = ("pi", "xing", "dingdan", "fangjian", "chuang", "chuangwei", "huo", "xu", "ye", "kuaididan",
+                  "zhunzi", "wen", "pici", "dan")  # fmt: skip
+
+
 def _latin_noun_ok(before: str, word: str) -> bool:
     """The word before a Latin number word names a person's number ("file", "NHI", "IP") or its owner ("his
     ID"), or there is none and the number word is "ID" (a form's own label)."""
@@ -122,7 +128,11 @@ def numbered(text: str, hits: Hits) -> Iterator[Span]:
     for m in run(_LATIN, text, hits):
         if not _enough(m.group(1)):
             continue
-        if _latin_noun_ok(text[: m.start()], text[m.start() : m.start() + 2].lower()):
+        word = m.group().split(None, 1)[0].lower().rstrip(":#.|")
+        if word.endswith("hao") and word not in ("number", "no."):
+            if word[:-3] not in _PINYIN_THINGS:
+                yield m.start(1), m.end(1), "OTHER_ID"
+        elif _latin_noun_ok(text[: m.start()], text[m.start() : m.start() + 2].lower()):
             yield m.start(1), m.end(1), "OTHER_ID"
     for m in run(_LABELLED, text, hits):
         if _enough(m.group(1)):

@@ -23,7 +23,8 @@ from server.safety.verdict import Span
 # only a gate: the parsers below read the whole text once one of these words is in it
 _GATE = rx(
     r"(?:name|姓名|pid\||nk1\||surname|forename|insured|patient|next of kin|nok|contact"
-    r"|患者|病人|联系人|家属|addr|phone|ph:|tel:|mobile|ssn|nric|地址|住址|电话|手机|身份证|身分证)",
+    r"|患者|病人|联系人|家属|孩子|患儿|小名|乳名|昵称|nickname|addr|phone|ph:|tel:|mobile|ssn|nric|地址|住址|电话"
+    r"|手机|身份证|身分证|dob|出生|生日|mrn|no\.|号)",
     I,
 )
 
@@ -35,7 +36,7 @@ _NAME_FIELDS = frozenset(
         "last name", "given name", "given names", "family name", "insured", "insured name", "member name",
         "nok", "next of kin", "emergency contact", "contact name", "姓名", "名字", "患者", "患者姓名", "病人",
         "病人姓名", "联系人", "紧急联系人", "家属", "家属姓名", "被保险人", "投保人", "受保人", "被保人",
-        "孩子", "患儿",
+        "孩子", "患儿", "小名", "乳名", "昵称", "nickname", "preferred name", "known as", "aka",
     }
 )  # fmt: skip
 # fields whose value is another identifier: the whole value goes, whatever its shape, when it holds enough
@@ -282,7 +283,7 @@ def _reads_as(value: str, entity: str) -> bool:
 # line or follows a field separator; each colon's label is looked up in _NAME_FIELDS (a set lookup per colon
 # costs less than an alternation of labels tried at every position)
 _COLON = re.compile(r"[:：]")
-_LABEL_START = "\n|;；，,"
+_LABEL_START = "\n|;；，,（("
 _VALUE = re.compile(r"[ \t]*((?:[^\n|;；，。\d()（）]|(?<=[A-Za-z])[01345](?=[A-Za-z])){1,50})")
 # where a labelled value ends: a wide gap, or the next label on its line ("病人：CHOW Wing Sze 周咏诗 HKID:")
 _VALUE_END = re.compile(r"\s{2,}|\t|\s(?=[^\s:：]{1,20}[:：])")

@@ -42,6 +42,9 @@ from tests.server.safety.phi.test_recognisers import assert_redacted, assert_unt
             "OTHER_ID",
         ),
         ("病歷號,姓名,電話\nA0012231,張志明,02-2345-6789", "A0012231", "OTHER_ID"),
+        # pinyin: a noun closed by hao (号), and 身份证
+        ("ta zuotian zhuyuan le (zhuyuanhao 24030991), yisheng shuo", "24030991", "OTHER_ID"),
+        ("wo ma shenfenzheng 510107196304221, zenme ban", "510107196304221", "OTHER_ID"),
     ],
 )
 def test_a_number_under_any_persons_noun_is_redacted(
@@ -64,6 +67,8 @@ def test_a_number_under_any_persons_noun_is_redacted(
         "I take number one, two, three and four of them in order",
         "| Lot No. | Drug | Qty |\n| 20240311 | Amoxil | 30 |",
         "trial NCT number 04368728 recruited 900 patients",
+        "pihao 20240312 de yao hai neng chi ma",
+        "we ate at Shanghao 12345 Main",
     ],
 )
 def test_numbers_of_things_pass(engine: SafetyEngine, text: str) -> None:
@@ -78,6 +83,9 @@ def test_numbers_of_things_pass(engine: SafetyEngine, text: str) -> None:
         ("Bonjour, mon père Jean-Baptiste Lefèvre, né le 4 avril", "Jean-Baptiste"),
         ("Kia ora, my koro Hemi Walker was discharged from Waikato", "Hemi Walker"),
         ("[scan]\nName: Ge0rge Wash1ngton Carter\nAge: 58", "Wash1ngton"),
+        # a nickname's label, and a surname with a kinship title before the full name
+        ("孩子：钱多多（小名：豆豆），2019年9月9日生", "豆豆"),
+        ("家庭医生随访记录：居民俞老伯（俞金根，1935年3月3日生）", "俞金根"),
     ],
 )
 def test_spelled_names_and_relatives_in_other_languages(engine: SafetyEngine, text: str, secret: str) -> None:
