@@ -66,6 +66,7 @@ _FINDERS: tuple[Finder, ...] = (
 _INPUT_FINDERS: tuple[Finder, ...] = (
     records.records,
     romanised.romanised_after_relation,
+    romanised.pinyin_after_cue,
     names.relatives_named,
 )
 _TRAILING = ".,;:!?)]}'\"，。；：！？）"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from server.safety import lexicon
 from server.safety.gate import Hits
 from server.safety.phi.common import rx
 from server.safety.phi.names import ZH_TRIGGER
@@ -30,6 +31,30 @@ def romanised_after_relation(text: str, hits: Hits) -> Iterator[Span]:
     for m in _AFTER_RELATION.finditer(text, hits) if _AFTER_RELATION in hits else ():
         if m.group(1).split()[0] not in _NOT_FIRST:
             yield m.start(1), m.end(1), "PERSON"
+
+
+# a pinyin name after the pinyin of 叫 or 姓名, in a chat typed without characters ("wo ma jiao Liu Guifen"):
+# a romanised Chinese surname, then one or two given names of one or two syllables each
+_PINYIN_CUE = rx(
+    r"(?i:\b(?:jiao|xingming|mingzi(?:\s+shi)?)\b)[\s:：]+((?:[A-Z][a-z]+|[A-Z]{2,})(?: [A-Z][a-z]+){1,2})"
+    r"(?![\w'’-])",
+    literals=frozenset(("jiao ", "xingming", "mingzi")),
+)
+
+
+def pinyin_after_cue(text: str, hits: Hits) -> Iterator[Span]:
+    surnames, syllables = lexicon.surnames(), lexicon.PINYIN_SYLLABLES
+    for m in _PINYIN_CUE.finditer(text, hits) if _PINYIN_CUE in hits else ():
+        first, *given = m.group(1).lower().split()
+        if first in surnames and first in syllables and all(_syllables(g, syllables) for g in given):
+            yield m.start(1), m.end(1), "PERSON"
+
+
+def _syllables(word: str, syllables: frozenset[str]) -> bool:
+    """One or two romanised syllables: "fen", "guifen", "xiaoming"."""
+    return word in syllables or any(
+        word[:i] in syllables and word[i:] in syllables for i in range(1, len(word))
+    )
 
 
 # the other form of a name right after it, in brackets

@@ -86,6 +86,8 @@ def test_numbers_of_things_pass(engine: SafetyEngine, text: str) -> None:
         # a nickname's label, and a surname with a kinship title before the full name
         ("孩子：钱多多（小名：豆豆），2019年9月9日生", "豆豆"),
         ("家庭医生随访记录：居民俞老伯（俞金根，1935年3月3日生）", "俞金根"),
+        # a pinyin name after the pinyin of 叫
+        ("wo ma jiao Liu Guifen, ta zuotian shuaidao le", "Guifen"),
     ],
 )
 def test_spelled_names_and_relatives_in_other_languages(engine: SafetyEngine, text: str, secret: str) -> None:
@@ -94,7 +96,11 @@ def test_spelled_names_and_relatives_in_other_languages(engine: SafetyEngine, te
 
 @pytest.mark.parametrize(
     "text",
-    ["the letters A B C D on the eye chart", "In the ICU, U S A B C rounds start at nine"],
+    [
+        "the letters A B C D on the eye chart",
+        "In the ICU, U S A B C rounds start at nine",
+        "zhe ge hanbao jiao Big Mac, hen hao chi",
+    ],
 )
 def test_letters_without_a_name_pass(engine: SafetyEngine, text: str) -> None:
     assert_untouched(engine, text)
