@@ -58,16 +58,18 @@ _FINDERS: tuple[Finder, ...] = (
     regional.pan_numbers,
     names.names,
     regional.named_numbers,  # after the named and shaped ids, which name their entity better
-    numbered.numbered,  # after every recogniser that knows the noun
-    identifiers.national_ids,  # last: "Aetna ID W123456789" stays a plan number
+    identifiers.national_ids,  # "Aetna ID W123456789" stays a plan number
+    numbered.numbered,  # last: every recogniser that knows the noun or the shape names it better
 )
-# read on the input rails only (see find_phi): records, a romanised name after a Chinese relation word, and
-# relatives' names known by what follows them
+# read on the input rails only (see find_phi): records, a romanised name after a Chinese relation word or a
+# pinyin cue, relatives' names known by what follows them, and tokens with an identifier's own shape (an
+# answer that explains a code format must not lose its example)
 _INPUT_FINDERS: tuple[Finder, ...] = (
     records.records,
     romanised.romanised_after_relation,
     romanised.pinyin_after_cue,
     names.relatives_named,
+    numbered.shaped,
 )
 _TRAILING = ".,;:!?)]}'\"，。；：！？）"
 # the trained person-name model (name_model.py) adds the names no rule spells out: on for the input rails

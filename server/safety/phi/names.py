@@ -282,8 +282,11 @@ _ZH_NEIGHBOUR = rx(
 )
 # "老周（周德明）", "俞老伯（俞金根，1935年生）": a 老/小 nickname, or a surname and a kinship title, with the
 # full name in brackets (both are identifying)
-_ZH_NICK_FULL = rx(
-    rf"((?:老|小)[{SURNAMES}]|[{SURNAMES}](?:老伯|老伯伯|阿伯|阿婆|老太|大爷|大妈|阿姨|叔))[（(]{_ZH_SURNAMED}[）)，,]",
+_ZH_NICK_FULL = rx(rf"((?:老|小)[{SURNAMES}])[（(]{_ZH_SURNAMED}[）)]", literals=frozenset("（("))
+# (a surname and a kinship title: read on the input rails only, where the whole message is there; an answer
+# streamed to the guard has not yet sent what closes the name)
+_ZH_KIN_FULL = rx(
+    rf"([{SURNAMES}](?:老伯|老伯伯|阿伯|阿婆|老太|大爷|大妈|阿姨|叔))[（(]{_ZH_SURNAMED}[）)，,]",
     literals=frozenset("（("),
 )
 # "我是赵敏的家属": the name comes before the relation
@@ -426,6 +429,9 @@ def relatives_named(text: str, hits: Hits) -> Iterator[Span]:
     """A relative's name after "our/his/her/their <relative>", or known by what follows ("Wife Fatimah is
     NOK"); input rails only."""
     yield from _matched_names(_RELATION_NAME_RES, text, hits)
+    for m in run(_ZH_KIN_FULL, text, hits):
+        yield m.start(1), m.end(1), "PERSON"
+        yield m.start(2), m.end(2), "PERSON"
 
 
 def names(text: str, hits: Hits) -> Iterator[Span]:

@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterator
 
 from server.safety.gate import Hits
-from server.safety.phi.common import run, rx
+from server.safety.phi.common import NUMERIC_GATE, run, rx
 from server.safety.verdict import Span
 
 # an identifier after its number word: letter groups before the digits ("MMH-ER-77821", "LUTH/24/07719",
@@ -75,6 +75,36 @@ _THING_ZH = (
 )  # fmt: skip
 
 
+# An identifier's own shape, with no word before it: one to three capitals, then six to twelve digits
+# ("W2847719302", "ZY2024031577", "QX4481902", "PJN448102H"). In every labelled set of the project such a
+# token is a person's number; the exceptions are registry and product codes, named by their prefix or by
+# the noun before them (NCT04368728, 国药准字H20003263, "lot AB123456").
+_SHAPED = rx(
+    r"(?<![A-Za-z0-9_/.-])([A-Z]{1,3})\d{6,12}[A-Z]?(?![A-Za-z0-9_-])",
+    literals=NUMERIC_GATE,
+    window=24,
+)
+_REGISTRY_PREFIXES = frozenset(
+    {"NCT", "ISRCTN", "CTR", "EU", "DOI", "ISBN", "ISSN", "ATC", "UN", "CAS", "EC", "US"}
+)
+_BARE_NUMBER_WORDS = frozenset({"编号", "编码", "代码", "号", "号码", "code", "no", "number", "num"})
+_NOUN_BEFORE = re.compile(r"([A-Za-z][A-Za-z'’-]*|[\u4e00-\u9fff]{1,6})[\s:：#.\-]*$")
+
+
+def _shaped_ok(text: str, m: re.Match[str]) -> bool:
+    if m.group(1) in _REGISTRY_PREFIXES:
+        return False
+    before = _NOUN_BEFORE.search(text, max(0, m.start() - 24), m.start())
+    if before is None:
+        return True
+    noun = before.group(1)
+    if noun in _BARE_NUMBER_WORDS or noun.lower() in _BARE_NUMBER_WORDS:
+        return False  # a number word with no noun says nothing of whose: "編號 A223456782 的藥"
+    if noun.isascii():
+        return noun.lower() not in _THING_WORDS
+    return not noun.endswith(_THING_ZH) and not noun.rstrip("号码编").endswith(_THING_ZH)  # 国药准字号
+
+
 def _enough(value: str) -> bool:
     """Four digits among letters ("ZAC5361"), five without ("the claim was 2024 dollars" holds a year)."""
     digits = sum(c.isdigit() for c in value)
@@ -122,6 +152,14 @@ def is_id_label(label: str) -> bool:
     if noun.isascii():
         return noun.split()[-1].rstrip(".'’") not in _THING_WORDS
     return not noun.endswith(_THING_ZH)
+
+
+def shaped(text: str, hits: Hits) -> Iterator[Span]:
+    """Tokens with an identifier's own shape (input rails only, after the records, which name a column's
+    entity better)."""
+    for m in run(_SHAPED, text, hits):
+        if _shaped_ok(text, m):
+            yield m.start(), m.end(), "OTHER_ID"
 
 
 def numbered(text: str, hits: Hits) -> Iterator[Span]:

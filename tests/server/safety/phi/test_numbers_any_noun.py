@@ -42,6 +42,9 @@ from tests.server.safety.phi.test_recognisers import assert_redacted, assert_unt
             "OTHER_ID",
         ),
         ("病歷號,姓名,電話\nA0012231,張志明,02-2345-6789", "A0012231", "OTHER_ID"),
+        # an identifier's own shape with no word before it
+        ("pls check PJN448102H on the pump for me", "PJN448102H", "OTHER_ID"),
+        ("转给你：ZY2024031577，明天复查", "ZY2024031577", "OTHER_ID"),
         # pinyin: a noun closed by hao (号), and 身份证
         ("ta zuotian zhuyuan le (zhuyuanhao 24030991), yisheng shuo", "24030991", "OTHER_ID"),
         ("wo ma shenfenzheng 510107196304221, zenme ban", "510107196304221", "OTHER_ID"),
@@ -68,6 +71,9 @@ def test_a_number_under_any_persons_noun_is_redacted(
         "| Lot No. | Drug | Qty |\n| 20240311 | Amoxil | 30 |",
         "trial NCT number 04368728 recruited 900 patients",
         "pihao 20240312 de yao hai neng chi ma",
+        "国药准字H20003263 是真的吗",
+        "results of trial NCT04368728 were published",
+        "lot AB123456 was recalled by the maker",
         "we ate at Shanghao 12345 Main",
     ],
 )
