@@ -153,11 +153,14 @@ _JSON_STRING = re.compile(r'"((?:[^"\\\n]|\\.)*)"')
 _HUMAN_NAME_PARTS = frozenset({"family", "given", "text"})
 # a bare "name" key names a person only in a record about one ("name" of a drug or a ward otherwise)
 _PERSON_RECORD = re.compile(
-    r'birth|"gender"|"sex"|性别|出生|"dob"|"patient"|resourcetype"\s*:\s*"(?:patient|related)', I
+    r'birth|"gender"|"sex"|性别|出生|"(?:\w+_)?dob"|"patient(?:_\w+)?"|"mrn"|resourcetype"\s*:\s*"(?:patient|related)',
+    I,
 )
 
 
 def _json(text: str) -> Iterator[Span]:
+    if '"' in text and _PERSON_RECORD.search(text) is not None:
+        yield from _json_fields(text)
     person_record: bool | None = None
     for m in _JSON_KEY.finditer(text):
         key = m.group(1).lower()
@@ -171,6 +174,28 @@ def _json(text: str) -> Iterator[Span]:
             yield from _json_value(text, at)
         elif text.startswith(("[", "{"), at):
             yield from _json_container(text, at)
+
+
+# every key's string (or list of strings) value, for the typed and numbered fields of a person's record
+_JSON_PAIR = re.compile(r'"([^"\\\n]{1,40})"\s*:\s*(\[\s*)?"((?:[^"\\\n]|\\.){1,80})"')
+_ADDRESS_KEYS = frozenset(
+    {"line", "street", "address line", "addressline", "address1", "address2", "street address"}
+)
+
+
+def _json_fields(text: str) -> Iterator[Span]:
+    """A person's record in JSON (FHIR's Patient included): an address line, a value under a typed or
+    numbered key ("phone", "mrn", "会员卡号"), and, as in a record every number is someone's, any value with
+    five digits ("ahcip": "48213-7750", an identifier's "value")."""
+    for m in _JSON_PAIR.finditer(text):
+        key, value = m.group(1).strip().lower().replace("_", " "), m.group(3)
+        entity = "ADDRESS" if key in _ADDRESS_KEYS else _entity(key)
+        if entity == "PERSON":
+            continue  # the name keys are read by _json, with their lists and objects
+        if entity is None and sum(c.isdigit() for c in value) >= 5:
+            entity = "OTHER_ID"
+        if entity is not None and (entity == "ADDRESS" or _reads_as(value, entity)):
+            yield m.start(3), m.end(3), entity
 
 
 def _json_value(text: str, at: int) -> Iterator[Span]:

@@ -45,6 +45,14 @@ from tests.server.safety.phi.test_recognisers import assert_redacted, assert_unt
         # an identifier's own shape with no word before it
         ("pls check PJN448102H on the pump for me", "PJN448102H", "OTHER_ID"),
         ("转给你：ZY2024031577，明天复查", "ZY2024031577", "OTHER_ID"),
+        # a person's record in JSON: every number is someone's, an identifier's value, an address line
+        (
+            '{"patient_name":"Hamid Rezaei","ahcip":"48213-7750","clinic":"Foothills"}',
+            "48213-7750",
+            "OTHER_ID",
+        ),
+        ('{"resourceType":"Patient","identifier":[{"value":"E00918273"}]}', "E00918273", "OTHER_ID"),
+        ('{"resourceType":"Patient","address":[{"line":["Flat 12, 45 Peckham Rye"]}]}', "Peckham", "ADDRESS"),
         # pinyin: a noun closed by hao (号), and 身份证
         ("ta zuotian zhuyuan le (zhuyuanhao 24030991), yisheng shuo", "24030991", "OTHER_ID"),
         ("wo ma shenfenzheng 510107196304221, zenme ban", "510107196304221", "OTHER_ID"),
@@ -74,6 +82,7 @@ def test_a_number_under_any_persons_noun_is_redacted(
         "国药准字H20003263 是真的吗",
         "results of trial NCT04368728 were published",
         "lot AB123456 was recalled by the maker",
+        '{"drug":"amoxicillin","dose_mg":500,"ndc":"0093-4155-73","pack":"21 caps"}',
         "we ate at Shanghao 12345 Main",
     ],
 )
