@@ -23,10 +23,18 @@ _TOWN = (
 )
 # gate on " street" followed by what can end the word (the scan appends a newline to the text)
 _STREET_WORDS = frozenset(f" {w.lower()}{end}" for w in _STREET[3:-1].split("|") for end in " .,;\n")
+# a house number in digits, or said in two words or more ("four twelve Linden Street", "twenty two Cedar
+# Grove"; "the two Main Street shops" is a count)
+_NUMBER_WORD = (
+    r"(?:zero|oh|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen"
+    r"|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|hundred)"
+)
+_HOUSE_NUMBER = rf"(?:\d{{1,6}}|(?i:{_NUMBER_WORD}(?:[ -](?:and )?{_NUMBER_WORD}){{1,3}}))"
 _ADDR_EN = rx(
-    rf"\b\d{{1,6}}\s+(?:[A-Z][A-Za-z'-]+\.?\s+){{1,4}}{_STREET}\b\.?"
+    rf"\b{_HOUSE_NUMBER}\s+(?:[A-Z][A-Za-z'-]+\.?\s+){{1,4}}{_STREET}\b\.?"
     # a numbered road ("County Rd 14"), then the flat
-    r"(?:\s+\d{1,4}\b(?![.:]\d))?(?:,?\s+(?:Apt|Apartment|Unit|Suite|Ste|Flat|Room|#)\.?\s*#?[A-Za-z0-9-]+)?"
+    r"(?:\s+\d{1,4}\b(?![.:]\d))?"
+    rf"(?:,?\s+(?i:apt|apartment|unit|suite|ste|flat|room|#)\.?\s*#?(?:[A-Za-z0-9-]+|{_NUMBER_WORD}))?"
     + _TOWN,
     literals=_STREET_WORDS,
 )
