@@ -31,11 +31,21 @@ _VALUE = (
 )
 _BETWEEN = r"[ \t:：#.|=是为]*(?:(?:is|was)\s+)?"
 _LATIN = rx(
-    r"(?:(?i:(?<![a-z])(?:number|num|id)(?![a-z]))|(?<![A-Za-z])[a-z]{2,16}hao(?![A-Za-z])"
-    r"|(?<![A-Za-z])(?:[Nn][Oo]\.|No(?=[ \t]*[:#|])|NO(?![a-z])))" + _BETWEEN + _VALUE,
-    literals=frozenset(("number", "num", "id", "no.", "no:", "no ", "no|", "no#", "hao ", "hao:", "hao\n")),
+    r"(?:(?i:(?<![a-z])(?:number|num|id)(?![a-z]))|(?<![A-Za-z])(?:[Nn][Oo]\.|No(?=[ \t]*[:#|])|NO(?![a-z])))"
+    + _BETWEEN
+    + _VALUE,
+    # "id" after what can stand before the word (inside "did" and "said" it is none)
+    literals=frozenset(
+        ("number", "num", "no.", "no:", "no ", "no|", "no#", *(f"{c}id" for c in " \n\t(_-/|[{\"'"))
+    ),
     prefix=True,
     window=80,
+)
+# the pinyin of 号 closing a noun written in pinyin, lower case ("zhuyuanhao 24030991")
+_PINYIN_NUMBER = rx(
+    r"(?<![A-Za-z])([a-z]{2,16})hao(?![A-Za-z])" + _BETWEEN + _VALUE,
+    literals=frozenset(("hao ", "hao:", "hao\n", "hao：")),
+    window=100,
 )
 # a few nouns are labels by themselves, with no number word: "Rx: 4471902", "Claim CLM-2024-0081442",
 # "accession S24-019331", "NHI ZAC5361" (New Zealand's National Health Index), "AHCIP 48213-7750",
@@ -137,6 +147,7 @@ _ID_LABELS = frozenset(
     {"id", "mrn", "uhid", "ur", "hn", "nhs", "nhi", "chi", "nric", "ssn", "medicare", "chart", "record",
      "hospital no", "病历", "病案", "住院", "门诊"}
 )  # fmt: skip
+_LABEL_ENDINGS = ("no", "no.", "number", "num", "#", "id", "号")
 _LABEL_NUMBER = re.compile(r"^(.*?)[ \t]*(?:(?<![a-z])(?:no\.?|number|num|#|id)|号码|编号|卡号|号)$")
 
 
@@ -145,6 +156,8 @@ def is_id_label(label: str) -> bool:
     "Hosp No.", "会员卡号", "病歷號"; not "Lot No.", "批号", "Order #"."""
     if label in _ID_LABELS:
         return True
+    if len(label) > 30 or not label.endswith(_LABEL_ENDINGS):
+        return False  # a prose line read as a row of cells: no regex over its every cell
     m = _LABEL_NUMBER.match(label)
     if m is None or not m.group(1):
         return False
@@ -166,12 +179,11 @@ def numbered(text: str, hits: Hits) -> Iterator[Span]:
     for m in run(_LATIN, text, hits):
         if not _enough(m.group(1)):
             continue
-        word = m.group().split(None, 1)[0].lower().rstrip(":#.|")
-        if word.endswith("hao") and word not in ("number", "no."):
-            if word[:-3] not in _PINYIN_THINGS:
-                yield m.start(1), m.end(1), "OTHER_ID"
-        elif _latin_noun_ok(text[: m.start()], text[m.start() : m.start() + 2].lower()):
+        if _latin_noun_ok(text[: m.start()], text[m.start() : m.start() + 2].lower()):
             yield m.start(1), m.end(1), "OTHER_ID"
+    for m in run(_PINYIN_NUMBER, text, hits):
+        if m.group(1) not in _PINYIN_THINGS and _enough(m.group(2)):
+            yield m.start(2), m.end(2), "OTHER_ID"
     for m in run(_LABELLED, text, hits):
         if _enough(m.group(1)):
             yield m.start(1), m.end(1), "OTHER_ID"

@@ -23,6 +23,7 @@ from tests.server.safety.phi.test_recognisers import assert_redacted, assert_unt
         ("孩子出生医学证明编号 Q510123456，疫苗本上乙肝第三针漏打了", "Q510123456", "OTHER_ID"),
         ("my NDIS participant number is 431 998 221", "431 998 221", "OTHER_ID"),
         ("her ID 48213-7750 is on the card", "48213-7750", None),
+        ("patient_id: ZK-448120 (ward 3)", "448120", None),
         # nouns that are labels by themselves
         ("Rx: 4471902   Dr. A. Khan", "4471902", "OTHER_ID"),
         ("Subject: Claim CLM-2024-0081442", "0081442", "OTHER_ID"),
