@@ -103,14 +103,22 @@ PINYIN_GIVEN = (
 
 @cache
 def given_names() -> frozenset[str]:
-    """Lower-cased Latin-script given names (Faker's first-name fields of every Latin locale above)."""
-    return frozenset(_latin(_GIVEN_FIELDS, _ALL_LATIN, ascii_only=False))
+    """Lower-cased Latin-script given names (Faker's first-name fields of every Latin locale above, and the
+    romanised Japanese ones: "Hiroshi", "Yumiko")."""
+    return frozenset(_latin(_GIVEN_FIELDS, _ALL_LATIN, ascii_only=False) | _romanised_japanese("first"))
+
+
+def _romanised_japanese(part: str) -> set[str]:
+    provider = _provider("ja_JP")
+    names = getattr(provider, f"{part}_romanized_names", None) or ()
+    return {n.lower() for n in names if isinstance(n, str) and n.isascii() and n.isalpha()}
 
 
 @cache
 def surnames() -> frozenset[str]:
-    """Lower-cased Latin-script surnames, the romanised Chinese ones included."""
+    """Lower-cased Latin-script surnames, the romanised Chinese and Japanese ones included."""
     out = _latin(("last_names",), _ALL_LATIN, ascii_only=False) | set(HK_SURNAMES) | set(SG_SURNAMES)
+    out |= _romanised_japanese("last")
     for locale in ("zh_CN", "zh_TW"):
         provider = _provider(locale)
         out.update(n.lower() for n in getattr(provider, "last_romanized_names", ()) or ())
