@@ -36,7 +36,7 @@ data only, per category: groups are the files (probes in three groups of batches
 probe5-8, probe9+; each corpus one group; each writer one group, so a fold's score is on a voice it never
 trained on);
 every out-of-fold score is the run-time scorer's on the real message text; the threshold gives the highest
-out-of-fold recall while out-of-fold negatives fire <= MAX_FP (2 % crisis, 1 % emergency and injection),
+out-of-fold recall while out-of-fold negatives fire <= MAX_FP (2 % crisis, 1 % emergency, 0.5 % injection),
 placed mid-way in the gap that keeps that recall. Reported per group: model recall and negative FP, rules
 alone, and rules OR model (the shipped system; the rules were tuned on most of these sets, so the rules'
 figures are mostly not out-of-sample); out-of-fold firing on ~4,000-character messages made only of held-out
@@ -86,8 +86,10 @@ from server.safety.rules import crisis, emergency, injection
 CRISIS, EMERGENCY, INJECTION = cm.LEARNED_CATEGORIES
 RULES = {CRISIS: crisis.detect, EMERGENCY: emergency.detect, INJECTION: injection.detect}
 # threshold rule: highest out-of-fold recall with out-of-fold negative FP <= MAX_FP[category]. Injection is
-# stricter: a false positive there changes how the request is handled (see default_policy.yaml)
-MAX_FP = {CRISIS: 0.02, EMERGENCY: 0.01, INJECTION: 0.01}
+# stricter: a false positive there changes how the request is handled (see default_policy.yaml), its detector
+# alone was a third of the benign firings on unseen text (talk about prompts and jailbreaks), and out of fold
+# 0.5 % costs 0.962 -> 0.942 of its recall (rules OR model 0.975 -> 0.959) for a third fewer negatives firing
+MAX_FP = {CRISIS: 0.02, EMERGENCY: 0.01, INJECTION: 0.005}
 # segments per scoring window: emergency is scored sentence by sentence (an emergency is told in one
 # sentence; a long history whose sentences each mention something medical must not add up to one - with
 # windows of 4, neutral third-person sentences added up)
