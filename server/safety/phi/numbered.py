@@ -131,9 +131,10 @@ _PINYIN_THINGS = ("pi", "xing", "dingdan", "fangjian", "chuang", "chuangwei", "h
 
 
 def _latin_noun_ok(before: str, word: str) -> bool:
-    """The word before a Latin number word names a person's number ("file", "NHI", "IP") or its owner ("his
-    ID"), or there is none and the number word is "ID" (a form's own label)."""
-    m = _LATIN_NOUN.search(before[-40:])
+    """The word before a Latin number word (`before`: the 40 characters before it) names a person's number
+    ("file", "NHI", "IP") or its owner ("his ID"), or there is none and the number word is "ID" (a form's own
+    label)."""
+    m = _LATIN_NOUN.search(before)
     if m is None:
         return word == "id"
     noun = m.group(1).lower()
@@ -179,7 +180,7 @@ def numbered(text: str, hits: Hits) -> Iterator[Span]:
     for m in run(_LATIN, text, hits):
         if not _enough(m.group(1)):
             continue
-        if _latin_noun_ok(text[: m.start()], text[m.start() : m.start() + 2].lower()):
+        if _latin_noun_ok(text[max(0, m.start() - 40) : m.start()], text[m.start() : m.start() + 2].lower()):
             yield m.start(1), m.end(1), "OTHER_ID"
     for m in run(_PINYIN_NUMBER, text, hits):
         if m.group(1) not in _PINYIN_THINGS and _enough(m.group(2)):

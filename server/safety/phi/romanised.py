@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 from server.safety import lexicon
 from server.safety.gate import Hits
-from server.safety.phi.common import rx
+from server.safety.phi.common import run, rx
 from server.safety.phi.names import ZH_TRIGGER
 from server.safety.phi.records import looks_like_name
 from server.safety.verdict import Span
@@ -28,7 +28,7 @@ _NOT_FIRST = frozenset({"CT", "MRI", "PET", "ECG", "EKG", "ICU", "ER", "HIV", "C
 
 
 def romanised_after_relation(text: str, hits: Hits) -> Iterator[Span]:
-    for m in _AFTER_RELATION.finditer(text, hits) if _AFTER_RELATION in hits else ():
+    for m in run(_AFTER_RELATION, text, hits):
         if m.group(1).split()[0] not in _NOT_FIRST:
             yield m.start(1), m.end(1), "PERSON"
 
@@ -44,7 +44,7 @@ _PINYIN_CUE = rx(
 
 def pinyin_after_cue(text: str, hits: Hits) -> Iterator[Span]:
     surnames, syllables = lexicon.surnames(), lexicon.PINYIN_SYLLABLES
-    for m in _PINYIN_CUE.finditer(text, hits) if _PINYIN_CUE in hits else ():
+    for m in run(_PINYIN_CUE, text, hits):
         first, *given = m.group(1).lower().split()
         if first in surnames and first in syllables and all(_syllables(g, syllables) for g in given):
             yield m.start(1), m.end(1), "PERSON"
