@@ -33,6 +33,7 @@ from functools import cache
 from importlib import resources
 
 from server.safety.phi import zh_words
+from server.safety.phi.name_chars import CharScorer
 from server.safety.phi.name_cues import (
     _APOS,
     _CJK,
@@ -74,6 +75,7 @@ FORMAT = "antangelmed-phi-name-model"
 FAMILIAR_WORD_FREQ = 500
 _ZH_KIN = frozenset("公婆姨爸妈嬷爷伯叔哥姐弟妹嫂舅")  # 阿公, 阿姨: a relative, not a familiar name
 _ZH_BIASES = ("zbias", "kbias")  # the first feature of a Chinese candidate (a surname's, a familiar name's)
+_READ_SHAPES = frozenset(("C", "U", "H", "HU", "M", "L"))  # words whose letters the char scorer reads
 MAX_TOKENS = 4  # a candidate name has at most this many tokens ("Maria del Carmen Ruiz" is four)
 
 
@@ -84,8 +86,15 @@ class NameModel:
         threshold: float,
         common: frozenset[str],
         threshold_zh: float | None = None,
+        chars: CharScorer | None = None,
+        lexicon: tuple[frozenset[str], frozenset[str], frozenset[str]] | None = None,
     ) -> None:
         self.weights = weights
+        # a word no lexicon holds is read by its letters ("m", "n": name-like); training hides part of the
+        # lexicon (`lexicon`: given names, surnames, syllables) so that the weights learn what such a reading
+        # is worth in context, as it will be for the names of the world that Faker does not list
+        self.chars = chars
+        self.lexicon = lexicon
         # the two scripts' candidates come from different generators, whose scores sit on their own scales
         self.threshold = threshold
         self.threshold_zh = threshold if threshold_zh is None else threshold_zh
@@ -140,9 +149,14 @@ class NameModel:
         if got is None:
             if len(self._tokens) > 50_000:  # user text has no bound on its words; the memo has
                 self._tokens.clear()
-            given, sur, syl, _, _ = _tables()
+            given, sur, syl = self.lexicon or _tables()[:3]
             shape = "S" if tok.lower().rstrip(".").translate(_APOS) in _STOP else _shape(tok)
-            got = self._tokens[tok] = (shape, "k" if shape == "K" else _lex(tok, given, sur, syl))
+            lex = "k" if shape == "K" else _lex(tok, given, sur, syl)
+            # short capitals are acronyms more often than names a lexicon lacks ("DOB", "ICU", "NHS")
+            readable = shape in _READ_SHAPES and (shape != "U" or len(tok) > 4)
+            if lex == "0" and self.chars is not None and readable:
+                lex = self.chars.read(tok)
+            got = self._tokens[tok] = (shape, lex)
         return got
 
     def _segments(self, text: str, base: int, run: str) -> Iterator[tuple[list[tuple[int, int, str]], list]]:
@@ -236,6 +250,8 @@ class NameModel:
                 if lower and not (useful[i] and useful[j - 1]):
                     continue  # in lower case the words around a name are lower case too: "its romeo lol"
                 start, end = tokens[i][0], tokens[j - 1][1]
+                if end - tokens[j - 1][0] > 2 and text[end - 1] == ".":
+                    end -= 1  # a full stop ends the sentence, not the name ("is Urvi Nair."); "J." keeps it
                 if i not in left:
                     left[i] = self._left(text, start)
                 if j not in right:
@@ -270,7 +286,7 @@ class NameModel:
         n = len(words)
         feats = ["bias", f"n={n}", "shape=" + " ".join(i[0] for i in info), "lex=" + " ".join(lex)]
         feats.append(f"last={lex[-1]}")
-        feats.append(f"hits={sum(x not in ('0', 'k') for x in lex)}/{n}")
+        feats.append(f"hits={sum(x[0] in 'gsr' for x in lex)}/{n}")  # lexicon words, not letters' readings
         if lower:
             feats.append("lowercue")
         for k, (w, i) in enumerate(words):
@@ -309,7 +325,7 @@ class NameModel:
         # two spaces or a tab end a form's field as a newline does ("Full name: Grant Jones    Phone:")
         q = "\t" if "\t" in text[end:k] or k - end >= 2 else nxt if not nxt.isalnum() else "w"
         feats = [f"q={q}"]
-        r1 = _word_after(text, end)
+        r1 = _word_after(text, end) if q not in ".!?" else ""  # the next sentence's first word says nothing
         if r1:
             cls = _CUE_CLASS.get(r1, "cw" if r1 in self.common else "other")
             feats += [f"R1={r1}", f"R1c={cls}|q={q}"]
@@ -502,9 +518,14 @@ def _joins_next(text: str, end: int) -> int:
     return 0 if not freq else 1 if freq < 200 else 2
 
 
-def candidates(text: str, common: frozenset[str]) -> Iterator[tuple[int, int, list[str]]]:
+def candidates(
+    text: str,
+    common: frozenset[str],
+    chars: CharScorer | None = None,
+    lexicon: tuple[frozenset[str], frozenset[str], frozenset[str]] | None = None,
+) -> Iterator[tuple[int, int, list[str]]]:
     """(start, end, features) of every candidate span of `text` (for training: no weights needed)."""
-    return NameModel({}, 0.0, common).candidates(text)
+    return NameModel({}, 0.0, common, chars=chars, lexicon=lexicon).candidates(text)
 
 
 @cache
@@ -513,6 +534,11 @@ def load() -> NameModel:
     raw = json.loads(resources.files(__package__).joinpath(WEIGHTS_FILE).read_text(encoding="utf-8"))
     if raw.get("format") != FORMAT:
         raise RuntimeError(f"{WEIGHTS_FILE}: not a {FORMAT} file")
+    chars = CharScorer(raw["char_weights"], raw["char_lines"]) if "char_weights" in raw else None
     return NameModel(
-        raw["weights"], float(raw["threshold"]), frozenset(raw["common_words"]), float(raw["threshold_zh"])
+        raw["weights"],
+        float(raw["threshold"]),
+        frozenset(raw["common_words"]),
+        float(raw["threshold_zh"]),
+        chars=chars,
     )

@@ -24,13 +24,16 @@ import json
 import random
 import re
 from collections import Counter
+from importlib import import_module
 from pathlib import Path
 
 import numpy as np
 from faker import Faker
 
+from server.safety import lexicon
 from server.safety.normalize import simplified
 from server.safety.phi import name_model
+from server.safety.phi.name_chars import READ_FPR, CharScorer, grams
 from server.safety.phi.name_templates import FILL_EN, Doc, documents
 
 HERE = Path(__file__).resolve().parent
@@ -41,6 +44,9 @@ _WORD = re.compile(r"[a-z][a-z']+")
 # every rail together; one in 400 keeps the model's part of it small)
 BENIGN_BUDGET = 0.0025
 MIN_PRECISION = 0.995  # span precision of one script's names on the validation documents
+# the share of the lexicon hidden while the name model trains: its names are then read by their letters
+# alone, as a name Faker does not list will be
+HIDDEN_SHARE = 0.3
 
 
 def benign_texts(seed: int) -> list[Doc]:
@@ -81,7 +87,69 @@ def common_words() -> frozenset[str]:
     return frozenset(words)
 
 
-def featurise(docs: list[Doc], common: frozenset[str]) -> tuple[list[list[str]], list[int], list[int], int]:
+def ordinary_words() -> frozenset[str]:
+    """Words that are not names, for the char scorer: every lower-case word of the learned corpora seen twice,
+    Faker's lorem words, the fillers, and Faker's country and city names (capitalised words that are no
+    person), less any word a name lexicon holds ("grace", "will")."""
+    from faker.providers.lorem.en_US import Provider
+
+    counts: Counter[str] = Counter()
+    for path in sorted(LEARNED_DATA.rglob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            counts.update(_WORD.findall(json.loads(line).get("text", "")) if line.strip() else ())
+    words = {w for w, n in counts.items() if n >= 2} | {w.lower() for w in Provider.word_list}
+    words |= {w for s in FILL_EN for w in _WORD.findall(s.lower())}
+    for locale in ("en_US", "en_GB", "en_AU", "en_CA", "en_IN", "de_DE", "fr_FR", "es_ES", "it_IT"):
+        try:
+            address = import_module(f"faker.providers.address.{locale}").Provider
+        except (ImportError, AttributeError):
+            continue
+        for field in ("countries", "cities", "city_names", "states"):
+            for name in getattr(address, field, None) or ():
+                if isinstance(name, str):
+                    words.update(_WORD.findall(name.lower()))
+    names = lexicon.given_names() | lexicon.surnames()
+    return frozenset(w for w in words if len(w) >= 3 and w not in names)
+
+
+def _held(word: str, share: float) -> bool:
+    """A stable pseudo-random split of words (Python's hash() changes per process)."""
+    key = int.from_bytes(word.encode("utf-8")[:8].ljust(8, b"_"), "little")
+    return key * 2654435761 % 1000 < share * 1000
+
+
+def train_chars(names: frozenset[str], words: frozenset[str], steps: int = 300) -> tuple[CharScorer, dict]:
+    """The char scorer fitted on `names` against `words` (a fifth of each held back), its reading lines set
+    where READ_FPR of the held-back words cross them; and what the held-back words and names measured."""
+    held_words = {w for w in words if _held(w[::-1], 0.2)}
+    held_names = {w for w in names if _held(w[::-1], 0.2)}
+    train_n, train_w = sorted(names - held_names), sorted(words - held_words)
+    feats = [["bias", *grams(w)] for w in (*train_n, *train_w)]
+    labels = [1] * len(train_n) + [0] * len(train_w)
+    weights = fit(feats, labels, 1e-4, steps)
+    scorer = CharScorer(weights, {"m": 0.0, "n": 0.0})
+    word_scores = np.sort([scorer.score(w) for w in held_words])
+    lines = {r: round(float(np.quantile(word_scores, 1 - fpr)), 3) for r, fpr in READ_FPR.items()}
+    scorer.lines = lines
+    name_scores = np.array([scorer.score(w) for w in held_names])
+    report = {r: round(float((name_scores >= line).mean()), 4) for r, line in lines.items()}
+    return scorer, {"lines": lines, "held_names_read": report, "names": len(names), "words": len(words)}
+
+
+def hidden_lexicon(seed: int) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    """The lexicon with HIDDEN_SHARE of its names left out (the same ones from given names and surnames)."""
+    rng = random.Random(seed)
+    given, sur = lexicon.given_names(), lexicon.surnames()
+    hidden = {w for w in sorted(given | sur) if rng.random() < HIDDEN_SHARE}
+    return given - hidden, sur - hidden, lexicon.romanised_syllables()
+
+
+def featurise(
+    docs: list[Doc],
+    common: frozenset[str],
+    chars: CharScorer | None = None,
+    lex: tuple[frozenset[str], frozenset[str], frozenset[str]] | None = None,
+) -> tuple[list[list[str]], list[int], list[int], int]:
     """Feature lists, labels and document index of every candidate; and how many gold spans no candidate
     covers (the candidate generator's recall ceiling)."""
     feats, labels, owner = [], [], []
@@ -90,7 +158,7 @@ def featurise(docs: list[Doc], common: frozenset[str]) -> tuple[list[list[str]],
         text = simplified(doc.text)
         gold = set(doc.spans)
         found = set()
-        for start, end, f in name_model.candidates(text, common):
+        for start, end, f in name_model.candidates(text, common, chars, lex):
             feats.append(f)
             labels.append(int((start, end) in gold))
             owner.append(k)
@@ -140,7 +208,12 @@ def span_scores(model: name_model.NameModel, docs: list[Doc]) -> dict[str, float
 
 
 def choose_threshold(
-    weights: dict[str, float], common: frozenset[str], docs: list[Doc], benign: list[Doc], script: str
+    weights: dict[str, float],
+    common: frozenset[str],
+    docs: list[Doc],
+    benign: list[Doc],
+    script: str,
+    chars: CharScorer | None = None,
 ) -> tuple[float, list[dict[str, float]]]:
     """The lowest threshold of one script's candidates ("latin" or "zh"; steps of 0.25 from 6 down to -3) at
     which span precision on the validation documents is at least MIN_PRECISION and at most one in 400
@@ -154,7 +227,7 @@ def choose_threshold(
     best, curve = 6.0, []
     for t in np.arange(6.0, -3.01, -0.25):
         latin, zh = (float(t), 6.0) if script == "latin" else (6.0, float(t))
-        model = name_model.NameModel(weights, latin, common, zh)
+        model = name_model.NameModel(weights, latin, common, zh, chars=chars)
         s = span_scores(model, docs)
         flagged = sum(1 for doc in benign if model.find(simplified(doc.text)))
         curve.append({"threshold": round(float(t), 2), **s, "benign_flagged": flagged})
@@ -183,23 +256,35 @@ def main(argv: list[str] | None = None) -> int:
     rng = random.Random(args.seed)
     rng.shuffle(benign)
     cut = len(benign) * 4 // 5
-    feats, labels, _, missing = featurise(train + benign[:cut], common)
+    words, hidden = ordinary_words(), hidden_lexicon(args.seed)
+    # the scorer the training reads unknown words with knows only the names the training lexicon keeps; the
+    # shipped one learns from every name
+    chars_train, _ = train_chars(hidden[0] | hidden[1], words)
+    chars, chars_report = train_chars(lexicon.given_names() | lexicon.surnames(), words)
+    print(f"char scorer: {json.dumps(chars_report)}")
+    feats, labels, _, missing = featurise(train + benign[:cut], common, chars_train, hidden)
     print(f"{len(train)} documents + {cut} benign texts: {len(labels)} candidates, {sum(labels)} positive, "
           f"{missing} gold spans without a candidate")  # fmt: skip
     weights = fit(feats, labels, args.l2, args.steps)
     thresholds, val_benign = {}, benign[cut:]
     for script in ("latin", "zh"):
-        thresholds[script], curve = choose_threshold(weights, common, val, val_benign, script)
+        thresholds[script], curve = choose_threshold(weights, common, val, val_benign, script, chars)
         for row in curve:
             print(
                 f"  {script} threshold {row['threshold']:5.2f}: validation precision {row['precision']:.4f}"
                 f" recall {row['recall']:.4f}, benign with a name {row['benign_flagged']}/{len(val_benign)}"
             )
     threshold = thresholds["latin"]
-    model = name_model.NameModel(weights, threshold, common, thresholds["zh"])
+    model = name_model.NameModel(weights, threshold, common, thresholds["zh"], chars=chars)
+    unseen = name_model.NameModel(
+        weights, threshold, common, thresholds["zh"], chars=chars_train, lexicon=hidden
+    )
     report = {
         "validation": span_scores(model, val),
         "heldout": span_scores(model, held),
+        # the held-out documents with the training's part of the lexicon hidden: names read by letters alone
+        "heldout_hidden_lexicon": span_scores(unseen, held),
+        "char_scorer": chars_report,
         "benign_false_positives": span_scores(model, val_benign)["false_positives"],
     }
     print(f"thresholds {thresholds}, {len(weights)} weights: {json.dumps(report)}")
@@ -210,6 +295,8 @@ def main(argv: list[str] | None = None) -> int:
         "threshold_zh": thresholds["zh"],
         "common_words": sorted(common),
         "weights": dict(sorted(weights.items())),
+        "char_lines": chars.lines,
+        "char_weights": {g: round(w, 3) for g, w in sorted(chars.weights.items()) if abs(w) >= 0.01},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -1,0 +1,45 @@
+"""How much a word looks like a person's name by its letters alone: evidence for the names no lexicon holds.
+
+Faker's lists know "Jayden" but not "Folasade", "Featherstone" or "Guptha"; a writer's names come from
+everywhere. A name's letters still say a good deal ("-stone", "-ade", "-eyemi", "Sanj-" are names' endings
+and beginnings more than an ordinary word's), so the name model reads a word that no lexicon holds through
+this scorer: a logistic regression over the word's character 2- to 4-grams (with its start and end marked),
+trained by name_train.py on the lexicon's names against ordinary words (the learned corpora's vocabulary,
+Faker's word lists, countries and cities). Its weights ship inside name_weights.json.
+
+The name model sees the score as a reading of the word ("m" a likely name, "n" a very likely one, "0"
+neither), chosen where held-out ordinary words cross each line (READ_FPR): a reading is a hint that the model
+weighs with the context, never a verdict.
+"""
+
+from __future__ import annotations
+
+ORDERS = (2, 3, 4)
+# the share of held-out ordinary words read as "m" and as "n": the lines name_train.py sets the readings at
+READ_FPR = {"m": 0.10, "n": 0.02}
+
+
+def grams(word: str) -> list[str]:
+    """The word's character n-grams, lower-cased, with ^ and $ marking its ends."""
+    w = f"^{word.lower()}$"
+    return [w[i : i + n] for n in ORDERS for i in range(len(w) - n + 1)]
+
+
+class CharScorer:
+    """Log-odds that a word is a person's name, from its n-grams; and that score read as "n", "m" or "0"."""
+
+    def __init__(self, weights: dict[str, float], lines: dict[str, float]) -> None:
+        self.weights = weights
+        self.lines = lines  # reading -> the lowest score that earns it
+
+    def score(self, word: str) -> float:
+        w = self.weights
+        return w.get("bias", 0.0) + sum(w.get(g, 0.0) for g in grams(word))
+
+    def read(self, word: str) -> str:
+        core = word.rstrip(".").replace("’", "'")
+        # too short to read, or not a word (an ID, a dose): letters say nothing about it
+        if len(core) < 3 or not core.replace("-", "").replace("'", "").isalpha() or not self.weights:
+            return "0"
+        s = self.score(core)
+        return "n" if s >= self.lines["n"] else "m" if s >= self.lines["m"] else "0"
