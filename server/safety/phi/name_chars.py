@@ -1,15 +1,16 @@
 """How much a word looks like a person's name by its letters alone: evidence for the names no lexicon holds.
 
-Faker's lists know "Jayden" but not "Folasade", "Featherstone" or "Guptha"; a writer's names come from
-everywhere. A name's letters still say a good deal ("-stone", "-ade", "-eyemi", "Sanj-" are names' endings
-and beginnings more than an ordinary word's), so the name model reads a word that no lexicon holds through
+Faker's lists know "Jayden" but not "Folasade", "Sanjeev" or "Guptha"; a writer's names come from everywhere.
+A name's letters still say a good deal ("-ade", "-eev", "Sanj-" are names' endings and beginnings more than
+an ordinary word's), so the name model reads a word that no lexicon holds through
 this scorer: a logistic regression over the word's character 2- to 4-grams (with its start and end marked),
 trained by name_train.py on the lexicon's names against ordinary words (the learned corpora's vocabulary,
 Faker's word lists, countries and cities). Its weights ship inside name_weights.json.
 
-The name model sees the score as a reading of the word ("m" a likely name, "n" a very likely one, "0"
-neither), chosen where held-out ordinary words cross each line (READ_FPR): a reading is a hint that the model
-weighs with the context, never a verdict.
+A word of the ordinary vocabulary is read as one ("w": "Dad", "Night", "TABLET", whatever their letters), so
+that the model tells a known word from an unknown one. Any other word's score is read as "m" (a likely name),
+"n" (a very likely one) or "0" (neither), at the lines that held-out ordinary words cross at READ_FPR. A
+reading is a hint that the model weighs with the context, never a verdict.
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ def grams(word: str) -> list[str]:
 class CharScorer:
     """Log-odds that a word is a person's name, from its n-grams; and that score read as "n", "m" or "0"."""
 
-    def __init__(self, weights: dict[str, float], lines: dict[str, float]) -> None:
+    def __init__(self, weights: dict[str, float], lines: dict[str, float], known: frozenset[str]) -> None:
         self.weights = weights
         self.lines = lines  # reading -> the lowest score that earns it
+        self.known = known  # ordinary words, lower case: a word the vocabulary knows is read as one
 
     def score(self, word: str) -> float:
         w = self.weights
@@ -41,5 +43,7 @@ class CharScorer:
         # too short to read, or not a word (an ID, a dose): letters say nothing about it
         if len(core) < 3 or not core.replace("-", "").replace("'", "").isalpha() or not self.weights:
             return "0"
+        if core.lower() in self.known:
+            return "w"
         s = self.score(core)
         return "n" if s >= self.lines["n"] else "m" if s >= self.lines["m"] else "0"

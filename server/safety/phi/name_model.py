@@ -8,14 +8,16 @@ label, "destiny mcgee" after "my name's", 欧阳娜娜 in a form, a signature un
 Candidates (only these are scored, which bounds the cost per message):
 - Latin script: every run of up to six name-shaped tokens (capitalised, ALL-CAPS, initials, hyphenated,
   joined by spaces, one comma, or a patronymic connector: bin, binti, a/l, s/o, van, de...), and every
-  sub-span of up to four tokens of it that holds a lexicon word or follows a cue; lower-case words only
-  right after a cue ("my name's", "it's", "this is", a relative), and after the weaker cues only when the
-  first is a lexicon name and no common English word ("I'm scared" is no name);
+  sub-span of up to four tokens of it that holds a lexicon or name-like word or follows a cue; lower-case
+  words only right after a cue ("my name's", "it's", "this is", a relative), and after the weaker cues only
+  when the first is a lexicon name and no common English word ("I'm scared" is no name);
 - Chinese: a surname (compound ones first) and one or two more characters, where a left cue ends (患者,
   姓名：, 我妈, 联系人...), where a right cue starts (先生, 女士, 的家属, 阿姨..., punctuation, the end), or
   alone on a line (a signature, a form cell).
 Features (strings; the weight table ships as JSON): token shapes, lexicon membership per position (Faker's
-given names and surnames, romanised Chinese syllables, Chinese surname rank and given-name characters),
+given names and surnames, romanised Chinese syllables, Chinese surname rank and given-name characters; a
+word no lexicon holds is read as an ordinary word or by its letters, name_chars.py, so that a name Faker does
+not list still counts as evidence),
 common English words by identity, one and two words or one to three characters of left and right context,
 cue classes, sentence start. score = sum of weights; overlapping candidates: the best one; a span is a name
 when its score clears the threshold. Trained by name_train.py on synthetic documents (name_templates.py).
@@ -75,7 +77,10 @@ FORMAT = "antangelmed-phi-name-model"
 FAMILIAR_WORD_FREQ = 500
 _ZH_KIN = frozenset("公婆姨爸妈嬷爷伯叔哥姐弟妹嫂舅")  # 阿公, 阿姨: a relative, not a familiar name
 _ZH_BIASES = ("zbias", "kbias")  # the first feature of a Chinese candidate (a surname's, a familiar name's)
-_READ_SHAPES = frozenset(("C", "U", "H", "HU", "M", "L"))  # words whose letters the char scorer reads
+_READ_SHAPES = frozenset(("C", "U", "H", "HU", "M", "L"))  # words the char scorer reads
+# lexicon readings that are no evidence of a name: no lexicon word and letters not a name's ("0"), a word
+# of the ordinary vocabulary ("w")
+_NO_EVIDENCE = frozenset(("0", "w"))
 MAX_TOKENS = 4  # a candidate name has at most this many tokens ("Maria del Carmen Ruiz" is four)
 
 
@@ -152,9 +157,7 @@ class NameModel:
             given, sur, syl = self.lexicon or _tables()[:3]
             shape = "S" if tok.lower().rstrip(".").translate(_APOS) in _STOP else _shape(tok)
             lex = "k" if shape == "K" else _lex(tok, given, sur, syl)
-            # short capitals are acronyms more often than names a lexicon lacks ("DOB", "ICU", "NHS")
-            readable = shape in _READ_SHAPES and (shape != "U" or len(tok) > 4)
-            if lex == "0" and self.chars is not None and readable:
+            if lex == "0" and self.chars is not None and shape in _READ_SHAPES:
                 lex = self.chars.read(tok)
             got = self._tokens[tok] = (shape, lex)
         return got
@@ -181,14 +184,14 @@ class NameModel:
             run = m.group()
             if " " not in run and "," not in run:  # one token, as most runs are ("I", "What", "Tylenol")
                 got = memo.get(run) or self._token(run)
-                if got[0] not in "SKT" and (got[1] != "0" or _cued(text, m.start())):
+                if got[0] not in "SKT" and (got[1] not in _NO_EVIDENCE or _cued(text, m.start())):
                     yield from self._latin_spans(text, [(m.start(), m.end(), run)], [got], [True], False)
                 continue
             for tokens, info in self._segments(text, m.start(), run):
                 capital = [
                     t[2] != "," and t[2][0].isupper() and i[0] not in "KT" for t, i in zip(tokens, info)
                 ]
-                useful = [c and i[1] != "0" for c, i in zip(capital, info)]
+                useful = [c and i[1] not in _NO_EVIDENCE for c, i in zip(capital, info)]
                 if useful != capital:
                     # after a cue, or a title or kinship word in the run, any capitalised word may be a name
                     # the lexicon does not know ("Granny Edwie", "Name: Xzylo Brandt")
@@ -215,9 +218,11 @@ class NameModel:
             if not tokens or tokens[0][0] != m.start(1):
                 continue  # a function word first ("it's the", "i'm on")
             if strong[cue]:
-                useful = [i[1] != "0" or t[2] not in self.common for t, i in zip(tokens, info)]
+                useful = [i[1] not in _NO_EVIDENCE or t[2] not in self.common for t, i in zip(tokens, info)]
             else:
-                useful = [i[1] not in ("0", "k") and t[2] not in self.common for t, i in zip(tokens, info)]
+                useful = [
+                    i[1] not in (*_NO_EVIDENCE, "k") and t[2] not in self.common for t, i in zip(tokens, info)
+                ]
             if useful and useful[0]:
                 yield from self._latin_spans(text, tokens, info, useful, True)
 
@@ -297,7 +302,9 @@ class NameModel:
                 feats.append(f"cw_at={'first' if k == 0 else 'last' if k == n - 1 else 'mid'}|n={n}")
             if low in _PLACE_WORDS:
                 feats.append("place")
-            if lex[k] == "0" and len(low) > 3:  # "speaking", "tomorrow": word endings names rarely have
+            if (
+                lex[k] in _NO_EVIDENCE and len(low) > 3
+            ):  # "speaking", "tomorrow": word endings names rarely have
                 feats.append(f"suf={low[-3:]}")
         return feats
 
@@ -326,6 +333,10 @@ class NameModel:
         q = "\t" if "\t" in text[end:k] or k - end >= 2 else nxt if not nxt.isalnum() else "w"
         feats = [f"q={q}"]
         r1 = _word_after(text, end) if q not in ".!?" else ""  # the next sentence's first word says nothing
+        if r1 in self.common and text[end : end + 6].lstrip(" \t,;:-")[:1].isupper():
+            r1 = (
+                ""  # nor does a capitalised everyday word, which starts a sentence too ("cousin Ann Lee The")
+            )
         if r1:
             cls = _CUE_CLASS.get(r1, "cw" if r1 in self.common else "other")
             feats += [f"R1={r1}", f"R1c={cls}|q={q}"]
@@ -440,10 +451,12 @@ class NameModel:
     def _nick_features(text: str, start: int, end: int, rank: int, freq: int) -> list[str]:
         pre, ch = text[start], text[start + 1 : end]
         feats = ["kbias", f"kpre={pre}", f"kch={ch}", f"kpc={pre}{ch}"]
-        feats.append(f"kpre={pre}|krank={0 if rank < 20 else 1 if rank < 100 else 2 if rank < 400 else 3}")
+        band = 0 if rank < 20 else 1 if rank < 100 else 2 if rank < 400 else 3
+        feats.append(f"kpre={pre}|krank={band}")
         # whether the pair is a word too (老周 56 in jieba's dictionary, 小刘 none; a more frequent one than
-        # FAMILIAR_WORD_FREQ is no candidate)
-        feats.append(f"kdict={1 if freq else 0}")
+        # FAMILIAR_WORD_FREQ is no candidate), and that with the surname's rank: a word made with a rare
+        # surname is a word (小区, 小楼), one made with a common surname is a name as often (小张, 老高)
+        feats += [f"kdict={1 if freq else 0}", f"krank={band}|kdict={1 if freq else 0}"]
         feats.append(f"kx={_joins_next(text, end)}")
         for k in (1, 2):
             if end + k <= len(text):
@@ -534,7 +547,9 @@ def load() -> NameModel:
     raw = json.loads(resources.files(__package__).joinpath(WEIGHTS_FILE).read_text(encoding="utf-8"))
     if raw.get("format") != FORMAT:
         raise RuntimeError(f"{WEIGHTS_FILE}: not a {FORMAT} file")
-    chars = CharScorer(raw["char_weights"], raw["char_lines"]) if "char_weights" in raw else None
+    chars = None
+    if "char_weights" in raw:
+        chars = CharScorer(raw["char_weights"], raw["char_lines"], frozenset(raw["ordinary_words"]))
     return NameModel(
         raw["weights"],
         float(raw["threshold"]),

@@ -34,7 +34,7 @@ from server.safety import lexicon
 from server.safety.normalize import simplified
 from server.safety.phi import name_model
 from server.safety.phi.name_chars import READ_FPR, CharScorer, grams
-from server.safety.phi.name_templates import FILL_EN, Doc, documents
+from server.safety.phi.name_templates import FILL_EN, FILL_ZH, ZWORD_ZH, Doc, documents
 
 HERE = Path(__file__).resolve().parent
 LEARNED_DATA = HERE.parent / "learned" / "data"
@@ -87,6 +87,19 @@ def common_words() -> frozenset[str]:
     return frozenset(words)
 
 
+def word_documents(seed: int) -> list[Doc]:
+    """Every word that starts as a familiar name does (ZWORD_ZH: 小区, 老师, 阿司匹林) at a text's start,
+    inside a sentence and in a list, with no name: the templates draw such words at random, and a word drawn
+    too rarely leaves the model no weight against it."""
+    rng = random.Random(seed)
+    out = []
+    for word in ZWORD_ZH:
+        fill = rng.choice(FILL_ZH)
+        for text in (f"{word}{fill}", f"{fill}{word}以后，{rng.choice(FILL_ZH)}", f"请问{word}和{fill}"):
+            out.append(Doc(text, [], "negative", "zh_CN", "zh"))
+    return out
+
+
 def ordinary_words() -> frozenset[str]:
     """Words that are not names, for the char scorer: every lower-case word of the learned corpora seen twice,
     Faker's lorem words, the fillers, and Faker's country and city names (capitalised words that are no
@@ -127,7 +140,7 @@ def train_chars(names: frozenset[str], words: frozenset[str], steps: int = 300) 
     feats = [["bias", *grams(w)] for w in (*train_n, *train_w)]
     labels = [1] * len(train_n) + [0] * len(train_w)
     weights = fit(feats, labels, 1e-4, steps)
-    scorer = CharScorer(weights, {"m": 0.0, "n": 0.0})
+    scorer = CharScorer(weights, {"m": 0.0, "n": 0.0}, words)
     word_scores = np.sort([scorer.score(w) for w in held_words])
     lines = {r: round(float(np.quantile(word_scores, 1 - fpr)), 3) for r, fpr in READ_FPR.items()}
     scorer.lines = lines
@@ -249,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--heldout-out", type=Path, default=HELDOUT_FILE, help="held-out documents to write")
     args = parser.parse_args(argv)
     common = common_words()
-    train = documents(args.docs, heldout=False, seed=args.seed)
+    train = documents(args.docs, heldout=False, seed=args.seed) + word_documents(args.seed)
     val = documents(args.docs // 5, heldout=False, seed=args.seed + 1)
     held = documents(args.docs // 4, heldout=True, seed=args.seed + 2)
     benign = benign_texts(args.seed)
@@ -297,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         "weights": dict(sorted(weights.items())),
         "char_lines": chars.lines,
         "char_weights": {g: round(w, 3) for g, w in sorted(chars.weights.items()) if abs(w) >= 0.01},
+        "ordinary_words": sorted(words),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, ensure_ascii=False) + "\n", encoding="utf-8")

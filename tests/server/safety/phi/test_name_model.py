@@ -13,6 +13,7 @@ import pytest
 
 from server.safety.normalize import match_view
 from server.safety.phi import find_phi, name_model, name_train
+from server.safety.phi.name_chars import CharScorer
 from server.safety.phi.name_model import FORMAT, NameModel
 
 REPO = Path(__file__).resolve().parents[4]
@@ -170,8 +171,9 @@ def test_the_trainer_runs_and_writes_a_loadable_model(tmp_path: Path) -> None:
     )
     raw = json.loads(out.read_text(encoding="utf-8"))
     assert raw["format"] == FORMAT and raw["trained"]["docs"] == 40
-    model = NameModel(raw["weights"], raw["threshold"], frozenset(raw["common_words"]))
-    model.find("Patient Name: Ahmad bin Ismail")  # loads and runs
+    chars = CharScorer(raw["char_weights"], raw["char_lines"], frozenset(raw["ordinary_words"]))
+    model = NameModel(raw["weights"], raw["threshold"], frozenset(raw["common_words"]), chars=chars)
+    model.find("Patient Name: Ahmad bin Ismail, seen with Folasade Okoro")  # loads and runs
     rows = [json.loads(line) for line in held.read_text(encoding="utf-8").splitlines()]
     assert len(rows) == 10 and all({"text", "spans", "fmt", "locale", "lang"} <= set(r) for r in rows)
 
