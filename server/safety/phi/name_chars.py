@@ -15,9 +15,13 @@ reading is a hint that the model weighs with the context, never a verdict.
 
 from __future__ import annotations
 
+import re
+
 ORDERS = (2, 3, 4)
 # the share of held-out ordinary words read as "m" and as "n": the lines name_train.py sets the readings at
 READ_FPR = {"m": 0.10, "n": 0.02}
+# Roman numerals in capitals (ECG leads "II, III", stages, cranial nerves) are numbers, not names
+_ROMAN = re.compile(r"(?=[MDCLXVI])M{0,3}(C[MD]|D?C{0,3})(X[CL]|L?X{0,3})(I[XV]|V?I{0,3})")
 
 
 def grams(word: str) -> list[str]:
@@ -43,7 +47,7 @@ class CharScorer:
         # too short to read, or not a word (an ID, a dose): letters say nothing about it
         if len(core) < 3 or not core.replace("-", "").replace("'", "").isalpha() or not self.weights:
             return "0"
-        if core.lower() in self.known:
+        if core.lower() in self.known or _ROMAN.fullmatch(core):
             return "w"
         s = self.score(core)
         return "n" if s >= self.lines["n"] else "m" if s >= self.lines["m"] else "0"

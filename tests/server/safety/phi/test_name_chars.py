@@ -45,7 +45,7 @@ def test_drugs_no_word_list_holds_do_not_read_as_names(chars: CharScorer, word: 
     assert chars.read(word) == "0"
 
 
-@pytest.mark.parametrize("word", ["Dad", "Night", "Clinic", "TABLET", "Metformin"])
+@pytest.mark.parametrize("word", ["Dad", "Night", "Clinic", "TABLET", "Metformin", "III", "XIV"])
 def test_a_word_the_vocabulary_knows_is_read_as_a_word(chars: CharScorer, word: str) -> None:
     assert chars.read(word) == "w"
 
@@ -106,6 +106,7 @@ def test_unlisted_names_in_running_prose_are_found(text: str, name: str) -> None
         "Is Escitalopram safe with Semaglutide?",
         "Night shift this weekend, 36 hours. Any tips?",
         "The label says: TAKE ONE CAPSULE BY MOUTH TWICE DAILY.",
+        "Exam q: ECG shows ST elevation in II, III and aVF. Which artery is occluded?",
     ],
 )
 def test_capitalised_drugs_and_words_in_running_prose_are_no_names(text: str) -> None:
