@@ -77,6 +77,7 @@ _THING_WORDS = frozenset(
      "bay", "extension", "ext", "pager", "bleep", "the", "a", "an", "this", "that", "which", "what", "any",
      "random", "lucky", "big", "small", "large", "odd", "even", "prime", "magic"}
 )  # fmt: skip
+_ZH_NUMBER_WORDS = "号码编卡单"  # what a Chinese noun of a number ends in: 病历号, 会员卡, 快递单
 _THING_ZH = (
     "批", "批次", "型", "货", "准字", "文", "版", "版本", "房", "房间", "床", "床位", "序", "页", "航班",
     "车次", "座", "座位", "快递", "运单", "物流", "订单", "产品", "商品", "标准", "专利", "注册证", "备案",
@@ -112,7 +113,7 @@ def _shaped_ok(text: str, m: re.Match[str]) -> bool:
         return False  # a number word with no noun says nothing of whose: "編號 A223456782 的藥"
     if noun.isascii():
         return noun.lower() not in _THING_WORDS
-    return not noun.endswith(_THING_ZH) and not noun.rstrip("号码编").endswith(_THING_ZH)  # 国药准字号
+    return not _zh_thing(noun)  # 国药准字号
 
 
 def _enough(value: str) -> bool:
@@ -165,7 +166,7 @@ def is_id_label(label: str) -> bool:
     noun = m.group(1)
     if noun.isascii():
         return noun.split()[-1].rstrip(".'’") not in _THING_WORDS
-    return not noun.endswith(_THING_ZH)
+    return not _zh_thing(noun)
 
 
 def shaped(text: str, hits: Hits) -> Iterator[Span]:
@@ -199,5 +200,11 @@ def numbered(text: str, hits: Hits) -> Iterator[Span]:
 def _zh_noun_ok(noun: str) -> bool:
     """The characters before 号 name a person's number ("病历", "会员卡", "出生医学证明编"), not a thing's
     ("订单", "批", "型") and not nothing ("编号：" alone)."""
-    bare = noun[:-1] if noun[-1] in "编卡单" else noun
-    return bool(bare) and not noun.endswith(_THING_ZH) and not bare.endswith(_THING_ZH)
+    return bool(noun.rstrip(_ZH_NUMBER_WORDS)) and not _zh_thing(noun)
+
+
+def _zh_thing(noun: str) -> bool:
+    """Whether Chinese characters before a number name a thing ("订单", "批", "国药准字", "快递单"), read as
+    written and without the number words they end in (号, 码, 编, 卡, 单): the one test of every Chinese
+    noun above (a number after it, a shaped token after it, a table's header)."""
+    return noun.endswith(_THING_ZH) or noun.rstrip(_ZH_NUMBER_WORDS).endswith(_THING_ZH)

@@ -20,12 +20,19 @@ from server.safety.phi.names import NAME_PARTICLES
 from server.safety.phi.numbered import is_id_label
 from server.safety.verdict import Span
 
-# only a gate: the parsers below read the whole text once one of these words is in it
+# only a gate: the parsers below read the whole text once one of these words is in it; 号 only as a label's
+# end before its separator ("病历号：", "卡号|"): the character alone is in every date ("3号")
+_GATE_WORDS = (
+    "name", "姓名", "pid|", "nk1|", "surname", "forename", "insured", "patient", "next of kin", "nok",
+    "contact", "患者", "病人", "联系人", "家属", "孩子", "患儿", "小名", "乳名", "昵称", "nickname", "addr",
+    "phone", "ph:", "tel:", "mobile", "ssn", "nric", "地址", "住址", "电话", "手机", "身份证", "身分证",
+    "dob", "出生", "生日", "mrn", "no.",
+)  # fmt: skip
+_HAO_LABELS = tuple(f"号{m}{sep}" for m in ("", "码") for sep in (":", "：", "|", " |", ",", "，", "\t"))
 _GATE = rx(
-    r"(?:name|姓名|pid\||nk1\||surname|forename|insured|patient|next of kin|nok|contact"
-    r"|患者|病人|联系人|家属|孩子|患儿|小名|乳名|昵称|nickname|addr|phone|ph:|tel:|mobile|ssn|nric|地址|住址|电话"
-    r"|手机|身份证|身分证|dob|出生|生日|mrn|no\.|号)",
+    "|".join(re.escape(w) for w in (*_GATE_WORDS, *_HAO_LABELS)),
     I,
+    literals=frozenset((*_GATE_WORDS, *_HAO_LABELS)),
 )
 
 # a header cell or a form label that names a person's field (lower case, Simplified: the text the

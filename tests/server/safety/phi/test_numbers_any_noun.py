@@ -166,3 +166,39 @@ def test_addresses_phones_and_dates_in_more_forms(
 )
 def test_dates_and_counts_beside_those_forms_pass(engine: SafetyEngine, text: str) -> None:
     assert_untouched(engine, text)
+
+
+@pytest.mark.parametrize(
+    ("label", "personal"),
+    [
+        ("病历号", True),
+        ("会员卡号", True),
+        ("病歷號", False),
+        ("快递单号", False),
+        ("订单号", False),
+        ("批号", False),
+    ],
+)
+def test_one_reading_of_chinese_nouns_tells_a_persons_number_from_a_things(
+    label: str, personal: bool
+) -> None:
+    """Table headers, nouns before 号 and nouns before a shaped token share one test of a Chinese noun, read
+    with and without its number words (快递单号 is a parcel's, though 单号 ends it). 病歷號 is the traditional
+    form: the recognisers read simplified text, so a header arrives as 病历号."""
+    from server.safety.phi.numbered import _zh_noun_ok, is_id_label
+
+    assert is_id_label(label) is personal
+    if label.endswith("号") and label != "病歷號":
+        assert _zh_noun_ok(label[:-1]) is personal
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["病历号：ZY2024031577，姓王", "快递单号：SF1234567890 到了没有", "3号下午复查，带上片子"],
+)
+def test_records_read_a_label_ending_in_hao_and_not_a_date(engine: SafetyEngine, text: str) -> None:
+    from server.safety.gate import GateSet
+    from server.safety.phi import patterns, records
+
+    hits = GateSet(patterns()).scan(text)
+    assert (records._GATE in hits) is (text.startswith(("病历号", "快递单号")))  # noqa: SLF001 - the gate
