@@ -10,6 +10,9 @@ and those corpora (texts with no name in them by the rules' reading). Writes (by
   and what the training measured);
 - server/safety/phi/data/names_heldout.jsonl: the held-out documents (templates and locales the trainer never
   saw), scored by benchmarks/phi_names.py.
+Words no lexicon holds are read by the char scorer (name_chars.py), fitted here first on the lexicon's names
+against ordinary_words(); the name model then trains with HIDDEN_SHARE of the lexicon hidden (read by its
+letters alone), and the weights file carries the scorer, its lines and the ordinary words.
 The model is a logistic regression over the candidates' features, fitted by full-batch gradient descent
 (Adam) with L2 in numpy; a candidate is positive when it is exactly a gold span (a span one token short or
 long is a negative, which teaches boundaries). Each script's threshold is the lowest at which span precision
@@ -72,19 +75,24 @@ def benign_texts(seed: int) -> list[Doc]:
     return out
 
 
-def common_words() -> frozenset[str]:
-    """Lower-case English words that are also capitalised at a sentence start or as a title: Faker's lorem
-    word list, the fillers, and the words of the learned corpora seen at least twice in lower case."""
+def _everyday_words(paths: list[Path]) -> set[str]:
+    """The lower-case words of these corpora seen at least twice, Faker's lorem word list and the fillers."""
     from faker.providers.lorem.en_US import Provider
 
     counts: Counter[str] = Counter()
-    for path in sorted(LEARNED_DATA.glob("*.jsonl")):
+    for path in paths:
         for line in path.read_text(encoding="utf-8").splitlines():
             counts.update(_WORD.findall(json.loads(line).get("text", "")) if line.strip() else ())
     words = {w for w, n in counts.items() if n >= 2}
     words |= {w.lower() for w in Provider.word_list}
     words |= {w for s in FILL_EN for w in _WORD.findall(s.lower())}
-    return frozenset(words)
+    return words
+
+
+def common_words() -> frozenset[str]:
+    """Lower-case English words that are also capitalised at a sentence start or as a title: the everyday
+    words of the two corpora files (learned/data/*.jsonl)."""
+    return frozenset(_everyday_words(sorted(LEARNED_DATA.glob("*.jsonl"))))
 
 
 def word_documents(seed: int) -> list[Doc]:
@@ -101,17 +109,10 @@ def word_documents(seed: int) -> list[Doc]:
 
 
 def ordinary_words() -> frozenset[str]:
-    """Words that are not names, for the char scorer: every lower-case word of the learned corpora seen twice,
-    Faker's lorem words, the fillers, and Faker's country and city names (capitalised words that are no
-    person), less any word a name lexicon holds ("grace", "will")."""
-    from faker.providers.lorem.en_US import Provider
-
-    counts: Counter[str] = Counter()
-    for path in sorted(LEARNED_DATA.rglob("*.jsonl")):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            counts.update(_WORD.findall(json.loads(line).get("text", "")) if line.strip() else ())
-    words = {w for w, n in counts.items() if n >= 2} | {w.lower() for w in Provider.word_list}
-    words |= {w for s in FILL_EN for w in _WORD.findall(s.lower())}
+    """Words that are not names, for the char scorer: the everyday words of every learned corpus (the writers'
+    messages too) and Faker's country and city names (capitalised words that are no person), less any word a
+    name lexicon holds ("grace", "will")."""
+    words = _everyday_words(sorted(LEARNED_DATA.rglob("*.jsonl")))
     for locale in ("en_US", "en_GB", "en_AU", "en_CA", "en_IN", "de_DE", "fr_FR", "es_ES", "it_IT"):
         try:
             address = import_module(f"faker.providers.address.{locale}").Provider
