@@ -56,6 +56,7 @@ UNTUNED: tuple[str, ...] = (
     "fresh18",
     "fresh19",
     "fresh20",
+    "fresh21",
 )
 # Benign cases that fire by design, with the reason. They count in every reported rate; the regression test
 # (tests/server/safety/test_eval_goals.py) holds the remaining false positives to the goal and fails on any
