@@ -302,9 +302,8 @@ class NameModel:
                 feats.append(f"cw_at={'first' if k == 0 else 'last' if k == n - 1 else 'mid'}|n={n}")
             if low in _PLACE_WORDS:
                 feats.append("place")
-            if (
-                lex[k] in _NO_EVIDENCE and len(low) > 3
-            ):  # "speaking", "tomorrow": word endings names rarely have
+            # "speaking", "tomorrow": word endings names rarely have
+            if lex[k] in _NO_EVIDENCE and len(low) > 3:
                 feats.append(f"suf={low[-3:]}")
         return feats
 
@@ -333,10 +332,9 @@ class NameModel:
         q = "\t" if "\t" in text[end:k] or k - end >= 2 else nxt if not nxt.isalnum() else "w"
         feats = [f"q={q}"]
         r1 = _word_after(text, end) if q not in ".!?" else ""  # the next sentence's first word says nothing
+        # nor does a capitalised everyday word, which starts a sentence too ("my cousin Ann Lee The rash...")
         if r1 in self.common and text[end : end + 6].lstrip(" \t,;:-")[:1].isupper():
-            r1 = (
-                ""  # nor does a capitalised everyday word, which starts a sentence too ("cousin Ann Lee The")
-            )
+            r1 = ""
         if r1:
             cls = _CUE_CLASS.get(r1, "cw" if r1 in self.common else "other")
             feats += [f"R1={r1}", f"R1c={cls}|q={q}"]
