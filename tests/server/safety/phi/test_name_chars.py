@@ -10,9 +10,9 @@ from importlib import resources
 import pytest
 
 from server.safety import lexicon
-from server.safety.normalize import match_view
-from server.safety.phi import find_phi, name_model, name_train
+from server.safety.phi import name_model, name_train
 from server.safety.phi.name_chars import CharScorer, grams
+from tests.server.safety.phi.test_name_model import names_found
 
 
 @pytest.fixture(scope="module")
@@ -82,10 +82,6 @@ def test_ordinary_words_hold_no_name_of_the_lexicon() -> None:
     words = name_train.ordinary_words()
     assert len(words) > 5000 and words.isdisjoint(lexicon.given_names() | lexicon.surnames())
     assert {"clinic", "tuesday", "metformin"} <= words
-
-
-def names_found(text: str) -> list[str]:
-    return [text[a:b] for a, b, e in find_phi(text, view=match_view(text)) if e == "PERSON"]
 
 
 @pytest.mark.parametrize(
