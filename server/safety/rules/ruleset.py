@@ -133,9 +133,9 @@ class CompiledRules:
             return spans if any(self._told_as_now(view, a, b) for a, b in spans) else []
         return spans
 
-    def said_outright(self, view: str, hits: Hits) -> bool:
-        """Whether a strong-tier rule matches (not negated): the category is said outright."""
-        return bool(self._spans(self._strong, view, hits))
+    def outright(self, view: str, hits: Hits) -> SpanList:
+        """The strong-tier matches (not negated): where the category is said outright."""
+        return self._spans(self._strong, view, hits)
 
     def _told_as_now(self, view: str, start: int, end: int) -> bool:
         """A `now` word in the hit's sentence, in the 40 characters before it or inside it."""

@@ -13,7 +13,7 @@ from functools import cache
 from server.safety.gate import GatedPattern, GateSet, Hits
 from server.safety.rules import loader
 from server.safety.rules.ruleset import CompiledRules, Rule, SpanList
-from server.safety.rules.situation import told_as_over
+from server.safety.rules.situation import in_own_voice, told_as_over
 
 CATEGORY = "crisis_self_harm"
 
@@ -56,7 +56,12 @@ def detect(view: str, hits: Hits | None = None) -> SpanList:
 
 
 def said_outright(view: str, hits: Hits | None = None) -> bool:
-    """A strong-tier crisis rule matches: self-harm or suicide said outright ("i'm suicidal", 我想自杀). The
-    learned detector never vetoes such a hit (see the engine): it reads "suicidal" mostly in teaching and
-    clinical text and scores "i'm suicidal and my chest hurts" low."""
-    return compiled().said_outright(view, _own_gates().scan(view) if hits is None else hits)
+    """A strong-tier crisis rule matches words the writer says of themselves: self-harm or suicide said
+    outright ("i'm suicidal", 我想自杀, 不想活了). The learned detector never vetoes such a hit (see the
+    engine): it reads "suicidal" mostly in teaching and clinical text and scores "i'm suicidal and my chest
+    hurts" low. The same words quoted or said of someone else ("my students joke 'i'm going to kill
+    myself'", "her father hanged himself in 1998", 病人说他想死) are left to the detector's veto, which
+    reads such reports, fiction and teaching far below its line; a real report of someone at risk scores
+    high."""
+    spans = compiled().outright(view, _own_gates().scan(view) if hits is None else hits)
+    return any(in_own_voice(view, span) for span in spans)

@@ -93,6 +93,37 @@ def test_crisis_said_outright_is_never_vetoed(
 
 
 @pytest.mark.parametrize(
+    "text",
+    [
+        "My students joke 'I'm going to kill myself' when they get a verb wrong. How do I explain the idiom?",
+        "电影最后主角从天台跳下去那一幕，有人说是导演在隐喻整个时代的压抑",
+    ],
+)
+def test_crisis_words_quoted_or_told_of_others_may_be_vetoed(
+    engine: SafetyEngine, monkeypatch: pytest.MonkeyPatch, text: str
+) -> None:
+    """A strong-tier phrase inside quotation marks or with no first person in its clause is a report or a
+    topic, not the writer's own words: the veto reads it like any other rule hit."""
+    monkeypatch.setattr(engine, "learned_model", _Fixed(-99.0, -5.0))
+    assert CRISIS not in engine.check_input(user(text), "patient").categories
+    monkeypatch.setattr(engine, "learned_model", _Fixed(-4.0, -5.0))
+    assert CRISIS in engine.check_input(user(text), "patient").categories
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "my brother is 12 and he told me he wants to kill himself and knows where dad keeps the knives",
+        "我朋友刚刚发了一句'谢谢大家，再见了'，电话打不通，她前几天说过不想活了",
+        "Nurse here: a resident just told me 'I've saved my pills and tonight is the night'. What do I do?",
+    ],
+)
+def test_the_shipped_detector_keeps_someone_elses_crisis(engine: SafetyEngine, text: str) -> None:
+    """Reports of another person at risk now are left to the veto, and the detector reads them as real."""
+    assert CRISIS in engine.check_input(user(text), "patient").categories
+
+
+@pytest.mark.parametrize(
     ("text", "category"),
     [
         ("急救课上老师说不能给昏迷的人喂水，为什么？", EMERGENCY),
