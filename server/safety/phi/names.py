@@ -11,10 +11,11 @@ from server.safety.phi import zh_words
 from server.safety.phi.common import I, run, rx
 from server.safety.verdict import Span
 
-# a capitalised name word, Latin-1 letters included ("Inês", "Müller", "Núñez"), double-barrelled or a
-# hyphenated Cantonese given name ("Tai-man")
+# a capitalised name word, Latin-1 letters included ("Inês", "Müller", "Núñez"), with a capital inside
+# ("McAllister", "MacDonald", "DeSouza": read to its end, not cut at "Mc"), double-barrelled or a hyphenated
+# Cantonese given name ("Tai-man")
 _UP, _LOW = "A-ZÀ-ÖØ-Þ", "a-zß-öø-ÿ"
-_CAP = rf"(?:O['’])?[{_UP}][{_LOW}]+(?:-[{_UP}{_LOW}][{_LOW}]+)?"
+_CAP = rf"(?:O['’])?[{_UP}][{_LOW}]+(?:[{_UP}][{_LOW}]+)?(?:-[{_UP}{_LOW}][{_LOW}]+)?"
 # a full name with an optional middle initial: "Roberta Q. Nakamura"
 _FULL_NAME = rf"{_CAP}(?:\s+[A-Z]\.)?(?:\s+{_CAP}){{0,2}}"
 _RELATIVES = (
@@ -69,7 +70,13 @@ _NAME_RES: list[tuple[GatedPattern, int]] = [
         ),
         1,
     ),
-    (rx(window=60, pattern=rf"\b(?:Mr|Mrs|Ms|Miss|Mx|Mister)\.?\s+({_CAP}(?:\s+{_CAP}){{0,2}})"), 1),
+    (
+        rx(
+            window=60,
+            pattern=rf"\b(?:Mr|Mrs|Ms|Miss|Mx|Mister)\.?\s+({_CAP}(?:(?:\s+{_PARTICLES})*\s+{_CAP}){{0,2}})",
+        ),
+        1,
+    ),
     # a relative's name written in lower case, and nicknames: "her name's beatrice kowalski", "goes by Tommy"
     (
         rx(

@@ -150,3 +150,18 @@ def test_both_mentions_of_a_name_are_redacted(engine: SafetyEngine) -> None:
     text = "我叫孙明轩，今年30岁。\n\n收款银行卡：6222 0212 3456 7890 123（开户人：孙明轩本人）"
     _, sent = forwarded(engine, text)
     assert "孙明轩" not in sent and "6222" not in sent
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("Dear Mrs McAllister, please excuse him from PE this week.", "Allister"),
+        ("Mr MacDonald called about his wife's results.", "Donald"),
+        ("Mrs DeSouza rang to move her appointment.", "Souza"),
+        ("The tenant Mr Van der Merwe is on home oxygen.", "Merwe"),
+    ],
+)
+def test_a_titled_surname_is_redacted_whole(engine: SafetyEngine, text: str, secret: str) -> None:
+    """A capital inside a surname (Mc, Mac, De) or a particle (van der) does not end the name: cut at "Mc",
+    the rest of it reached the model."""
+    assert_redacted(engine, text, secret, entity="PERSON")
