@@ -242,6 +242,17 @@ def _word_after(text: str, pos: int) -> str:
     return m.group(1).lower() if m else ""
 
 
+_SOFT_CLASSES = frozenset(("greet", "kin", "title"))
+
+
+def _soft_cued(text: str, start: int, end: int) -> bool:
+    """A weaker cue for a capitalised word neither lexicon nor letters read as a name: a greeting, a
+    preposition, a kinship title or "and" right before it ("Hi Sandeep", "with Tendai", "Precious and
+    Tendai"), or a possessive after it ("Yaw's review"). The name model weighs it; no rule reads it."""
+    w = _word_before(text, start, max(0, start - 16))[1]
+    return _CUE_CLASS.get(w) in _SOFT_CLASSES or text[end : end + 2] in ("'s", "’s")
+
+
 def _cued(text: str, pos: int) -> bool:
     """A name cue right before `pos`: a colon, "name", "called", "it's", "this is", a relative..."""
     start, w, sep = _word_before(text, pos, max(0, pos - 24))

@@ -62,6 +62,7 @@ from server.safety.phi.name_cues import (
     _cued,
     _lex,
     _shape,
+    _soft_cued,
     _tables,
     _word_after,
     _word_before,
@@ -184,14 +185,21 @@ class NameModel:
             run = m.group()
             if " " not in run and "," not in run:  # one token, as most runs are ("I", "What", "Tylenol")
                 got = memo.get(run) or self._token(run)
-                if got[0] not in "SKT" and (got[1] not in _NO_EVIDENCE or _cued(text, m.start())):
+                if got[0] not in "SKT" and (
+                    got[1] not in _NO_EVIDENCE
+                    or _cued(text, m.start())
+                    or (got[1] == "0" and _soft_cued(text, m.start(), m.end()))
+                ):
                     yield from self._latin_spans(text, [(m.start(), m.end(), run)], [got], [True], False)
                 continue
             for tokens, info in self._segments(text, m.start(), run):
                 capital = [
                     t[2] != "," and t[2][0].isupper() and i[0] not in "KT" for t, i in zip(tokens, info)
                 ]
-                useful = [c and i[1] not in _NO_EVIDENCE for c, i in zip(capital, info)]
+                useful = [
+                    c and (i[1] not in _NO_EVIDENCE or (i[1] == "0" and _soft_cued(text, t[0], t[1])))
+                    for c, i, t in zip(capital, info, tokens)
+                ]
                 if useful != capital:
                     # after a cue, or a title or kinship word in the run, any capitalised word may be a name
                     # the lexicon does not know ("Granny Edwie", "Name: Xzylo Brandt")
@@ -370,6 +378,8 @@ class NameModel:
         # left cues: where each ends (after separators and 叫), the cue it ends; right cues: where they start
         cue_at: dict[int, str] = {}
         right_at: list[int] = []
+        # where a given name alone may follow a relation ("表妹欣怡", "老公志伟")
+        given_at: dict[int, str] = {}
         for k, start, end in _automata()[2].find_matches_as_indexes(text, overlapping=True):
             cue = _ZH_CUES[k]
             if cue in _ZH_RIGHT_CLASS:
@@ -379,6 +389,8 @@ class NameModel:
             p = end
             while p < n and text[p] in _ZH_SEPARATORS:
                 p += 1
+            if cue not in _ZH_WEAK_LEFT and cue not in _ZH_LEFT_CLASS:
+                given_at.setdefault(p, cue)
             if p < n and text[p] in "叫名":  # "我妈叫李秀英", "名叫", "叫做"
                 called = next((c for c in _ZH_CALLED if text.startswith(c, p)), "")
                 p, cue = p + len(called), "叫" if called else cue
@@ -421,8 +433,21 @@ class NameModel:
                 ):
                     seen.add((i, end))
                     yield i, end, self._zh_features(text, i, end, sur, "R", cue_at)
-        # familiar names (老王, 小李, 阿强): what follows tells them from words ("小时", "老师", "阿司匹林")
+        # a given name alone after a relation or a label (表妹欣怡, 我老公志伟, 女儿佩珊): two name characters
+        # that are no everyday word ("女儿今天", "老公说")
         words = zh_words.everyday_words()
+        for i, cue in given_at.items():
+            end = i + 2
+            if (
+                (i, end) not in seen
+                and _CJK_RUN.fullmatch(text, i, end)
+                and plausible(i, end, 0)
+                and possible(i, end, 0)
+                and words.get(text[i:end], 0) < FAMILIAR_WORD_FREQ
+            ):
+                seen.add((i, end))
+                yield i, end, self._zh_features(text, i, end, 0, "G", {i: cue})
+        # familiar names (老王, 小李, 阿强): what follows tells them from words ("小时", "老师", "阿司匹林")
         for m in FAMILIAR_NAME.finditer(text):
             i, end = m.span()
             if text[i] != "阿" and text[i + 1 : i + 3] in _COMPOUND:  # 老诸葛, 小欧阳

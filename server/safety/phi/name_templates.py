@@ -201,6 +201,19 @@ NEG_EN = [
     "Medicare", "Walgreens", "Boots", "Apple Watch", "Google", "Graves' disease", "Addison's", "Lyme",
     "Alzheimer's", "Tamiflu", "Warfarin", "Eliquis", "King's College Hospital", "Victoria Park",
 ]  # fmt: skip
+# medicines patients name (brands and generics): capitalised words that are no one, drawn by the trainer's
+# word documents (not by the templates, whose held-out documents stay as they were)
+DRUGS_EN = [
+    "Zyrtec", "Claritin", "Benadryl", "Allegra", "Sudafed", "Nurofen", "Panadol", "Calpol", "Motrin", "Aleve",
+    "Excedrin", "Xanax", "Valium", "Ativan", "Zoloft", "Prozac", "Lexapro", "Wellbutrin", "Seroquel",
+    "Abilify", "Lamictal", "Keppra", "Depakote", "Ritalin", "Adderall", "Concerta", "Synthroid", "Eltroxin",
+    "Lasix", "Norvasc", "Zestril", "Crestor", "Zocor", "Plavix", "Xarelto", "Coumadin", "Januvia",
+    "Jardiance", "Trulicity", "Mounjaro", "Wegovy", "Victoza", "Lantus", "Humalog", "NovoRapid", "Ventolin",
+    "Seretide", "Symbicort", "Flovent", "Singulair", "Nexium", "Losec", "Zantac", "Pepcid", "Gaviscon",
+    "Imodium", "Buscopan", "Augmentin", "Keflex", "Zithromax", "Cipro", "Valtrex", "Diflucan", "Flagyl",
+    "Prednisone", "Medrol", "Voltaren", "Celebrex", "Tramadol", "Oxycontin", "Suboxone", "Narcan", "Viagra",
+    "Cialis", "Yasmin", "Depo-Provera", "Mirena", "Accutane", "Humira", "Enbrel", "Keytruda", "Herceptin",
+]  # fmt: skip
 # products and apps, capitalised inside the word ({PROD}; a list of their own, so that adding one leaves the
 # held-out documents, which draw from NEG_EN, as they were)
 PROD_EN = ["EpiPen", "WhatsApp", "MyChart", "FaceTime", "PowerPoint", "HealthKit", "FreeStyle Libre",

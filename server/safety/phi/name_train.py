@@ -35,13 +35,15 @@ from faker import Faker
 
 from server.safety import lexicon
 from server.safety.normalize import simplified
-from server.safety.phi import name_model
+from server.safety.phi import name_cues, name_model
 from server.safety.phi.name_chars import READ_FPR, CharScorer, grams
-from server.safety.phi.name_templates import FILL_EN, FILL_ZH, ZWORD_ZH, Doc, documents
+from server.safety.phi.name_templates import DRUGS_EN, FILL_EN, FILL_ZH, ZWORD_ZH, Doc, documents
 
 HERE = Path(__file__).resolve().parent
 LEARNED_DATA = HERE.parent / "learned" / "data"
 HELDOUT_FILE = HERE / "data" / "names_heldout.jsonl"
+# messages independent writers wrote with every private person's name marked (see data/name_writers/README.md)
+WRITERS_DIR = HERE / "data" / "name_writers"
 _WORD = re.compile(r"[a-z][a-z']+")
 # the share of benign texts the model may find a name in (the PHI rail's benign false-positive goal is 3% for
 # every rail together; one in 400 keeps the model's part of it small)
@@ -50,6 +52,9 @@ MIN_PRECISION = 0.995  # span precision of one script's names on the validation 
 # the share of the lexicon hidden while the name model trains: its names are then read by their letters
 # alone, as a name Faker does not list will be
 HIDDEN_SHARE = 0.3
+# how many times each writer's message counts in training: a few hundred real messages beside thousands of
+# template documents
+WRITER_REPEAT = 2
 
 
 def benign_texts(seed: int) -> list[Doc]:
@@ -72,6 +77,44 @@ def benign_texts(seed: int) -> list[Doc]:
             text = case.get("text", "")
             if text and not any(s[2] == "PERSON" for s in find_phi(text, names_model=False)):
                 out.append(Doc(text, [], "corpus", "", case.get("lang", "")))
+    return out
+
+
+_CLINICIAN_BEFORE = re.compile(
+    r"\b(?:" + "|".join(w for w, c in name_cues._CUE_CLASS.items() if c == "clin") + r")\.?\s+$", re.I
+)
+
+
+def _clinician(text: str, start: int, end: int) -> bool:
+    """A name a clinician title introduces ("Dr Mehta", "Nurse Fatima", 胡子豪医生, 方老师): never a name to
+    find (name_templates' {DR}), whatever the writer marked."""
+    if _CLINICIAN_BEFORE.search(text, max(0, start - 16), start):
+        return True
+    after = simplified(text[end : end + 2])
+    return name_cues._ZH_RIGHT_CLASS.get(after) == "clin"
+
+
+def _familiar(text: str, start: int, end: int) -> tuple[int, int]:
+    """A surname marked alone after 老, 小 or 阿 is read with it (老陈, 小李): the model finds the pair."""
+    if end - start == 1 and start > 0 and text[start - 1] in "老小阿":
+        return start - 1, end
+    return start, end
+
+
+def writer_documents(folder: Path = WRITERS_DIR) -> dict[str, list[Doc]]:
+    """Each writer's messages as documents with their marked names as gold spans, by writer (one group: a
+    writer's phrasing must not sit on both sides of a held-out split). A clinician's name is not gold."""
+    out: dict[str, list[Doc]] = {}
+    for path in sorted(folder.glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            case = json.loads(line) if line.strip() else None
+            if case is None:
+                continue
+            text = case["text"]
+            marked = [_familiar(text, n["start"], n["end"]) for n in case["names"]]
+            spans = [(a, b) for a, b in marked if not _clinician(text, a, b)]
+            doc = Doc(text, spans, "writer", case["writer"], case["lang"])
+            out.setdefault(case["writer"], []).append(doc)
     return out
 
 
@@ -105,7 +148,35 @@ def word_documents(seed: int) -> list[Doc]:
         fill = rng.choice(FILL_ZH)
         for text in (f"{word}{fill}", f"{fill}{word}以后，{rng.choice(FILL_ZH)}", f"请问{word}和{fill}"):
             out.append(Doc(text, [], "negative", "zh_CN", "zh"))
+    # places and names that are everyday words, opening a sentence as its subject ("Sydney was hot", "Rose
+    # early today"): the writers' messages open many sentences with a name, and these with no name
+    for word in sorted(_place_names()) + sorted(_names_that_are_words()):
+        fill = rng.choice(FILL_EN)
+        lead = rng.choice(("was", "is", "early", "again", "in spring", "has been", "today"))
+        out.append(Doc(f"{word.title()} {lead} {fill}", [], "negative", "en_US", "en"))
+    # medicines where names stand: after "and", "with" or "on", before a verb ("Tylenol and Zyrtec; can she")
+    for drug in DRUGS_EN:
+        other, fill = rng.choice(DRUGS_EN), rng.choice(FILL_EN)
+        for text in (f"She takes {other} and {drug}; {fill}", f"Is {drug} okay with {other}? {fill}",
+                     f"{drug} can {fill}", f"He has been on {drug} since March, {fill}"):  # fmt: skip
+            out.append(Doc(text, [], "negative", "en_US", "en"))
     return out
+
+
+def _place_names() -> set[str]:
+    """One-word place names: the cue table's and Faker's cities and countries."""
+    places = {w for w in name_cues._PLACE_WORDS if len(w) > 3}
+    for locale in ("en_AU", "en_GB", "en_US", "en_CA"):
+        address = import_module(f"faker.providers.address.{locale}").Provider
+        for field in ("countries", "cities", "city_names"):
+            places.update(n.lower() for n in getattr(address, field, None) or () if n.isalpha())
+    return places
+
+
+def _names_that_are_words() -> set[str]:
+    """Lexicon names that the corpora also write in lower case as everyday words ("rose", "will", "mark")."""
+    names = lexicon.given_names() | lexicon.surnames()
+    return {w for w in _everyday_words(sorted(LEARNED_DATA.rglob("*.jsonl"))) if w in names and len(w) > 2}
 
 
 def ordinary_words() -> frozenset[str]:
@@ -261,6 +332,9 @@ def main(argv: list[str] | None = None) -> int:
         "--out", type=Path, default=HERE / name_model.WEIGHTS_FILE, help="weights file to write"
     )
     parser.add_argument("--heldout-out", type=Path, default=HELDOUT_FILE, help="held-out documents to write")
+    parser.add_argument(
+        "--writers", type=Path, default=WRITERS_DIR, help="folder of writers' marked messages"
+    )
     args = parser.parse_args(argv)
     common = common_words()
     train = documents(args.docs, heldout=False, seed=args.seed) + word_documents(args.seed)
@@ -279,7 +353,18 @@ def main(argv: list[str] | None = None) -> int:
     feats, labels, _, missing = featurise(train + benign[:cut], common, chars_train, hidden)
     print(f"{len(train)} documents + {cut} benign texts: {len(labels)} candidates, {sum(labels)} positive, "
           f"{missing} gold spans without a candidate")  # fmt: skip
-    weights = fit(feats, labels, args.l2, args.steps)
+    writers = writer_documents(args.writers)
+    by_writer = {w: featurise(docs, common, chars_train, hidden)[:2] for w, docs in writers.items()}
+
+    def fit_with(kept: list[str]) -> dict[str, float]:
+        """Fitted on the synthetic documents and the `kept` writers' messages, each WRITER_REPEAT times."""
+        f, y = list(feats), list(labels)
+        for w in kept:
+            f += by_writer[w][0] * WRITER_REPEAT
+            y += by_writer[w][1] * WRITER_REPEAT
+        return fit(f, y, args.l2, args.steps)
+
+    weights = fit_with(sorted(writers))
     thresholds, val_benign = {}, benign[cut:]
     for script in ("latin", "zh"):
         thresholds[script], curve = choose_threshold(weights, common, val, val_benign, script, chars)
@@ -293,8 +378,17 @@ def main(argv: list[str] | None = None) -> int:
     unseen = name_model.NameModel(
         weights, threshold, common, thresholds["zh"], chars=chars_train, lexicon=hidden
     )
+    # each writer scored by a model fitted without their messages (the shipped thresholds): what a new
+    # writer's names would meet
+    held_writers = {}
+    for w, docs in writers.items():
+        alone = fit_with([v for v in writers if v != w])
+        held_writers[w] = span_scores(
+            name_model.NameModel(alone, threshold, common, thresholds["zh"], chars=chars), docs
+        )
     report = {
         "validation": span_scores(model, val),
+        "held_out_writers": held_writers,
         "heldout": span_scores(model, held),
         # the held-out documents with the training's part of the lexicon hidden: names read by letters alone
         "heldout_hidden_lexicon": span_scores(unseen, held),
@@ -304,7 +398,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"thresholds {thresholds}, {len(weights)} weights: {json.dumps(report)}")
     out = {
         "format": name_model.FORMAT,
-        "trained": {"docs": args.docs, "seed": args.seed, "steps": args.steps, "l2": args.l2, **report},
+        "trained": {
+            "docs": args.docs,
+            "seed": args.seed,
+            "steps": args.steps,
+            "l2": args.l2,
+            "writers": {w: len(d) for w, d in writers.items()},
+            **report,
+        },
         "threshold": threshold,
         "threshold_zh": thresholds["zh"],
         "common_words": sorted(common),

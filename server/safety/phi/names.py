@@ -289,6 +289,11 @@ _ZH_NEIGHBOUR = rx(
 )
 # "老周（周德明）", "俞老伯（俞金根，1935年生）": a 老/小 nickname, or a surname and a kinship title, with the
 # full name in brackets (both are identifying)
+# a familiar name on a compound surname (老诸葛, 小欧阳): two-character surnames that are no everyday word
+_ZH_FAMILIAR_COMPOUND = rx(
+    r"[老小](?:欧阳|司马|上官|诸葛|皇甫|尉迟|公孙|慕容|长孙|宇文|司徒|令狐|夏侯|轩辕)",
+    literals=frozenset("老小"),
+)
 _ZH_NICK_FULL = rx(rf"((?:老|小)[{SURNAMES}])[（(]{_ZH_SURNAMED}[）)]", literals=frozenset("（("))
 # (a surname and a kinship title: read on the input rails only, where the whole message is there; an answer
 # streamed to the guard has not yet sent what closes the name)
@@ -461,6 +466,8 @@ def names(text: str, hits: Hits) -> Iterator[Span]:
             and not _NOT_PATIENT_BEFORE.search(text, max(0, m.start() - 40), m.start())
         ):
             yield m.start(1), m.end(2), "PERSON"
+    for m in run(_ZH_FAMILIAR_COMPOUND, text, hits):
+        yield m.start(), m.end(), "PERSON"
     for m in run(_ZH_NICK_FULL, text, hits):
         yield m.start(1), m.end(1), "PERSON"
         yield m.start(2), m.end(2), "PERSON"

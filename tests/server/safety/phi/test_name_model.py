@@ -46,10 +46,16 @@ MISSED_BY_RULES = [
     # a hospital's text message, and a name in characters after its romanisation
     ("【市中心医院】尊敬的杜秀英患者，您预约的心内科门诊已成功", "杜秀英"),
     ("我爸在加拿大，名字 Li Jianhua（李建华），住在多伦多", "李建华"),
-    ("昨晚老诸葛又咳了一夜。", "老诸葛"),  # a familiar name with a compound surname
+    # a given name alone after a relation, a name after a greeting, a given name in running prose: forms the
+    # writers' messages taught (data/name_writers/)
+    ("表妹欣怡说她考研压力大，头发一把一把掉", "欣怡"),
+    ("我老公志伟成日打鼻鼾，是不是睡眠窒息", "志伟"),
+    ("Hi Sandeep, thanks for covering my shift.", "Sandeep"),
+    ("Dear Mrs Shah, please excuse Callum from PE this week.", "Callum"),
 ]
 # found by the rules already; the model must agree (compound surnames included)
 FOUND_BY_BOTH = [
+    ("昨晚老诸葛又咳了一夜。", "老诸葛"),  # a familiar name with a compound surname (a rule since)
     ("患者欧阳娜娜，女，32岁，咳嗽两周。", "欧阳娜娜"),
     ("联系人：司徒志明  电话：138 0013 8000", "司徒志明"),
     ("我是慕容雪的家属，想问一下检查结果。", "慕容雪"),
@@ -126,15 +132,20 @@ def test_common_words_drugs_places_and_clinicians_are_no_names(text: str) -> Non
 
 def test_the_model_is_deterministic() -> None:
     raw = json.loads(resources.files("server.safety.phi").joinpath("name_weights.json").read_text("utf-8"))
+    chars = CharScorer(raw["char_weights"], raw["char_lines"], frozenset(raw["ordinary_words"]))
     fresh = NameModel(
-        raw["weights"], float(raw["threshold"]), frozenset(raw["common_words"]), float(raw["threshold_zh"])
+        raw["weights"],
+        float(raw["threshold"]),
+        frozenset(raw["common_words"]),
+        float(raw["threshold_zh"]),
+        chars=chars,
     )
     text = " ".join(t for t, _ in MISSED_BY_RULES + FOUND_BY_BOTH) + " " + " ".join(BENIGN)
     first = name_model.load().find(text)
     assert first  # the mix holds names
     assert fresh.find(text) == first == name_model.load().find(text)
     scores = [(a, b, fresh.score(f)) for a, b, f in fresh.candidates(text)]
-    assert scores == [(a, b, fresh.score(f)) for a, b, f in name_model.candidates(text, fresh.common)]
+    assert scores == [(a, b, fresh.score(f)) for a, b, f in name_model.candidates(text, fresh.common, chars)]
 
 
 def test_the_weights_file_is_a_name_model_with_its_threshold_and_training_record() -> None:
@@ -198,7 +209,6 @@ def test_importing_the_safety_package_loads_no_weights_and_builds_no_table() -> 
 SURNAME_SHAPED_WORDS = [
     ("帮我给我妈解释下", "解释下"),
     ("看了配料表，我儿子花生过敏：", "花生"),
-    ("讲课录音稿（教学用，无患者信息）：", "信息"),
 ]
 
 
@@ -215,3 +225,16 @@ def test_everyday_words_come_from_the_dictionary_without_person_names() -> None:
     assert len(words) > 40_000 and words["信息"] > 1_000
     assert "李建国" not in words and "刘德华" not in words  # tagged as person names (nr)
     assert zh_words.is_everyday_word("解释一") and not zh_words.is_everyday_word("王建国")
+
+
+def test_writers_marked_names_are_read_as_the_product_reads_names(tmp_path: Path) -> None:
+    """A clinician's name a writer marked is no gold span; a surname marked after 老 is read with it."""
+    text = "Dr Mehta said 老陈 and Priya can go home; 胡子豪医生 agreed."
+    row = {"id": "x-1", "writer": "x", "lang": "en", "text": text}
+    row["names"] = [
+        {"text": n, "start": text.index(n), "end": text.index(n) + len(n)}
+        for n in ("Mehta", "陈", "Priya", "胡子豪")
+    ]
+    (tmp_path / "x.jsonl").write_text(json.dumps(row, ensure_ascii=False) + "\n", encoding="utf-8")
+    (doc,) = name_train.writer_documents(tmp_path)["x"]
+    assert [text[a:b] for a, b in doc.spans] == ["老陈", "Priya"]
