@@ -30,6 +30,7 @@ weights load at first use (load(), cached), never at import.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from functools import cache
 from importlib import resources
@@ -76,6 +77,15 @@ FORMAT = "antangelmed-phi-name-model"
 # a pair of characters this frequent in jieba's dictionary is a word, not a familiar name (小时 8,143, 老师
 # 6,415; 小张 302 and 老周 56 are names as often)
 FAMILIAR_WORD_FREQ = 500
+# where a clause starts: the text's start, or after sentence or clause punctuation or a space
+_CLAUSE_START = re.compile(r"(?:^|[。！？!?，,；;：:\s])\s*(?=[\u4e00-\u9fff])")
+# a character, then a one-character kin or title word (李伯, 张哥, 黄太, 陈生 in Cantonese): the surname table
+# and the everyday-word count decide whether the character is a surname
+_SURNAME_KIN = re.compile("[\u4e00-\u9fff](?:伯|叔|姨|姐|哥|嫂|婶|太|生|婆|公)")
+# characters that open a clause as a verb or an adverb far more often than as a given name ("想学一下")
+_CLAUSE_VERBS = frozenset("想要会能可请让给使叫问说看听去来到做吃喝买找等学刚已正再又先")
+# what a parent calls any child or a partner, not a name (the dictionary lists them with names)
+_ENDEARMENTS = frozenset(("宝宝", "宝贝", "宝儿", "乖乖", "亲爱", "亲亲", "老公", "老婆", "娃娃", "妞妞"))
 _ZH_KIN = frozenset("公婆姨爸妈嬷爷伯叔哥姐弟妹嫂舅")  # 阿公, 阿姨: a relative, not a familiar name
 _ZH_BIASES = ("zbias", "kbias")  # the first feature of a Chinese candidate (a surname's, a familiar name's)
 _READ_SHAPES = frozenset(("C", "U", "H", "HU", "M", "L"))  # words the char scorer reads
@@ -469,6 +479,32 @@ class NameModel:
             if sur and 1 <= end - i - sur <= 2 and (i, end) not in seen and plausible(i, end, sur):
                 seen.add((i, end))
                 yield i, end, self._zh_features(text, i, end, sur, "line", cue_at)
+        # a name opening a clause with no cue ("司马浩然这周在ICU", "春梅 你那个胃药"): a surname and one or
+        # two name characters, or two name characters alone; and a surname before a short kin or title
+        # word (王阿姨 is a right cue already; 李伯, 张哥, 黄太, 陈生)
+        for m in _CLAUSE_START.finditer(text):
+            i = m.end()
+            sur = surname_at(i) if i < n else 0
+            spans = [(i, i + sur + extra, sur) for extra in (1, 2) if sur] + [(i, i + 2, 0)]
+            for a, end, s in spans:
+                if (
+                    end <= n
+                    and (a, end) not in seen
+                    and _CJK_RUN.fullmatch(text, a, end)
+                    and plausible(a, end, s)
+                    and possible(a, end, s)
+                    and words.get(text[a:end], 0) < FAMILIAR_WORD_FREQ
+                    and text[a:end] not in _ENDEARMENTS
+                    and (s or text[a] not in _CLAUSE_VERBS)
+                    and text[end : end + 1] != "氏"  # an eponym: 罗伊氏乳杆菌, 帕金森氏病
+                ):
+                    seen.add((a, end))
+                    yield a, end, self._zh_features(text, a, end, s, "S" if s else "SG", cue_at)
+        for m in _SURNAME_KIN.finditer(text):
+            i = m.start()
+            if (i, i + 1) not in seen and surname_at(i) == 1 and words.get(m.group(), 0) < FAMILIAR_WORD_FREQ:
+                seen.add((i, i + 1))
+                yield i, i + 1, self._zh_features(text, i, i + 1, 1, "K", cue_at)
 
     @staticmethod
     def _nick_features(text: str, start: int, end: int, rank: int, freq: int) -> list[str]:

@@ -214,6 +214,12 @@ DRUGS_EN = [
     "Prednisone", "Medrol", "Voltaren", "Celebrex", "Tramadol", "Oxycontin", "Suboxone", "Narcan", "Viagra",
     "Cialis", "Yasmin", "Depo-Provera", "Mirena", "Accutane", "Humira", "Enbrel", "Keytruda", "Herceptin",
 ]  # fmt: skip
+# animals people name by their breed ("our old Labrador"), drawn by the trainer's word documents too
+BREEDS_EN = [
+    "Labrador", "Retriever", "Spaniel", "Beagle", "Poodle", "Terrier", "Collie", "Husky", "Dachshund",
+    "Chihuahua", "Rottweiler", "Dalmatian", "Greyhound", "Whippet", "Schnauzer", "Pomeranian", "Corgi",
+    "Shih Tzu", "Alsatian", "Siamese", "Persian", "Ragdoll", "Bengal", "Maine Coon",
+]  # fmt: skip
 # products and apps, capitalised inside the word ({PROD}; a list of their own, so that adding one leaves the
 # held-out documents, which draw from NEG_EN, as they were)
 PROD_EN = ["EpiPen", "WhatsApp", "MyChart", "FaceTime", "PowerPoint", "HealthKit", "FreeStyle Libre",

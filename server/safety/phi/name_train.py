@@ -37,7 +37,7 @@ from server.safety import lexicon
 from server.safety.normalize import simplified
 from server.safety.phi import name_cues, name_model
 from server.safety.phi.name_chars import READ_FPR, CharScorer, grams
-from server.safety.phi.name_templates import DRUGS_EN, FILL_EN, FILL_ZH, ZWORD_ZH, Doc, documents
+from server.safety.phi.name_templates import BREEDS_EN, DRUGS_EN, FILL_EN, FILL_ZH, ZWORD_ZH, Doc, documents
 
 HERE = Path(__file__).resolve().parent
 LEARNED_DATA = HERE.parent / "learned" / "data"
@@ -159,6 +159,10 @@ def word_documents(seed: int) -> list[Doc]:
         other, fill = rng.choice(DRUGS_EN), rng.choice(FILL_EN)
         for text in (f"She takes {other} and {drug}; {fill}", f"Is {drug} okay with {other}? {fill}",
                      f"{drug} can {fill}", f"He has been on {drug} since March, {fill}"):  # fmt: skip
+            out.append(Doc(text, [], "negative", "en_US", "en"))
+    for breed in BREEDS_EN:
+        fill = rng.choice(FILL_EN)
+        for text in (f"We had our old {breed} put down; {fill}", f"Our {breed} bit my son, {fill}"):
             out.append(Doc(text, [], "negative", "en_US", "en"))
     return out
 

@@ -125,7 +125,6 @@ def test_phi_format_is_redacted(engine: SafetyEngine, text: str, secret: str, en
         ("Insulin lot QX114 with expiry 2026-03-31: is it still cold-chain safe?", "2026-03-31"),
         ("这批疫苗有效期至2025年11月30日，现在还能打吗？", "2025年11月30日"),
         # a weekday after a relation, Cantonese "all the time" after one (周 and 成 are surnames)
-        ("小雨妈妈：周六早上九点游泳比赛，记得带泳镜", "周六早"),
         ("阿媽成日講笑話，佢八十歲頭腦好清醒", "成日"),
         # a product's barcode and a device's registration number
         ("商品条码 6901234567892 的电子血压计要在哪里查真伪？", "6901234567892"),
@@ -165,3 +164,9 @@ def test_a_titled_surname_is_redacted_whole(engine: SafetyEngine, text: str, sec
     """A capital inside a surname (Mc, Mac, De) or a particle (van der) does not end the name: cut at "Mc",
     the rest of it reached the model."""
     assert_redacted(engine, text, secret, entity="PERSON")
+
+
+def test_a_childs_name_before_mama_is_redacted_and_the_weekday_kept(engine: SafetyEngine) -> None:
+    """小雨妈妈 names a parent by her child (小雨); 周六早 (Saturday morning) is no name."""
+    categories, sent = forwarded(engine, "小雨妈妈：周六早上九点游泳比赛，记得带泳镜")
+    assert PHI in categories and "小雨" not in sent and "周六早上九点" in sent
