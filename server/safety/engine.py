@@ -270,6 +270,8 @@ class SafetyEngine:
             if not ask:
                 continue
             hit = model.fired(read.faithful.view, self._scores(read))  # type: ignore[union-attr]
+            if emergency.CATEGORY in hit and emergency.well_now(read.faithful.view):
+                hit.remove(emergency.CATEGORY)  # the detector reads the symptoms, not that they are over
             by_model.update(c for c in ask if c in hit)
             if len(by_model) == len(wanted):
                 break

@@ -52,3 +52,14 @@ def detect(view: str, hits: Hits | None = None) -> SpanList:
     if spans and all(told_as_over(view, span, over, ongoing) for span in spans):
         return []
     return spans
+
+
+def well_now(view: str) -> bool:
+    """The message tells the person as well or the episode as over ("a fever of 38.5 but is playing and
+    eating normally", "后来就好了") and says nothing that brings it back ("again", "still", "又"): the
+    learned detector's firing on such a turn, with no rule behind it, is dropped (see the engine)."""
+    over, ongoing = _situation()
+    told = [m.span() for m in over.finditer(view)]
+    # "never happened again" tells it over: an ongoing word inside an over phrase brings nothing back
+    back = (m for m in ongoing.finditer(view) if not any(a <= m.start() < b for a, b in told))
+    return bool(told) and next(back, None) is None

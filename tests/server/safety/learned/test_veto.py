@@ -158,3 +158,29 @@ def test_a_vetoed_injection_is_annotated_not_dropped(make_engine, monkeypatch: p
     verdict = eng.check_input(user(attack), "p")
     assert verdict.categories == [INJECTION] and verdict.model_categories == [INJECTION]
     assert verdict.action == "pass" and verdict.actions[INJECTION] == "annotate"
+
+
+class _FiresEmergency(_Fixed):
+    """A stand-in whose detector fires medical_emergency on every turn (no rule behind it)."""
+
+    def fired(self, view: str, scores: list[float] | None = None) -> list[str]:
+        return [EMERGENCY]
+
+
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        ("My 3 year old has a fever of 38.5 but is playing and eating normally.", False),
+        ("宝宝发烧38.5度，但是精神很好，能吃能玩", False),
+        ("He had a fit last month and it stopped after two minutes; never happened again.", False),
+        ("He had a fit last month and it stopped after two minutes, and now he is having one again.", True),
+        ("My 3 year old has a fever of 38.5 and keeps staring blankly.", True),
+    ],
+)
+def test_a_detection_alone_on_a_turn_told_as_well_now_is_dropped(
+    engine: SafetyEngine, monkeypatch: pytest.MonkeyPatch, text: str, kept: bool
+) -> None:
+    """The detector reads the symptoms; the rules read that the person is well or the episode over, and
+    that nothing brings it back ("again", "still", 又)."""
+    monkeypatch.setattr(engine, "learned_model", _FiresEmergency(0.0, None))
+    assert (EMERGENCY in engine.check_input(user(text), "patient").categories) is kept
