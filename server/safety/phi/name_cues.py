@@ -12,6 +12,7 @@ import ahocorasick_rs
 
 from server.safety import lexicon
 from server.safety.normalize import simplified
+from server.safety.phi import zh_words
 from server.safety.phi.names import SURNAMES
 
 # letters: Latin with accents, Latin Extended and Vietnamese ("Nguyễn", "Đặng"); a token's first letter
@@ -261,3 +262,85 @@ def _cued(text: str, pos: int) -> bool:
     if w in ("is", "am") and start > 0:
         return _word_before(text, start, max(0, start - 12))[1] == ("this" if w == "is" else "i")
     return False
+
+
+# where a clause starts: the text's start, or after sentence or clause punctuation or a space
+_CLAUSE_PUNCT = r"(?:^|[。！？!?，,；;：:\s])\s*"
+
+
+@cache
+def _clause_names() -> re.Pattern[str]:
+    """Clause starts whose next two characters may open a name (a surname's or a name character, then a name
+    character): one regex pass instead of a Python test at every comma of a long message."""
+    _, _, _, ranks, given_chars = _tables()
+    first = {k[0] for k in ranks} | {k[0] for k in _COMPOUND} | set(given_chars)
+    second = set(given_chars) | {k[1] for k in _COMPOUND}
+    cls = lambda chars: "[" + "".join(sorted(c for c in chars if "\u4e00" <= c <= "\u9fff")) + "]"  # noqa: E731
+    return re.compile(f"{_CLAUSE_PUNCT}(?={cls(first - _CLAUSE_VERBS)}{cls(second)})")
+
+
+# a character, then a one-character kin or title word (李伯, 张哥, 黄太, 陈生 in Cantonese): the surname table
+# and the everyday-word count decide whether the character is a surname
+_SURNAME_KIN = re.compile("[\u4e00-\u9fff](?:伯|叔|姨|姐|哥|嫂|婶|太|生|婆|公)")
+# characters that open a clause as a verb or an adverb far more often than as a given name ("想学一下")
+_CLAUSE_VERBS = frozenset("想要会能可请让给使叫问说看听去来到做吃喝买找等学刚已正再又先")
+# what a parent calls any child or a partner, not a name (the dictionary lists them with names)
+_ENDEARMENTS = frozenset(("宝宝", "宝贝", "宝儿", "乖乖", "亲爱", "亲亲", "老公", "老婆", "娃娃", "妞妞"))
+
+
+def zh_features(text: str, start: int, end: int, sur_len: int, cue: str, cue_at: dict[int, str]) -> list[str]:
+    _, _, _, ranks, given_chars = _tables()
+    name = text[start:end]
+    sur = name[:sur_len]
+    rank = ranks.get(sur, 999)
+    given = name[sur_len:]
+    feats = ["zbias", f"zn={len(name)}", f"zs={len(sur)}", f"zcue={cue}"]
+    feats.append(f"zrank={0 if rank < 20 else 1 if rank < 100 else 2 if rank < 400 else 3}")
+    feats.append(f"zgiven={len(given)}|" + "".join("1" if c in given_chars else "0" for c in given))
+    for k, ch in enumerate(given):
+        feats.append(f"zg{k}={ch}")
+    feats.append(f"zsur={sur}")
+    for k in (1, 2, 3):
+        if start - k >= 0:
+            feats.append(f"zL{k}={text[start - k : start]}")
+    for k in (1, 2):
+        if end + k <= len(text):
+            feats.append(f"zR{k}={text[end : end + k]}")
+    nxt = text[end : end + 1]
+    nx = "g" if nxt in given_chars else "c" if _CJK.match(nxt or " ") else "x"
+    # a two-character name followed by a name character may be the first two of three ("凌婷" in "凌婷婷")
+    feats.append(f"znext={nx}|zn={len(name)}")
+    left_cue = cue_at.get(start)
+    if left_cue is None:
+        left = "none"
+    elif left_cue in _ZH_LABELS:
+        left = "label"
+    else:
+        left = _ZH_LEFT_CLASS.get(left_cue, "intro" if left_cue == "叫" else "rel")
+    if text[start - 1 : start] in (":", "：") and start > 0:
+        left += ":"
+    after = text[end : end + 3]
+    right = _ZH_RIGHT_CLASS.get(after) or _ZH_RIGHT_CLASS.get(after[:2])
+    if right is None:
+        right = (
+            "poss"
+            if after.startswith("的")
+            else "cjk"
+            if after and _CJK.match(after)
+            else "punct"
+            if after
+            else "end"
+        )
+    feats += [f"zLc={left}", f"zRc={right}", f"zLR={left}|{right}", f"zRc={right}|zn={len(name)}"]
+    # where the name ends: the next character a name character or not, by cue and length
+    # ("我老公司徒瑞最近": 最 ends it; "李秀" in "李秀英": 英 goes on)
+    feats.append(f"zLN={left}|{nx}|zn={len(name)}|zs={len(sur)}")
+    feats.append(f"zx={_joins_next(text, end)}")
+    return feats
+
+
+def _joins_next(text: str, end: int) -> int:
+    """How frequent a word a candidate's last character makes with the next one (小高 before 峰: 高峰), in
+    three bands: a name ends where such a word does not begin."""
+    freq = zh_words.everyday_words().get(text[end - 1 : end + 1], 0) if end < len(text) else 0
+    return 0 if not freq else 1 if freq < 200 else 2

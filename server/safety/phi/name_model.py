@@ -30,7 +30,6 @@ weights load at first use (load(), cached), never at import.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from functools import cache
 from importlib import resources
@@ -41,17 +40,19 @@ from server.safety.phi.name_cues import (
     _APOS,
     _CJK,
     _CJK_RUN,
+    _CLAUSE_VERBS,
     _COMPOUND,
     _CUE_CLASS,
+    _ENDEARMENTS,
     _LATIN_RUN,
     _LATIN_THEN_PAREN,
     _LOWER_WORDS,
     _PLACE_WORDS,
     _STOP,
+    _SURNAME_KIN,
     _TOKEN,
     _ZH_CALLED,
     _ZH_CUES,
-    _ZH_LABELS,
     _ZH_LEFT_CLASS,
     _ZH_LEFT_SET,
     _ZH_LINE,
@@ -60,7 +61,9 @@ from server.safety.phi.name_cues import (
     _ZH_SEPARATORS,
     _ZH_WEAK_LEFT,
     _automata,
+    _clause_names,
     _cued,
+    _joins_next,
     _lex,
     _shape,
     _soft_cued,
@@ -68,6 +71,7 @@ from server.safety.phi.name_cues import (
     _word_after,
     _word_before,
     _zh_tail,
+    zh_features,
 )
 from server.safety.phi.names import FAMILIAR_NAME
 from server.safety.verdict import Span
@@ -77,28 +81,6 @@ FORMAT = "antangelmed-phi-name-model"
 # a pair of characters this frequent in jieba's dictionary is a word, not a familiar name (小时 8,143, 老师
 # 6,415; 小张 302 and 老周 56 are names as often)
 FAMILIAR_WORD_FREQ = 500
-# where a clause starts: the text's start, or after sentence or clause punctuation or a space
-_CLAUSE_PUNCT = r"(?:^|[。！？!?，,；;：:\s])\s*"
-
-
-@cache
-def _clause_names() -> re.Pattern[str]:
-    """Clause starts whose next two characters may open a name (a surname's or a name character, then a name
-    character): one regex pass instead of a Python test at every comma of a long message."""
-    _, _, _, ranks, given_chars = _tables()
-    first = {k[0] for k in ranks} | {k[0] for k in _COMPOUND} | set(given_chars)
-    second = set(given_chars) | {k[1] for k in _COMPOUND}
-    cls = lambda chars: "[" + "".join(sorted(c for c in chars if "\u4e00" <= c <= "\u9fff")) + "]"  # noqa: E731
-    return re.compile(f"{_CLAUSE_PUNCT}(?={cls(first - _CLAUSE_VERBS)}{cls(second)})")
-
-
-# a character, then a one-character kin or title word (李伯, 张哥, 黄太, 陈生 in Cantonese): the surname table
-# and the everyday-word count decide whether the character is a surname
-_SURNAME_KIN = re.compile("[\u4e00-\u9fff](?:伯|叔|姨|姐|哥|嫂|婶|太|生|婆|公)")
-# characters that open a clause as a verb or an adverb far more often than as a given name ("想学一下")
-_CLAUSE_VERBS = frozenset("想要会能可请让给使叫问说看听去来到做吃喝买找等学刚已正再又先")
-# what a parent calls any child or a partner, not a name (the dictionary lists them with names)
-_ENDEARMENTS = frozenset(("宝宝", "宝贝", "宝儿", "乖乖", "亲爱", "亲亲", "老公", "老婆", "娃娃", "妞妞"))
 _ZH_KIN = frozenset("公婆姨爸妈嬷爷伯叔哥姐弟妹嫂舅")  # 阿公, 阿姨: a relative, not a familiar name
 _ZH_BIASES = ("zbias", "kbias")  # the first feature of a Chinese candidate (a surname's, a familiar name's)
 _READ_SHAPES = frozenset(("C", "U", "H", "HU", "M", "L"))  # words the char scorer reads
@@ -437,7 +419,7 @@ class NameModel:
                     and (not weak or plausible(i, end, sur))
                 ):
                     seen.add((i, end))
-                    yield i, end, self._zh_features(text, i, end, sur, "L", cue_at)
+                    yield i, end, zh_features(text, i, end, sur, "L", cue_at)
         # right cues: a title or relation after the name (any given name), punctuation or the end of the text
         # (a plausible one); the regex finds the first surname character of the last four before punctuation
         ends = [(end, True) for end in right_at]
@@ -455,7 +437,7 @@ class NameModel:
                     and (strong or plausible(i, end, sur))
                 ):
                     seen.add((i, end))
-                    yield i, end, self._zh_features(text, i, end, sur, "R", cue_at)
+                    yield i, end, zh_features(text, i, end, sur, "R", cue_at)
         # a given name alone after a relation or a label (表妹欣怡, 我老公志伟, 女儿佩珊): two name characters
         # that are no everyday word ("女儿今天", "老公说")
         words = zh_words.everyday_words()
@@ -469,7 +451,7 @@ class NameModel:
                 and words.get(text[i:end], 0) < FAMILIAR_WORD_FREQ
             ):
                 seen.add((i, end))
-                yield i, end, self._zh_features(text, i, end, 0, "G", {i: cue})
+                yield i, end, zh_features(text, i, end, 0, "G", {i: cue})
         # familiar names (老王, 小李, 阿强): what follows tells them from words ("小时", "老师", "阿司匹林")
         for m in FAMILIAR_NAME.finditer(text):
             i, end = m.span()
@@ -491,7 +473,7 @@ class NameModel:
             sur = surname_at(i)
             if sur and 1 <= end - i - sur <= 2 and (i, end) not in seen and plausible(i, end, sur):
                 seen.add((i, end))
-                yield i, end, self._zh_features(text, i, end, sur, "line", cue_at)
+                yield i, end, zh_features(text, i, end, sur, "line", cue_at)
         # a name opening a clause with no cue ("司马浩然这周在ICU", "春梅 你那个胃药"): a surname and one or
         # two name characters, or two name characters alone; and a surname before a short kin or title
         # word (王阿姨 is a right cue already; 李伯, 张哥, 黄太, 陈生)
@@ -513,12 +495,12 @@ class NameModel:
                     and text[a:end] not in _ENDEARMENTS
                 ):
                     seen.add((a, end))
-                    yield a, end, self._zh_features(text, a, end, s, "S" if s else "SG", cue_at)
+                    yield a, end, zh_features(text, a, end, s, "S" if s else "SG", cue_at)
         for m in _SURNAME_KIN.finditer(text):
             i = m.start()
             if (i, i + 1) not in seen and surname_at(i) == 1 and words.get(m.group(), 0) < FAMILIAR_WORD_FREQ:
                 seen.add((i, i + 1))
-                yield i, i + 1, self._zh_features(text, i, i + 1, 1, "K", cue_at)
+                yield i, i + 1, zh_features(text, i, i + 1, 1, "K", cue_at)
 
     @staticmethod
     def _nick_features(text: str, start: int, end: int, rank: int, freq: int) -> list[str]:
@@ -543,65 +525,6 @@ class NameModel:
             f"kL1c={'cjk' if _CJK.match(before or ' ') else 'x'}",
         ]
         return feats
-
-    def _zh_features(
-        self, text: str, start: int, end: int, sur_len: int, cue: str, cue_at: dict[int, str]
-    ) -> list[str]:
-        _, _, _, ranks, given_chars = _tables()
-        name = text[start:end]
-        sur = name[:sur_len]
-        rank = ranks.get(sur, 999)
-        given = name[sur_len:]
-        feats = ["zbias", f"zn={len(name)}", f"zs={len(sur)}", f"zcue={cue}"]
-        feats.append(f"zrank={0 if rank < 20 else 1 if rank < 100 else 2 if rank < 400 else 3}")
-        feats.append(f"zgiven={len(given)}|" + "".join("1" if c in given_chars else "0" for c in given))
-        for k, ch in enumerate(given):
-            feats.append(f"zg{k}={ch}")
-        feats.append(f"zsur={sur}")
-        for k in (1, 2, 3):
-            if start - k >= 0:
-                feats.append(f"zL{k}={text[start - k : start]}")
-        for k in (1, 2):
-            if end + k <= len(text):
-                feats.append(f"zR{k}={text[end : end + k]}")
-        nxt = text[end : end + 1]
-        nx = "g" if nxt in given_chars else "c" if _CJK.match(nxt or " ") else "x"
-        # a two-character name followed by a name character may be the first two of three ("凌婷" in "凌婷婷")
-        feats.append(f"znext={nx}|zn={len(name)}")
-        left_cue = cue_at.get(start)
-        if left_cue is None:
-            left = "none"
-        elif left_cue in _ZH_LABELS:
-            left = "label"
-        else:
-            left = _ZH_LEFT_CLASS.get(left_cue, "intro" if left_cue == "叫" else "rel")
-        if text[start - 1 : start] in (":", "：") and start > 0:
-            left += ":"
-        after = text[end : end + 3]
-        right = _ZH_RIGHT_CLASS.get(after) or _ZH_RIGHT_CLASS.get(after[:2])
-        if right is None:
-            right = (
-                "poss"
-                if after.startswith("的")
-                else "cjk"
-                if after and _CJK.match(after)
-                else "punct"
-                if after
-                else "end"
-            )
-        feats += [f"zLc={left}", f"zRc={right}", f"zLR={left}|{right}", f"zRc={right}|zn={len(name)}"]
-        # where the name ends: the next character a name character or not, by cue and length
-        # ("我老公司徒瑞最近": 最 ends it; "李秀" in "李秀英": 英 goes on)
-        feats.append(f"zLN={left}|{nx}|zn={len(name)}|zs={len(sur)}")
-        feats.append(f"zx={_joins_next(text, end)}")
-        return feats
-
-
-def _joins_next(text: str, end: int) -> int:
-    """How frequent a word a candidate's last character makes with the next one (小高 before 峰: 高峰), in
-    three bands: a name ends where such a word does not begin."""
-    freq = zh_words.everyday_words().get(text[end - 1 : end + 1], 0) if end < len(text) else 0
-    return 0 if not freq else 1 if freq < 200 else 2
 
 
 def candidates(
