@@ -1,4 +1,4 @@
-"""Person names on the held-out synthetic set: the rules, the trained name model, and both as wired.
+"""Person names on the held-out synthetic set and held-out writers: the rules, the model, both as wired.
 
     python benchmarks/phi_names.py [--out benchmarks/results/phi_names.json] [--latency 300]
 
@@ -10,6 +10,9 @@ document lists its gold PERSON spans. Scored, per language and format:
 - covered: a gold name lies inside any PHI span found (what redaction keeps from upstream);
 for `rules` (find_phi with the model off), `model` (the model after the rules' exclusions, names.py
 model_names) and `wired` (find_phi as the input rails call it: rules and model).
+Held-out writers (server/safety/phi/data/name_writers_heldout/: messages independent writers wrote with
+their names marked, which the trainer never reads): per writer, names covered by the rules alone and as
+wired, and the writer's no-name messages given a name.
 `--latency N`: find_phi with and without the model on N 4,000-character messages of the evaluation set's
 benign and PHI sentences (as benchmarks/safety_latency.py builds them), best of three per message, ms.
 """
@@ -33,6 +36,8 @@ from server.safety.phi import find_phi, name_model, names
 
 HELDOUT = REPO / "server" / "safety" / "phi" / "data" / "names_heldout.jsonl"
 EVAL = REPO / "tests" / "server" / "safety" / "eval" / "dev.jsonl"
+# name writers the trainer never reads (name_train.py reads data/name_writers/)
+WRITERS = REPO / "server" / "safety" / "phi" / "data" / "name_writers_heldout"
 
 
 def _found(kind: str, text: str) -> list[tuple[int, int, str]]:
@@ -64,6 +69,21 @@ def score(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
             "spans": tp + fn,
             "false_positives": fp,
         }
+    return out
+
+
+def writer_scores() -> dict[str, Any]:
+    """Names in the messages of writers the trainer never read, per writer: the rules alone and as wired
+    (covered: a gold name inside any PHI span found), and the writer's no-name messages given a name."""
+    from server.safety.phi.name_train import writer_documents
+
+    out: dict[str, Any] = {}
+    for writer, docs in writer_documents(WRITERS).items():
+        rows = [{"text": d.text, "spans": d.spans, "lang": d.lang, "fmt": "writer"} for d in docs]
+        out[writer] = {kind: score(rows, kind)["all"] for kind in ("rules", "wired")}
+        empty = [r["text"] for r in rows if not r["spans"]]
+        named = sum(1 for text in empty if any(e == "PERSON" for _, _, e in _found("wired", text)))
+        out[writer]["no_name_messages_given_a_name"] = f"{named}/{len(empty)}"
     return out
 
 
@@ -122,6 +142,13 @@ def main() -> int:
                 f"| {group:<16} | {kind:<6} | {p:>9} | {r['recall']:>7.3f} | {r['covered']:>7.3f} "
                 f"| {r['spans']:>5} |"
             )
+    result["held_out_writers"] = writer_scores()
+    for writer, row in result["held_out_writers"].items():
+        print(
+            f"held-out writer {writer}: names covered, rules {row['rules']['covered']:.3f} -> wired "
+            f"{row['wired']['covered']:.3f} of {row['wired']['spans']}; no-name messages given a name "
+            f"{row['no_name_messages_given_a_name']}"
+        )
     if args.latency:
         result["latency_4000_chars"] = latency(args.latency)
         for workload, row in result["latency_4000_chars"].items():
