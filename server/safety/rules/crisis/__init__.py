@@ -62,6 +62,6 @@ def said_outright(view: str, hits: Hits | None = None) -> bool:
     hurts" low. The same words quoted or said of someone else ("my students joke 'i'm going to kill
     myself'", "her father hanged himself in 1998", 病人说他想死) are left to the detector's veto, which
     reads such reports, fiction and teaching far below its line; a real report of someone at risk, or a
-    statement whose subject Chinese drops (不想活了: 4.8 against a line of -1.2), scores high."""
+    statement whose subject Chinese drops (不想活了: 4.7 against a line of -1.2), scores high."""
     spans = compiled().outright(view, _own_gates().scan(view) if hits is None else hits)
     return any(in_own_voice(view, span) for span in spans)
