@@ -247,9 +247,10 @@ _SOFT_CLASSES = frozenset(("greet", "kin", "title"))
 
 
 def _soft_cued(text: str, start: int, end: int) -> bool:
-    """A weaker cue for a capitalised word neither lexicon nor letters read as a name: a greeting, a
-    preposition, a kinship title or "and" right before it ("Hi Sandeep", "with Tendai", "Precious and
-    Tendai"), or a possessive after it ("Yaw's review"). The name model weighs it; no rule reads it."""
+    """A weaker cue for a capitalised word neither lexicon nor letters read as a name: a greeting, a kinship
+    word or a title right before it ("Hi Sandeep", "Auntie Blessing"), or a possessive after it ("Yaw's
+    review"). Not a preposition or "and": medicines stand there as often ("Tylenol and Zyrtec"). The name
+    model weighs it; no rule reads it."""
     w = _word_before(text, start, max(0, start - 16))[1]
     return _CUE_CLASS.get(w) in _SOFT_CLASSES or text[end : end + 2] in ("'s", "’s")
 

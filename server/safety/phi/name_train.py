@@ -27,6 +27,7 @@ import json
 import random
 import re
 from collections import Counter
+from collections.abc import Iterator
 from importlib import import_module
 from pathlib import Path
 
@@ -107,9 +108,9 @@ def writer_documents(folder: Path = WRITERS_DIR) -> dict[str, list[Doc]]:
     out: dict[str, list[Doc]] = {}
     for path in sorted(folder.glob("*.jsonl")):
         for line in path.read_text(encoding="utf-8").splitlines():
-            case = json.loads(line) if line.strip() else None
-            if case is None:
+            if not line.strip():
                 continue
+            case = json.loads(line)
             text = case["text"]
             marked = [_familiar(text, n["start"], n["end"]) for n in case["names"]]
             spans = [(a, b) for a, b in marked if not _clinician(text, a, b)]
@@ -167,14 +168,22 @@ def word_documents(seed: int) -> list[Doc]:
     return out
 
 
+def _faker_places(locales: tuple[str, ...], fields: tuple[str, ...]) -> Iterator[str]:
+    """The place names Faker's address providers of these locales list under these fields."""
+    for locale in locales:
+        try:
+            address = import_module(f"faker.providers.address.{locale}").Provider
+        except (ImportError, AttributeError):
+            continue
+        for field in fields:
+            yield from (n for n in getattr(address, field, None) or () if isinstance(n, str))
+
+
 def _place_names() -> set[str]:
     """One-word place names: the cue table's and Faker's cities and countries."""
     places = {w for w in name_cues._PLACE_WORDS if len(w) > 3}
-    for locale in ("en_AU", "en_GB", "en_US", "en_CA"):
-        address = import_module(f"faker.providers.address.{locale}").Provider
-        for field in ("countries", "cities", "city_names"):
-            places.update(n.lower() for n in getattr(address, field, None) or () if n.isalpha())
-    return places
+    found = _faker_places(("en_AU", "en_GB", "en_US", "en_CA"), ("countries", "cities", "city_names"))
+    return places | {n.lower() for n in found if n.isalpha()}
 
 
 def _names_that_are_words() -> set[str]:
@@ -188,15 +197,9 @@ def ordinary_words() -> frozenset[str]:
     messages too) and Faker's country and city names (capitalised words that are no person), less any word a
     name lexicon holds ("grace", "will")."""
     words = _everyday_words(sorted(LEARNED_DATA.rglob("*.jsonl")))
-    for locale in ("en_US", "en_GB", "en_AU", "en_CA", "en_IN", "de_DE", "fr_FR", "es_ES", "it_IT"):
-        try:
-            address = import_module(f"faker.providers.address.{locale}").Provider
-        except (ImportError, AttributeError):
-            continue
-        for field in ("countries", "cities", "city_names", "states"):
-            for name in getattr(address, field, None) or ():
-                if isinstance(name, str):
-                    words.update(_WORD.findall(name.lower()))
+    locales = ("en_US", "en_GB", "en_AU", "en_CA", "en_IN", "de_DE", "fr_FR", "es_ES", "it_IT")
+    for name in _faker_places(locales, ("countries", "cities", "city_names", "states")):
+        words.update(_WORD.findall(name.lower()))
     names = lexicon.given_names() | lexicon.surnames()
     return frozenset(w for w in words if len(w) >= 3 and w not in names)
 

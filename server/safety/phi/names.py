@@ -287,13 +287,13 @@ _ZH_NEIGHBOUR = rx(
     + _ZH_SURNAMED
     + r"(?=阿姨|叔叔|奶奶|爷爷|大爷|大妈|大娘|大婶|婆婆|伯伯|阿婆|阿伯|大姐|大哥|老师傅|老人家|老太太|老先生)"
 )
-# "老周（周德明）", "俞老伯（俞金根，1935年生）": a 老/小 nickname, or a surname and a kinship title, with the
-# full name in brackets (both are identifying)
-# a familiar name on a compound surname (老诸葛, 小欧阳): two-character surnames that are no everyday word
+# a familiar name on a compound surname (老诸葛, 小欧阳); not 东方 (小东方 reads as a place or a brand)
 _ZH_FAMILIAR_COMPOUND = rx(
-    r"[老小](?:欧阳|司马|上官|诸葛|皇甫|尉迟|公孙|慕容|长孙|宇文|司徒|令狐|夏侯|轩辕)",
+    "[老小](?:" + "|".join(s for s in _COMPOUND_SURNAMES.split("|") if s != "东方") + ")",
     literals=frozenset("老小"),
 )
+# "老周（周德明）", "俞老伯（俞金根，1935年生）": a 老/小 nickname, or a surname and a kinship title, with the
+# full name in brackets (both are identifying)
 _ZH_NICK_FULL = rx(rf"((?:老|小)[{SURNAMES}])[（(]{_ZH_SURNAMED}[）)]", literals=frozenset("（("))
 # (a surname and a kinship title: read on the input rails only, where the whole message is there; an answer
 # streamed to the guard has not yet sent what closes the name)
