@@ -25,10 +25,12 @@ _WORD_TAIL = rf"[{_L}'’]*(?:-[{_L}][{_L}'’]*)*\.?"
 _CAP_TOKEN = rf"[{_UP}]{_WORD_TAIL}"
 # a run of name-shaped tokens: "WOOD, Phillip", "Ahmad bin Ismail", "Peter Chan Tai-man" (one space between
 # tokens: forms put several between a value and the next field). It starts with the capital and looks behind
-# it, so that the regex engine skips to capitals instead of trying every position
+# it, so that the regex engine skips to capitals instead of trying every position. Chinese characters may
+# touch it on either side ("同事Chinedu说", "López先生"): they are word characters, but no letter of a name
+_NOT_CJK_WORD = r"[^\W\u4e00-\u9fff]"
 _LATIN_RUN = re.compile(
-    rf"([{_UP}](?<![\w'’\-/@.][{_UP}]){_WORD_TAIL}(?:(?: |,[ \t]?)(?:{_CONNECTOR} )?{_CAP_TOKEN}){{0,5}})"
-    r"(?![\w@])"
+    rf"([{_UP}](?<!{_NOT_CJK_WORD}[{_UP}])(?<![’'\-/@.][{_UP}]){_WORD_TAIL}"
+    rf"(?:(?: |,[ \t]?)(?:{_CONNECTOR} )?{_CAP_TOKEN}){{0,5}})(?!{_NOT_CJK_WORD}|@)"
 )
 _TOKEN = re.compile(rf"(?i:[asdb]/[lpo])|[{_L}]{_WORD_TAIL}|,")
 # lower-case words after a cue ("my name's destiny mcgee")
@@ -110,6 +112,11 @@ _ZH_LEFT_CUES = (
     " 妹妹 孙子 孙女 朋友 同事 室友 邻居 我妈 我爸 我哥 我姐 我弟 我妹 老妈 老爸 婆婆 公公 舅舅 舅妈 姑姑"
     " 姑妈 姨妈 小姨 叔叔 婶婶 伯伯 阿公 阿嬷 阿婆 阿爷 岳父 岳母 表哥 表姐 表弟 表妹 堂哥 堂姐 侄子 侄女"
     " 外甥 老豆 阿爸 阿妈 隔壁的 楼下的 楼上的 对门的 我是 是 给 帮 替 和 跟 与 叫 尊敬的 亲爱的"
+    # partners, carers and the people a form or a ward note names ("其配偶柏建业", "护工小芳", "经办人：蒲")
+    " 配偶 老伴 男友 女友 男朋友 女朋友 对象 其子 其女 其夫 其妻 孩子 闺蜜 同学 舍友 工友 保姆 护工 义工 房东"
+    " 经办人 经手人 取药人 陪同人 记录人 审核人 填表人"
+    # a bed number ("5床赵德胜", "23床公孙浩然"): read only after a digit or 号 (see name_model)
+    " 床"
 ).split()
 _ZH_SEPARATORS = " \t\n:：，,（("
 _ZH_CALLED = ("名叫", "叫做", "叫")
@@ -120,6 +127,7 @@ _ZH_LEFT_CLASS = {
     "called": "called",  # a bare 叫 (name_model reads it as its own, weakest cue)
     **dict.fromkeys(("尊敬的", "亲爱的"), "salut"),
     "paren": "paren",  # after a romanised name and a parenthesis (name_model finds these itself)
+    "床": "bed",
 }
 _ZH_LABELS = frozenset(
     "姓名 名字 就诊人 受检人 被保险人 投保人 申请人 委托人 监护人 联系人 收件人 收货人 寄件人 开户人 户名"
@@ -127,7 +135,9 @@ _ZH_LABELS = frozenset(
 )
 _ZH_RIGHT_CLASS = {
     **dict.fromkeys(("先生", "女士", "小姐", "同学"), "title"),
-    **dict.fromkeys(("阿姨", "叔叔", "奶奶", "爷爷", "大爷", "大妈", "婆婆", "伯伯"), "kin"),
+    **dict.fromkeys(("阿姨", "叔叔", "奶奶", "爷爷", "大爷", "大妈", "婆婆", "伯伯", "老伯", "阿婆", "阿伯",
+                     "大叔", "大哥", "大姐", "大娘", "大婶", "姑娘", "师傅", "老先生", "老太太"), "kin"),
+    "太太": "kin",
     **dict.fromkeys(("医生", "大夫", "护士", "主任", "教授", "院长", "医师", "老师"), "clin"),
     **dict.fromkeys(("的家属", "的家人", "的妈妈", "的爸爸", "的母亲", "的父亲", "的儿子", "的女儿", "的丈夫",
                      "的妻子", "的爱人", "的监护人", "的检查", "的报告", "的病历", "的结果"), "poss"),
@@ -135,6 +145,32 @@ _ZH_RIGHT_CLASS = {
     **dict.fromkeys(("患者", "病人", "患儿"), "pt"),
     **dict.fromkeys(("您好", "你好"), "greet"),
 }  # fmt: skip
+# the classes of the English cue words (_CUE_CLASS) that the Chinese cues stand for, for a romanised name in
+# Chinese text ("同事Chinedu说", "López先生", "我是Wang Hui")
+_ZH_AS_LATIN = {"intro": "intro", "called": "intro", "prep": "prep", "nb": "rel", "salut": "greet",
+                "bed": "id", "title": "title", "kin": "kin", "clin": "clin", "greet": "greet", "pt": "title",
+                "poss": "rel"}  # fmt: skip
+
+
+def zh_cue_before(run: str) -> tuple[str, str]:
+    """The Chinese cue a run of characters ends with, and its class as an English cue's: ("", "") for none."""
+    for k in (4, 3, 2, 1):
+        cue = run[-k:]
+        if len(cue) == k and cue in _ZH_LEFT_SET and cue != "床":
+            cls = "intro" if cue in _ZH_LABELS else _ZH_AS_LATIN.get(_ZH_LEFT_CLASS.get(cue, ""), "rel")
+            return cue, cls
+    return "", ""
+
+
+def zh_cue_after(run: str) -> tuple[str, str]:
+    """The Chinese cue a run of characters starts with ("先生在世博园", "大叔68岁") and its English class."""
+    for k in (3, 2):
+        cls = _ZH_RIGHT_CLASS.get(run[:k])
+        if cls is not None:
+            return run[:k], _ZH_AS_LATIN[cls]
+    return "", ""
+
+
 # a romanised word, then an opening parenthesis: what follows may be the same name in characters
 _LATIN_THEN_PAREN = re.compile(r"[A-Za-z\u00c0-\u024f][ \t]*[（(][ \t]*")
 _ZH_LINE = re.compile(r"(?m)^[ \t]*([\u4e00-\u9fff]{2,4})[ \t]*$")
@@ -252,6 +288,8 @@ def _soft_cued(text: str, start: int, end: int) -> bool:
     review"). Not a preposition or "and": medicines stand there as often ("Tylenol and Zyrtec"). The name
     model weighs it; no rule reads it."""
     w = _word_before(text, start, max(0, start - 16))[1]
+    if w and _CJK.match(w[-1]):  # Chinese around a romanised name: "表哥Tashi", "López先生"
+        return zh_cue_before(w)[1] in _SOFT_CLASSES or zh_cue_after(text[end : end + 3])[1] in _SOFT_CLASSES
     return _CUE_CLASS.get(w) in _SOFT_CLASSES or text[end : end + 2] in ("'s", "’s")
 
 
@@ -260,13 +298,16 @@ def _cued(text: str, pos: int) -> bool:
     start, w, sep = _word_before(text, pos, max(0, pos - 24))
     if ":" in sep or w in _CUE_WORDS:
         return True
+    if w and _CJK.match(w[-1]):  # "同事Chinedu", "我叫Kelly"
+        return zh_cue_before(w)[1] in ("rel", "intro")
     if w in ("is", "am") and start > 0:
         return _word_before(text, start, max(0, start - 12))[1] == ("this" if w == "is" else "i")
     return False
 
 
-# where a clause starts: the text's start, or after sentence or clause punctuation or a space
-_CLAUSE_PUNCT = r"(?:^|[。！？!?，,；;：:\s])\s*"
+# where a clause starts: the text's start, or after sentence or clause punctuation, a list's 、 or an arrow
+# ("黄梓涵、马骁", "涂晶→查老师"), or a space
+_CLAUSE_PUNCT = r"(?:^|[。！？!?，,；;：:、→\s])\s*"
 
 
 @cache
@@ -280,9 +321,9 @@ def _clause_names() -> re.Pattern[str]:
     return re.compile(f"{_CLAUSE_PUNCT}(?={cls(first - _CLAUSE_VERBS)}{cls(second)})")
 
 
-# a character, then a one-character kin or title word (李伯, 张哥, 黄太, 陈生 in Cantonese): the surname table
-# and the everyday-word count decide whether the character is a surname
-_SURNAME_KIN = re.compile("[\u4e00-\u9fff](?:伯|叔|姨|姐|哥|嫂|婶|太|生|婆|公)")
+# a character, then a one-character kin or title word (李伯, 张哥, 黄太, 陈生 in Cantonese, 肖总): the
+# surname table and the everyday-word count decide whether the character is a surname
+_SURNAME_KIN = re.compile("[\u4e00-\u9fff](?:伯|叔|姨|姐|哥|嫂|婶|太|生|婆|公|总)")
 # characters that open a clause as a verb or an adverb far more often than as a given name ("想学一下")
 _CLAUSE_VERBS = frozenset("想要会能可请让给使叫问说看听去来到做吃喝买找等学刚已正再又先")
 # what a parent calls any child or a partner, not a name (the dictionary lists them with names)

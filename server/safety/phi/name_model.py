@@ -30,6 +30,7 @@ weights load at first use (load(), cached), never at import.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from functools import cache
 from importlib import resources
@@ -71,10 +72,15 @@ from server.safety.phi.name_cues import (
     _word_after,
     _word_before,
     _zh_tail,
+    zh_cue_after,
+    zh_cue_before,
     zh_features,
 )
 from server.safety.phi.names import FAMILIAR_NAME
 from server.safety.verdict import Span
+
+# what a bed number ends with before 床 ("5床", "１２床", "3号床")
+_BED_NUMBER = re.compile("[0-9０-９号]")
 
 WEIGHTS_FILE = "name_weights.json"
 FORMAT = "antangelmed-phi-name-model"
@@ -332,6 +338,9 @@ class NameModel:
         at, w1, _ = _word_before(text, start, lo)
         if not w1:
             return "", "", prev, ""
+        if _CJK.match(w1[-1]):  # a romanised name in Chinese text: the Chinese cue before it
+            cue, cls = zh_cue_before(w1)
+            return (cue, cls, prev, "") if cue else ("zh", "other", prev, "")
         cls = _CUE_CLASS.get(w1, "cw" if w1 in self.common else "other")
         w2 = _word_before(text, at, lo)[1]
         return w1, cls, prev, f"L2={w2} {w1}" if w2 else ""
@@ -343,13 +352,19 @@ class NameModel:
         nxt = text[k] if k < len(text) and k - end < 30 else "$"
         # two spaces or a tab end a form's field as a newline does ("Full name: Grant Jones    Phone:")
         q = "\t" if "\t" in text[end:k] or k - end >= 2 else nxt if not nxt.isalnum() else "w"
+        if q == "w" and _CJK.match(nxt):
+            q = "z"  # Chinese goes on after a romanised name ("Chinedu说"): no English word follows
         feats = [f"q={q}"]
         r1 = _word_after(text, end) if q not in ".!?" else ""  # the next sentence's first word says nothing
         # nor does a capitalised everyday word, which starts a sentence too ("my cousin Ann Lee The rash...")
         if r1 in self.common and text[end : end + 6].lstrip(" \t,;:-")[:1].isupper():
             r1 = ""
         if r1:
-            cls = _CUE_CLASS.get(r1, "cw" if r1 in self.common else "other")
+            if _CJK.match(r1):  # Chinese after a romanised name: the cue it starts with ("López先生")
+                r1, cls = zh_cue_after(r1)
+                r1, cls = (r1, cls) if r1 else ("zh", "other")
+            else:
+                cls = _CUE_CLASS.get(r1, "cw" if r1 in self.common else "other")
             feats += [f"R1={r1}", f"R1c={cls}|q={q}"]
         if text.startswith(("'s", "’s"), end):
             feats.append("R=poss")
@@ -382,14 +397,14 @@ class NameModel:
 
         # left cues: where each ends (after separators and 叫), the cue it ends; right cues: where they start
         cue_at: dict[int, str] = {}
-        right_at: list[int] = []
+        right_at: list[tuple[int, str]] = []
         # where a given name alone may follow a relation ("表妹欣怡", "老公志伟")
         given_at: dict[int, str] = {}
         for k, start, end in _automata()[2].find_matches_as_indexes(text, overlapping=True):
             cue = _ZH_CUES[k]
             if cue in _ZH_RIGHT_CLASS:
-                right_at.append(start)
-            if cue not in _ZH_LEFT_SET:
+                right_at.append((start, cue))
+            if cue not in _ZH_LEFT_SET or (cue == "床" and not _BED_NUMBER.match(text[start - 1 : start])):
                 continue
             p = end
             while p < n and text[p] in _ZH_SEPARATORS:
@@ -422,7 +437,7 @@ class NameModel:
                     yield i, end, zh_features(text, i, end, sur, "L", cue_at)
         # right cues: a title or relation after the name (any given name), punctuation or the end of the text
         # (a plausible one); the regex finds the first surname character of the last four before punctuation
-        ends = [(end, True) for end in right_at]
+        ends = [(end, True) for end, _ in right_at]
         ends += [(m.end(), False) for m in _zh_tail().finditer(text)]
         for end, strong in ends:
             for size in (4, 3, 2):
@@ -496,9 +511,17 @@ class NameModel:
                 ):
                     seen.add((a, end))
                     yield a, end, zh_features(text, a, end, s, "S" if s else "SG", cue_at)
-        for m in _SURNAME_KIN.finditer(text):
-            i = m.start()
-            if (i, i + 1) not in seen and surname_at(i) == 1 and words.get(m.group(), 0) < FAMILIAR_WORD_FREQ:
+        # a surname alone before a kinship word or a title (王阿姨, 钟师傅, 巫先生): not where the character
+        # before may be a name's own (王桂兰阿姨 is a full name: the right cue reads it)
+        kin_at = [(m.start(), True) for m in _SURNAME_KIN.finditer(text)]
+        kin_at += [(at - 1, False) for at, cue in right_at if at and _ZH_RIGHT_CLASS[cue] in ("kin", "title")]
+        for i, short in kin_at:
+            if (
+                (i, i + 1) not in seen
+                and surname_at(i) == 1
+                and (short or i == 0 or text[i - 1] not in given_chars)
+                and words.get(text[i : i + 2], 0) < FAMILIAR_WORD_FREQ
+            ):
                 seen.add((i, i + 1))
                 yield i, i + 1, zh_features(text, i, i + 1, 1, "K", cue_at)
 

@@ -259,6 +259,7 @@ SURNAMES = (
     "纪靳盛童欧甄项曲成游阳裴席卫查屈鲍位覃霍翁隋植甘景薄单包司柏宁柯阮桂闵"
 )
 _COMPOUND_SURNAMES = "欧阳|司马|上官|诸葛|东方|皇甫|尉迟|公孙|慕容|长孙|宇文|司徒|令狐|夏侯|轩辕"
+_COMPOUND_SET = frozenset(_COMPOUND_SURNAMES.split("|"))
 ZH_TRIGGER = (
     r"(?:患者|病人|病患|患儿|伤者|产妇|孕妇|家属|姓名|我叫|我的名字是|名字叫|名叫|叫做|本人|老公|老婆|丈夫"
     r"|妻子|爱人|"
@@ -300,6 +301,25 @@ _ZH_NICK_FULL = rx(rf"((?:老|小)[{SURNAMES}])[（(]{_ZH_SURNAMED}[）)]", lite
 _ZH_KIN_FULL = rx(
     rf"([{SURNAMES}](?:老伯|老伯伯|阿伯|阿婆|老太|大爷|大妈|阿姨|叔))[（(]{_ZH_SURNAMED}[）)，,]",
     literals=frozenset("（("),
+)
+# a foreign name transliterated into characters, its parts joined by an interpunct ("萨米拉·阿里",
+# "穆罕默德·拉希德", "伊万•彼得罗夫"): the characters Chinese uses for foreign sounds, so that the words
+# before the name stay out of it ("其家属萨米拉·阿里女士"); a book or film title in 《》 is no person
+_TRANSLIT = (
+    "阿艾爱安奥巴拜班邦鲍贝本比彼毕波伯博布卜查达黛丹道德迪蒂丁东杜多厄恩法菲费芬弗福盖甘戈格古哈海汉豪赫亨"
+    "胡华霍基吉加贾杰金卡凯坎康柯科克肯库拉莱兰朗劳勒雷蕾里利莉丽林琳娄卢鲁路伦罗洛玛马麦曼梅蒙米敏莫默姆穆"
+    "纳娜奈内尼妮宁努诺欧帕派潘佩皮普齐奇乔琼丘萨塞桑瑟森沙莎珊舍什史斯索塔泰汤唐特提汀图托瓦万威韦维温沃乌"
+    "西希夏谢辛休雅亚扬耶伊因英尤约泽扎詹芝兹佐祖嘉茜娅薇尔丝芙蓓赛易欣依热木江买合罕夫得列捷琴契娃琪何"
+)
+_ZH_DOT_NAME = rx(
+    rf"(?<![《{_TRANSLIT}])[{_TRANSLIT}]{{1,5}}(?:[·•‧・][{_TRANSLIT}]{{1,6}}){{1,3}}(?![》{_TRANSLIT}·•‧・])",
+    literals=frozenset("·•‧・"),
+    window=40,
+)
+# famous bearers of transliterated names that medical and everyday text cites (弗洛伦斯·南丁格尔)
+_FAMOUS_TRANSLIT = frozenset(
+    "南丁格尔 希波克拉底 弗洛伊德 巴甫洛夫 爱因斯坦 居里 弗莱明 巴斯德 达尔文 牛顿 霍金 托尔斯泰 莎士比亚"
+    " 贝多芬 莫扎特 梵高 诺贝尔 乔布斯 盖茨 马斯克 特朗普 拜登 奥巴马 普京 曼德拉 甘地 马克思".split()
 )
 # "我是赵敏的家属": the name comes before the relation
 _ZH_NAME_BEFORE = rx(
@@ -468,6 +488,9 @@ def names(text: str, hits: Hits) -> Iterator[Span]:
             yield m.start(1), m.end(2), "PERSON"
     for m in run(_ZH_FAMILIAR_COMPOUND, text, hits):
         yield m.start(), m.end(), "PERSON"
+    for m in run(_ZH_DOT_NAME, text, hits):
+        if not any(part in _FAMOUS_TRANSLIT for part in re.split("[·•‧・]", m.group())):
+            yield m.start(), m.end(), "PERSON"
     for m in run(_ZH_NICK_FULL, text, hits):
         yield m.start(1), m.end(1), "PERSON"
         yield m.start(2), m.end(2), "PERSON"
@@ -514,6 +537,8 @@ def model_names(text: str, hits: Hits | None = None) -> Iterator[Span]:
         name = text[start:end]
         if _CJK_START.match(name):
             familiar = FAMILIAR_NAME.fullmatch(name) is not None
+            # a compound surname is often a word's start too (公孙树): the whole name is what counts
+            compound = len(name) > 2 and name[:2] in _COMPOUND_SET
             if (
                 "某" in name
                 or name[:2] in _ZH_NOT_NAMES
@@ -524,8 +549,10 @@ def model_names(text: str, hits: Hits | None = None) -> Iterator[Span]:
                 # 老周 or 小张, is a word too: the model reads how common a one it is)
                 or (
                     not familiar
+                    and not compound
                     and (zh_words.is_everyday_word(name) or zh_words.is_everyday_word(text[start : end + 1]))
                 )
+                or (compound and name in zh_words.everyday_words())
                 # one's own familiar name is not enough, as a given name alone after "I'm" is not (我叫小王)
                 or (familiar and text[max(0, start - 2) : start] in ("我叫", "我是", "叫我"))
             ):
