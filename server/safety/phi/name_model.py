@@ -520,6 +520,9 @@ class NameModel:
                 (i, i + 1) not in seen
                 and surname_at(i) == 1
                 and (short or i == 0 or text[i - 1] not in given_chars)
+                # nor the end of a word (旁边大哥, 宿管阿姨) or the start of one (温哥华)
+                and words.get(text[i - 1 : i + 1], 0) < FAMILIAR_WORD_FREQ
+                and text[i : i + 3] not in words
                 and words.get(text[i : i + 2], 0) < FAMILIAR_WORD_FREQ
             ):
                 seen.add((i, i + 1))
