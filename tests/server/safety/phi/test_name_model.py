@@ -264,3 +264,49 @@ def test_writers_marked_names_are_read_as_the_product_reads_names(tmp_path: Path
     (tmp_path / "x.jsonl").write_text(json.dumps(row, ensure_ascii=False) + "\n", encoding="utf-8")
     (doc,) = name_train.writer_documents(tmp_path)["x"]
     assert [text[a:b] for a, b in doc.spans] == ["老陈", "Priya"]
+
+
+class _Scored:
+    """A stand-in name model for the threshold chooser: each word of a text is a candidate whose number is its
+    score, found when it clears the Latin line (the chooser, not the model, is under test)."""
+
+    def __init__(self, weights: dict, latin: float, common: frozenset, zh: float, chars=None) -> None:
+        self.line = latin
+
+    def find(self, text: str) -> list[tuple[int, int, str]]:
+        return [(a, b, "PERSON") for a, b in _words(text) if float(text[a:b]) >= self.line]
+
+
+def _words(text: str) -> list[tuple[int, int]]:
+    out, at = [], 0
+    for word in text.split():
+        start = text.index(word, at)
+        at = start + len(word)
+        out.append((start, at))
+    return out
+
+
+def _doc(text: str, gold: bool) -> name_train.Doc:
+    return name_train.Doc(text, _words(text) if gold else [], "test", "en_US", "en")
+
+
+def test_the_chooser_keeps_the_highest_line_where_validation_recall_stops_growing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(name_model, "NameModel", _Scored)
+    # names scored 3 and 2: the recall is whole at 2.0 and flat below it, all the way down
+    docs = [_doc("3.0 2.0", gold=True)]
+    benign = [_doc("-5.0", gold=False) for _ in range(1000)]
+    line, curve = name_train.choose_threshold({}, frozenset(), docs, benign, "latin")
+    assert line == 2.0
+    assert curve[-1]["threshold"] == -3.0 and curve[-1]["recall"] == 1.0  # it walked on and kept 2.0
+
+
+def test_a_benign_text_named_at_every_line_is_not_the_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(name_model, "NameModel", _Scored)
+    docs = [_doc("3.0 1.0", gold=True)]
+    # 300 benign texts allow none to gain a name (one in 400); one already holds a name at the top line (6.0),
+    # which no line trades, so the walk goes on down to 1.0
+    benign = [_doc("9.0", gold=False)] + [_doc("-5.0", gold=False) for _ in range(299)]
+    line, _ = name_train.choose_threshold({}, frozenset(), docs, benign, "latin")
+    assert line == 1.0
