@@ -94,8 +94,8 @@ def score(model: CategoryModel, text: str) -> float:
 
 # --- the shipped weights ---------------------------------------------------------------------------
 def test_shipped_weights_load_and_are_small(learned: LearnedModel, model: CategoryModel) -> None:
-    # package data of the slim gateway image: it grows with the writers' vocabulary (3.4 MB with twenty)
-    assert MODEL_FILE.stat().st_size < 3_500_000
+    # package data of the slim gateway image: it grows with the writers' vocabulary (3.75 MB with 23)
+    assert MODEL_FILE.stat().st_size < 4_000_000
     data = json.loads(MODEL_FILE.read_text(encoding="utf-8"))
     assert data["format"] == cm.FORMAT and data["featuriser"]["version"] == cm.FEATURISER_VERSION
     assert learned.categories == (CRISIS, EMERGENCY, INJECTION) == cm.LEARNED_CATEGORIES
