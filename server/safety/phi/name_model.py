@@ -459,7 +459,8 @@ class NameModel:
         for i, cue in given_at.items():
             end = i + 2
             if (
-                (i, end) not in seen
+                end <= n  # a relation word one character from the end ("我老公志") names no one
+                and (i, end) not in seen
                 and _CJK_RUN.fullmatch(text, i, end)
                 and plausible(i, end, 0)
                 and possible(i, end, 0)

@@ -310,3 +310,20 @@ def test_a_benign_text_named_at_every_line_is_not_the_budget(monkeypatch: pytest
     benign = [_doc("9.0", gold=False)] + [_doc("-5.0", gold=False) for _ in range(299)]
     line, _ = name_train.choose_threshold({}, frozenset(), docs, benign, "latin")
     assert line == 1.0
+
+
+PREFIXED = [
+    "我老公志伟成日打鼻鼾，昨天见了表妹欣怡，5床赵德胜说王阿姨和Uncle Lim都好。",
+    "Hi Sandeep, my cousin Ann Lee and 同事Chinedu说 萨米拉·阿里女士 来了",
+]
+
+
+@pytest.mark.parametrize("text", PREFIXED)
+def test_every_candidate_lies_inside_the_text_whatever_its_end(text: str) -> None:
+    """A message may end anywhere, one character after a cue ("我老公志"): no candidate reaches past its
+    end, and the input rails read every prefix without an error."""
+    model = name_model.load()
+    for k in range(1, len(text) + 1):
+        prefix = text[:k]
+        assert all(0 <= a < b <= k for a, b, _ in model.candidates(prefix)), prefix
+        find_phi(prefix, view=match_view(prefix))
