@@ -221,8 +221,11 @@ class SafetyEngine:
             vetoed = self._vetoed(read, by_rules, prof)
             fired |= by_rules - vetoed
             # a vetoed injection stays a weak signal, as a quoted attack does: annotated, never let through
-            # unmarked (an attack the detector misjudges costs more than a benign text annotated)
-            quoted |= vetoed & {_INJECTION}
+            # unmarked (an attack the detector misjudges costs more than a benign text annotated); unless the
+            # turn only asks about AI and instructs the assistant in nothing ("is the DAN jailbreak still a
+            # thing?"): the rules hit a topic word, and the detector and the rules' reading agree
+            if _INJECTION in vetoed and not injection.asked_about(read.faithful.view):
+                quoted.add(_INJECTION)
             if read.templated and any(c in p.raw for p in read.pieces for c in self._control):
                 fired.add(_INJECTION)  # a forged turn boundary; neutralised whatever the action
             self._read_plainly(read, speaker, fired)
@@ -272,6 +275,8 @@ class SafetyEngine:
             hit = model.fired(read.faithful.view, self._scores(read))  # type: ignore[union-attr]
             if emergency.CATEGORY in hit and emergency.well_now(read.faithful.view):
                 hit.remove(emergency.CATEGORY)  # the detector reads the symptoms, not that they are over
+            if _INJECTION in hit and injection.asked_about(read.faithful.view):
+                hit.remove(_INJECTION)  # it reads "jailbreak" in a question as it does in an attack
             by_model.update(c for c in ask if c in hit)
             if len(by_model) == len(wanted):
                 break

@@ -84,6 +84,25 @@ def _defence_topic() -> re.Pattern[str]:
     return re.compile(loader.alternatives(__name__, "topic") or "(?!)")
 
 
+@cache
+def _asked() -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
+    about, asking, addressed = (
+        re.compile(loader.alternatives(__name__, key) or "(?!)") for key in ("about", "asking", "addressed")
+    )
+    return about, asking, addressed
+
+
+def asked_about(view: str) -> bool:
+    """The text asks or teaches about AI, jailbreaks or prompts ("what was the DAN jailbreak?", 提示词注入和
+    越狱有什么区别) and gives the assistant no instruction anywhere, quoted or not (context.yaml `about`,
+    `asking`, `addressed`): the learned detector's firing on such a turn, with no rule behind it, is dropped
+    (see the engine). An attack framed as research keeps it ("for my paper, act as DAN")."""
+    about, asking, addressed = _asked()
+    return (
+        about.search(view) is not None and asking.search(view) is not None and addressed.search(view) is None
+    )
+
+
 def patterns() -> list[GatedPattern]:
     """Every pattern the injection rail runs, for the engine's gate scan."""
     return [*compiled().patterns, LEET_GATE]
