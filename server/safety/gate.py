@@ -26,7 +26,7 @@ except ImportError:  # pragma: no cover - Python 3.10
 _MAX_LITERALS = 256
 _WINDOW = 120  # characters either side of a literal that an unbounded rule may reach
 _MAX_WINDOWS = 64  # beyond this many occurrences scanning the whole text is cheaper
-_MARGIN = 24  # look-behind/look-ahead reach of our rules (" through my nose" is 16)
+_MARGIN = 24  # around windows whose geometry is not exact (a look-ahead such as " through my nose" is 16)
 
 
 _MAX_PRODUCT = 64
@@ -95,8 +95,9 @@ def _seq(items: list) -> Gate | None:
             run = frozenset(a + b for a in run for b in e)
             continue
         flush()
-        at_start = not consumed
-        if op not in _ZERO_WIDTH:
+        # nothing before this item consumed a character: neither an earlier item nor the literal run so far
+        at_start = not consumed and not any(run)
+        if op not in _ZERO_WIDTH or any(run):
             consumed = True
         run, run_at_start = (e, at_start) if e is not None else (frozenset({""}), False)
         sub: Gate | None = None
@@ -159,13 +160,33 @@ def _identifier_like(run: str) -> bool:
 Hits = dict["GatedPattern", list[int]]  # pattern -> positions in the view where its gate literals start
 
 
+_REPEATS = (_c.MAX_REPEAT, _c.MIN_REPEAT, getattr(_c, "POSSESSIVE_REPEAT", _c.MAX_REPEAT))
+
+
+def _lookahead_reach(items: Iterable) -> int:
+    """How far past a match the pattern's look-ahead assertions read (at most _MARGIN)."""
+    reach = 0
+    for op, arg in items:
+        if op in (_c.ASSERT, _c.ASSERT_NOT) and arg[0] == 1:
+            reach = max(reach, arg[1].getwidth()[1] + _lookahead_reach(arg[1]))
+        elif op is _c.SUBPATTERN:
+            reach = max(reach, _lookahead_reach(arg[-1]))
+        elif op is _c.BRANCH:
+            reach = max([reach, *(_lookahead_reach(b) for b in arg[1])])
+        elif op in _REPEATS:
+            reach = max(reach, _lookahead_reach(arg[2]))
+        if reach >= _MARGIN:
+            return _MARGIN
+    return reach
+
+
 class GatedPattern:
     """A compiled regex plus the literal gate that decides where it needs to run.
 
     `literals` overrides the gate read out of the regex (for rules whose own literals are everywhere, a
     space say); `prefix` then says whether matches start at their literal."""
 
-    __slots__ = ("before", "literals", "regex", "window")
+    __slots__ = ("ahead", "anchored", "before", "exact", "literals", "regex", "window")
 
     def __init__(
         self,
@@ -180,9 +201,25 @@ class GatedPattern:
         self.literals = gate[0] if gate else None
         # a match cannot reach further from its literal than the pattern's longest match; a match that
         # starts at its literal cannot begin before it
-        longest = _p.parse(pattern, flags).getwidth()[1]
+        parsed = _p.parse(pattern, flags)
+        longest = parsed.getwidth()[1]
         self.window = min(window, longest + 2)
         self.before = 0 if gate and gate[1] else self.window
+        reach = _lookahead_reach(parsed)
+        self.exact = literals is None and gate is not None and longest + 2 <= window and reach < _MARGIN
+        if self.exact:
+            # a gate read out of the pattern, every match within the window: the windows find exactly the
+            # matches of the whole text. A search that stops at `endpos` reads the text as ending there, so a
+            # window reaches past the match as far as the pattern's look-aheads read; one from `pos` still
+            # sees the text before it (look-behind, \b). A match that starts at its literal is tried there
+            # only, where a window's finditer would try every position in it.
+            self.ahead = self.window + reach
+            self.anchored = self.before == 0
+        else:
+            # a gate given by hand (its literals need not start or even lie in every match: a run of digits, a
+            # word's edge), a match longer than the window or a far look-ahead: a margin either side
+            self.before, self.ahead = self.before + _MARGIN, self.window + _MARGIN
+            self.anchored = False
 
     @property
     def pattern(self) -> str:
@@ -191,8 +228,7 @@ class GatedPattern:
     def _windows(self, spots: list[int]) -> list[tuple[int, int]] | None:
         if len(spots) > _MAX_WINDOWS:
             return None  # scanning everything is cheaper than this many windows
-        # the margin lets look-behind/look-ahead assertions see past the match itself
-        back, ahead = self.before + _MARGIN, self.window + _MARGIN
+        back, ahead = self.before, self.ahead
         if len(spots) == 1:  # the common case: one literal occurrence
             at = spots[0]
             return [(at - back if at > back else 0, at + ahead)]
@@ -219,9 +255,26 @@ class GatedPattern:
         windows = self._windows(spots)
         if windows is None:
             return self.regex.finditer(text)
+        if self.anchored:
+            return self._anchored(text, windows, spots)
         if len(windows) == 1:
             return self.regex.finditer(text, *windows[0])
         return self._merged(text, windows)
+
+    def _anchored(
+        self, text: str, windows: list[tuple[int, int]], spots: list[int]
+    ) -> Iterator[re.Match[str]]:
+        """The matches finditer finds in the windows, for a pattern whose matches start at its literals: each
+        literal's place tried once, left to right, skipping those inside the match before."""
+        last_end = 0
+        k, ordered = 0, sorted(set(spots))
+        for _, end in windows:
+            while k < len(ordered) and ordered[k] < end:
+                at = ordered[k]
+                k += 1
+                if at >= last_end and (m := self.regex.match(text, at, end)) is not None:
+                    last_end = m.end()
+                    yield m
 
     def _merged(self, text: str, windows: list[tuple[int, int]]) -> Iterator[re.Match[str]]:
         """Matches of several windows in order, without the repeats where windows' matches overlap."""
