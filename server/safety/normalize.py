@@ -207,13 +207,16 @@ def locale_of(text: str) -> str:
 _ZH_DIGIT = str.maketrans("〇零幺一二三四五六七八九", "001123456789")
 # Grouped the way a number is read out ("零九三二 一二三 四五六"), the groups together must hold seven.
 _ZN = "[〇零幺一二三四五六七八九]"
-_ZH_DIGIT_RUN = re.compile(f"{_ZN}{{5,}}|{_ZN}{{2,4}}(?:[ -]{_ZN}{{2,4}}){{1,4}}")
+# (written to open with a class, as _SPACED_LATIN below is: see there)
+_ZH_DIGIT_RUN = re.compile(f"{_ZN}(?:{_ZN}{{4,}}|{_ZN}{{1,3}}(?:[ -]{_ZN}{{2,4}}){{1,4}})")
 # Digits that OCR or a hurried typist turned into look-alike letters ("tel O2O 7946 O123", "MRN l2345678",
 # "DOB 12/O3/1958"): in a run of digits and separators that stands apart from words, holds at least five
 # digit-like characters and mostly real digits, O/o become 0 and l/I/| become 1. A word never qualifies
 # (a letter beside the run ends it), so "Oil", "I 2" and "lol" stay as written. A "|" is a 1 only between two
 # digits: beside another "|" or at a run's edge it separates fields (HL7 "PID|||4432109^^^", a pasted table).
-_OCR_RUN = re.compile(r"(?<![A-Za-z0-9])[0-9OolI|](?:[0-9OolI|]|[ /.\-](?=[0-9OolI|])){4,}(?![A-Za-z0-9])")
+_OCR_RUN = re.compile(
+    r"[0-9OolI|](?<![A-Za-z0-9][0-9OolI|])(?:[0-9OolI|]|[ /.\-](?=[0-9OolI|])){4,}(?![A-Za-z0-9])"
+)
 _OCR_DIGIT = str.maketrans("OolI", "0011")
 _OCR_BAR = re.compile(r"(?<=\d)\|(?=\d)")
 _OCR_PIECE = re.compile(r"[0-9OolI|]+")
@@ -252,8 +255,12 @@ def with_ascii_digits(text: str) -> str:
 
 # Spelled-out or leetspeak text: "k i l l  m y s e l f", "k.i.l.l", "想 死", "k1ll mys3lf". The rails also
 # read a plain copy of such a view (not one character per character, so its hits mark a category, not a span).
-_SPACED_LATIN = re.compile(r"(?<![a-z0-9])(?:[a-z][ .\-_*]){3,}[a-z](?![a-z0-9])")
-_SPACED_CJK = re.compile("(?:[\u4e00-\u9fff] ){2,}[\u4e00-\u9fff]")
+# (each starts with a character class and checks what stands before it after that: a pattern that opens with
+# a look-behind is tried at every position, one that opens with a class skips to where the class matches)
+_SPACED_LATIN = re.compile(r"[a-z](?<![a-z0-9][a-z])(?:[ .\-_*][a-z]){3,}(?![a-z0-9])")
+_SPACED_CJK = re.compile("[\u4e00-\u9fff](?: [\u4e00-\u9fff]){2,}")
+# whether there is one: from its spaces (a literal is found faster than a class in Chinese text)
+_SPACED_CJK_AT = re.compile(" (?<=[\u4e00-\u9fff] )[\u4e00-\u9fff] [\u4e00-\u9fff]")
 # a word of letters and leet digits/symbols holding at least one of each ("k1ll", "mys3lf", "t0"); "b12" and
 # "covid19" hold other digits and are not words of this kind
 _LEET_TOKEN = re.compile(
@@ -262,6 +269,8 @@ _LEET_TOKEN = re.compile(
 # ... and counts as leetspeak when a leet character stands before its last letter ("k1ll", "w4nt", "d1e"):
 # with the digits only at the end it is a code or a lab name ("t4", "ld50", "vitamin d3")
 _LEET_WORD = re.compile(r"[013457@$][a-z]")
+_WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789@$")  # a run that can hold leet tokens
+_WORD_RUN = re.compile(r"[a-z0-9@$]*")
 _LEET = str.maketrans("013457@$", "oieastas")
 _SPACES = re.compile(r"  +")
 
@@ -275,18 +284,36 @@ def _join_letters(m: re.Match[str]) -> str:
     return run.replace(" ", "")
 
 
+def _two_leet_words(view: str) -> bool:
+    """Two different leet words in `view`. _LEET_TOKEN is read only over the runs of letters, digits and @$
+    around the few places _LEET_WORD matches (a leet word holds one, and lies inside one such run)."""
+    words: set[str] = set()
+    done = 0
+    for m in _LEET_WORD.finditer(view):
+        if m.start() < done:
+            continue  # in the run already read
+        start = m.start()
+        while start and view[start - 1] in _WORD_CHARS:
+            start -= 1
+        done = _WORD_RUN.match(view, m.start()).end()  # type: ignore[union-attr]
+        words.update(t for t in _LEET_TOKEN.findall(view, start, done) if _LEET_WORD.search(t))
+        if len(words) >= 2:
+            return True
+    return False
+
+
 def plain_reading(view: str) -> str | None:
     """The view with spelled-out letters joined and leetspeak read as letters, or None when it has neither
     (two or more leet words are needed: one is a code or a lab value such as "b12")."""
     out = view
-    spaced = _SPACED_LATIN.search(out) is not None or _SPACED_CJK.search(out) is not None
+    spaced = _SPACED_LATIN.search(out) is not None or _SPACED_CJK_AT.search(out) is not None
     if spaced:
         out = _SPACED_LATIN.sub(_join_letters, out)
         out = _SPACED_CJK.sub(lambda m: m.group().replace(" ", ""), out)
         out = _SPACES.sub(" ", out)  # "k i l l  m y s e l f": the double space was the word break
     # two different leet words (one, however often, is a code such as "hba1c": the second read of a long
     # message costs about as much as the first, so it is kept for text that looks obfuscated)
-    leet = len({t for t in _LEET_TOKEN.findall(out) if _LEET_WORD.search(t)}) >= 2
+    leet = _two_leet_words(out)
     if leet:
         out = _LEET_TOKEN.sub(lambda m: m.group().translate(_LEET), out)
     return out if spaced or leet else None

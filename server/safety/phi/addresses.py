@@ -159,16 +159,17 @@ def addresses(text: str, hits: Hits) -> Iterator[Span]:
 # in capitals as written on letters and forms. Neither has a literal to gate on, so they are searched (one
 # case-sensitive pass) whenever the text holds any other PHI gate; a postcode alone in a text with nothing
 # else is left to the address rules around it. US ZIP codes need their word (identifiers.py).
+# The pattern opens with a capital and reads what it was (and what stood before it) by look-behind: one that
+# opens with a look-behind is tried at every position of the text, one that opens with a class skips to it.
 _POSTCODES = re.compile(
-    r"(?<![A-Za-z0-9])(?:"
-    r"(?:[A-PR-UWYZ][A-HK-Y]?\d[A-HJKPSTUW\d]?|GIR) ?\d[ABD-HJLNP-UW-Z]{2}"  # UK
-    r"|[ABCEGHJ-NPRSTVXY]\d[ABCEGHJ-NPRSTV-Z] ?\d[ABCEGHJ-NPRSTV-Z]\d"  # Canada
+    r"[A-Z](?<![A-Za-z0-9][A-Z])(?:"
+    r"(?<=[A-PR-UWYZ])[A-HK-Y]?\d[A-HJKPSTUW\d]? ?\d[ABD-HJLNP-UW-Z]{2}"  # UK
+    r"|(?<=G)IR ?\d[ABD-HJLNP-UW-Z]{2}"  # UK: GIR 0AA
+    r"|(?<=[ABCEGHJ-NPRSTVXY])\d[ABCEGHJ-NPRSTV-Z] ?\d[ABCEGHJ-NPRSTV-Z]\d"  # Canada
     r")(?![A-Za-z0-9])"
 )
 
 
 def postcodes(text: str, hits: Hits) -> Iterator[Span]:
-    if not text.isascii() and not any(c.isupper() for c in text):
-        return
     for m in _POSTCODES.finditer(text):
         yield m.start(), m.end(), "ADDRESS"

@@ -322,8 +322,23 @@ def _clause_names() -> re.Pattern[str]:
 
 
 # a character, then a one-character kin or title word (李伯, 张哥, 黄太, 陈生 in Cantonese, 肖总): the
-# surname table and the everyday-word count decide whether the character is a surname
-_SURNAME_KIN = re.compile("[\u4e00-\u9fff](?:伯|叔|姨|姐|哥|嫂|婶|太|生|婆|公|总)")
+# surname table and the everyday-word count decide whether the character is a surname. Found from the kin
+# word, a class of twelve (a pattern that opens with any Chinese character is tried at each of them).
+_KIN_AFTER_CHAR = re.compile("[伯叔姨姐哥嫂婶太生婆公总](?<=[\u4e00-\u9fff][伯叔姨姐哥嫂婶太生婆公总])")
+
+
+def surname_kin_starts(text: str) -> list[int]:
+    """Where a character stands before a one-character kin or title word, pairs not overlapping, read left
+    to right ("王叔叔": 王 only)."""
+    starts: list[int] = []
+    free = 0  # where the next pair may start
+    for m in _KIN_AFTER_CHAR.finditer(text):
+        if m.start() - 1 >= free:
+            starts.append(m.start() - 1)
+            free = m.start() + 1
+    return starts
+
+
 # characters that open a clause as a verb or an adverb far more often than as a given name ("想学一下")
 _CLAUSE_VERBS = frozenset("想要会能可请让给使叫问说看听去来到做吃喝买找等学刚已正再又先")
 # what a parent calls any child or a partner, not a name (the dictionary lists them with names)

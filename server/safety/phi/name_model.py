@@ -50,7 +50,6 @@ from server.safety.phi.name_cues import (
     _LOWER_WORDS,
     _PLACE_WORDS,
     _STOP,
-    _SURNAME_KIN,
     _TOKEN,
     _ZH_CALLED,
     _ZH_CUES,
@@ -72,6 +71,7 @@ from server.safety.phi.name_cues import (
     _word_after,
     _word_before,
     _zh_tail,
+    surname_kin_starts,
     zh_cue_after,
     zh_cue_before,
     zh_features,
@@ -514,7 +514,7 @@ class NameModel:
                     yield a, end, zh_features(text, a, end, s, "S" if s else "SG", cue_at)
         # a surname alone before a kinship word or a title (王阿姨, 钟师傅, 巫先生): not where the character
         # before may be a name's own (王桂兰阿姨 is a full name: the right cue reads it)
-        kin_at = [(m.start(), True) for m in _SURNAME_KIN.finditer(text)]
+        kin_at = [(at, True) for at in surname_kin_starts(text)]
         kin_at += [(at - 1, False) for at, cue in right_at if at and _ZH_RIGHT_CLASS[cue] in ("kin", "title")]
         for i, short in kin_at:
             if (

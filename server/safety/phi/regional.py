@@ -142,7 +142,9 @@ def regional_named_ids(text: str, hits: Hits) -> Iterator[Span]:
 # India's PAN (income-tax number on every form and bill): five letters, the fourth the holder's kind (P for a
 # person), four digits, a check letter. Four digits do not make an identifier-like run for the gate, so it
 # is searched (one case-sensitive pass) whenever the text holds any other PHI gate.
-_PAN = re.compile(r"(?<![A-Za-z0-9])[A-Z]{3}[ABCFGHJLPT][A-Z]\d{4}[A-Z](?![A-Za-z0-9])")
+# (It opens with a capital, then checks what stood before: a pattern that opens with a look-behind is tried at
+# every position of the text.)
+_PAN = re.compile(r"[A-Z](?<![A-Za-z0-9][A-Z])[A-Z]{2}[ABCFGHJLPT][A-Z]\d{4}[A-Z](?![A-Za-z0-9])")
 
 
 def pan_numbers(text: str, hits: Hits) -> Iterator[Span]:

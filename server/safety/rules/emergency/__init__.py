@@ -13,7 +13,7 @@ from functools import cache
 
 from server.safety.gate import GatedPattern, GateSet, Hits
 from server.safety.rules import loader
-from server.safety.rules.emergency.infant import FEVERS, infant_fever
+from server.safety.rules.emergency.infant import FEVERS, RED_FLAG, infant_fever
 from server.safety.rules.ruleset import CompiledRules, SpanList
 from server.safety.rules.situation import told_as_over
 
@@ -34,7 +34,7 @@ def _situation() -> tuple[re.Pattern[str], re.Pattern[str]]:
 
 def patterns() -> list[GatedPattern]:
     """Every pattern the emergency rail runs, for the engine's gate scan."""
-    return [*compiled().patterns, *FEVERS]
+    return [*compiled().patterns, *FEVERS, RED_FLAG]
 
 
 @cache

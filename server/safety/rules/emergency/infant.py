@@ -53,7 +53,8 @@ FEVERS = (
     ),
 )
 _BABY = re.compile(r"\b(?:baby|infant|newborn|toddler)\b|宝宝|婴儿|新生儿")
-_BABY_RED_FLAG = re.compile(
+# gated like the rules (in the engine's one literal pass): a search of the whole text cost 0.2 ms
+RED_FLAG = GatedPattern(
     r"\b(?:very sleepy|lethargic|floppy|won'?t feed|not feeding|won'?t wake|hard to wake|limp)\b"
     r"|睡不醒|叫不醒|很难叫醒|不(?:怎么)?吃奶|没吃奶|吃奶少|精神(?:很)?差|蔫|抽搐|呼吸急促"
 )
@@ -105,7 +106,7 @@ def _young_infant(view: str, near: int | None = None) -> bool:
 
 def infant_fever(view: str, hits: Hits) -> list[tuple[int, int]]:
     """A fever in the first three months, or a red flag in that age or, with a fever, at any baby age."""
-    red = _BABY_RED_FLAG.search(view)  # searched once: the whole-text scan is this rule's main cost
+    red = RED_FLAG.search(view, hits)
     if red is not None and _young_infant(view, red.start()):
         return [red.span()]
     fever = _first_fever(view, hits)
