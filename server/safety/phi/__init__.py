@@ -43,6 +43,7 @@ _FINDERS: tuple[Finder, ...] = (
     contact.url,
     contact.ipv4,
     contact.ipv6,
+    contact.mac,
     identifiers.ssns,
     identifiers.cn_ids,
     regional.regional_named_ids,

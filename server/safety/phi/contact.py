@@ -14,7 +14,16 @@ _URL = rx(r"\b(?:https?://|www\.)[^\s<>\"'，。；）)\]]+", I)
 # octets are checked in code: a plain dotted-quad regex is several times cheaper than one that
 # spells out 0-255
 _IPV4 = rx(r"(?<![\d.])\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?![\d.]*\d)", literals=NUMERIC_GATE, window=40)
-_IPV6 = rx(r"(?<![:\w])(?:[0-9a-f]{1,4}:){2,7}(?::|[0-9a-f]{1,4})(?![:\w])", I)
+# IPv6: eight groups, or fewer with one "::" standing for the zeros ("fe80::1ff:fe23:4567:890a"); a clock
+# time ("08:31:44") has neither. The count of groups and a digit are checked in code ("std::vector" holds no
+# hex digit run, "abc::def" no digit).
+_H6 = "[0-9a-f]{1,4}"
+_IPV6 = rx(
+    rf"(?<![:\w.])(?:(?:{_H6}:){{7}}{_H6}|(?:{_H6}(?::{_H6}){{0,6}})?::(?:{_H6}(?::{_H6}){{0,6}})?)(?![:\w])",
+    I,
+)
+# a network card's hardware address (MAC): six pairs, a device identifier
+_MAC = rx(r"(?<![:\w-])[0-9a-f]{2}([:-])[0-9a-f]{2}(?:\1[0-9a-f]{2}){4}(?![:\w-])", I)
 
 _CN_MOBILE = rx(
     r"(?<![\d+])(?:\+?86[\s-]?)?1[3-9]\d(?:[\s-]?\d{4}){2}(?!\d)", literals=NUMERIC_GATE, window=40
@@ -212,12 +221,36 @@ def handles(text: str, hits: Hits) -> Iterator[Span]:
         yield m.start(1), m.end(1), "HANDLE"
 
 
+# this machine itself (a developer's config or log): no one's address
+_LOOPBACK = re.compile(r"(?:https?://)?(?:localhost|127(?:\.\d{1,3}){3}|0\.0\.0\.0|\[::1\])(?![\w.-])", re.I)
+
+
 def ipv4(text: str, hits: Hits) -> Iterator[Span]:
     for m in run(_IPV4, text, hits):
-        if all(int(octet) <= 255 for octet in m.group().split(".")):
+        if all(int(octet) <= 255 for octet in m.group().split(".")) and not _LOOPBACK.match(m.group()):
             yield m.start(), m.end(), "IP"
 
 
+_PORT = re.compile(r":\d{1,5}")
+_LONG_NUMBER = re.compile(r"\d{4,}")
+
+
+def url(text: str, hits: Hits) -> Iterator[Span]:
+    for m in run(_URL, text, hits):
+        local = _LOOPBACK.match(m.group())
+        # a loopback URL still carries whatever record number its path holds (/api/patients/884213)
+        path = m.group()[local.end() :] if local else ""
+        if not local or _LONG_NUMBER.search(_PORT.sub("", path, count=1)):
+            yield m.start(), m.end(), "URL"
+
+
 email = simple(_EMAIL, "EMAIL")
-url = simple(_URL, "URL")
-ipv6 = simple(_IPV6, "IP")
+mac = simple(_MAC, "DEVICE")
+
+
+def ipv6(text: str, hits: Hits) -> Iterator[Span]:
+    for m in run(_IPV6, text, hits):
+        value = m.group()
+        groups = [g for g in value.split(":") if g]
+        if 2 <= len(groups) <= 8 and any(c.isdigit() for c in value) and value != "::1":
+            yield m.start(), m.end(), "IP"

@@ -85,6 +85,11 @@ def assert_untouched(engine: SafetyEngine, text: str) -> None:
         ("微信号：lily-2024", "lily-2024", "HANDLE"),
         ("QQ号 123456789，报告发我", "123456789", "HANDLE"),
         ("my LINE id is mei_chen88", "mei_chen88", "HANDLE"),
+        # IPv6 in full and with "::", a network card's hardware address, a loopback URL with a record number
+        ("pump logged in from 2001:0db8:85a3:0000:0000:8a2e:0370:7334 at night", "8a2e:0370:7334", "IP"),
+        ("her tablet is fe80::1ff:fe23:4567:890a on the ward wifi", "fe80::1ff:fe23:4567:890a", "IP"),
+        ("MAC 00:1a:2b:3c:4d:5e is the monitor at bed 4", "00:1a:2b:3c:4d:5e", "DEVICE"),
+        ("GET http://localhost:8080/api/patients/884213/records fails", "884213", "URL"),
     ],
 )
 def test_phi_format_is_redacted(engine: SafetyEngine, text: str, secret: str, entity: str) -> None:
@@ -131,6 +136,10 @@ def test_phi_format_is_redacted(engine: SafetyEngine, text: str, secret: str, en
         ("电子血压计的注册证号 国械注准20192070123 要在哪里查真伪？", "20192070123"),
         # an age after a word that may open an identifier's value
         ("Act as a fitness coach and make me a walking plan, im 65 and have knee pain", "im 65"),
+        # a clock time is no IPv6 address; this machine's own address identifies no one
+        ("LIS接口报错：[08:31:44] ERROR 条码重复，怎么处理？", "08:31:44"),
+        ("Our nginx has proxy_pass http://127.0.0.1:8081/ and returns 502", "http://127.0.0.1:8081/"),
+        ("std::vector or a list for the ward rota app?", "std::vector"),
     ],
 )
 def test_hard_negative_is_not_redacted(engine: SafetyEngine, text: str, kept: str) -> None:
