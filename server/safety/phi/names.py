@@ -518,6 +518,14 @@ def names(text: str, hits: Hits) -> Iterator[Span]:
 
 
 _MONTHS = _words("january february march april may june july august september october november december")
+# a name's word before what bears it as an eponym ("Wellens syndrome", "Ranson criteria", "Beck自杀意念量表",
+# "Murphy征阳性"): a scale, sign or syndrome named after someone, not a person in the text. Only nouns no
+# patient's name stands before ("Mary's test results" are hers; "Tom signs the form" is a verb).
+_EPONYM_AFTER = re.compile(
+    r"(?:['’]s)?[ -]?(?i:syndromes?|disease|scale|criteria|classification|manoeuvre|maneuver|reflex"
+    r"|palsy|phenomenon|contractions|triad)\b"
+    r"|[\u4e00-\u9fff]{0,6}?(?:综合征|综合症|量表|评分|分级|分型|征阳性|征阴性|试验阳性|试验阴性)"
+)
 _SELF_INTRO = re.compile(r"(?i:\b(?:i'm|i’m|i am|im)\s+)$")
 _CJK_START = re.compile("[\u4e00-\u9fff]")
 # what a familiar name is made of: 老 or 小 and a surname (老王, 小李), 阿 and a name character (阿强); the
@@ -564,6 +572,7 @@ def model_names(text: str, hits: Hits | None = None) -> Iterator[Span]:
                 or _NOT_PATIENT_BEFORE.search(text, max(0, start - 40), start)
                 # a given name alone after "I'm" is not enough, as for the rules ("I'm Sam", "I'm Better")
                 or (len(words) == 1 and _SELF_INTRO.search(text, max(0, start - 8), start))
+                or _EPONYM_AFTER.match(text, end)
             ):
                 continue
         yield start, end, entity

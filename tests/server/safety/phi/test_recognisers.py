@@ -140,6 +140,10 @@ def test_phi_format_is_redacted(engine: SafetyEngine, text: str, secret: str, en
         ("LIS接口报错：[08:31:44] ERROR 条码重复，怎么处理？", "08:31:44"),
         ("Our nginx has proxy_pass http://127.0.0.1:8081/ and returns 502", "http://127.0.0.1:8081/"),
         ("std::vector or a list for the ward rota app?", "std::vector"),
+        # a name's word before the scale, sign or syndrome it names (an eponym)
+        ("医学生提问：Wellens综合征的心电图特点是什么？", "Wellens"),
+        ("复习资料里Ranson评分和BISAP评分哪个更实用？", "Ranson"),
+        ("急诊见习：Murphy征阳性提示什么？", "Murphy"),
     ],
 )
 def test_hard_negative_is_not_redacted(engine: SafetyEngine, text: str, kept: str) -> None:
