@@ -87,6 +87,9 @@ FORMAT = "antangelmed-phi-name-model"
 # a pair of characters this frequent in jieba's dictionary is a word, not a familiar name (小时 8,143, 老师
 # 6,415; 小张 302 and 老周 56 are names as often)
 FAMILIAR_WORD_FREQ = 500
+# everyday words that begin with a one-character kin or title word and are kin or titles themselves
+# (王姐姐, 李总监): after a surname they still name a person
+_KIN_WORDS = frozenset("哥哥 姐姐 太太 婆婆 叔叔 公公 嫂子 总裁 总监 总管 公子 公主".split())
 _ZH_KIN = frozenset("公婆姨爸妈嬷爷伯叔哥姐弟妹嫂舅")  # 阿公, 阿姨: a relative, not a familiar name
 _ZH_BIASES = ("zbias", "kbias")  # the first feature of a Chinese candidate (a surname's, a familiar name's)
 _READ_SHAPES = frozenset(("C", "U", "H", "HU", "M", "L"))  # words the char scorer reads
@@ -525,6 +528,12 @@ class NameModel:
                 and words.get(text[i - 1 : i + 1], 0) < FAMILIAR_WORD_FREQ
                 and text[i : i + 3] not in words
                 and words.get(text[i : i + 2], 0) < FAMILIAR_WORD_FREQ
+                # nor a kin character that starts an everyday word with what follows (但生活, 去公司)
+                and (
+                    not short
+                    or text[i + 1 : i + 3] in _KIN_WORDS
+                    or words.get(text[i + 1 : i + 3], 0) < FAMILIAR_WORD_FREQ
+                )
             ):
                 seen.add((i, i + 1))
                 yield i, i + 1, zh_features(text, i, i + 1, 1, "K", cue_at)

@@ -85,6 +85,9 @@ def assert_untouched(engine: SafetyEngine, text: str) -> None:
         ("微信号：lily-2024", "lily-2024", "HANDLE"),
         ("QQ号 123456789，报告发我", "123456789", "HANDLE"),
         ("my LINE id is mei_chen88", "mei_chen88", "HANDLE"),
+        # a surname before a kin word that is itself a kin word, or Cantonese 生 ("Mr")
+        ("王姐姐今天来看我了，她血糖有点高", "王", "PERSON"),
+        ("楼下陈生说他血压高，要不要加药？", "陈", "PERSON"),
         # IPv6 in full and with "::", a network card's hardware address, a loopback URL with a record number
         ("pump logged in from 2001:0db8:85a3:0000:0000:8a2e:0370:7334 at night", "8a2e:0370:7334", "IP"),
         ("her tablet is fe80::1ff:fe23:4567:890a on the ward wifi", "fe80::1ff:fe23:4567:890a", "IP"),
@@ -144,6 +147,8 @@ def test_phi_format_is_redacted(engine: SafetyEngine, text: str, secret: str, en
         ("医学生提问：Wellens综合征的心电图特点是什么？", "Wellens"),
         ("复习资料里Ranson评分和BISAP评分哪个更实用？", "Ranson"),
         ("急诊见习：Murphy征阳性提示什么？", "Murphy"),
+        # a kin character that starts an everyday word (但 is a surname, 生 Cantonese for "Mr")
+        ("最近有点累，但生活还算规律，需要补充维生素吗？", "但生活"),
     ],
 )
 def test_hard_negative_is_not_redacted(engine: SafetyEngine, text: str, kept: str) -> None:
