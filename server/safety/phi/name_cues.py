@@ -72,12 +72,15 @@ _TITLES = frozenset(w for w, c in _CUE_CLASS.items() if c in ("title", "clin", "
 # ("Granny Edwie", "Name: Xzylo Brandt"); "this is" and "i am" are checked as pairs
 _CUE_WORDS = frozenset(("name", "name's", "named", "called", "jiao", "it's", "its", "i'm", "patient", "pt",
                         "kin", "contact", *_RELATIVES))  # fmt: skip
-# places and organisations whose words are also surnames ("Kong", "York", "Park", "Mayo"): a name is rarely
-# written next to them
+# places and organisations whose words are also names ("Kong", "York", "Park", "Mayo", "Paris"), and the
+# cities messages name most: a name is rarely written next to them
 _PLACE_WORDS = frozenset(
     """hong kong kowloon york angeles francisco london manchester singapore kuala lumpur penang johor macau
     macao taipei kaohsiung taichung beijing shanghai guangzhou shenzhen sydney melbourne brisbane perth
     toronto vancouver montreal ottawa auckland wellington dublin mumbai delhi chennai bangalore jersey
+    paris berlin rome madrid lisbon amsterdam brussels vienna zurich geneva munich milan tokyo osaka seoul
+    busan bangkok jakarta hanoi dubai doha cairo lagos nairobi johannesburg karachi lahore dhaka kathmandu
+    colombo chicago boston houston seattle miami atlanta dallas denver
     clinic hospital infirmary centre center medical health university college school pharmacy street road
     avenue park general mount saint st valley island city county district ward unit trust foundation
     institute group insurance bank""".split()
@@ -291,6 +294,28 @@ def _soft_cued(text: str, start: int, end: int) -> bool:
     if w and _CJK.match(w[-1]):  # Chinese around a romanised name: "表哥Tashi", "López先生"
         return zh_cue_before(w)[1] in _SOFT_CLASSES or zh_cue_after(text[end : end + 3])[1] in _SOFT_CLASSES
     return _CUE_CLASS.get(w) in _SOFT_CLASSES or text[end : end + 2] in ("'s", "’s")
+
+
+# lexicon readings that are no evidence of a name: no lexicon word and letters not a name's ("0"), a word
+# of the ordinary vocabulary ("w")
+_NO_EVIDENCE = frozenset(("0", "w"))
+# a capitalised word (hyphenated or not) that is no ordinary word is a candidate with no evidence: the model
+# weighs its context ("Ngozi and Chidi", "Chidi keeps waking"); a medicine stands there as often ("Tylenol and
+# Zyrtec"), which is what its weights are for. An unknown word in lower case or all capitals needs evidence.
+_OPEN_SHAPES = frozenset(("C", "H"))
+
+
+def _evidence(text: str, start: int, end: int, reading: tuple[str, str]) -> bool:
+    """Whether the token text[start:end], with its (shape, lexicon reading), is a candidate without a cue.
+    Inside Chinese an unknown Latin word is a medicine or an app as often as a name ("医生说Lipitor要饭后吃",
+    "我用Excel记"): there it needs a soft cue still ("表哥Tashi", "López先生")."""
+    if reading[1] not in _NO_EVIDENCE:
+        return True
+    if reading[1] != "0":
+        return False
+    before, after = text[max(0, start - 3) : start].rstrip()[-1:], text[end : end + 3].lstrip()[:1]
+    amid_chinese = bool(_CJK.match(before) or _CJK.match(after))
+    return (reading[0] in _OPEN_SHAPES and not amid_chinese) or _soft_cued(text, start, end)
 
 
 def _cued(text: str, pos: int) -> bool:

@@ -48,6 +48,7 @@ from server.safety.phi.name_cues import (
     _LATIN_RUN,
     _LATIN_THEN_PAREN,
     _LOWER_WORDS,
+    _NO_EVIDENCE,
     _PLACE_WORDS,
     _STOP,
     _TOKEN,
@@ -63,10 +64,10 @@ from server.safety.phi.name_cues import (
     _automata,
     _clause_names,
     _cued,
+    _evidence,
     _joins_next,
     _lex,
     _shape,
-    _soft_cued,
     _tables,
     _word_after,
     _word_before,
@@ -93,9 +94,6 @@ _KIN_WORDS = frozenset("哥哥 姐姐 太太 婆婆 叔叔 公公 嫂子 总裁 
 _ZH_KIN = frozenset("公婆姨爸妈嬷爷伯叔哥姐弟妹嫂舅")  # 阿公, 阿姨: a relative, not a familiar name
 _ZH_BIASES = ("zbias", "kbias")  # the first feature of a Chinese candidate (a surname's, a familiar name's)
 _READ_SHAPES = frozenset(("C", "U", "H", "HU", "M", "L"))  # words the char scorer reads
-# lexicon readings that are no evidence of a name: no lexicon word and letters not a name's ("0"), a word
-# of the ordinary vocabulary ("w")
-_NO_EVIDENCE = frozenset(("0", "w"))
 MAX_TOKENS = 4  # a candidate name has at most this many tokens ("Maria del Carmen Ruiz" is four)
 
 
@@ -200,9 +198,7 @@ class NameModel:
             if " " not in run and "," not in run:  # one token, as most runs are ("I", "What", "Tylenol")
                 got = memo.get(run) or self._token(run)
                 if got[0] not in "SKT" and (
-                    got[1] not in _NO_EVIDENCE
-                    or _cued(text, m.start())
-                    or (got[1] == "0" and _soft_cued(text, m.start(), m.end()))
+                    _evidence(text, m.start(), m.end(), got) or _cued(text, m.start())
                 ):
                     yield from self._latin_spans(text, [(m.start(), m.end(), run)], [got], [True], False)
                 continue
@@ -210,10 +206,7 @@ class NameModel:
                 capital = [
                     t[2] != "," and t[2][0].isupper() and i[0] not in "KT" for t, i in zip(tokens, info)
                 ]
-                useful = [
-                    c and (i[1] not in _NO_EVIDENCE or (i[1] == "0" and _soft_cued(text, t[0], t[1])))
-                    for c, i, t in zip(capital, info, tokens)
-                ]
+                useful = [c and _evidence(text, t[0], t[1], i) for c, i, t in zip(capital, info, tokens)]
                 if useful != capital:
                     # after a cue, or a title or kinship word in the run, any capitalised word may be a name
                     # the lexicon does not know ("Granny Edwie", "Name: Xzylo Brandt")

@@ -55,7 +55,7 @@ MIN_PRECISION = 0.995  # span precision of one script's names on the validation 
 HIDDEN_SHARE = 0.3
 # how many times each writer's message counts in training: a few hundred real messages beside thousands of
 # template documents
-WRITER_REPEAT = 2
+WRITER_REPEAT = 4
 
 
 def benign_texts(seed: int) -> list[Doc]:

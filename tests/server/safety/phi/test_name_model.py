@@ -327,3 +327,27 @@ def test_every_candidate_lies_inside_the_text_whatever_its_end(text: str) -> Non
         prefix = text[:k]
         assert all(0 <= a < b <= k for a, b, _ in model.candidates(prefix)), prefix
         find_phi(prefix, view=match_view(prefix))
+
+
+@pytest.mark.parametrize(
+    ("text", "word", "candidate"),
+    [
+        (
+            "Ngozi and Chidi both have a rash",
+            "Chidi",
+            True,
+        ),  # an unknown capitalised word: the model weighs it
+        ("Lagos-Obi was seen today", "Lagos-Obi", True),  # hyphenated
+        ("ngozi and chidi both have a rash", "chidi", False),  # lower case needs evidence
+        ("NSTEMI ruled out, troponin flat", "NSTEMI", False),  # so does an unknown word in capitals
+        ("医生说Lipitor要饭后吃", "Lipitor", False),  # amid Chinese: a medicine as often as a name
+        ("医生说 Lipitor 要饭后吃", "Lipitor", False),  # spaces around it change nothing
+        ("表哥Tashi下山后总是心慌", "Tashi", True),  # a relation before it is the cue it needs there
+    ],
+)
+def test_an_unknown_capitalised_word_is_a_candidate_outside_chinese(
+    text: str, word: str, candidate: bool
+) -> None:
+    model = name_model.load()
+    found = {text[a:b] for a, b, _ in model.candidates(text)}
+    assert (word in found) is candidate
