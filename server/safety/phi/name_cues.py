@@ -6,6 +6,7 @@ small helpers that read the words before and after a candidate. Tables are built
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
 from functools import cache
 
 import ahocorasick_rs
@@ -426,3 +427,75 @@ def _joins_next(text: str, end: int) -> int:
     three bands: a name ends where such a word does not begin."""
     freq = zh_words.everyday_words().get(text[end - 1 : end + 1], 0) if end < len(text) else 0
     return 0 if not freq else 1 if freq < 200 else 2
+
+
+# a pair of characters this frequent in jieba's dictionary is a word, not a familiar name (小时 8,143, 老师
+# 6,415; 小张 302 and 老周 56 are names as often)
+FAMILIAR_WORD_FREQ = 500
+
+
+@cache
+def _surname_then_given() -> re.Pattern[str]:
+    """Where a one-character surname stands before one or two name characters (group 1: those)."""
+    _, _, _, ranks, given = _tables()
+    surnames = "".join(sorted(c for c in ranks if len(c) == 1))
+    return re.compile(f"(?=[{surnames}]([{''.join(sorted(given))}]{{1,2}}))")
+
+
+def names_inside_clauses(
+    text: str,
+    seen: set[tuple[int, int]],
+    possible: Callable[[int, int, int], bool],
+    words: dict[str, int],
+) -> Iterator[tuple[int, int, list[str]]]:
+    """A surname and one or two name characters inside a clause, with no cue ("请问刘晓明是哪个病房",
+    "陪阮氏梅去产检"): the weakest reading, weighed by what stands around it ("F" features: the model
+    learns from the writers' messages how rarely such a pair is a name)."""
+    for m in _surname_then_given().finditer(text):
+        i = m.start()
+        if i > 0 and words.get(text[i - 1 : i + 1], 0) >= FAMILIAR_WORD_FREQ:
+            continue  # the end of a word (提高, 大方)
+        for end in (i + 2, i + 3):
+            if (
+                end <= m.end(1)
+                and (i, end) not in seen
+                and text[end : end + 1] != "氏"
+                and possible(i, end, 1)
+                # neither the whole, its first two characters nor its given name is an everyday word (普文章,
+                # 高血压; 海燕 and 志强 are rare enough as words to stay names)
+                and all(
+                    words.get(w, 0) < FAMILIAR_WORD_FREQ
+                    for w in (text[i:end], text[i : i + 2], text[i + 1 : end])
+                )
+            ):
+                seen.add((i, end))
+                yield i, end, zh_features(text, i, end, 1, "F", {})
+
+
+_RULE_CELL = re.compile(r"[\s|:+=-]*")  # a markdown table's rule line: |---|:--:|
+
+
+def column_header(text: str, start: int) -> str:
+    """The last word of the header of the table column that `start` is in, where its line is a row of a
+    pipe- or tab-separated table under a header row ("| Drug | Qty |" above "| Amoxil | 30 |"), else "". The
+    header is the label a form would write before the value ("Drug: Amoxil", "Name: Chidi")."""
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", start)
+    line = text[line_start : line_end if line_end >= 0 else len(text)]
+    sep = "|" if line.count("|") >= 2 else "\t" if "\t" in line else ""
+    if not sep or line_start == 0:
+        return ""
+    column = text.count(sep, line_start, start)
+    header = ""
+    end = line_start - 1
+    while end > 0:  # up through the rows of this table to its first line
+        above_start = text.rfind("\n", 0, end) + 1
+        above = text[above_start:end]
+        if sep not in above:
+            break
+        if not _RULE_CELL.fullmatch(above):
+            header = above
+        end = above_start - 1
+    cells = header.split(sep)
+    words = re.findall(r"[\w']+", cells[column].lower()) if column < len(cells) else []
+    return words[-1] if words else ""

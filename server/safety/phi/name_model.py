@@ -61,6 +61,7 @@ from server.safety.phi.name_cues import (
     _ZH_RIGHT_CLASS,
     _ZH_SEPARATORS,
     _ZH_WEAK_LEFT,
+    FAMILIAR_WORD_FREQ,
     _automata,
     _clause_names,
     _cued,
@@ -72,6 +73,8 @@ from server.safety.phi.name_cues import (
     _word_after,
     _word_before,
     _zh_tail,
+    column_header,
+    names_inside_clauses,
     surname_kin_starts,
     zh_cue_after,
     zh_cue_before,
@@ -85,9 +88,6 @@ _BED_NUMBER = re.compile("[0-9０-９号]")
 
 WEIGHTS_FILE = "name_weights.json"
 FORMAT = "antangelmed-phi-name-model"
-# a pair of characters this frequent in jieba's dictionary is a word, not a familiar name (小时 8,143, 老师
-# 6,415; 小张 302 and 老周 56 are names as often)
-FAMILIAR_WORD_FREQ = 500
 # everyday words that begin with a one-character kin or title word and are kin or titles themselves
 # (王姐姐, 李总监): after a surname they still name a person
 _KIN_WORDS = frozenset("哥哥 姐姐 太太 婆婆 叔叔 公公 嫂子 总裁 总监 总管 公子 公主".split())
@@ -253,6 +253,7 @@ class NameModel:
         token, and has at most MAX_TOKENS words (three in lower case)."""
         shapes = [i[0] for i in info]
         left: dict[int, tuple[str, str, str, str]] = {}
+        heads: dict[int, str] = {}
         right: dict[int, tuple[str, list[str]]] = {}
         for i in range(len(tokens)):
             if shapes[i] in ",KT":
@@ -274,6 +275,7 @@ class NameModel:
                     end -= 1  # a full stop ends the sentence, not the name ("is Urvi Nair."); "J." keeps it
                 if i not in left:
                     left[i] = self._left(text, start)
+                    heads[i] = column_header(text, start)
                 if j not in right:
                     right[j] = self._right(text, end)
                 n, first = words, info[i][1]
@@ -291,6 +293,11 @@ class NameModel:
                     feats.append(f"sent|n={n}|{first}")
                 q, after = right[j]
                 feats += after
+                if head := heads[i]:  # a table cell: its column's header is its label
+                    feats += [
+                        f"col={head}",
+                        f"colc={_CUE_CLASS.get(head, 'cw' if head in self.common else 'o')}",
+                    ]
                 # the cue before with what follows: a relative's or a title's name runs on into the sentence
                 # ("Granny Qin looks after"), a capitalised word after a full stop rarely is one
                 feats.append(f"LQ={cls or '^'}|{q}|n={min(n, 3)}|{'low' if lower else shapes[i]}")
@@ -508,6 +515,7 @@ class NameModel:
                 ):
                     seen.add((a, end))
                     yield a, end, zh_features(text, a, end, s, "S" if s else "SG", cue_at)
+        yield from names_inside_clauses(text, seen, possible, words)
         # a surname alone before a kinship word or a title (王阿姨, 钟师傅, 巫先生): not where the character
         # before may be a name's own (王桂兰阿姨 is a full name: the right cue reads it)
         kin_at = [(at, True) for at in surname_kin_starts(text)]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from server.safety.normalize import match_view
-from server.safety.phi import find_phi, name_model, name_train
+from server.safety.phi import find_phi, name_cues, name_model, name_train
 from server.safety.phi.name_chars import CharScorer
 from server.safety.phi.name_model import FORMAT, NameModel
 
@@ -351,3 +351,45 @@ def test_an_unknown_capitalised_word_is_a_candidate_outside_chinese(
     model = name_model.load()
     found = {text[a:b] for a, b, _ in model.candidates(text)}
     assert (word in found) is candidate
+
+
+@pytest.mark.parametrize(
+    ("text", "span", "inside"),
+    [
+        ("请问刘晓明是哪个病房的？我是他同事", "刘晓明", True),  # mid-clause, no cue
+        ("小李，你把吴海燕的化验单拍给我看看", "吴海燕", True),
+        ("关于自杀预防的科普文章怎么写", "普文章", False),  # its given name is an everyday word
+        ("高血压患者能吃金银花吗", "高血压", False),
+        ("医生说要提高运动量", "高运动", False),  # the surname ends a word (提高)
+    ],
+)
+def test_a_surname_inside_a_clause_is_a_candidate_unless_words_make_it(
+    text: str, span: str, inside: bool
+) -> None:
+    """The candidates read inside a clause ("F"); other readings of the same span keep their own cues."""
+    found = {text[a:b] for a, b, f in name_model.load().candidates(text) if "zcue=F" in f}
+    assert (span in found) is inside
+
+
+@pytest.mark.parametrize(
+    ("text", "word", "header"),
+    [
+        ("| Lot No. | Drug | Qty |\n|---|---|---|\n| 20240311 | Amoxil | 30 |", "Amoxil", "drug"),
+        ("Name\tAge\tWard\nChidi Obi\t30\t7B", "Chidi", "name"),
+        ("Name\tAge\tWard\nChidi Obi\t30\t7B", "7B", "ward"),
+        (
+            "| Patient name | Bed |\n| Chidi | 4 |\n| Ngozi | 5 |",
+            "Ngozi",
+            "name",
+        ),  # the first row is the header
+        ("| Drug | Qty |", "Drug", ""),  # the header row itself has none
+        ("Seen by Chidi | ward 4", "Chidi", ""),  # one pipe in a sentence is no table
+    ],
+)
+def test_a_table_cell_reads_its_columns_header(text: str, word: str, header: str) -> None:
+    assert name_cues.column_header(text, text.index(word)) == header
+
+
+def test_a_column_header_tells_a_drug_from_a_name_in_the_same_cell() -> None:
+    assert names_found("| Lot No. | Drug | Qty |\n| 20240311 | Amoxil | 30 |") == []
+    assert names_found("| Bed | Name | Age |\n| 4 | Chidi | 30 |") == ["Chidi"]
