@@ -27,19 +27,22 @@ _DATE_RES = [
         window=40,
     ),
     rx(
-        r"(?<![\d/.])(?:0?[1-9]|[12]\d|3[01])[/.-](?:0?[1-9]|[12]\d|3[01])[/.-](?:19|20)?\d{2}(?![\d/])",
+        # day and month either way round: one of them is a month ("20-20-20", an eye rule, is no date)
+        r"(?<![\d/.])(?:(?:0?[1-9]|1[0-2])[/.-](?:0?[1-9]|[12]\d|3[01])|(?:1[3-9]|2\d|3[01])[/.-](?:0?[1-9]|1[0-2]))"
+        r"[/.-](?:19|20)?\d{2}(?![\d/])",
         literals=NUMERIC_GATE,
         window=40,
     ),
     rx(
-        rf"\b{_MONTH_I}\.?\s+(?:0?[1-9]|[12]\d|3[01])(?:st|nd|rd|th)?\b(?:,?\s+(?:19|20)\d{{2}}\b)?",
+        # no line break between a month and its day ("...group, 14 May\n1. Chatbot pilot")
+        rf"\b{_MONTH_I}\.?[^\S\n]+(?:0?[1-9]|[12]\d|3[01])(?:st|nd|rd|th)?\b(?:,?\s+(?:19|20)\d{{2}}\b)?",
         I,
         literals=_MONTH_GATE,
         window=30,
         prefix=True,
     ),
     rx(
-        rf"\b(?:0?[1-9]|[12]\d|3[01])(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH_I}\b\.?(?:,?\s+(?:19|20)\d{{2}}\b)?",
+        rf"\b(?:0?[1-9]|[12]\d|3[01])(?:st|nd|rd|th)?[^\S\n]+(?:of\s+)?{_MONTH_I}\b\.?(?:,?\s+(?:19|20)\d{{2}}\b)?",
         I,
         literals=_MONTH_GATE,
         window=30,

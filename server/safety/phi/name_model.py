@@ -442,6 +442,7 @@ class NameModel:
         # (a plausible one); the regex finds the first surname character of the last four before punctuation
         ends = [(end, True) for end, _ in right_at]
         ends += [(m.end(), False) for m in _zh_tail().finditer(text)]
+        words = zh_words.everyday_words()
         for end, strong in ends:
             for size in (4, 3, 2):
                 i = end - size
@@ -452,13 +453,17 @@ class NameModel:
                     sur
                     and 1 <= size - sur <= 2
                     and possible(i, end, sur)
-                    and (strong or plausible(i, end, sur))
+                    # before punctuation alone, a given name that is an everyday word is that word
+                    # (一大段英文。, 品管中心：)
+                    and (
+                        strong
+                        or (plausible(i, end, sur) and words.get(text[i + sur : end], 0) < FAMILIAR_WORD_FREQ)
+                    )
                 ):
                     seen.add((i, end))
                     yield i, end, zh_features(text, i, end, sur, "R", cue_at)
         # a given name alone after a relation or a label (表妹欣怡, 我老公志伟, 女儿佩珊): two name characters
         # that are no everyday word ("女儿今天", "老公说")
-        words = zh_words.everyday_words()
         for i, cue in given_at.items():
             end = i + 2
             if (

@@ -149,6 +149,13 @@ def test_phi_format_is_redacted(engine: SafetyEngine, text: str, secret: str, en
         ("急诊见习：Murphy征阳性提示什么？", "Murphy"),
         # a kin character that starts an everyday word (但 is a surname, 生 Cantonese for "Mr")
         ("最近有点累，但生活还算规律，需要补充维生素吗？", "但生活"),
+        # three numbers none of which is a month
+        ("Is the 20-20-20 rule for screen time real?", "20-20-20"),
+        # a surname before an everyday word at a clause's end, a surname inside a clause before one
+        ("机器人日志里发现有用户输入了一大段英文。", "段英文"),
+        ("怎么写一篇关于自杀预防的科普文章", "普文章"),
+        # a drug in a table cell under its column's header
+        ("| Lot No. | Drug | Qty |\n| 20240311 | Amoxil | 30 |", "Amoxil"),
     ],
 )
 def test_hard_negative_is_not_redacted(engine: SafetyEngine, text: str, kept: str) -> None:
@@ -188,3 +195,11 @@ def test_a_childs_name_before_mama_is_redacted_and_the_weekday_kept(engine: Safe
     """小雨妈妈 names a parent by her child (小雨); 周六早 (Saturday morning) is no name."""
     categories, sent = forwarded(engine, "小雨妈妈：周六早上九点游泳比赛，记得带泳镜")
     assert PHI in categories and "小雨" not in sent and "周六早上九点" in sent
+
+
+def test_a_date_stops_at_the_end_of_its_line(engine: SafetyEngine) -> None:
+    """A month at a line's end takes no day from the next line's list number."""
+    categories, sent = forwarded(engine, "Steering group, 14 May\n1. Chatbot pilot went well")
+    assert PHI in categories
+    assert "14 May" not in sent
+    assert "\n1. Chatbot pilot" in sent
