@@ -472,6 +472,16 @@ def names_inside_clauses(
                 yield i, end, zh_features(text, i, end, 1, "F", {})
 
 
+# what a bed number ends with before 床 ("5床", "１２床", "3号床")
+_BED_NUMBER = re.compile("[0-9０-９号]")
+# everyday words that begin with a one-character kin or title word and are kin or titles themselves
+# (王姐姐, 李总监): after a surname they still name a person
+_KIN_WORDS = frozenset("哥哥 姐姐 太太 婆婆 叔叔 公公 嫂子 总裁 总监 总管 公子 公主".split())
+_ZH_KIN = frozenset("公婆姨爸妈嬷爷伯叔哥姐弟妹嫂舅")  # 阿公, 阿姨: a relative, not a familiar name
+# a character written twice, as children's and pet names are (甜甜, 豆豆) and many words too (妈妈, 常常)
+_REDUPLICATED = re.compile(r"([\u4e00-\u9fff])\1")
+
+
 _RULE_CELL = re.compile(r"[\s|:+=-]*")  # a markdown table's rule line: |---|:--:|
 
 
@@ -499,3 +509,44 @@ def column_header(text: str, start: int) -> str:
     cells = header.split(sep)
     words = re.findall(r"[\w']+", cells[column].lower()) if column < len(cells) else []
     return words[-1] if words else ""
+
+
+def nick_features(text: str, start: int, end: int, rank: int, freq: int) -> list[str]:
+    pre, ch = text[start], text[start + 1 : end]
+    feats = ["kbias", f"kpre={pre}", f"kch={ch}", f"kpc={pre}{ch}"]
+    band = 0 if rank < 20 else 1 if rank < 100 else 2 if rank < 400 else 3
+    feats.append(f"kpre={pre}|krank={band}")
+    # whether the pair is a word too (老周 56 in jieba's dictionary, 小刘 none; a more frequent one than
+    # FAMILIAR_WORD_FREQ is no candidate), and that with the surname's rank: a word made with a rare
+    # surname is a word (小区, 小楼), one made with a common surname is a name as often (小张, 老高)
+    feats += [f"kdict={1 if freq else 0}", f"krank={band}|kdict={1 if freq else 0}"]
+    feats.append(f"kx={_joins_next(text, end)}")
+    for k in (1, 2):
+        if end + k <= len(text):
+            feats.append(f"kR{k}={text[end : end + k]}")
+    before, after = text[start - 1 : start], text[end : end + 1]
+    feats.append(f"kL1={before or '^'}")
+    cls = "end" if not after else "cjk" if _CJK.match(after) else "punct" if not after.isalnum() else "w"
+    feats += [
+        f"kRc={cls}",
+        f"kpre={pre}|kRc={cls}",
+        f"kL1c={'cjk' if _CJK.match(before or ' ') else 'x'}",
+    ]
+    return feats
+
+
+def reduplicated_names(
+    text: str, seen: set[tuple[int, int]], words: dict[str, int]
+) -> Iterator[tuple[int, int, list[str]]]:
+    """A reduplicated nickname (甜甜, 豆豆, 糖糖): not a relative (妈妈, 姐姐) nor an everyday word (常常,
+    天天); read with a familiar name's features, the character itself in place of a prefix's."""
+    for m in _REDUPLICATED.finditer(text):
+        i, end = m.span()
+        if (
+            (i, end) in seen
+            or text[i] in _ZH_KIN
+            or (freq := words.get(text[i:end], 0)) >= FAMILIAR_WORD_FREQ
+        ):
+            continue
+        seen.add((i, end))
+        yield i, end, ["kbias", "redup", f"rch={text[i]}", *nick_features(text, i, end, 999, freq)[4:]]

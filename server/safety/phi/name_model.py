@@ -30,7 +30,6 @@ weights load at first use (load(), cached), never at import.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from functools import cache
 from importlib import resources
@@ -39,12 +38,14 @@ from server.safety.phi import zh_words
 from server.safety.phi.name_chars import CharScorer
 from server.safety.phi.name_cues import (
     _APOS,
+    _BED_NUMBER,
     _CJK,
     _CJK_RUN,
     _CLAUSE_VERBS,
     _COMPOUND,
     _CUE_CLASS,
     _ENDEARMENTS,
+    _KIN_WORDS,
     _LATIN_RUN,
     _LATIN_THEN_PAREN,
     _LOWER_WORDS,
@@ -54,6 +55,7 @@ from server.safety.phi.name_cues import (
     _TOKEN,
     _ZH_CALLED,
     _ZH_CUES,
+    _ZH_KIN,
     _ZH_LEFT_CLASS,
     _ZH_LEFT_SET,
     _ZH_LINE,
@@ -66,7 +68,6 @@ from server.safety.phi.name_cues import (
     _clause_names,
     _cued,
     _evidence,
-    _joins_next,
     _lex,
     _shape,
     _tables,
@@ -75,6 +76,8 @@ from server.safety.phi.name_cues import (
     _zh_tail,
     column_header,
     names_inside_clauses,
+    nick_features,
+    reduplicated_names,
     surname_kin_starts,
     zh_cue_after,
     zh_cue_before,
@@ -83,15 +86,8 @@ from server.safety.phi.name_cues import (
 from server.safety.phi.names import FAMILIAR_NAME
 from server.safety.verdict import Span
 
-# what a bed number ends with before 床 ("5床", "１２床", "3号床")
-_BED_NUMBER = re.compile("[0-9０-９号]")
-
 WEIGHTS_FILE = "name_weights.json"
 FORMAT = "antangelmed-phi-name-model"
-# everyday words that begin with a one-character kin or title word and are kin or titles themselves
-# (王姐姐, 李总监): after a surname they still name a person
-_KIN_WORDS = frozenset("哥哥 姐姐 太太 婆婆 叔叔 公公 嫂子 总裁 总监 总管 公子 公主".split())
-_ZH_KIN = frozenset("公婆姨爸妈嬷爷伯叔哥姐弟妹嫂舅")  # 阿公, 阿姨: a relative, not a familiar name
 _ZH_BIASES = ("zbias", "kbias")  # the first feature of a Chinese candidate (a surname's, a familiar name's)
 _READ_SHAPES = frozenset(("C", "U", "H", "HU", "M", "L"))  # words the char scorer reads
 MAX_TOKENS = 4  # a candidate name has at most this many tokens ("Maria del Carmen Ruiz" is four)
@@ -491,7 +487,8 @@ class NameModel:
                 and text[i : end + 1] not in words
             ):
                 seen.add((i, end))
-                yield i, end, self._nick_features(text, i, end, ranks.get(ch, 999), freq)
+                yield i, end, nick_features(text, i, end, ranks.get(ch, 999), freq)
+        yield from reduplicated_names(text, seen, words)
         for m in _ZH_LINE.finditer(text):
             i, end = m.span(1)
             sur = surname_at(i)
@@ -543,30 +540,6 @@ class NameModel:
             ):
                 seen.add((i, i + 1))
                 yield i, i + 1, zh_features(text, i, i + 1, 1, "K", cue_at)
-
-    @staticmethod
-    def _nick_features(text: str, start: int, end: int, rank: int, freq: int) -> list[str]:
-        pre, ch = text[start], text[start + 1 : end]
-        feats = ["kbias", f"kpre={pre}", f"kch={ch}", f"kpc={pre}{ch}"]
-        band = 0 if rank < 20 else 1 if rank < 100 else 2 if rank < 400 else 3
-        feats.append(f"kpre={pre}|krank={band}")
-        # whether the pair is a word too (老周 56 in jieba's dictionary, 小刘 none; a more frequent one than
-        # FAMILIAR_WORD_FREQ is no candidate), and that with the surname's rank: a word made with a rare
-        # surname is a word (小区, 小楼), one made with a common surname is a name as often (小张, 老高)
-        feats += [f"kdict={1 if freq else 0}", f"krank={band}|kdict={1 if freq else 0}"]
-        feats.append(f"kx={_joins_next(text, end)}")
-        for k in (1, 2):
-            if end + k <= len(text):
-                feats.append(f"kR{k}={text[end : end + k]}")
-        before, after = text[start - 1 : start], text[end : end + 1]
-        feats.append(f"kL1={before or '^'}")
-        cls = "end" if not after else "cjk" if _CJK.match(after) else "punct" if not after.isalnum() else "w"
-        feats += [
-            f"kRc={cls}",
-            f"kpre={pre}|kRc={cls}",
-            f"kL1c={'cjk' if _CJK.match(before or ' ') else 'x'}",
-        ]
-        return feats
 
 
 def candidates(

@@ -393,3 +393,25 @@ def test_a_table_cell_reads_its_columns_header(text: str, word: str, header: str
 def test_a_column_header_tells_a_drug_from_a_name_in_the_same_cell() -> None:
     assert names_found("| Lot No. | Drug | Qty |\n| 20240311 | Amoxil | 30 |") == []
     assert names_found("| Bed | Name | Age |\n| 4 | Chidi | 30 |") == ["Chidi"]
+
+
+@pytest.mark.parametrize(
+    ("text", "span", "candidate"),
+    [
+        ("我是甜甜的妈妈，她在儿科住院", "甜甜", True),  # a child's reduplicated nickname
+        ("糖糖烧到39度了，能吃布洛芬吗", "糖糖", True),
+        ("奶奶天天咳嗽", "奶奶", False),  # a relative
+        ("奶奶天天咳嗽", "天天", False),  # an everyday word
+    ],
+)
+def test_a_reduplicated_nickname_is_a_candidate_unless_a_relative_or_a_word(
+    text: str, span: str, candidate: bool
+) -> None:
+    found = {text[a:b] for a, b, f in name_model.load().candidates(text) if "redup" in f}
+    assert (span in found) is candidate
+
+
+def test_the_baby_is_no_ones_name() -> None:
+    """宝宝 is written twice as nicknames are, and is the everyday word for a baby."""
+    assert names_found("我家宝宝三个月，拉肚子三天了怎么办") == []
+    assert names_found("糖糖烧到39度了，能吃布洛芬吗") == ["糖糖"]
