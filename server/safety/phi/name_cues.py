@@ -512,6 +512,8 @@ def column_header(text: str, start: int) -> str:
 
 
 def nick_features(text: str, start: int, end: int, rank: int, freq: int) -> list[str]:
+    """The features of a familiar name (老王, 小李, 阿强) at text[start:end]: its prefix and characters, the
+    surname's rank band (`rank`), whether the pair is a dictionary word (`freq`), what stands around it."""
     pre, ch = text[start], text[start + 1 : end]
     feats = ["kbias", f"kpre={pre}", f"kch={ch}", f"kpc={pre}{ch}"]
     band = 0 if rank < 20 else 1 if rank < 100 else 2 if rank < 400 else 3
