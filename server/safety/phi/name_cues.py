@@ -485,10 +485,30 @@ _REDUPLICATED = re.compile(r"([\u4e00-\u9fff])\1")
 _RULE_CELL = re.compile(r"[\s|:+=-]*")  # a markdown table's rule line: |---|:--:|
 
 
-def column_header(text: str, start: int) -> str:
+def _table_header(text: str, sep: str, line_start: int, known: dict[tuple[str, int], str]) -> str:
+    """The topmost row that is no rule line (|---|) among the rows right above the line at `line_start` that
+    hold `sep` ("" where there is none). Each row's answer is kept in `known` (one text's, by separator and
+    row start), so every cell of a long table does not walk up through all the rows above it again."""
+    rows = []  # (row start, the row above it, where that row starts), from the line up
+    pos = line_start
+    while (sep, pos) not in known:
+        above_start = text.rfind("\n", 0, max(0, pos - 1)) + 1
+        above = text[above_start : pos - 1] if pos > 1 else ""
+        if sep not in above:
+            known[sep, pos] = ""
+            break
+        rows.append((pos, above, above_start))
+        pos = above_start
+    for pos, above, above_start in reversed(rows):
+        known[sep, pos] = known[sep, above_start] or ("" if _RULE_CELL.fullmatch(above) else above)
+    return known[sep, line_start]
+
+
+def column_header(text: str, start: int, rows: dict[tuple[str, int], str] | None = None) -> str:
     """The last word of the header of the table column that `start` is in, where its line is a row of a
     pipe- or tab-separated table under a header row ("| Drug | Qty |" above "| Amoxil | 30 |"), else "". The
-    header is the label a form would write before the value ("Drug: Amoxil", "Name: Chidi")."""
+    header is the label a form would write before the value ("Drug: Amoxil", "Name: Chidi"). `rows`: the
+    headers already found in this text (a memo the caller keeps for one text)."""
     line_start = text.rfind("\n", 0, start) + 1
     line_end = text.find("\n", start)
     line = text[line_start : line_end if line_end >= 0 else len(text)]
@@ -496,17 +516,7 @@ def column_header(text: str, start: int) -> str:
     if not sep or line_start == 0:
         return ""
     column = text.count(sep, line_start, start)
-    header = ""
-    end = line_start - 1
-    while end > 0:  # up through the rows of this table to its first line
-        above_start = text.rfind("\n", 0, end) + 1
-        above = text[above_start:end]
-        if sep not in above:
-            break
-        if not _RULE_CELL.fullmatch(above):
-            header = above
-        end = above_start - 1
-    cells = header.split(sep)
+    cells = _table_header(text, sep, line_start, {} if rows is None else rows).split(sep)
     words = re.findall(r"[\w']+", cells[column].lower()) if column < len(cells) else []
     return words[-1] if words else ""
 

@@ -189,6 +189,7 @@ class NameModel:
 
     def _latin_candidates(self, text: str) -> Iterator[tuple[int, int, list[str]]]:
         memo = self._tokens
+        rows: dict[tuple[str, int], str] = {}  # this text's table rows: the header above each (column_header)
         for m in _LATIN_RUN.finditer(text):
             run = m.group()
             if " " not in run and "," not in run:  # one token, as most runs are ("I", "What", "Tylenol")
@@ -196,7 +197,8 @@ class NameModel:
                 if got[0] not in "SKT" and (
                     _evidence(text, m.start(), m.end(), got) or _cued(text, m.start())
                 ):
-                    yield from self._latin_spans(text, [(m.start(), m.end(), run)], [got], [True], False)
+                    one = [(m.start(), m.end(), run)]
+                    yield from self._latin_spans(text, one, [got], [True], False, rows)
                 continue
             for tokens, info in self._segments(text, m.start(), run):
                 capital = [
@@ -212,7 +214,7 @@ class NameModel:
                             useful[k] = True
                         cued = cued or _CUE_CLASS.get(t[2].lower().rstrip("."), "") in ("kin", "title")
                 if any(useful):
-                    yield from self._latin_spans(text, tokens, info, useful, False)
+                    yield from self._latin_spans(text, tokens, info, useful, False, rows)
         low = text.lower()
         if len(low) != len(text):
             return  # a letter whose lower case is longer ("İ"): positions would not line up
@@ -235,7 +237,7 @@ class NameModel:
                     i[1] not in (*_NO_EVIDENCE, "k") and t[2] not in self.common for t, i in zip(tokens, info)
                 ]
             if useful and useful[0]:
-                yield from self._latin_spans(text, tokens, info, useful, True)
+                yield from self._latin_spans(text, tokens, info, useful, True, rows)
 
     def _latin_spans(
         self,
@@ -244,9 +246,10 @@ class NameModel:
         info: list[tuple[str, str]],
         useful: list[bool],
         lower: bool,
+        rows: dict[tuple[str, int], str],
     ) -> Iterator[tuple[int, int, list[str]]]:
         """Every sub-span of a run that starts and ends on a word, holds no title and at least one useful
-        token, and has at most MAX_TOKENS words (three in lower case)."""
+        token, and has at most MAX_TOKENS words (three in lower case). `rows`: column_header's memo."""
         shapes = [i[0] for i in info]
         left: dict[int, tuple[str, str, str, str]] = {}
         heads: dict[int, str] = {}
@@ -271,7 +274,7 @@ class NameModel:
                     end -= 1  # a full stop ends the sentence, not the name ("is Urvi Nair."); "J." keeps it
                 if i not in left:
                     left[i] = self._left(text, start)
-                    heads[i] = column_header(text, start)
+                    heads[i] = column_header(text, start, rows)
                 if j not in right:
                     right[j] = self._right(text, end)
                 n, first = words, info[i][1]
