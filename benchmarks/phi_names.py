@@ -8,8 +8,8 @@ New Zealand, Irish, Canadian French, Italian, Vietnamese, mainland, Hong Kong an
 document lists its gold PERSON spans. Scored, per language and format:
 - exact: a found PERSON span equals a gold one (precision and recall);
 - covered: a gold name lies inside any PHI span found (what redaction keeps from upstream);
-for `rules` (find_phi with the model off), `model` (the model after the rules' exclusions, names.py
-model_names) and `wired` (find_phi as the input rails call it: rules and model).
+for `rules` (find_phi with the model off), `model` (the model after the rules' exclusions,
+name_vetoes.model_names) and `wired` (find_phi as the input rails call it: rules and model).
 Held-out writers (server/safety/phi/data/name_writers_heldout/: messages independent writers wrote with
 their names marked, which the trainer never reads): per writer, names covered by the rules alone and as
 wired, and the writer's no-name messages given a name.
@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from server.safety.normalize import match_view, simplified
-from server.safety.phi import find_phi, name_model, names
+from server.safety.phi import find_phi, name_model, name_vetoes
 
 HELDOUT = REPO / "server" / "safety" / "phi" / "data" / "names_heldout.jsonl"
 EVAL = REPO / "tests" / "server" / "safety" / "eval" / "dev.jsonl"
@@ -42,7 +42,7 @@ WRITERS = REPO / "server" / "safety" / "phi" / "data" / "name_writers_heldout"
 
 def _found(kind: str, text: str) -> list[tuple[int, int, str]]:
     if kind == "model":
-        return list(names.model_names(simplified(text) if not text.isascii() else text))
+        return list(name_vetoes.model_names(simplified(text) if not text.isascii() else text))
     return find_phi(text, view=match_view(text), names_model=kind == "wired")
 
 

@@ -19,6 +19,7 @@ from server.safety.phi import (
     contact,
     dates,
     identifiers,
+    name_vetoes,
     names,
     numbered,
     records,
@@ -156,7 +157,7 @@ def find_phi(
     # record's value is known when its row or line is complete, which a streamed answer has not sent yet
     # when the guard must release the value's start.
     rules = (*_FINDERS, *_INPUT_FINDERS) if view is not None else _FINDERS
-    for finder in (*(rules if gated else ()), *((names.model_names,) if model else ())):
+    for finder in (*(rules if gated else ()), *((name_vetoes.model_names,) if model else ())):
         for start, end, entity in finder(text, hits):
             while end > start and text[end - 1] in _TRAILING:
                 if text[end - 1] in ")）" and ("(" in text[start : end - 1] or "（" in text[start : end - 1]):

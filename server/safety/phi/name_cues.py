@@ -45,7 +45,8 @@ _RELATIVES = (
     # the same words in the languages patients mix into English ("mon père Jean-Baptiste", "my koro Hemi",
     # "my lola Corazon", "my nani Kamla"); none is an English word of its own
     " père mère fils fille frère soeur sœur padre madre hijo hija abuela abuelo abuelita abuelito esposo"
-    " esposa vater mutter sohn tochter opa oma koro kuia lola lolo nani dadi ammi abba amma appa"
+    " esposa vater mutter sohn tochter opa oma koro kuia lola lolo nani dadi ammi abba amma appa mam obaachan"
+    " ojiichan"
 ).split()
 # what the word before a candidate says about it (a class generalises across templates the way one word
 # cannot: "its", "it's" and "this is" introduce a name alike)
@@ -55,6 +56,8 @@ _CUE_CLASS = {
     **dict.fromkeys("is am im i'm it's its name name's names named called me by as speaking jiao".split(),
                     "intro"),
     **dict.fromkeys("mr mrs ms miss mx mister master madam mdm mme mlle sr sra herr frau".split(), "title"),
+    # the titles of Malay, Indonesian and Thai ("Encik Razak", "Hjh. Rohani", "Pak Hendra", "Khun Somchai")
+    **dict.fromkeys("encik cik puan haji hajah hj hjh datuk dato datin pak ibu khun".split(), "title"),
     # kinship titles written before a relative's name ("Granny Edwie", "Auntie May", "Uncle Ah Seng")
     **dict.fromkeys("granny nana nan gran grandma grandpa grandad granddad auntie aunty aunt uncle".split(),
                     "kin"),
@@ -63,12 +66,20 @@ _CUE_CLASS = {
     **dict.fromkeys(
         "dr doctor prof professor nurse consultant surgeon np rn gp dentist therapist pharmacist physician"
         " midwife registrar sister matron".split(), "clin"),
-    **dict.fromkeys("dear hi hello hey thanks regards sincerely cheers love from signed yours".split(),
-                    "greet"),
+    **dict.fromkeys("dear hi hello hey hiya thanks regards sincerely cheers love from signed yours bye aloha"
+                    .split(), "greet"),
     **dict.fromkeys("with for and to of at by or".split(), "prep"),
     **dict.fromkeys("dob born aged age mrn nric hkid id passport".split(), "id"),
 }  # fmt: skip
 _TITLES = frozenset(w for w, c in _CUE_CLASS.items() if c in ("title", "clin", "kin", "inst")) - {"sister"}
+
+
+def is_cue_word(word: str) -> bool:
+    """A title, a relative, a greeting or a clinician's word ("Encik", "Mam", "Cheers"): what stands before a
+    name, never one alone."""
+    return _CUE_CLASS.get(word.lower().strip(".")) in ("title", "kin", "rel", "clin", "greet")
+
+
 # the word before a capitalised run that lets any capitalised word in it be a name the lexicon does not know
 # ("Granny Edwie", "Name: Xzylo Brandt"); "this is" and "i am" are checked as pairs
 _CUE_WORDS = frozenset(("name", "name's", "named", "called", "jiao", "it's", "its", "i'm", "patient", "pt",

@@ -138,16 +138,31 @@ class NameModel:
         self._found.clear()
 
     def _find(self, text: str) -> list[Span]:
-        scored = [
-            (s, start, end) for start, end, feats in self.candidates(text)
-            if (s := self.score(feats)) > (self.threshold_zh if feats[0] in _ZH_BIASES else self.threshold)
-        ]  # fmt: skip
-        scored.sort(key=lambda x: (-x[0], x[1]))
-        taken: list[Span] = []
-        for _, start, end in scored:
-            if all(end <= a or start >= b for a, b, _ in taken):
-                taken.append((start, end, "PERSON"))
-        return sorted(taken)
+        return sorted(
+            (start, end, "PERSON") for score, start, end, zh in self.ranked(text) if score > self.line(zh)
+        )
+
+    def line(self, zh: bool) -> float:
+        """The threshold of a Chinese (surname's, familiar name's) or a Latin candidate."""
+        return self.threshold_zh if zh else self.threshold
+
+    def ranked(self, text: str) -> list[tuple[float, int, int, bool]]:
+        """(score, start, end, Chinese?) of the candidates that no better-scoring candidate overlaps, best
+        first. find() keeps those above their script's line: the candidates above a line are a prefix of
+        this order, so cutting it there takes what taking the best of them would (and the trainer can read
+        every line's names from one pass)."""
+        scored = sorted(
+            (
+                (self.score(feats), start, end, feats[0] in _ZH_BIASES)
+                for start, end, feats in self.candidates(text)
+            ),
+            key=lambda x: (-x[0], x[1]),
+        )
+        taken: list[tuple[float, int, int, bool]] = []
+        for cand in scored:
+            if all(cand[2] <= t[1] or cand[1] >= t[2] for t in taken):
+                taken.append(cand)
+        return taken
 
     def candidates(self, text: str) -> Iterator[tuple[int, int, list[str]]]:
         """(start, end, features) of every candidate span of `text` (find_phi's text: Traditional read as

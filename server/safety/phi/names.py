@@ -245,7 +245,8 @@ cushing cushings hodgkin hodgkins bell bells tourette tourettes down raynaud ray
 kawasaki guillain barre huntington huntingtons wilson wilsons paget pagets bright lyme asperger aspergers
 reye meniere menieres the and but not just very so my his her our their your this that what when where
 how why who which a an i im dr doctor nurse monday tuesday wednesday thursday friday saturday sunday
-january february march april may june july august september october november december god jesus covid ok
+january february march april may june july august september october november december mondays tuesdays
+wednesdays thursdays fridays saturdays sundays god jesus covid ok
 okay hi hello dear thanks thank please pregnant diabetic fine sorry worried scared tired afraid sure here
 there also still only new type stage reception team staff office admin clinic pharmacy support desk
 surgery practice hospital infirmary medical health centre center university college school church
@@ -517,62 +518,6 @@ def names(text: str, hits: Hits) -> Iterator[Span]:
         yield start, end, "PERSON"
 
 
-_MONTHS = _words("january february march april may june july august september october november december")
-# a name's word before what bears it as an eponym ("Wellens syndrome", "Ranson criteria", "Beck自杀意念量表",
-# "Murphy征阳性"): a scale, sign or syndrome named after someone, not a person in the text. Only nouns no
-# patient's name stands before ("Mary's test results" are hers; "Tom signs the form" is a verb).
-_EPONYM_AFTER = re.compile(
-    r"(?:['’]s)?[ -]?(?i:syndromes?|disease|scale|criteria|classification|manoeuvre|maneuver|reflex"
-    r"|palsy|phenomenon|contractions|triad)\b"
-    r"|[\u4e00-\u9fff]{0,6}?(?:综合征|综合症|量表|评分|分级|分型|征阳性|征阴性|试验阳性|试验阴性)"
-)
-_SELF_INTRO = re.compile(r"(?i:\b(?:i'm|i’m|i am|im)\s+)$")
-_CJK_START = re.compile("[\u4e00-\u9fff]")
 # what a familiar name is made of: 老 or 小 and a surname (老王, 小李), 阿 and a name character (阿强); the
 # name model proposes these, and model_names reads them with their own exclusions
 FAMILIAR_NAME = re.compile("[老小阿][\u4e00-\u9fff]")
-
-
-def model_names(text: str, hits: Hits | None = None) -> Iterator[Span]:
-    """The names the trained model finds (name_model.py), read with the rules' exclusions: a clinician ("Dr.
-    Amanda Reyes", 李建华主任), a public figure in the news, an eponym, a weekday or a word the rules know is
-    no name ("Parkinson", 高热). A month is a name's word only beside another ("April Tan", not "May"); a
-    given name alone after "I'm" is none, as for the rules. (A finder like the others; the model reads every
-    text, so `hits` is not needed.)"""
-    from server.safety.phi import name_model  # here, not above: name_model reads this module's tables
-
-    for start, end, entity in name_model.load().find(text):
-        name = text[start:end]
-        if _CJK_START.match(name):
-            familiar = FAMILIAR_NAME.fullmatch(name) is not None
-            # a compound surname is often a word's start too (公孙树): the whole name is what counts
-            compound = len(name) > 2 and name[:2] in _COMPOUND_SET
-            if (
-                "某" in name
-                or name[:2] in _ZH_NOT_NAMES
-                or name[-1] in _ZH_STOP
-                or (len(name) == 2 and name[1] in _ZH_NUMERALS)  # a school year, a placeholder
-                or any(_ZH_TITLE.match(text, start + i) for i in (1, 2, len(name)))
-                # surname-shaped everyday words: 花生, 解释一, and 白内 before its 障 (a familiar name,
-                # 老周 or 小张, is a word too: the model reads how common a one it is)
-                or (
-                    not familiar
-                    and not compound
-                    and (zh_words.is_everyday_word(name) or zh_words.is_everyday_word(text[start : end + 1]))
-                )
-                or (compound and name in zh_words.everyday_words())
-                # one's own familiar name is not enough, as a given name alone after "I'm" is not (我叫小王)
-                or (familiar and text[max(0, start - 2) : start] in ("我叫", "我是", "叫我"))
-            ):
-                continue
-        else:
-            words = [w.lower().strip(".,").replace("’", "'").removesuffix("'s") for w in name.split()]
-            if (
-                any(w in _NOT_NAMES and (w not in _MONTHS or len(words) == 1) for w in words)
-                or _NOT_PATIENT_BEFORE.search(text, max(0, start - 40), start)
-                # a given name alone after "I'm" is not enough, as for the rules ("I'm Sam", "I'm Better")
-                or (len(words) == 1 and _SELF_INTRO.search(text, max(0, start - 8), start))
-                or _EPONYM_AFTER.match(text, end)
-            ):
-                continue
-        yield start, end, entity
