@@ -80,6 +80,7 @@ _IMPERATIVE_OBJECT = re.compile(r"\s+(?:the|a|an|your|this|that|these|those|it|u
 # Big Mac", "on Rowan Ward"), unless it is a title or a relative's word ("Auntie May")
 _WORD_BEFORE = re.compile(r"[^\s.!?:;\n] ([A-Z][a-z]+) $")
 _CJK_START = re.compile("[\u4e00-\u9fff]")
+_MARKDOWN_RULE = re.compile(r"\s*\|?\s*:?-{3,}")
 
 
 def model_names(text: str, hits: Hits | None = None) -> Iterator[Span]:
@@ -89,8 +90,9 @@ def model_names(text: str, hits: Hits | None = None) -> Iterator[Span]:
     given name alone after "I'm" is none, as for the rules. Nor is a title's, a relative's or a greeting's
     word alone ("Encik", "Mam"), a weekday's or month's short form beside a date ("5 Nov", "Mon - Grace,
     Tue - Kwame"), a sentence's first word before an object ("Mark the site": a verb told) or a word after an
-    everyday capitalised one mid-sentence ("jiao Big Mac": a thing's name). (A finder like the others; the
-    model reads every text, so `hits` is not needed.)"""
+    everyday capitalised one mid-sentence ("jiao Big Mac": a thing's name), nor a cell of a table's header
+    row ("| Bed | Name | Qty |"). (A finder like the others; the model reads every text, so `hits` is not
+    needed.)"""
     model = name_model.load()
     for start, end, entity in model.find(text):
         name = text[start:end]
@@ -116,23 +118,45 @@ def model_names(text: str, hits: Hits | None = None) -> Iterator[Span]:
                 or (familiar and text[max(0, start - 2) : start] in ("我叫", "我是", "叫我"))
             ):
                 continue
-        else:
-            words = [w.lower().strip(".,").replace("’", "'").removesuffix("'s") for w in name.split()]
-            if (
-                any(w in _NOT_NAMES and (w not in _MONTHS or len(words) == 1) for w in words)
-                or _NOT_PATIENT_BEFORE.search(text, max(0, start - 40), start)
-                # a given name alone after "I'm" is not enough, as for the rules ("I'm Sam", "I'm Better")
-                or (len(words) == 1 and _SELF_INTRO.search(text, max(0, start - 8), start))
-                # a title, a relative's or a greeting's word alone ("Encik at the counter", "Mam wants")
-                or (len(words) == 1 and name_cues.is_cue_word(words[0]))
-                or _calendar_word(text, start, end, words)
-                or (len(words) == 1 and _thing_named(text, start, model.common))
-                or (
-                    len(words) == 1
-                    and _IMPERATIVE_OBJECT.match(text, end)
-                    and _SENTENCE_START.search(text[max(0, start - 4) : start])
-                )
-                or _EPONYM_AFTER.match(text, end)
-            ):
-                continue
+        elif _latin_veto(text, start, end, model.common):
+            continue
+        if _header_row(text, start):
+            continue
         yield start, end, entity
+
+
+def _latin_veto(text: str, start: int, end: int, common: frozenset[str]) -> bool:
+    words = [w.lower().strip(".,").replace("’", "'").removesuffix("'s") for w in text[start:end].split()]
+    one = len(words) == 1
+    return bool(
+        any(w in _NOT_NAMES and (w not in _MONTHS or one) for w in words)
+        or _NOT_PATIENT_BEFORE.search(text, max(0, start - 40), start)
+        # a given name alone after "I'm" is not enough, as for the rules ("I'm Sam", "I'm Better")
+        or (one and _SELF_INTRO.search(text, max(0, start - 8), start))
+        # a title, a relative's or a greeting's word alone ("Encik at the counter", "Mam wants")
+        or (one and name_cues.is_cue_word(words[0]))
+        or _calendar_word(text, start, end, words)
+        or (one and _thing_named(text, start, common))
+        or (
+            one
+            and _IMPERATIVE_OBJECT.match(text, end)
+            and _SENTENCE_START.search(text[max(0, start - 4) : start])
+        )
+        or _EPONYM_AFTER.match(text, end)
+    )
+
+
+def _header_row(text: str, start: int) -> bool:
+    """Whether `start` is in a table's header row: a Markdown row above its |---| line, or a tab-separated
+    row with no digit above a row of as many cells that has one ("Slot\tVisitor\tPatient" above
+    "14:00\tCarol\tRoss")."""
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", start)
+    if line_end < 0:
+        return False
+    next_end = text.find("\n", line_end + 1)
+    line, below = text[line_start:line_end], text[line_end + 1 : next_end if next_end >= 0 else len(text)]
+    if line.count("|") >= 2:
+        return _MARKDOWN_RULE.match(below) is not None
+    tabs = line.count("\t")
+    return bool(tabs) and below.count("\t") == tabs and not _DIGIT.search(line) and bool(_DIGIT.search(below))

@@ -446,6 +446,8 @@ class _Proposes:
         ("Mark the site with an arrow above the knee", "Mark"),  # a sentence's first word, a verb told
         ("Home now. Jack the bed up 30 degrees please", "Jack"),
         ("zhe ge hanbao jiao Big Mac, hen hao chi", "Mac"),  # a thing's name after an everyday word
+        ("Meds\n| Bed | Name | Qty |\n|---|---|---|\n| 3 | Chidi | 2 |", "Qty"),  # a header row's cell
+        ("Visits:\nSlot\tVisitor\tPatient\n14:00\tCarol\tJim Ross", "Visitor"),
     ],
 )
 def test_what_the_model_proposes_that_is_no_name(
@@ -466,6 +468,8 @@ def test_what_the_model_proposes_that_is_no_name(
         ("Please tell Mark the results today", "Mark"),  # not a sentence's first word
         ("I saw Auntie Mabel at the clinic", "Mabel"),  # a relative's title before a name
         ("Bill from the pharmacy says it is ready", "Bill"),
+        ("| Bed | Name | Qty |\n|---|---|---|\n| 3 | Chidi | 2 |", "Chidi"),  # a data row's cell
+        ("Slot\tVisitor\tPatient\n14:00\tCarol\tJim Ross", "Carol"),
     ],
 )
 def test_names_beside_those_words_stay(monkeypatch: pytest.MonkeyPatch, text: str, span: str) -> None:
