@@ -29,9 +29,15 @@ _NUMBER_WORD = (
     r"(?:zero|oh|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen"
     r"|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|hundred)"
 )
-_HOUSE_NUMBER = rf"(?:\d{{1,6}}|(?i:{_NUMBER_WORD}(?:[ -](?:and )?{_NUMBER_WORD}){{1,3}}))"
+# (a flat before the house as Australia writes it, "4/22"; a lettered house, "12A")
+_HOUSE_NUMBER = (
+    r"(?:(?:\d{1,4}[A-Za-z]?/)?\d{1,6}[A-Za-z]?"
+    rf"|(?i:{_NUMBER_WORD}(?:[ -](?:and )?{_NUMBER_WORD}){{1,3}}))"
+)
+# a street's name: capitalised words, a compass point and an ordinal ("W 57th")
+_STREET_NAME = r"(?:(?:[A-Z][A-Za-z'-]+\.?|[NSEW]\.?|[NS][EW]|\d{1,3}(?:st|nd|rd|th))\s+){1,4}"
 _ADDR_EN = rx(
-    rf"\b{_HOUSE_NUMBER}\s+(?:[A-Z][A-Za-z'-]+\.?\s+){{1,4}}{_STREET}\b\.?"
+    rf"\b{_HOUSE_NUMBER}\s+{_STREET_NAME}{_STREET}\b\.?"
     # a numbered road ("County Rd 14"), then the flat
     r"(?:\s+\d{1,4}\b(?![.:]\d))?"
     rf"(?:,?\s+(?i:apt|apartment|unit|suite|ste|flat|room|#)\.?\s*#?(?:[A-Za-z0-9-]+|{_NUMBER_WORD}))?"
@@ -58,7 +64,20 @@ _ADDR_ROUTE_FIRST = rx(
     rf"(?:[A-ZÀ-Þ][\w'’-]*\s?){{1,4}}" + _TOWN,
     literals=frozenset(f" {w} " for w in _ROUTE_FIRST),
 )
-_PO_BOX = rx(r"\bP\.?\s?O\.?\s+Box\s+\d+\b", I)
+# the street word first and the number after, as in Spain, Italy, Portugal and Malaysia ("Calle Mayor 5",
+# "Via Roma 12", "Rua Augusta 100"); a Vietnamese house and its district ("14 Nguyen Hue, District 1")
+_ROUTE_THEN_NUMBER = ("Calle", "Avenida", "Via", "Viale", "Rua", "Carrer", "Paseo", "Jalan")
+_ADDR_NUMBER_LAST = rx(
+    rf"\b(?:{'|'.join(_ROUTE_THEN_NUMBER)})\s+(?:(?:de|del|la|dos|das|do|da|di)\s+)*(?:[A-ZÀ-Þ][a-zà-ÿ'’-]+\s+){{1,4}}"
+    r"\d{1,5}\b(?![.:/]\d)",
+    literals=frozenset(f"{w.lower()} " for w in _ROUTE_THEN_NUMBER),
+)
+_ADDR_DISTRICT = rx(
+    r"\b\d{1,5}[A-Za-z]?\s+(?:[A-ZÀ-Ỹ][\wÀ-ỹ'’-]*\s+){1,4}?[A-ZÀ-Ỹ][\wÀ-ỹ'’-]*,\s+"
+    r"(?:District|Quận|Quan|Phường|Phuong)\s+\d{1,2}\b",
+    literals=frozenset(("district ", "quận ", "quan ", "phường ", "phuong ")),
+)
+_PO_BOX = rx(r"\b(?:G?P\.?\s?O\.?|R\.?R\.?\s*\d{1,3})\s+Box\s+\d+\b", I, literals=frozenset((" box ",)))
 # anchored on "<road>123号"; the district/city prefix is gathered backwards in code (a leading lazy
 # prefix in the regex would be retried at every Chinese character)
 # a house number in digits, or in Chinese numerals as a voice transcript writes it ("科华北路六十五号二栋
@@ -94,6 +113,35 @@ _ZH_DISTRICT = re.compile(r"[\u4e00-\u9fa5]{1,6}?(?:省|市|区|县|镇|乡)(?=[
 _ZH_NOT_HOME = re.compile(r"院|医|诊|病|科|校|学|中心|公司|单位|酒店|宾馆|商场")
 # "住在心内科三病区12床" is a ward and a bed, no home
 _ZH_WARD = re.compile(r"床|病区|病房|科|监护室|icu|ICU")
+# a home written from the flat outwards ("Flat 5B, 12/F, Tower 2, Taikoo Shing", "Room 1203, Building 5,
+# Jinqiao Garden", "Unit 3, 17 Kingsway", "Block C-12-3, Pangsapuri Seri Mas", "Lot 5, Kampung Baru"): the
+# flat, then parts that only an address has - a floor, a tower, a numbered house, an estate - and the
+# capitalised names after them; a hospital's room is no home
+_UNIT = rx(
+    r"\b(?:Flat|Unit|Apt\.?|Apartment|Suite|Room|Rm\.?|Block|Blk\.?|Lot)\s+#?[A-Z0-9][\w-]{0,8}\b",
+    literals=frozenset(
+        f"{w} " for w in ("flat", "unit", "apt", "apartment", "suite", "room", "rm", "block", "blk", "lot")
+    ),
+    prefix=True,
+)
+_UNIT_PART = re.compile(
+    r",?\s+(?:(?P<floor>\d{1,3}/F|\d{1,3}(?:st|nd|rd|th)\s+(?i:floor)|(?i:floor|level)\s+\d{1,3}"
+    r"|(?:Tower|Building|Bldg|Block|Blk|Wing|Phase)\s+[A-Z0-9][\w-]{0,5})"
+    # a numbered house, not a count ("30 Capsules"), an estate, a Malay kampung or taman
+    r"|(?P<home>\d{1,5}[A-Za-z]?\s+(?!(?i:tablets?|capsules?|caps|vials?|doses?|patients?|beds?|units?|packs?"
+    r"|boxes|bottles?|days?|weeks?|months?|years?|hours?|minutes?|mg|ml|mcg)\b)[A-Z][\w'’-]+(?:\s+[A-Z][\w'’-]+){0,3}"
+    r"|(?:[A-Z][\w'’-]+\s+){0,3}(?:Gardens?|Estate|Mansions?|Court|Heights|Villas?|Residences?|Apartments"
+    r"|Condominium|Village)"
+    r"|(?:Pangsapuri|Taman|Kampung|Kg\.?|Lorong|Persiaran|Desa|Bandar)\s+[A-Z][\w'’-]+(?:\s+[A-Z][\w'’-]+){0,3})"
+    r"|(?P<name>[A-Z][\w'’-]+(?:\s+[A-Z][\w'’-]+){0,2}))\b"
+)
+# a hospital's or an office's room, floor and block are no home
+_NOT_HOME = re.compile(
+    r"(?i:hospital|clinic|centre|center|medical|ward|surgery|pharmacy|school|university|office|hotel|department"
+    r"|outpatient|inpatient|theatre|laborator)"
+)
+# (a room or a block with a floor is a hospital's as often: those need a home's part)
+_FLOOR_ENOUGH = ("flat", "unit", "apt", "apartment", "lot")
 _ADDR_ZH2 = rx(
     r"[\u4e00-\u9fa5]{2,8}(?:小区|花园|公寓|大厦|家园|新村|苑)\d+(?:号楼|栋|幢|座)(?:\d+单元)?(?:\d+室?)?"
 )
@@ -119,8 +167,21 @@ _STREET_OR_POSTCODE = re.compile(
 )
 
 
+def _flat_outwards(text: str, hits: Hits) -> Iterator[Span]:
+    for m in run(_UNIT, text, hits):
+        end, placed, home = m.end(), False, False
+        while (part := _UNIT_PART.match(text, end)) is not None:
+            if part.group("name") is not None and not placed:
+                break  # a name is the address's only after a part that places it
+            placed, home, end = True, home or part.group("home") is not None, part.end()
+        lead = m.group().split()[0].lower().rstrip(".")
+        if (home or (placed and lead in _FLOOR_ENOUGH)) and not _NOT_HOME.search(text, m.start(), end + 40):
+            yield m.start(), end, "ADDRESS"
+
+
 def addresses(text: str, hits: Hits) -> Iterator[Span]:
-    for pat in (_ADDR_EN, _ADDR_ROUTE_FIRST, _PO_BOX):
+    yield from _flat_outwards(text, hits)
+    for pat in (_ADDR_EN, _ADDR_ROUTE_FIRST, _ADDR_NUMBER_LAST, _ADDR_DISTRICT, _PO_BOX):
         for m in run(pat, text, hits):
             yield m.start(), m.end(), "ADDRESS"
     for m in run(_ADDR_ZH, text, hits):

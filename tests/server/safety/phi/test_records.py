@@ -192,6 +192,18 @@ def test_acronyms_and_words_after_a_relation_are_no_names(text: str) -> None:
         ("She lives at 1523 S Euclid St, Anaheim CA 92802. Her BP is high.", "1523 S Euclid St", "ADDRESS"),
         ("他住 Blk 123 Ang Mo Kio Ave 3 #08-1234 Singapore 560123，出院了", "Ang Mo Kio", "ADDRESS"),
         ("wohnhaft Hauptstraße 12, 80331 München. Question: statin?", "Hauptstraße 12", "ADDRESS"),
+        # a home written from the flat outwards, with no street word or no word that gives it
+        ("send the forms to Flat 5B, 12/F, Tower 2, Taikoo Shing please", "Taikoo Shing", "ADDRESS"),
+        ("Room 1203, Building 5, Jinqiao Garden, Pudong. Is it far?", "Jinqiao Garden", "ADDRESS"),
+        ("we are at Unit 3, 17 Kingsway, Cardiff", "17 Kingsway", "ADDRESS"),
+        ("Block C-12-3, Pangsapuri Seri Mas, Cheras", "Pangsapuri Seri Mas", "ADDRESS"),
+        ("Lot 5, Kampung Baru Sungai Buloh, 47000 Selangor", "Kampung Baru", "ADDRESS"),
+        # a flat before the house, a compass point and an ordinal, the number after the street, a district
+        ("she's at 4/22 Smith Street, Fitzroy VIC 3065", "4/22 Smith Street", "ADDRESS"),
+        ("Apt 4B, 225 W 57th St, New York, NY 10019", "225 W 57th St", "ADDRESS"),
+        ("mi madre vive en Calle Mayor 5, Madrid", "Calle Mayor 5", "ADDRESS"),
+        ("bà ở 14 Nguyen Hue, District 1, TP HCM", "14 Nguyen Hue", "ADDRESS"),
+        ("RR 2 Box 45, Moose Jaw SK", "RR 2 Box 45", "ADDRESS"),
         # any country's number after its own name
         ("My father, CNIC 35202-1234567-1, had an angiography", "35202-1234567-1", "NATIONAL_ID"),
         ("Emirates ID 784-1990-1234567-1. Emergency contact", "784-1990-1234567-1", "NATIONAL_ID"),
@@ -214,6 +226,12 @@ def test_fields_residences_and_named_numbers(
         "ISBN 9780123456789 is the textbook",
         "NDC 0002-1433-80 is on the box",
         "地址：医院门诊楼三楼",
+        # a hospital's rooms and blocks, a medicine's lot, a trial's block, a letter sent via a service
+        "Please come to Room 3, Level 2, Outpatients Building",
+        "Room 12, 3/F, Block A, Queen Mary Hospital",
+        "Lot A123, 20 Tablets of Augmentin, expiry 2027",
+        "Block 5, Week 3 of the trial went well",
+        "sent via Royal Mail 2 days ago",
     ],
 )
 def test_words_and_codes_that_are_no_identifiers_pass(engine: SafetyEngine, text: str) -> None:
