@@ -90,9 +90,9 @@ def model_names(text: str, hits: Hits | None = None) -> Iterator[Span]:
     given name alone after "I'm" is none, as for the rules. Nor is a title's, a relative's or a greeting's
     word alone ("Encik", "Mam"), a weekday's or month's short form beside a date ("5 Nov", "Mon - Grace,
     Tue - Kwame"), a sentence's first word before an object ("Mark the site": a verb told) or a word after an
-    everyday capitalised one mid-sentence ("jiao Big Mac": a thing's name), nor a cell of a table's header
-    row ("| Bed | Name | Qty |"). (A finder like the others; the model reads every text, so `hits` is not
-    needed.)"""
+    everyday capitalised one mid-sentence ("jiao Big Mac": a thing's name), a hyphened pair of everyday
+    words ("Pack-size"), nor a cell of a table's header row ("| Bed | Name | Qty |"). (A finder like the
+    others; the model reads every text, so `hits` is not needed.)"""
     model = name_model.load()
     for start, end, entity in model.find(text):
         name = text[start:end]
@@ -118,16 +118,17 @@ def model_names(text: str, hits: Hits | None = None) -> Iterator[Span]:
                 or (familiar and text[max(0, start - 2) : start] in ("我叫", "我是", "叫我"))
             ):
                 continue
-        elif _latin_veto(text, start, end, model.common):
+        elif _latin_veto(text, start, end, model):
             continue
         if _header_row(text, start):
             continue
         yield start, end, entity
 
 
-def _latin_veto(text: str, start: int, end: int, common: frozenset[str]) -> bool:
+def _latin_veto(text: str, start: int, end: int, model: name_model.NameModel) -> bool:
     words = [w.lower().strip(".,").replace("’", "'").removesuffix("'s") for w in text[start:end].split()]
     one = len(words) == 1
+    common = model.common
     return bool(
         any(w in _NOT_NAMES and (w not in _MONTHS or one) for w in words)
         or _NOT_PATIENT_BEFORE.search(text, max(0, start - 40), start)
@@ -143,7 +144,15 @@ def _latin_veto(text: str, start: int, end: int, common: frozenset[str]) -> bool
             and _SENTENCE_START.search(text[max(0, start - 4) : start])
         )
         or _EPONYM_AFTER.match(text, end)
+        or (one and _joined_words(words[0], common, model.chars.known if model.chars else frozenset()))
     )
+
+
+def _joined_words(word: str, common: frozenset[str], known: frozenset[str]) -> bool:
+    """A hyphened word made of everyday words ("Pack-size", "Self-care", "Long-term"), not of names
+    ("Mary-Kate", "Seo-yeon")."""
+    parts = word.split("-")
+    return len(parts) > 1 and all(p in common or p in known for p in parts) and any(p in known for p in parts)
 
 
 def _header_row(text: str, start: int) -> bool:

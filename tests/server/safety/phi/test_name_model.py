@@ -423,10 +423,10 @@ def test_the_baby_is_no_ones_name() -> None:
 
 class _Proposes:
     """A stand-in for the shipped model that proposes one span, so that model_names' exclusions are what is
-    under test (the real model's common words)."""
+    under test (the real model's common and ordinary words)."""
 
-    def __init__(self, span: str, common: frozenset[str]) -> None:
-        self.span, self.common = span, common
+    def __init__(self, span: str, model: NameModel) -> None:
+        self.span, self.common, self.chars = span, model.common, model.chars
 
     def find(self, text: str) -> list[tuple[int, int, str]]:
         start = text.index(self.span)
@@ -446,6 +446,7 @@ class _Proposes:
         ("Mark the site with an arrow above the knee", "Mark"),  # a sentence's first word, a verb told
         ("Home now. Jack the bed up 30 degrees please", "Jack"),
         ("zhe ge hanbao jiao Big Mac, hen hao chi", "Mac"),  # a thing's name after an everyday word
+        ("Pack-size limits on paracetamol cut overdoses", "Pack-size"),  # a hyphened pair of everyday words
         ("Meds\n| Bed | Name | Qty |\n|---|---|---|\n| 3 | Chidi | 2 |", "Qty"),  # a header row's cell
         ("Visits:\nSlot\tVisitor\tPatient\n14:00\tCarol\tJim Ross", "Visitor"),
     ],
@@ -453,7 +454,7 @@ class _Proposes:
 def test_what_the_model_proposes_that_is_no_name(
     monkeypatch: pytest.MonkeyPatch, text: str, span: str
 ) -> None:
-    stub = _Proposes(span, name_model.load().common)
+    stub = _Proposes(span, name_model.load())
     monkeypatch.setattr(name_model, "load", lambda: stub)
     assert list(name_vetoes.model_names(text)) == []
 
@@ -468,11 +469,12 @@ def test_what_the_model_proposes_that_is_no_name(
         ("Please tell Mark the results today", "Mark"),  # not a sentence's first word
         ("I saw Auntie Mabel at the clinic", "Mabel"),  # a relative's title before a name
         ("Bill from the pharmacy says it is ready", "Bill"),
+        ("Mary-Kate rang about the appointment", "Mary-Kate"),
         ("| Bed | Name | Qty |\n|---|---|---|\n| 3 | Chidi | 2 |", "Chidi"),  # a data row's cell
         ("Slot\tVisitor\tPatient\n14:00\tCarol\tJim Ross", "Carol"),
     ],
 )
 def test_names_beside_those_words_stay(monkeypatch: pytest.MonkeyPatch, text: str, span: str) -> None:
-    stub = _Proposes(span, name_model.load().common)
+    stub = _Proposes(span, name_model.load())
     monkeypatch.setattr(name_model, "load", lambda: stub)
     assert [text[a:b] for a, b, _ in name_vetoes.model_names(text)] == [span]
