@@ -62,6 +62,7 @@ UNTUNED: tuple[str, ...] = (
     "fresh24",
     "fresh25",
     "fresh26",
+    "fresh27",
 )
 # Benign cases that fire by design, with the reason. They count in every reported rate; the regression test
 # (tests/server/safety/test_eval_goals.py) holds the remaining false positives to the goal and fails on any
