@@ -77,7 +77,7 @@ _SELF_INTRO = re.compile(r"(?i:\b(?:i'm|i’m|i am|im)\s+)$")
 _SENTENCE_START = re.compile(r"(?:^|[.!?\n]\s*|^[\"'“‘(*-]+)$")
 _IMPERATIVE_OBJECT = re.compile(r"\s+(?:the|a|an|your|this|that|these|those|it|up|off|out)\b")
 # the capitalised word before a name, mid-sentence: an everyday word there makes the two a thing's name ("jiao
-# Big Mac", "on Rowan Ward"), unless it is a title or a relative's word ("Auntie May")
+# Big Mac"), unless it is a title or a relative's word ("Auntie May")
 _WORD_BEFORE = re.compile(r"[^\s.!?:;\n] ([A-Z][a-z]+) $")
 _CJK_START = re.compile("[\u4e00-\u9fff]")
 _MARKDOWN_RULE = re.compile(r"\s*\|?\s*:?-{3,}")
