@@ -138,9 +138,18 @@ class NameModel:
         self._found.clear()
 
     def _find(self, text: str) -> list[Span]:
-        return sorted(
-            (start, end, "PERSON") for score, start, end, zh in self.ranked(text) if score > self.line(zh)
-        )
+        # only the candidates above their line are sorted and taken (the input rails' hot path); ranked()
+        # takes every candidate for the trainer, and cut at a line gives the same names
+        scored = [
+            (s, start, end) for start, end, feats in self.candidates(text)
+            if (s := self.score(feats)) > self.line(feats[0] in _ZH_BIASES)
+        ]  # fmt: skip
+        scored.sort(key=lambda x: (-x[0], x[1]))
+        taken: list[Span] = []
+        for _, start, end in scored:
+            if all(end <= a or start >= b for a, b, _ in taken):
+                taken.append((start, end, "PERSON"))
+        return sorted(taken)
 
     def line(self, zh: bool) -> float:
         """The threshold of a Chinese (surname's, familiar name's) or a Latin candidate."""
